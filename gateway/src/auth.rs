@@ -1,0 +1,289 @@
+//! Login: `ACCESS_KEY_ID/bucket` as the user, the secret key as the password (the OSS-FTP
+//! convention). A login is accepted only after one cheap call on the bucket (ListObjectsV2,
+//! one key) proves the key can read it; a refusal says which part was wrong. For AWS without
+//! a configured region, the bucket's region comes from the reply and the call is retried.
+//!
+//! libunftp's authenticator returns only a name, so each connection gets its own
+//! authenticator and user-detail provider sharing a one-slot hand-off: the authenticator puts
+//! the session's S3 client there, the provider takes it.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use unftp_core::auth::{
+    AuthenticationError, Authenticator, ChannelEncryptionState, Credentials, Principal,
+    UserDetailError, UserDetailProvider,
+};
+
+use crate::control_tap::ControlTap;
+use crate::error::Failure;
+use crate::events::{Event, EventBus, SessionId};
+use crate::s3::ClientFactory;
+use crate::s3::error::{bucket_region_hint, classify};
+use crate::storage::S3User;
+
+/// A parsed login name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Login {
+    /// The access key id.
+    pub access_key: String,
+    /// The bucket.
+    pub bucket: String,
+}
+
+/// Why a login name is malformed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoginError {
+    /// No `/` between key and bucket.
+    #[error("user name must be ACCESS_KEY_ID/bucket")]
+    NoBucket,
+    /// The bucket name breaks S3's naming rules.
+    #[error("{0:?} is not a valid bucket name")]
+    BadBucket(String),
+    /// The access key id is empty or has spaces or control characters.
+    #[error("the access key id is empty or malformed")]
+    BadKey,
+}
+
+/// Parses `AK/bucket` (a trailing `/` is allowed). Pure.
+pub fn parse_login(user: &str) -> Result<Login, LoginError> {
+    let user = user.trim();
+    let (ak, bucket) = user.split_once('/').ok_or(LoginError::NoBucket)?;
+    let bucket = bucket.strip_suffix('/').unwrap_or(bucket);
+    if ak.is_empty() || ak.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(LoginError::BadKey);
+    }
+    if bucket.is_empty() {
+        return Err(LoginError::NoBucket);
+    }
+    let valid_chars = bucket
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.' || c == '_');
+    let edges_ok = bucket.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && bucket.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if !(3..=63).contains(&bucket.len()) || !valid_chars || !edges_ok || bucket.contains("..") {
+        return Err(LoginError::BadBucket(bucket.to_owned()));
+    }
+    Ok(Login {
+        access_key: ak.to_owned(),
+        bucket: bucket.to_owned(),
+    })
+}
+
+/// The text a refused login shows, by cause.
+pub fn refusal_text(f: &Failure, login: &Login) -> String {
+    match f {
+        Failure::InvalidAccessKey => format!(
+            "access key id {} is not known to the storage service",
+            login.access_key
+        ),
+        Failure::BadSecret => "wrong secret key (password) for this access key id".to_owned(),
+        Failure::NoSuchBucket => format!("bucket {} does not exist", login.bucket),
+        Failure::AccessDenied => format!("this key may not list bucket {}", login.bucket),
+        other => format!("cannot reach bucket {}: {other}", login.bucket),
+    }
+}
+
+/// Per-connection facts the authenticator and the backend need.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    /// The session id.
+    pub session: SessionId,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The duplicate control-socket handle.
+    pub tap: Arc<ControlTap>,
+    /// Event sink.
+    pub events: EventBus,
+}
+
+/// The one-slot hand-off between authenticator and user-detail provider.
+pub type UserSlot = Arc<Mutex<Option<S3User>>>;
+
+/// Checks `AK/bucket` + secret against the store.
+#[derive(Debug)]
+pub struct S3Authenticator {
+    factory: ClientFactory,
+    conn: Connection,
+    slot: UserSlot,
+}
+
+impl S3Authenticator {
+    /// An authenticator for one connection.
+    pub fn new(factory: ClientFactory, conn: Connection, slot: UserSlot) -> Self {
+        Self {
+            factory,
+            conn,
+            slot,
+        }
+    }
+
+    async fn probe(&self, login: &Login, secret: &str) -> Result<S3User, Failure> {
+        let mut region: Option<String> = None;
+        for _attempt in 0..2 {
+            let client = self
+                .factory
+                .client(&login.access_key, secret, region.as_deref());
+            let r = client
+                .list_objects_v2()
+                .bucket(&login.bucket)
+                .max_keys(1)
+                .send()
+                .await;
+            match r {
+                Ok(_) => {
+                    return Ok(S3User {
+                        name: format!("{}/{}", login.access_key, login.bucket),
+                        bucket: login.bucket.clone(),
+                        client,
+                    });
+                }
+                Err(e) => {
+                    let f = classify(&e);
+                    let hint = bucket_region_hint(&e);
+                    let can_retry = self.factory.resolved().discover_region && region.is_none();
+                    match (hint, can_retry) {
+                        (Some(h), true) if !matches!(f, Failure::InvalidAccessKey) => {
+                            tracing::info!(bucket = %login.bucket, region = %h, "bucket lives in another region; retrying there");
+                            region = Some(h);
+                        }
+                        _ => return Err(f),
+                    }
+                }
+            }
+        }
+        Err(Failure::WrongRegion(region.unwrap_or_default()))
+    }
+
+    fn refuse(&self, username: &str, reason: String) -> AuthenticationError {
+        tracing::info!(session = self.conn.session, user = %username, %reason, "login refused");
+        self.conn.events.send(Event::LoginFailed {
+            session: self.conn.session,
+            user: username.to_owned(),
+            reason: reason.clone(),
+        });
+        self.conn.tap.explain(530, &reason);
+        AuthenticationError::new(reason)
+    }
+}
+
+#[async_trait]
+impl Authenticator for S3Authenticator {
+    async fn authenticate(
+        &self,
+        username: &str,
+        creds: &Credentials,
+    ) -> Result<Principal, AuthenticationError> {
+        self.conn
+            .tap
+            .set_tls(creds.command_channel_security == ChannelEncryptionState::Tls);
+        let login = match parse_login(username) {
+            Ok(l) => l,
+            Err(e) => return Err(self.refuse(username, e.to_string())),
+        };
+        let secret = match creds.password.as_deref() {
+            Some(s) if !s.is_empty() => s,
+            _ => return Err(self.refuse(username, "the password (secret key) is empty".into())),
+        };
+        match self.probe(&login, secret).await {
+            Ok(user) => {
+                if let Ok(mut slot) = self.slot.lock() {
+                    *slot = Some(user);
+                }
+                tracing::info!(session = self.conn.session, user = %username, peer = %self.conn.peer, "logged in");
+                self.conn.events.send(Event::LoggedIn {
+                    session: self.conn.session,
+                    user: username.to_owned(),
+                });
+                Ok(Principal {
+                    username: username.to_owned(),
+                })
+            }
+            Err(f) => Err(self.refuse(username, refusal_text(&f, &login))),
+        }
+    }
+}
+
+/// Hands the authenticated session's user to libunftp.
+#[derive(Debug)]
+pub struct SlotUserProvider {
+    slot: UserSlot,
+}
+
+impl SlotUserProvider {
+    /// A provider reading `slot`.
+    pub fn new(slot: UserSlot) -> Self {
+        Self { slot }
+    }
+}
+
+#[async_trait]
+impl UserDetailProvider for SlotUserProvider {
+    type User = S3User;
+
+    async fn provide_user_detail(&self, principal: &Principal) -> Result<S3User, UserDetailError> {
+        let taken = self.slot.lock().ok().and_then(|mut s| s.take());
+        taken.ok_or_else(|| UserDetailError::UserNotFound {
+            username: principal.username.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_table() {
+        let ok = |u: &str, ak: &str, b: &str| {
+            assert_eq!(
+                parse_login(u),
+                Ok(Login {
+                    access_key: ak.into(),
+                    bucket: b.into()
+                }),
+                "{u}"
+            )
+        };
+        ok("AKIA123/my-bucket", "AKIA123", "my-bucket");
+        ok(" AK/bucket.v2/ ", "AK", "bucket.v2");
+        ok("LTAI5t/oss_bucket1", "LTAI5t", "oss_bucket1");
+        assert_eq!(parse_login("AKIA123"), Err(LoginError::NoBucket));
+        assert_eq!(parse_login("AK/"), Err(LoginError::NoBucket));
+        assert_eq!(parse_login("/bucket"), Err(LoginError::BadKey));
+        assert_eq!(parse_login("A K/bucket"), Err(LoginError::BadKey));
+        assert!(matches!(
+            parse_login("AK/Bucket"),
+            Err(LoginError::BadBucket(_))
+        ));
+        assert!(matches!(
+            parse_login("AK/ab"),
+            Err(LoginError::BadBucket(_))
+        ));
+        assert!(matches!(
+            parse_login("AK/a/b"),
+            Err(LoginError::BadBucket(_))
+        ));
+        assert!(matches!(
+            parse_login("AK/-abc"),
+            Err(LoginError::BadBucket(_))
+        ));
+        assert!(matches!(
+            parse_login("AK/a..b"),
+            Err(LoginError::BadBucket(_))
+        ));
+    }
+
+    #[test]
+    fn refusals_say_which_part_is_wrong() {
+        let l = Login {
+            access_key: "AK1".into(),
+            bucket: "bkt".into(),
+        };
+        assert!(refusal_text(&Failure::BadSecret, &l).contains("wrong secret"));
+        assert!(refusal_text(&Failure::NoSuchBucket, &l).contains("bucket bkt does not exist"));
+        assert!(refusal_text(&Failure::InvalidAccessKey, &l).contains("AK1"));
+        assert!(refusal_text(&Failure::AccessDenied, &l).contains("may not list"));
+    }
+}

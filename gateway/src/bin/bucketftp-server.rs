@@ -1,0 +1,201 @@
+//! `bucketftp-server`: the headless gateway. With `--endpoint` or `--provider` it serves a
+//! real object store; with neither it serves a local bucket kept in a folder on this machine
+//! through an embedded S3 server, so it works with no cloud account.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use gateway::config::{parse_port_range, parse_size};
+use gateway::{Addressing, Gateway, GatewayConfig, Provider, S3Settings, TransferLimits};
+
+/// An FTP server on 127.0.0.1 bridged to S3-compatible object storage.
+///
+/// Log in with user `ACCESS_KEY_ID/bucket` and the secret key as password.
+#[derive(Debug, Parser)]
+#[command(name = "bucketftp-server", version)]
+struct Cli {
+    /// FTP listen address.
+    #[arg(long, default_value = "127.0.0.1:2048")]
+    listen: SocketAddr,
+    /// Allow listening on an address other than loopback.
+    #[arg(long)]
+    allow_remote: bool,
+    /// S3 endpoint URL (e.g. http://127.0.0.1:9000).
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// Signing region (found automatically for AWS when omitted).
+    #[arg(long)]
+    region: Option<String>,
+    /// Provider preset: aws, oss, cos, qingstor, r2, minio, b2, wasabi, custom.
+    #[arg(long)]
+    provider: Option<Provider>,
+    /// Path-style bucket addressing (https://endpoint/bucket/key).
+    #[arg(long, conflicts_with = "virtual_host")]
+    path_style: bool,
+    /// Virtual-host bucket addressing (https://bucket.endpoint/key).
+    #[arg(long)]
+    virtual_host: bool,
+    /// Passive data port range.
+    #[arg(long, value_parser = parse_port_range, default_value = "49152-65534")]
+    passive_ports: std::ops::RangeInclusive<u16>,
+    /// Multipart part size (at least 5MiB).
+    #[arg(long, value_parser = parse_size, default_value = "8MiB")]
+    part_size: usize,
+    /// Parts uploading at once per upload.
+    #[arg(long, default_value_t = 4)]
+    parts_in_flight: usize,
+    /// Memory for part buffers across all sessions.
+    #[arg(long, value_parser = parse_size, default_value = "512MiB")]
+    memory_limit: usize,
+    /// Seconds a session may stay idle.
+    #[arg(long, default_value_t = 600)]
+    idle_timeout: u64,
+    /// Folder of the local bucket (default: the app's data folder).
+    #[arg(long)]
+    local: Option<PathBuf>,
+    /// Name of the local bucket.
+    #[arg(long, default_value = "local")]
+    local_bucket: String,
+    /// Log level: error, warn, info, debug, trace (or a RUST_LOG filter).
+    #[arg(long, default_value = "info")]
+    log_level: String,
+}
+
+fn init_logging(level: &str) {
+    // The embedded store logs refused requests (a wrong password) as errors: keep it quiet
+    // unless asked for detail.
+    let quiet_store = if matches!(level, "debug" | "trace") {
+        ""
+    } else {
+        ",s3s=off"
+    };
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| format!("{level}{quiet_store}"));
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn data_dir() -> Result<PathBuf> {
+    let dirs = directories::ProjectDirs::from("", "", "BucketFTP")
+        .context("cannot find a data folder for this user; pass --local DIR")?;
+    Ok(dirs.data_dir().join("local-store"))
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    init_logging(&cli.log_level);
+
+    if !cli.listen.ip().is_loopback() {
+        if !cli.allow_remote {
+            bail!(
+                "refusing to listen on {} (not loopback) without --allow-remote: anyone who can reach it can try logins",
+                cli.listen
+            );
+        }
+        tracing::warn!(listen = %cli.listen, "listening on a non-loopback address");
+    }
+
+    let mut local_store = None;
+    let mut local_login = None;
+    let s3 = if cli.endpoint.is_none() && cli.provider.is_none() {
+        let root = match &cli.local {
+            Some(d) => d.clone(),
+            None => data_dir()?,
+        };
+        std::fs::create_dir_all(&root)
+            .with_context(|| format!("cannot create {}", root.display()))?;
+        let (ak, sk) = localstore::load_or_create_credentials(&root)
+            .with_context(|| format!("cannot keep local credentials in {}", root.display()))?;
+        let store = localstore::LocalStore::start(localstore::LocalStoreConfig {
+            root: root.clone(),
+            access_key: ak.clone(),
+            secret_key: sk.clone(),
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+        })
+        .await
+        .context("cannot start the local store")?;
+        store
+            .ensure_bucket(&cli.local_bucket)
+            .with_context(|| format!("cannot create local bucket {:?}", cli.local_bucket))?;
+        println!(
+            "Local bucket \"{}\" stored in {} (embedded S3 endpoint {})",
+            cli.local_bucket,
+            root.join(&cli.local_bucket).display(),
+            store.endpoint()
+        );
+        let settings = S3Settings::custom(store.endpoint(), store.region());
+        local_login = Some((format!("{ak}/{}", cli.local_bucket), sk));
+        local_store = Some(store);
+        settings
+    } else {
+        S3Settings {
+            provider: cli.provider.unwrap_or(Provider::Custom),
+            endpoint: cli.endpoint.clone(),
+            region: cli.region.clone(),
+            addressing: if cli.path_style {
+                Some(Addressing::Path)
+            } else if cli.virtual_host {
+                Some(Addressing::VirtualHost)
+            } else {
+                None
+            },
+        }
+    };
+
+    let config = GatewayConfig {
+        listen: cli.listen,
+        s3,
+        passive_ports: cli.passive_ports.clone(),
+        limits: TransferLimits {
+            part_size: cli.part_size,
+            parts_in_flight: cli.parts_in_flight,
+            memory_limit: cli.memory_limit,
+        },
+        idle_timeout: Duration::from_secs(cli.idle_timeout),
+    };
+    let handle = Gateway::start(config).await?;
+    println!("BucketFTP listening on {}", handle.local_addr());
+    if let Some((user, password)) = &local_login {
+        // The local store's own credential: printing it is how a newcomer learns the login.
+        println!("FTP login: user \"{user}\" password \"{password}\"");
+    } else {
+        println!("FTP login: user \"ACCESS_KEY_ID/bucket\", password: the secret key");
+    }
+
+    shutdown_signal().await;
+    eprintln!("stopping: finishing running transfers (up to 30 s)");
+    handle.stop(Duration::from_secs(30)).await;
+    if let Some(store) = local_store {
+        store.stop().await;
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

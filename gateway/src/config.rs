@@ -1,0 +1,105 @@
+//! The gateway's configuration and the pure parsers the command line and settings use
+//! (sizes like `8MiB`, port ranges like `50000-50100`).
+
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+use crate::s3::S3Settings;
+use crate::storage::upload::TransferLimits;
+
+/// Everything `Gateway::start` needs.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// FTP listen address (`127.0.0.1:2048` by default).
+    pub listen: SocketAddr,
+    /// Where the buckets are.
+    pub s3: S3Settings,
+    /// Passive data ports.
+    pub passive_ports: RangeInclusive<u16>,
+    /// Part size, parallelism and memory limit.
+    pub limits: TransferLimits,
+    /// Idle time before a session is closed.
+    pub idle_timeout: Duration,
+}
+
+impl GatewayConfig {
+    /// Defaults around the given S3 settings.
+    pub fn new(s3: S3Settings) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 2048)),
+            s3,
+            passive_ports: 49152..=65534,
+            limits: TransferLimits::default(),
+            idle_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Parses a byte size: `8388608`, `8MiB`, `8M`, `512k`, `1GiB`, `1.5MiB`.
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().map_err(|_| format!("{text:?} is not a size"))?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" | "kib" => 1024.0,
+        "m" | "mb" | "mib" => 1024.0 * 1024.0,
+        "g" | "gb" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        other => return Err(format!("unknown size unit {other:?} in {text:?}")),
+    };
+    let bytes = n * mult;
+    if !bytes.is_finite() || bytes < 0.0 || bytes > usize::MAX as f64 {
+        return Err(format!("{text:?} is out of range"));
+    }
+    Ok(bytes as usize)
+}
+
+/// Parses a port range `A-B` (or a single port).
+pub fn parse_port_range(text: &str) -> Result<RangeInclusive<u16>, String> {
+    let (a, b) = match text.split_once('-') {
+        Some((a, b)) => (a.trim(), b.trim()),
+        None => (text.trim(), text.trim()),
+    };
+    let a: u16 = a
+        .parse()
+        .map_err(|_| format!("{text:?} is not a port range like 50000-50100"))?;
+    let b: u16 = b
+        .parse()
+        .map_err(|_| format!("{text:?} is not a port range like 50000-50100"))?;
+    if a == 0 || a > b {
+        return Err(format!(
+            "{text:?}: the first port must be between 1 and the last"
+        ));
+    }
+    Ok(a..=b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("8MiB"), Ok(8 * 1024 * 1024));
+        assert_eq!(parse_size("8m"), Ok(8 * 1024 * 1024));
+        assert_eq!(parse_size("512k"), Ok(512 * 1024));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("1.5MiB"), Ok(1572864));
+        assert_eq!(parse_size("100"), Ok(100));
+        assert!(parse_size("8 parsecs").is_err());
+        assert!(parse_size("MiB").is_err());
+    }
+
+    #[test]
+    fn port_ranges() {
+        assert_eq!(parse_port_range("50000-50100"), Ok(50000..=50100));
+        assert_eq!(parse_port_range("2121"), Ok(2121..=2121));
+        assert!(parse_port_range("10-5").is_err());
+        assert!(parse_port_range("0-5").is_err());
+        assert!(parse_port_range("a-b").is_err());
+    }
+}

@@ -1,0 +1,133 @@
+//! BucketFTP's engine: an FTP server whose file system is an S3-compatible bucket.
+//!
+//! `Gateway::start(config)` binds the FTP listener and returns a [`GatewayHandle`] with the
+//! bound address, an event stream ([`events::Event`]) and a graceful `stop()`. The
+//! `bucketftp-server` binary is a thin command line over this; the desktop shell uses the same
+//! API. Nothing here knows about Tauri, GTK or webkit.
+//!
+//! # Layout
+//! - [`path`]: pure FTP path ⇄ S3 key mapping (normalisation, `..`, limits).
+//! - [`s3`]: client construction per credential from one HTTP client, provider presets, and
+//!   error classification.
+//! - [`storage`]: the libunftp backend: listing, download, streaming multipart upload, rename,
+//!   folders.
+//! - [`auth`]: `ACCESS_KEY_ID/bucket` + secret logins, proven by one call on the bucket.
+//! - [`server`]: our accept loop, one task per session.
+//! - [`control_tap`]: the duplicate control-socket handle (reply details, liveness).
+//! - [`events`]: sessions and transfers as a broadcast stream.
+//! - [`error`]: the failures and the FTP replies they become.
+//! - [`config`]: the gateway's configuration and its parsing helpers.
+
+pub mod auth;
+pub mod config;
+pub mod control_tap;
+pub mod error;
+pub mod events;
+pub mod limits;
+pub mod path;
+pub mod s3;
+pub mod server;
+pub mod storage;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinHandle;
+
+pub use config::GatewayConfig;
+pub use error::Failure;
+pub use events::{Event, EventBus};
+pub use s3::{Addressing, Provider, S3Settings};
+pub use storage::upload::TransferLimits;
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The S3 settings are unusable.
+    #[error(transparent)]
+    Settings(#[from] s3::SettingsError),
+    /// The transfer limits are unusable.
+    #[error("invalid transfer limits: {0}")]
+    Limits(String),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// The gateway, as a library.
+pub struct Gateway;
+
+impl Gateway {
+    /// Binds the FTP listener and starts accepting sessions.
+    pub async fn start(config: GatewayConfig) -> Result<GatewayHandle, StartError> {
+        config.limits.validate().map_err(StartError::Limits)?;
+        let factory = s3::ClientFactory::new(&config.s3)?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let events = EventBus::new(1024);
+        let shared = Arc::new(storage::Shared {
+            limits: config.limits,
+            memory: config.limits.memory_semaphore(),
+            max_copy_object: factory.resolved().max_copy_object,
+            events: events.clone(),
+        });
+        let parts = Arc::new(server::ServerParts {
+            factory,
+            shared,
+            passive_ports: config.passive_ports.clone(),
+            idle_timeout: config.idle_timeout,
+            events: events.clone(),
+        });
+        let (stop_tx, stop_rx) = watch::channel(None);
+        let sessions: server::Sessions = Arc::new(Mutex::new(Vec::new()));
+        let task = tokio::spawn(server::accept_loop(listener, parts, stop_rx, sessions));
+        tracing::info!(%local_addr, "FTP gateway listening");
+        Ok(GatewayHandle {
+            local_addr,
+            events,
+            stop: stop_tx,
+            task,
+        })
+    }
+}
+
+/// A running gateway.
+pub struct GatewayHandle {
+    local_addr: SocketAddr,
+    events: EventBus,
+    stop: watch::Sender<Option<Duration>>,
+    task: JoinHandle<()>,
+}
+
+impl GatewayHandle {
+    /// The address the FTP listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// Stops accepting, lets running sessions finish for up to `grace`, then closes them.
+    pub async fn stop(self, grace: Duration) {
+        let _ = self.stop.send(Some(grace));
+        let _ = self.task.await;
+    }
+}

@@ -1,0 +1,229 @@
+//! Everything that speaks S3: client construction per credential from one shared HTTP client,
+//! provider presets, and the classification of S3 errors into FTP-meaningful failures.
+
+pub mod error;
+pub mod provider;
+
+use std::time::Duration;
+
+use aws_credential_types::Credentials;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::{
+    BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+    SharedHttpClient,
+};
+use aws_smithy_http_client::tls;
+
+pub use error::S3Failure;
+pub use provider::{Addressing, Provider};
+
+/// How to reach the object store: a provider preset plus the user's overrides.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct S3Settings {
+    /// The provider preset.
+    pub provider: Provider,
+    /// An explicit endpoint URL; overrides the preset's template.
+    pub endpoint: Option<String>,
+    /// The signing region; `None` takes the preset's default (and, for AWS, the bucket's
+    /// region is found at login).
+    pub region: Option<String>,
+    /// Addressing style; `None` takes the preset's.
+    pub addressing: Option<Addressing>,
+}
+
+impl S3Settings {
+    /// Settings for a custom endpoint with path-style addressing (MinIO, Garage, local stores).
+    pub fn custom(endpoint: impl Into<String>, region: impl Into<String>) -> Self {
+        Self {
+            provider: Provider::Custom,
+            endpoint: Some(endpoint.into()),
+            region: Some(region.into()),
+            addressing: Some(Addressing::Path),
+        }
+    }
+}
+
+/// Settings that cannot work, said plainly.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    /// The provider needs an explicit endpoint.
+    #[error(
+        "provider {0} needs --endpoint (for example https://<account>.r2.cloudflarestorage.com for R2)"
+    )]
+    EndpointRequired(Provider),
+    /// The endpoint is not an http(s) URL.
+    #[error("endpoint {0:?} must start with http:// or https://")]
+    BadEndpoint(String),
+}
+
+/// The resolved, validated connection settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    /// Provider preset.
+    pub provider: Provider,
+    /// Endpoint URL, or `None` to let the SDK resolve AWS endpoints.
+    pub endpoint: Option<String>,
+    /// Signing region.
+    pub region: String,
+    /// True for path-style addressing.
+    pub path_style: bool,
+    /// True when the region should be discovered from the bucket (AWS with no region given).
+    pub discover_region: bool,
+    /// Largest single CopyObject.
+    pub max_copy_object: u64,
+}
+
+impl S3Settings {
+    /// Applies the preset and validates the result. Pure.
+    pub fn resolve(&self) -> Result<Resolved, SettingsError> {
+        let preset = self.provider.preset();
+        let region = self
+            .region
+            .clone()
+            .filter(|r| !r.trim().is_empty())
+            .unwrap_or_else(|| preset.default_region.to_owned());
+        let endpoint = match self.endpoint.as_deref().map(str::trim) {
+            Some(e) if !e.is_empty() => {
+                if !(e.starts_with("http://") || e.starts_with("https://")) {
+                    return Err(SettingsError::BadEndpoint(e.to_owned()));
+                }
+                Some(e.trim_end_matches('/').to_owned())
+            }
+            _ => {
+                if preset.endpoint_required {
+                    return Err(SettingsError::EndpointRequired(self.provider));
+                }
+                self.provider.endpoint_for(&region)
+            }
+        };
+        let addressing = self.addressing.unwrap_or(preset.addressing);
+        Ok(Resolved {
+            provider: self.provider,
+            discover_region: self.provider == Provider::Aws
+                && self.region.as_deref().is_none_or(|r| r.trim().is_empty())
+                && endpoint.is_none(),
+            endpoint,
+            region,
+            path_style: addressing == Addressing::Path,
+            max_copy_object: preset.max_copy_object,
+        })
+    }
+}
+
+/// Builds one S3 client per credential, all sharing one HTTP client (connection pool, TLS
+/// roots) built once.
+#[derive(Debug, Clone)]
+pub struct ClientFactory {
+    resolved: Resolved,
+    http: SharedHttpClient,
+}
+
+impl ClientFactory {
+    /// Validates `settings` and builds the shared HTTP client.
+    pub fn new(settings: &S3Settings) -> Result<Self, SettingsError> {
+        let resolved = settings.resolve()?;
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::AwsLc,
+            ))
+            .build_https();
+        Ok(Self { resolved, http })
+    }
+
+    /// The resolved settings.
+    pub fn resolved(&self) -> &Resolved {
+        &self.resolved
+    }
+
+    /// A client for one credential, signing for `region` (or the configured one).
+    pub fn client(&self, access_key: &str, secret_key: &str, region: Option<&str>) -> Client {
+        let region = region.unwrap_or(&self.resolved.region).to_owned();
+        let creds = Credentials::new(access_key, secret_key, None, None, "bucketftp-login");
+        let mut builder = aws_sdk_s3::config::Builder::new()
+            .behavior_version(BehaviorVersion::latest())
+            .http_client(self.http.clone())
+            .region(Region::new(region))
+            .credentials_provider(creds)
+            .force_path_style(self.resolved.path_style)
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(4)
+                    .with_initial_backoff(Duration::from_millis(200)),
+            )
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(10))
+                    .read_timeout(Duration::from_secs(60))
+                    .build(),
+            );
+        if let Some(endpoint) = &self.resolved.endpoint {
+            builder = builder.endpoint_url(endpoint);
+        }
+        Client::from_conf(builder.build())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolve_presets() {
+        let s = S3Settings {
+            provider: Provider::Oss,
+            endpoint: None,
+            region: Some("cn-shanghai".into()),
+            addressing: None,
+        };
+        let r = s.resolve().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            r.endpoint.as_deref(),
+            Some("https://oss-cn-shanghai.aliyuncs.com")
+        );
+        assert!(!r.path_style);
+        assert!(!r.discover_region);
+
+        let aws = S3Settings {
+            provider: Provider::Aws,
+            endpoint: None,
+            region: None,
+            addressing: None,
+        };
+        let r = aws.resolve().unwrap_or_else(|e| panic!("{e}"));
+        assert!(r.discover_region);
+        assert_eq!(r.region, "us-east-1");
+        assert_eq!(r.endpoint, None);
+
+        let r2 = S3Settings {
+            provider: Provider::R2,
+            endpoint: None,
+            region: None,
+            addressing: None,
+        };
+        assert_eq!(
+            r2.resolve(),
+            Err(SettingsError::EndpointRequired(Provider::R2))
+        );
+
+        let custom = S3Settings::custom("http://127.0.0.1:9000/", "garage");
+        let r = custom.resolve().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert!(r.path_style);
+        assert_eq!(r.region, "garage");
+
+        let bad = S3Settings::custom("127.0.0.1:9000", "x");
+        assert!(matches!(bad.resolve(), Err(SettingsError::BadEndpoint(_))));
+
+        let forced = S3Settings {
+            provider: Provider::Minio,
+            endpoint: Some("http://m:9000".into()),
+            region: None,
+            addressing: Some(Addressing::VirtualHost),
+        };
+        assert!(!forced.resolve().map(|r| r.path_style).unwrap_or(true));
+    }
+}

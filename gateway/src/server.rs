@@ -1,0 +1,156 @@
+//! The accept loop. We own it (libunftp's `Server::service` per connection) so that each
+//! connection gets its own context: a session id, the client address, a duplicate handle on
+//! the control socket (`control_tap`), and an authenticator that hands its S3 client to that
+//! session's backend. Each session runs in its own task, so a slow S3 call in one session
+//! never stalls another.
+
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use libunftp::ServerBuilder;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::auth::{Connection, S3Authenticator, SlotUserProvider, UserSlot};
+use crate::control_tap::{self, ControlTap};
+use crate::events::{Event, EventBus};
+use crate::s3::ClientFactory;
+use crate::storage::{S3Backend, S3User, Shared};
+
+/// What the accept loop needs.
+pub struct ServerParts {
+    /// Builds per-login S3 clients.
+    pub factory: ClientFactory,
+    /// Shared by every session's backend.
+    pub shared: Arc<Shared>,
+    /// Passive data ports.
+    pub passive_ports: RangeInclusive<u16>,
+    /// Seconds of silence before a session is closed.
+    pub idle_timeout: Duration,
+    /// Events.
+    pub events: EventBus,
+}
+
+/// The live sessions' control sockets, so that stop can end them.
+pub type Sessions = Arc<Mutex<Vec<(u64, Arc<ControlTap>)>>>;
+
+/// Accepts until `stop` turns true, then closes every session after `grace`.
+pub async fn accept_loop(
+    listener: TcpListener,
+    parts: Arc<ServerParts>,
+    mut stop: watch::Receiver<Option<Duration>>,
+    sessions: Sessions,
+) {
+    let mut tasks: JoinSet<()> = JoinSet::new();
+    let grace = loop {
+        tokio::select! {
+            changed = stop.changed() => {
+                let grace = *stop.borrow();
+                match (changed, grace) {
+                    (Ok(()), Some(g)) => break g,
+                    (Ok(()), None) => continue,
+                    (Err(_), _) => break Duration::ZERO,
+                }
+            }
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let parts = parts.clone();
+                    let sessions = sessions.clone();
+                    tasks.spawn(async move { serve(stream, peer, parts, sessions).await });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    };
+    drop(listener);
+    // Drain: let running sessions finish for the grace period, then close them.
+    let drained =
+        tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        if let Ok(list) = sessions.lock() {
+            for (_, tap) in list.iter() {
+                tap.close();
+            }
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        tasks.abort_all();
+    }
+}
+
+async fn serve(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    parts: Arc<ServerParts>,
+    sessions: Sessions,
+) {
+    let _ = stream.set_nodelay(true);
+    let (stream, tap) = match control_tap::split(stream) {
+        Ok(x) => x,
+        Err(e) => {
+            tracing::warn!(error = %e, %peer, "could not set up the connection");
+            return;
+        }
+    };
+    let tap = Arc::new(tap);
+    let session = parts.events.next_id();
+    if let Ok(mut list) = sessions.lock() {
+        list.push((session, tap.clone()));
+    }
+    parts.events.send(Event::SessionOpened {
+        session,
+        client: peer,
+    });
+    tracing::info!(session, %peer, "client connected");
+
+    let conn = Connection {
+        session,
+        peer,
+        tap: tap.clone(),
+        events: parts.events.clone(),
+    };
+    let slot: UserSlot = Arc::new(Mutex::new(None));
+    let backend_shared = parts.shared.clone();
+    let backend_conn = conn.clone();
+    let built = ServerBuilder::<S3Backend, S3User>::with_user_detail_provider(
+        Box::new(move || S3Backend::new(backend_shared.clone(), backend_conn.clone())),
+        Arc::new(SlotUserProvider::new(slot.clone())),
+    )
+    .authenticator(Arc::new(S3Authenticator::new(
+        parts.factory.clone(),
+        conn,
+        slot,
+    )))
+    .greeting("BucketFTP ready")
+    .passive_ports(parts.passive_ports.clone())
+    .idle_session_timeout(parts.idle_timeout.as_secs())
+    .build();
+    match built {
+        Ok(server) => {
+            if let Err(e) = server.service(stream).await {
+                tracing::debug!(session, error = %e, "session ended with an error");
+            }
+        }
+        Err(e) => {
+            tracing::error!(session, error = %e, "could not build the FTP session");
+            parts.events.send(Event::Error {
+                session: Some(session),
+                message: format!("could not start the FTP session: {e}"),
+            });
+        }
+    }
+    if let Ok(mut list) = sessions.lock() {
+        list.retain(|(id, _)| *id != session);
+    }
+    parts.events.send(Event::SessionClosed { session });
+    tracing::info!(session, "client disconnected");
+}

@@ -1,0 +1,625 @@
+//! Streaming upload of one FTP STOR/APPE into one S3 object.
+//!
+//! The client's bytes are cut into parts of `part_size` in memory (never on disk). A file that
+//! ends inside the first part becomes one PutObject; anything larger becomes a multipart
+//! upload with up to `parts_in_flight` parts uploading while the next one fills. Memory per
+//! upload is therefore at most `part_size × (parts_in_flight + 1)`, and every part buffer also
+//! holds permits of a global semaphore so all sessions together stay under the memory limit.
+//!
+//! Nothing is visible at the key until PutObject or CompleteMultipartUpload succeeds, and that
+//! happens only after the input ended cleanly *and* the [`CommitGate`] agrees the transfer was
+//! not cancelled. Every failure path aborts the multipart upload; a dropped upload future (the
+//! session was killed) aborts it from a spawned task.
+//!
+//! Resume (REST n + STOR, APPE): the first n bytes of the existing object are kept server-side.
+//! Whole parts are copied with UploadPartCopy; the remainder (and everything, when the store
+//! refuses UploadPartCopy) is streamed from a ranged GET in front of the client's bytes. Both the
+//! copy and the GET are pinned to the old object's ETag, so a concurrent change fails the upload
+//! instead of mixing two versions.
+
+use std::sync::Arc;
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use bytes::{BufMut, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::error::Failure;
+use crate::events::TransferTracker;
+use crate::s3::error::ClassifyExt;
+
+/// S3's ceiling on parts per multipart upload.
+pub const MAX_PARTS: u64 = 10_000;
+/// S3's floor on every part but the last.
+pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
+
+/// Sizes that bound an upload's memory and parallelism.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransferLimits {
+    /// Bytes per part (and the threshold between PutObject and multipart).
+    pub part_size: usize,
+    /// Parts uploading at once per upload.
+    pub parts_in_flight: usize,
+    /// Bytes of part buffers across all sessions.
+    pub memory_limit: usize,
+}
+
+impl Default for TransferLimits {
+    fn default() -> Self {
+        Self {
+            part_size: 8 * 1024 * 1024,
+            parts_in_flight: 4,
+            memory_limit: 512 * 1024 * 1024,
+        }
+    }
+}
+
+impl TransferLimits {
+    /// Checks the limits make sense together.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.part_size < MIN_PART_SIZE {
+            return Err(format!(
+                "part size must be at least 5 MiB, got {} bytes",
+                self.part_size
+            ));
+        }
+        if self.part_size > 5 * 1024 * 1024 * 1024 {
+            return Err("part size must be at most 5 GiB".into());
+        }
+        if self.parts_in_flight == 0 || self.parts_in_flight > 64 {
+            return Err("parts in flight must be between 1 and 64".into());
+        }
+        if self.memory_limit < self.part_size * 2 {
+            return Err("the memory limit must hold at least two parts".into());
+        }
+        Ok(())
+    }
+
+    /// A semaphore sized to the memory limit, in KiB permits.
+    pub fn memory_semaphore(&self) -> Arc<Semaphore> {
+        Arc::new(Semaphore::new(self.memory_limit / 1024))
+    }
+
+    fn part_permits(&self) -> u32 {
+        u32::try_from(self.part_size.div_ceil(1024)).unwrap_or(u32::MAX)
+    }
+}
+
+/// Decides, at the end of the input, whether the transfer really completed or was cancelled
+/// in a way that looks like a clean end of the data stream (see `control_tap`).
+pub trait CommitGate: Send + Sync {
+    /// `Err` when the upload must not be committed.
+    fn check(&self) -> Result<(), Failure>;
+}
+
+/// A gate that always commits.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AlwaysCommit;
+
+impl CommitGate for AlwaysCommit {
+    fn check(&self) -> Result<(), Failure> {
+        Ok(())
+    }
+}
+
+/// Everything one upload needs.
+pub struct Upload<'a> {
+    /// The session's client.
+    pub client: &'a Client,
+    /// The bucket.
+    pub bucket: &'a str,
+    /// The object key.
+    pub key: &'a str,
+    /// Part size and parallelism.
+    pub limits: TransferLimits,
+    /// Global memory permits (KiB).
+    pub memory: Arc<Semaphore>,
+    /// Progress reporting.
+    pub tracker: &'a mut TransferTracker,
+    /// The cancel check before commit.
+    pub gate: &'a dyn CommitGate,
+}
+
+/// The CopySource header value for `bucket/key`, percent-encoded except for `/`.
+pub fn copy_source(bucket: &str, key: &str) -> String {
+    use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+    const KEEP: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'/')
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    format!("{}/{}", bucket, utf8_percent_encode(key, KEEP))
+}
+
+/// Aborts a multipart upload unless disarmed, also when dropped mid-flight.
+struct MultipartGuard {
+    client: Client,
+    bucket: String,
+    key: String,
+    upload_id: String,
+    armed: bool,
+}
+
+impl MultipartGuard {
+    async fn abort(mut self) {
+        self.armed = false;
+        abort_upload(&self.client, &self.bucket, &self.key, &self.upload_id).await;
+    }
+
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for MultipartGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            let (client, bucket, key, id) = (
+                self.client.clone(),
+                self.bucket.clone(),
+                self.key.clone(),
+                self.upload_id.clone(),
+            );
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move { abort_upload(&client, &bucket, &key, &id).await });
+            }
+        }
+    }
+}
+
+/// Aborts a multipart upload. When the store cannot be reached, keeps trying in the
+/// background (for up to ten minutes) so that no upload is left behind once it is back.
+async fn abort_upload(client: &Client, bucket: &str, key: &str, upload_id: &str) {
+    if try_abort(client, bucket, key, upload_id).await {
+        return;
+    }
+    let (client, bucket, key, id) = (
+        client.clone(),
+        bucket.to_owned(),
+        key.to_owned(),
+        upload_id.to_owned(),
+    );
+    tokio::spawn(async move {
+        let mut wait = std::time::Duration::from_secs(1);
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(600);
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(wait).await;
+            if try_abort(&client, &bucket, &key, &id).await {
+                return;
+            }
+            wait = (wait * 2).min(std::time::Duration::from_secs(30));
+        }
+        tracing::warn!(
+            key,
+            "gave up aborting a multipart upload; a bucket lifecycle rule removes it"
+        );
+    });
+}
+
+/// One abort attempt; true when the upload is gone.
+async fn try_abort(client: &Client, bucket: &str, key: &str, upload_id: &str) -> bool {
+    let r = client
+        .abort_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(upload_id)
+        .send()
+        .await;
+    match r {
+        Ok(_) => {
+            tracing::debug!(key, "aborted multipart upload");
+            true
+        }
+        Err(e) => {
+            let f = crate::s3::error::classify(&e);
+            // NoSuchUpload: already gone.
+            if e.as_service_error()
+                .map(|se| se.is_no_such_upload())
+                .unwrap_or(false)
+                || f == Failure::NotFound
+            {
+                return true;
+            }
+            tracing::warn!(key, error = %f, "could not abort multipart upload yet");
+            false
+        }
+    }
+}
+
+type PartResult = Result<CompletedPart, Failure>;
+
+impl Upload<'_> {
+    /// Runs the upload: `start_pos` bytes of the existing object are kept, then `input`
+    /// follows. Returns the number of bytes received from the client.
+    pub async fn run<R>(mut self, input: R, start_pos: u64) -> Result<u64, Failure>
+    where
+        R: AsyncRead + Unpin + Send,
+    {
+        let part_size = self.limits.part_size as u64;
+        // What to keep of the old object.
+        let kept = if start_pos > 0 {
+            let head = self
+                .client
+                .head_object()
+                .bucket(self.bucket)
+                .key(self.key)
+                .send()
+                .await
+                .classified()
+                .map_err(|f| match f {
+                    Failure::NotFound => Failure::BadOffset {
+                        offset: start_pos,
+                        size: 0,
+                    },
+                    other => other,
+                })?;
+            let size = head.content_length().unwrap_or(0).max(0) as u64;
+            if start_pos > size {
+                return Err(Failure::BadOffset {
+                    offset: start_pos,
+                    size,
+                });
+            }
+            Some((start_pos, head.e_tag().map(str::to_owned)))
+        } else {
+            None
+        };
+
+        let mut mpu: Option<(MultipartGuard, String)> = None;
+        let mut done_parts: Vec<CompletedPart> = Vec::new();
+        let mut copied: u64 = 0;
+
+        // Whole parts of the kept prefix are copied inside the store.
+        if let Some((kept_len, etag)) = &kept {
+            let copy_parts = kept_len / part_size;
+            if copy_parts > 0 {
+                let (guard, id) = self.create().await?;
+                match self.copy_parts(&id, copy_parts, etag.as_deref()).await {
+                    Ok(parts) => {
+                        done_parts = parts;
+                        copied = copy_parts * part_size;
+                        mpu = Some((guard, id));
+                    }
+                    Err(Failure::Transient(t)) => {
+                        guard.abort().await;
+                        return Err(Failure::Transient(t));
+                    }
+                    Err(other) => {
+                        tracing::info!(key = self.key, reason = %other, "store refused UploadPartCopy; re-sending the kept bytes instead");
+                        guard.abort().await;
+                    }
+                }
+            }
+        }
+
+        // The rest of the kept prefix streams in front of the client's bytes.
+        let prefix_len = kept.as_ref().map_or(0, |(k, _)| k - copied);
+        let prefix: Box<dyn AsyncRead + Unpin + Send> = match &kept {
+            Some((kept_len, etag)) if prefix_len > 0 => {
+                let mut req = self
+                    .client
+                    .get_object()
+                    .bucket(self.bucket)
+                    .key(self.key)
+                    .range(format!("bytes={}-{}", copied, kept_len - 1));
+                if let Some(e) = etag {
+                    req = req.if_match(e);
+                }
+                let out = req.send().await.classified();
+                match out {
+                    Ok(o) => Box::new(o.body.into_async_read()),
+                    Err(f) => {
+                        if let Some((g, _)) = mpu.take() {
+                            g.abort().await;
+                        }
+                        return Err(f);
+                    }
+                }
+            }
+            _ => Box::new(tokio::io::empty()),
+        };
+        let mut reader = prefix.chain(input);
+
+        let result = self
+            .stream_parts(&mut reader, prefix_len, &mut mpu, done_parts)
+            .await;
+        match result {
+            Ok(n) => Ok(n),
+            Err(f) => {
+                if let Some((g, _)) = mpu.take() {
+                    g.abort().await;
+                }
+                Err(f)
+            }
+        }
+    }
+
+    async fn create(&self) -> Result<(MultipartGuard, String), Failure> {
+        let out = self
+            .client
+            .create_multipart_upload()
+            .bucket(self.bucket)
+            .key(self.key)
+            .send()
+            .await
+            .classified()?;
+        let id = out
+            .upload_id()
+            .ok_or_else(|| Failure::Other("the store returned no upload id".into()))?
+            .to_owned();
+        Ok((
+            MultipartGuard {
+                client: self.client.clone(),
+                bucket: self.bucket.to_owned(),
+                key: self.key.to_owned(),
+                upload_id: id.clone(),
+                armed: true,
+            },
+            id,
+        ))
+    }
+
+    async fn copy_parts(
+        &self,
+        upload_id: &str,
+        count: u64,
+        etag: Option<&str>,
+    ) -> Result<Vec<CompletedPart>, Failure> {
+        let part_size = self.limits.part_size as u64;
+        let source = copy_source(self.bucket, self.key);
+        let mut set: JoinSet<PartResult> = JoinSet::new();
+        let mut parts = Vec::new();
+        for i in 0..count {
+            if set.len() >= self.limits.parts_in_flight {
+                if let Some(r) = set.join_next().await {
+                    parts.push(joined(r)?);
+                }
+            }
+            let number = i32::try_from(i + 1).unwrap_or(i32::MAX);
+            let mut req = self
+                .client
+                .upload_part_copy()
+                .bucket(self.bucket)
+                .key(self.key)
+                .upload_id(upload_id)
+                .part_number(number)
+                .copy_source(&source)
+                .copy_source_range(format!(
+                    "bytes={}-{}",
+                    i * part_size,
+                    (i + 1) * part_size - 1
+                ));
+            if let Some(e) = etag {
+                req = req.copy_source_if_match(e);
+            }
+            set.spawn(async move {
+                let out = req.send().await.classified()?;
+                let etag = out
+                    .copy_part_result()
+                    .and_then(|r| r.e_tag())
+                    .map(str::to_owned);
+                Ok(CompletedPart::builder()
+                    .part_number(number)
+                    .set_e_tag(etag)
+                    .build())
+            });
+        }
+        while let Some(r) = set.join_next().await {
+            parts.push(joined(r)?);
+        }
+        Ok(parts)
+    }
+
+    async fn stream_parts<R>(
+        &mut self,
+        reader: &mut R,
+        prefix_len: u64,
+        mpu: &mut Option<(MultipartGuard, String)>,
+        mut parts: Vec<CompletedPart>,
+    ) -> Result<u64, Failure>
+    where
+        R: AsyncRead + Unpin + Send,
+    {
+        let part_size = self.limits.part_size;
+        let mut total: u64 = 0;
+        let mut next_number = parts.len() as u64 + 1;
+        let mut set: JoinSet<PartResult> = JoinSet::new();
+        loop {
+            let permit = self
+                .memory
+                .clone()
+                .acquire_many_owned(self.limits.part_permits())
+                .await
+                .map_err(|_| Failure::Other("gateway is shutting down".into()))?;
+            let mut buf = BytesMut::with_capacity(part_size);
+            let eof = fill(
+                reader,
+                &mut buf,
+                part_size,
+                &mut total,
+                prefix_len,
+                &mut *self.tracker,
+            )
+            .await?;
+
+            // The whole file fits one part and nothing was copied: a single PutObject.
+            if mpu.is_none() && eof {
+                self.gate.check()?;
+                let len = buf.len() as i64;
+                self.client
+                    .put_object()
+                    .bucket(self.bucket)
+                    .key(self.key)
+                    .content_length(len)
+                    .body(ByteStream::from(buf.freeze()))
+                    .send()
+                    .await
+                    .classified()?;
+                drop(permit);
+                return Ok(client_bytes(total, prefix_len));
+            }
+            if mpu.is_none() {
+                *mpu = Some(self.create().await?);
+            }
+            let upload_id = mpu.as_ref().map(|(_, id)| id.clone()).unwrap_or_default();
+
+            if !buf.is_empty() || next_number == 1 {
+                if next_number > MAX_PARTS {
+                    return Err(Failure::TooLarge(format!(
+                        "more than {MAX_PARTS} parts of {} MiB; raise the part size",
+                        part_size / (1024 * 1024)
+                    )));
+                }
+                while set.len() >= self.limits.parts_in_flight {
+                    if let Some(r) = set.join_next().await {
+                        parts.push(joined(r)?);
+                    }
+                }
+                let number = i32::try_from(next_number).unwrap_or(i32::MAX);
+                next_number += 1;
+                let req = self
+                    .client
+                    .upload_part()
+                    .bucket(self.bucket)
+                    .key(self.key)
+                    .upload_id(upload_id)
+                    .part_number(number)
+                    .content_length(buf.len() as i64)
+                    .body(ByteStream::from(buf.freeze()));
+                set.spawn(upload_part(req, number, permit));
+            }
+            // Reap finished parts early so an S3 failure stops the upload promptly.
+            while let Some(r) = set.try_join_next() {
+                parts.push(joined(r)?);
+            }
+            if eof {
+                break;
+            }
+        }
+        while let Some(r) = set.join_next().await {
+            parts.push(joined(r)?);
+        }
+        self.gate.check()?;
+        parts.sort_by_key(|p| p.part_number());
+        let (guard, upload_id) = mpu
+            .take()
+            .ok_or_else(|| Failure::Other("multipart upload vanished".into()))?;
+        let done = self
+            .client
+            .complete_multipart_upload()
+            .bucket(self.bucket)
+            .key(self.key)
+            .upload_id(&upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .classified();
+        match done {
+            Ok(_) => {
+                guard.disarm();
+                Ok(client_bytes(total, prefix_len))
+            }
+            Err(f) => {
+                guard.abort().await;
+                Err(f)
+            }
+        }
+    }
+}
+
+async fn upload_part(
+    req: aws_sdk_s3::operation::upload_part::builders::UploadPartFluentBuilder,
+    number: i32,
+    permit: OwnedSemaphorePermit,
+) -> PartResult {
+    let out = req.send().await.classified();
+    drop(permit);
+    let out = out?;
+    Ok(CompletedPart::builder()
+        .part_number(number)
+        .set_e_tag(out.e_tag().map(str::to_owned))
+        .build())
+}
+
+fn joined(r: Result<PartResult, tokio::task::JoinError>) -> PartResult {
+    r.map_err(|e| Failure::Other(format!("part upload task failed: {e}")))?
+}
+
+fn client_bytes(total: u64, prefix_len: u64) -> u64 {
+    total.saturating_sub(prefix_len)
+}
+
+/// Reads until `buf` holds `cap` bytes or the input ends. Returns true at the end of input.
+async fn fill<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    buf: &mut BytesMut,
+    cap: usize,
+    total: &mut u64,
+    prefix_len: u64,
+    tracker: &mut TransferTracker,
+) -> Result<bool, Failure> {
+    while buf.len() < cap {
+        let room = cap - buf.len();
+        let n = reader
+            .read_buf(&mut buf.limit(room))
+            .await
+            .map_err(|e| Failure::Aborted(format!("data connection failed: {}", e.kind())))?;
+        if n == 0 {
+            return Ok(true);
+        }
+        let before = *total;
+        *total += n as u64;
+        let client_new = client_bytes(*total, prefix_len) - client_bytes(before, prefix_len);
+        if client_new > 0 {
+            tracker.add(client_new);
+        }
+    }
+    Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_source_encoding() {
+        assert_eq!(copy_source("b", "a/b c.txt"), "b/a/b%20c.txt");
+        assert_eq!(copy_source("b", "测试/x+y"), "b/%E6%B5%8B%E8%AF%95/x%2By");
+        assert_eq!(copy_source("b", "a-b_c.d~e"), "b/a-b_c.d~e");
+    }
+
+    #[test]
+    fn limits_validation() {
+        assert!(TransferLimits::default().validate().is_ok());
+        let small = TransferLimits {
+            part_size: 1024,
+            ..TransferLimits::default()
+        };
+        assert!(small.validate().is_err());
+        let none = TransferLimits {
+            parts_in_flight: 0,
+            ..TransferLimits::default()
+        };
+        assert!(none.validate().is_err());
+        let tight = TransferLimits {
+            memory_limit: 8 * 1024 * 1024,
+            ..TransferLimits::default()
+        };
+        assert!(tight.validate().is_err());
+        assert_eq!(TransferLimits::default().part_permits(), 8 * 1024);
+    }
+
+    #[test]
+    fn client_byte_accounting() {
+        assert_eq!(client_bytes(10, 4), 6);
+        assert_eq!(client_bytes(3, 4), 0);
+    }
+}
