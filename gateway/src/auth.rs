@@ -19,6 +19,7 @@ use unftp_core::auth::{
 use crate::control_tap::ControlTap;
 use crate::error::Failure;
 use crate::events::{Event, EventBus, SessionId};
+use crate::limits::LoginLockout;
 use crate::s3::ClientFactory;
 use crate::s3::error::{bucket_region_hint, classify};
 use crate::storage::S3User;
@@ -107,15 +108,22 @@ pub struct S3Authenticator {
     factory: ClientFactory,
     conn: Connection,
     slot: UserSlot,
+    lockout: Arc<LoginLockout>,
 }
 
 impl S3Authenticator {
     /// An authenticator for one connection.
-    pub fn new(factory: ClientFactory, conn: Connection, slot: UserSlot) -> Self {
+    pub fn new(
+        factory: ClientFactory,
+        conn: Connection,
+        slot: UserSlot,
+        lockout: Arc<LoginLockout>,
+    ) -> Self {
         Self {
             factory,
             conn,
             slot,
+            lockout,
         }
     }
 
@@ -178,16 +186,32 @@ impl Authenticator for S3Authenticator {
         self.conn
             .tap
             .set_tls(creds.command_channel_security == ChannelEncryptionState::Tls);
+        let ip = self.conn.peer.ip();
+        if let Err(wait) = self.lockout.check(ip, std::time::Instant::now()) {
+            // Locked out: refused without asking the store.
+            let reason = format!(
+                "too many failed logins from your address; try again in {} s",
+                wait.as_secs().max(1)
+            );
+            return Err(self.refuse(username, reason));
+        }
         let login = match parse_login(username) {
             Ok(l) => l,
-            Err(e) => return Err(self.refuse(username, e.to_string())),
+            Err(e) => {
+                self.lockout.failed(ip, std::time::Instant::now());
+                return Err(self.refuse(username, e.to_string()));
+            }
         };
         let secret = match creds.password.as_deref() {
             Some(s) if !s.is_empty() => s,
-            _ => return Err(self.refuse(username, "the password (secret key) is empty".into())),
+            _ => {
+                self.lockout.failed(ip, std::time::Instant::now());
+                return Err(self.refuse(username, "the password (secret key) is empty".into()));
+            }
         };
         match self.probe(&login, secret).await {
             Ok(user) => {
+                self.lockout.succeeded(ip);
                 if let Ok(mut slot) = self.slot.lock() {
                     *slot = Some(user);
                 }
@@ -200,7 +224,19 @@ impl Authenticator for S3Authenticator {
                     username: username.to_owned(),
                 })
             }
-            Err(f) => Err(self.refuse(username, refusal_text(&f, &login))),
+            Err(f) => {
+                // Only credential mistakes count towards the lockout, not an unreachable store.
+                if matches!(
+                    f,
+                    Failure::BadSecret
+                        | Failure::InvalidAccessKey
+                        | Failure::AccessDenied
+                        | Failure::NoSuchBucket
+                ) {
+                    self.lockout.failed(ip, std::time::Instant::now());
+                }
+                Err(self.refuse(username, refusal_text(&f, &login)))
+            }
         }
     }
 }

@@ -1,12 +1,14 @@
 //! The gateway's configuration and the pure parsers the command line and settings use
 //! (sizes like `8MiB`, port ranges like `50000-50100`).
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
+use crate::limits::{LockoutPolicy, SessionLimits};
 use crate::s3::S3Settings;
 use crate::storage::upload::TransferLimits;
+use crate::tls::TlsMaterial;
 
 /// Everything `Gateway::start` needs.
 #[derive(Debug, Clone)]
@@ -21,6 +23,19 @@ pub struct GatewayConfig {
     pub limits: TransferLimits,
     /// Idle time before a session is closed.
     pub idle_timeout: Duration,
+    /// An upload that receives no data for this long is cancelled.
+    pub transfer_timeout: Duration,
+    /// Sessions in all and per client address.
+    pub sessions: SessionLimits,
+    /// Failed-login lockout per client address.
+    pub lockout: LockoutPolicy,
+    /// FTPS (AUTH TLS); `None` turns TLS off.
+    pub tls: Option<TlsMaterial>,
+    /// Refuse logins and transfers that are not protected by TLS.
+    pub require_tls: bool,
+    /// The address passive replies announce (behind NAT); `None` uses the control
+    /// connection's local address.
+    pub masquerade: Option<Ipv4Addr>,
 }
 
 impl GatewayConfig {
@@ -32,6 +47,12 @@ impl GatewayConfig {
             passive_ports: 49152..=65534,
             limits: TransferLimits::default(),
             idle_timeout: Duration::from_secs(600),
+            transfer_timeout: Duration::from_secs(60),
+            sessions: SessionLimits::default(),
+            lockout: LockoutPolicy::default(),
+            tls: None,
+            require_tls: false,
+            masquerade: None,
         }
     }
 }

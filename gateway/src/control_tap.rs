@@ -8,7 +8,17 @@
 //!   user reads the real reason. Only on a plain-text control channel (never inside TLS), and
 //!   only where libunftp is known to answer with that code next.
 //! - `state`: peek (without consuming) whether the client closed the control connection or
-//!   has sent bytes libunftp has not read yet (an ABOR queued behind a running transfer).
+//!   has sent bytes libunftp has not read yet.
+//! - `bytes_received`: how many bytes the kernel has received on the control connection in
+//!   all (Linux `TCP_INFO`). libunftp reads an ABOR sent during an upload at once and then
+//!   parks it behind the session lock until `put()` returns, so peeking cannot see it; the
+//!   kernel's byte count can: any control bytes that arrive while an upload runs mean the
+//!   client spoke (ABOR, QUIT) instead of waiting for the `226`.
+//!
+//! A client that closes only the data connection mid-file, keeps the control connection open
+//! and sends nothing (FileZilla's cancel over plain FTP) looks exactly like a finished upload:
+//! no server can tell the two apart. Over FTPS the data channel must end with a TLS
+//! close_notify, so the same cancel is an error there and nothing is stored.
 //! - `close`: shut the socket down when the gateway stops, which ends libunftp's session.
 
 use std::io::{ErrorKind, Write};
@@ -106,22 +116,69 @@ impl ControlTap {
         }
     }
 
+    /// Bytes the kernel has received on this connection in all, where the OS tells
+    /// (Linux); `None` elsewhere.
+    #[cfg(target_os = "linux")]
+    #[allow(unsafe_code)]
+    pub fn bytes_received(&self) -> Option<u64> {
+        use std::os::fd::AsRawFd;
+        let fd = self.sock.as_raw_fd();
+        // SAFETY: `info` is a plain C struct of integers, zero-initialised and owned here;
+        // `len` holds its size, so the kernel writes at most that many bytes into it. `fd` is
+        // a valid socket for as long as `self.sock` lives.
+        let (rc, info) = unsafe {
+            let mut info: libc::tcp_info = std::mem::zeroed();
+            let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+            let rc = libc::getsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_INFO,
+                (&mut info as *mut libc::tcp_info).cast(),
+                &mut len,
+            );
+            (rc, info)
+        };
+        (rc == 0).then_some(info.tcpi_bytes_received)
+    }
+
+    /// Bytes received in all: not known on this OS.
+    #[cfg(not(target_os = "linux"))]
+    pub fn bytes_received(&self) -> Option<u64> {
+        None
+    }
+
     /// Shuts the connection down both ways.
     pub fn close(&self) {
         let _ = self.sock.shutdown(Shutdown::Both);
     }
 }
 
-/// The tap as the upload's commit gate: an upload whose control connection is gone was
-/// cancelled (the client was killed or hung up), even if its data stream ended cleanly.
+/// The tap as the upload's commit gate: an upload was cancelled, even if its data stream
+/// ended cleanly, when the control connection is gone (the client was killed or hung up) or
+/// the client sent anything on it since the upload began (ABOR).
 impl crate::storage::upload::CommitGate for ControlTap {
-    fn check(&self) -> Result<(), crate::error::Failure> {
-        match self.state() {
-            ControlState::Closed => Err(crate::error::Failure::Aborted(
+    fn mark(&self) -> u64 {
+        self.bytes_received().unwrap_or(0)
+    }
+
+    fn check(&self, mark: u64) -> Result<(), crate::error::Failure> {
+        use crate::error::Failure;
+        let state = self.state();
+        if state == ControlState::Closed {
+            return Err(Failure::Aborted(
                 "the control connection closed before the upload finished".into(),
-            )),
-            ControlState::Idle | ControlState::Pending => Ok(()),
+            ));
         }
+        let spoke = match self.bytes_received() {
+            Some(now) => now > mark,
+            None => state == ControlState::Pending,
+        };
+        if spoke {
+            return Err(Failure::Aborted(
+                "the client sent a command (ABOR) during the upload".into(),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -160,6 +217,10 @@ mod tests {
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(&buf, b"ABOR\r\n");
+        assert!(
+            tap.check(mark).is_err(),
+            "bytes arrived since the mark, even though they were read"
+        );
         tap.explain(550, "no such\r\nfile");
         let mut line = vec![0u8; 19];
         client

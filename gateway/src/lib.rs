@@ -15,6 +15,8 @@
 //! - [`server`]: our accept loop, one task per session.
 //! - [`control_tap`]: the duplicate control-socket handle (reply details, liveness).
 //! - [`events`]: sessions and transfers as a broadcast stream.
+//! - [`limits`]: session limits and the failed-login lockout.
+//! - [`tls`]: FTPS certificate (generated or the user's) and the shared rustls config.
 //! - [`error`]: the failures and the FTP replies they become.
 //! - [`config`]: the gateway's configuration and its parsing helpers.
 
@@ -28,6 +30,7 @@ pub mod path;
 pub mod s3;
 pub mod server;
 pub mod storage;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -85,6 +88,7 @@ impl Gateway {
             memory: config.limits.memory_semaphore(),
             max_copy_object: factory.resolved().max_copy_object,
             events: events.clone(),
+            transfer_timeout: config.transfer_timeout,
         });
         let parts = Arc::new(server::ServerParts {
             factory,
@@ -92,6 +96,12 @@ impl Gateway {
             passive_ports: config.passive_ports.clone(),
             idle_timeout: config.idle_timeout,
             events: events.clone(),
+            session_limits: config.sessions,
+            counter: limits::SessionCounter::default(),
+            lockout: Arc::new(limits::LoginLockout::new(config.lockout)),
+            tls: config.tls.clone(),
+            require_tls: config.require_tls,
+            masquerade: config.masquerade,
         });
         let (stop_tx, stop_rx) = watch::channel(None);
         let sessions: server::Sessions = Arc::new(Mutex::new(Vec::new()));

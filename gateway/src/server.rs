@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use libunftp::ServerBuilder;
+use libunftp::options::FtpsRequired;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -17,8 +18,10 @@ use tokio::task::JoinSet;
 use crate::auth::{Connection, S3Authenticator, SlotUserProvider, UserSlot};
 use crate::control_tap::{self, ControlTap};
 use crate::events::{Event, EventBus};
+use crate::limits::{LoginLockout, SessionCounter, SessionLimits};
 use crate::s3::ClientFactory;
 use crate::storage::{S3Backend, S3User, Shared};
+use crate::tls::TlsMaterial;
 
 /// What the accept loop needs.
 pub struct ServerParts {
@@ -32,6 +35,18 @@ pub struct ServerParts {
     pub idle_timeout: Duration,
     /// Events.
     pub events: EventBus,
+    /// Session limits.
+    pub session_limits: SessionLimits,
+    /// Live sessions per address.
+    pub counter: SessionCounter,
+    /// Failed logins per address.
+    pub lockout: Arc<LoginLockout>,
+    /// FTPS, when on.
+    pub tls: Option<TlsMaterial>,
+    /// Refuse plain-text logins and transfers.
+    pub require_tls: bool,
+    /// Passive reply address.
+    pub masquerade: Option<std::net::Ipv4Addr>,
 }
 
 /// The live sessions' control sockets, so that stop can end them.
@@ -88,12 +103,30 @@ pub async fn accept_loop(
 }
 
 async fn serve(
-    stream: tokio::net::TcpStream,
+    mut stream: tokio::net::TcpStream,
     peer: SocketAddr,
     parts: Arc<ServerParts>,
     sessions: Sessions,
 ) {
     let _ = stream.set_nodelay(true);
+    if let Err(refusal) = parts.counter.admit(peer.ip(), parts.session_limits) {
+        use tokio::io::AsyncWriteExt;
+        tracing::warn!(%peer, ?refusal, "connection refused");
+        let reply = refusal.reply().as_bytes();
+        let _ = tokio::time::timeout(Duration::from_secs(2), stream.write_all(reply)).await;
+        let _ = stream.shutdown().await;
+        return;
+    }
+    serve_admitted(stream, peer, &parts, sessions).await;
+    parts.counter.release(peer.ip());
+}
+
+async fn serve_admitted(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    parts: &Arc<ServerParts>,
+    sessions: Sessions,
+) {
     let (stream, tap) = match control_tap::split(stream) {
         Ok(x) => x,
         Err(e) => {
@@ -129,11 +162,27 @@ async fn serve(
         parts.factory.clone(),
         conn,
         slot,
+        parts.lockout.clone(),
     )))
     .greeting("BucketFTP ready")
     .passive_ports(parts.passive_ports.clone())
-    .idle_session_timeout(parts.idle_timeout.as_secs())
-    .build();
+    .idle_session_timeout(parts.idle_timeout.as_secs());
+    let built = match parts.masquerade {
+        Some(ip) => built.passive_host(ip),
+        None => built,
+    };
+    let built = match &parts.tls {
+        Some(tls) => {
+            let b = built.ftps_manual::<std::path::PathBuf>(tls.config.clone());
+            if parts.require_tls {
+                b.ftps_required(FtpsRequired::All, FtpsRequired::All)
+            } else {
+                b
+            }
+        }
+        None => built,
+    };
+    let built = built.build();
     match built {
         Ok(server) => {
             if let Err(e) = server.service(stream).await {

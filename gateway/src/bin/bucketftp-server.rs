@@ -53,7 +53,42 @@ struct Cli {
     /// Seconds a session may stay idle.
     #[arg(long, default_value_t = 600)]
     idle_timeout: u64,
-    /// Folder of the local bucket (default: the app's data folder).
+    /// Seconds an upload may go without data before it is cancelled.
+    #[arg(long, default_value_t = 60)]
+    transfer_timeout: u64,
+    /// Sessions in all.
+    #[arg(long, default_value_t = 64)]
+    max_sessions: usize,
+    /// Sessions from one client address.
+    #[arg(long, default_value_t = 16)]
+    max_sessions_per_ip: usize,
+    /// Failed logins from one address before it is locked out.
+    #[arg(long, default_value_t = 5)]
+    max_login_failures: u32,
+    /// Seconds failed logins count, and a lockout lasts.
+    #[arg(long, default_value_t = 300)]
+    lockout_secs: u64,
+    /// Turn FTPS (AUTH TLS) off.
+    #[arg(long, conflicts_with_all = ["require_tls", "tls_cert"])]
+    no_tls: bool,
+    /// Refuse logins and transfers without TLS.
+    #[arg(long)]
+    require_tls: bool,
+    /// Your own certificate chain (PEM) instead of the generated one.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The key (PEM) for --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// The IPv4 address or host name (resolved at start) that passive replies announce,
+    /// for servers behind NAT.
+    #[arg(long)]
+    masquerade: Option<String>,
+    /// Folder for the generated certificate and the local bucket (default: the app's data
+    /// folder for this user).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Folder of the local bucket (default: <data dir>/local-store).
     #[arg(long)]
     local: Option<PathBuf>,
     /// Name of the local bucket.
@@ -81,10 +116,30 @@ fn init_logging(level: &str) {
         .init();
 }
 
-fn data_dir() -> Result<PathBuf> {
+fn data_dir(cli: &Cli) -> Result<PathBuf> {
+    if let Some(d) = &cli.data_dir {
+        return Ok(d.clone());
+    }
     let dirs = directories::ProjectDirs::from("", "", "BucketFTP")
-        .context("cannot find a data folder for this user; pass --local DIR")?;
-    Ok(dirs.data_dir().join("local-store"))
+        .context("cannot find a data folder for this user; pass --data-dir DIR")?;
+    Ok(dirs.data_dir().to_path_buf())
+}
+
+/// Resolves `--masquerade` (an IPv4 address or a host name) once, at start.
+async fn resolve_masquerade(host: &str) -> Result<std::net::Ipv4Addr> {
+    if let Ok(ip) = host.parse::<std::net::Ipv4Addr>() {
+        return Ok(ip);
+    }
+    let addrs = tokio::net::lookup_host((host, 0))
+        .await
+        .with_context(|| format!("cannot resolve --masquerade {host}"))?;
+    addrs
+        .filter_map(|a| match a.ip() {
+            std::net::IpAddr::V4(v4) => Some(v4),
+            std::net::IpAddr::V6(_) => None,
+        })
+        .next()
+        .with_context(|| format!("--masquerade {host} has no IPv4 address"))
 }
 
 #[tokio::main]
@@ -107,7 +162,7 @@ async fn main() -> Result<()> {
     let s3 = if cli.endpoint.is_none() && cli.provider.is_none() {
         let root = match &cli.local {
             Some(d) => d.clone(),
-            None => data_dir()?,
+            None => data_dir(&cli)?.join("local-store"),
         };
         std::fs::create_dir_all(&root)
             .with_context(|| format!("cannot create {}", root.display()))?;
@@ -149,6 +204,25 @@ async fn main() -> Result<()> {
         }
     };
 
+    let tls = if cli.no_tls {
+        None
+    } else {
+        let material = match (&cli.tls_cert, &cli.tls_key) {
+            (Some(c), Some(k)) => gateway::tls::from_files(c, k)?,
+            _ => gateway::tls::load_or_create(&data_dir(&cli)?)?,
+        };
+        println!(
+            "FTPS (AUTH TLS) certificate {} SHA-256 fingerprint {}",
+            material.cert_path.display(),
+            material.fingerprint
+        );
+        Some(material)
+    };
+    let masquerade = match &cli.masquerade {
+        Some(h) => Some(resolve_masquerade(h).await?),
+        None => None,
+    };
+
     let config = GatewayConfig {
         listen: cli.listen,
         s3,
@@ -159,6 +233,18 @@ async fn main() -> Result<()> {
             memory_limit: cli.memory_limit,
         },
         idle_timeout: Duration::from_secs(cli.idle_timeout),
+        transfer_timeout: Duration::from_secs(cli.transfer_timeout.max(1)),
+        sessions: gateway::limits::SessionLimits {
+            max_sessions: cli.max_sessions.max(1),
+            max_per_ip: cli.max_sessions_per_ip.max(1),
+        },
+        lockout: gateway::limits::LockoutPolicy {
+            max_failures: cli.max_login_failures.max(1),
+            window: Duration::from_secs(cli.lockout_secs),
+        },
+        tls,
+        require_tls: cli.require_tls,
+        masquerade,
     };
     let handle = Gateway::start(config).await?;
     println!("BucketFTP listening on {}", handle.local_addr());

@@ -24,6 +24,12 @@ pub fn classify_code(code: Option<&str>, status: Option<u16>, message: Option<&s
     match code {
         Some("NoSuchKey") | Some("NotFound") => Failure::NotFound,
         Some("NoSuchBucket") => Failure::NoSuchBucket,
+        // Some stores (Garage) answer a bad signature with AccessDenied and say so in words.
+        Some("AccessDenied")
+            if message.is_some_and(|m| m.to_ascii_lowercase().contains("signature")) =>
+        {
+            Failure::BadSecret
+        }
         Some("AccessDenied") | Some("AllAccessDisabled") | Some("AccountProblem") => {
             Failure::AccessDenied
         }

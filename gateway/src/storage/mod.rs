@@ -62,6 +62,8 @@ pub struct Shared {
     pub max_copy_object: u64,
     /// Where transfer events go.
     pub events: EventBus,
+    /// An upload with no data for this long is cancelled.
+    pub transfer_timeout: Duration,
 }
 
 /// One session's view of the bucket. libunftp creates one per control connection.
@@ -748,6 +750,7 @@ impl StorageBackend<S3User> for S3Backend {
             memory: self.shared.memory.clone(),
             tracker: &mut tracker,
             gate: self.conn.tap.as_ref(),
+            idle_timeout: self.shared.transfer_timeout,
         }
         .run(input, start_pos)
         .await;

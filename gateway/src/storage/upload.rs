@@ -88,11 +88,13 @@ impl TransferLimits {
     }
 }
 
-/// Decides, at the end of the input, whether the transfer really completed or was cancelled
-/// in a way that looks like a clean end of the data stream (see `control_tap`).
+/// Decides whether the transfer really completed or was cancelled in a way that looks like a
+/// clean end of the data stream (see `control_tap`).
 pub trait CommitGate: Send + Sync {
-    /// `Err` when the upload must not be committed.
-    fn check(&self) -> Result<(), Failure>;
+    /// A mark taken when the upload begins.
+    fn mark(&self) -> u64;
+    /// `Err` when the upload begun at `mark` must not be committed.
+    fn check(&self, mark: u64) -> Result<(), Failure>;
 }
 
 /// A gate that always commits.
@@ -100,10 +102,18 @@ pub trait CommitGate: Send + Sync {
 pub struct AlwaysCommit;
 
 impl CommitGate for AlwaysCommit {
-    fn check(&self) -> Result<(), Failure> {
+    fn mark(&self) -> u64 {
+        0
+    }
+    fn check(&self, _mark: u64) -> Result<(), Failure> {
         Ok(())
     }
 }
+
+/// How long after the end of the data stream the gate is asked: a killed client's control
+/// connection closes at the same moment as its data connection, and an ABOR is sent before
+/// the data connection closes; this lets both reach us first.
+pub const SETTLE: std::time::Duration = std::time::Duration::from_millis(40);
 
 /// Everything one upload needs.
 pub struct Upload<'a> {
@@ -121,6 +131,8 @@ pub struct Upload<'a> {
     pub tracker: &'a mut TransferTracker,
     /// The cancel check before commit.
     pub gate: &'a dyn CommitGate,
+    /// No data for this long cancels the upload.
+    pub idle_timeout: std::time::Duration,
 }
 
 /// The CopySource header value for `bucket/key`, percent-encoded except for `/`.
@@ -240,6 +252,8 @@ impl Upload<'_> {
         R: AsyncRead + Unpin + Send,
     {
         let part_size = self.limits.part_size as u64;
+        let mark = self.gate.mark();
+        let input = IdleTimeout::new(input, self.idle_timeout);
         // What to keep of the old object.
         let kept = if start_pos > 0 {
             let head = self
@@ -325,7 +339,7 @@ impl Upload<'_> {
         let mut reader = prefix.chain(input);
 
         let result = self
-            .stream_parts(&mut reader, prefix_len, &mut mpu, done_parts)
+            .stream_parts(&mut reader, prefix_len, &mut mpu, done_parts, mark)
             .await;
         match result {
             Ok(n) => Ok(n),
@@ -420,6 +434,7 @@ impl Upload<'_> {
         prefix_len: u64,
         mpu: &mut Option<(MultipartGuard, String)>,
         mut parts: Vec<CompletedPart>,
+        mark: u64,
     ) -> Result<u64, Failure>
     where
         R: AsyncRead + Unpin + Send,
@@ -446,9 +461,13 @@ impl Upload<'_> {
             )
             .await?;
 
+            if eof {
+                tokio::time::sleep(SETTLE).await;
+            }
+            // Cancelled uploads stop at the next part, not at the end.
+            self.gate.check(mark)?;
             // The whole file fits one part and nothing was copied: a single PutObject.
             if mpu.is_none() && eof {
-                self.gate.check()?;
                 let len = buf.len() as i64;
                 self.client
                     .put_object()
@@ -503,7 +522,7 @@ impl Upload<'_> {
         while let Some(r) = set.join_next().await {
             parts.push(joined(r)?);
         }
-        self.gate.check()?;
+        self.gate.check(mark)?;
         parts.sort_by_key(|p| p.part_number());
         let (guard, upload_id) = mpu
             .take()
@@ -531,6 +550,47 @@ impl Upload<'_> {
                 guard.abort().await;
                 Err(f)
             }
+        }
+    }
+}
+
+/// Fails a read that waits longer than `limit` for data: a stalled client cancels its upload.
+struct IdleTimeout<R> {
+    inner: R,
+    limit: std::time::Duration,
+    timer: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<R> IdleTimeout<R> {
+    fn new(inner: R, limit: std::time::Duration) -> Self {
+        Self {
+            inner,
+            limit,
+            timer: Box::pin(tokio::time::sleep(limit)),
+        }
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for IdleTimeout<R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::task::Poll;
+        match std::pin::Pin::new(&mut self.inner).poll_read(cx, buf) {
+            Poll::Ready(r) => {
+                let deadline = tokio::time::Instant::now() + self.limit;
+                self.timer.as_mut().reset(deadline);
+                Poll::Ready(r)
+            }
+            Poll::Pending => match self.timer.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "no data from the client",
+                ))),
+                Poll::Pending => Poll::Pending,
+            },
         }
     }
 }
@@ -568,10 +628,13 @@ async fn fill<R: AsyncRead + Unpin>(
 ) -> Result<bool, Failure> {
     while buf.len() < cap {
         let room = cap - buf.len();
-        let n = reader
-            .read_buf(&mut buf.limit(room))
-            .await
-            .map_err(|e| Failure::Aborted(format!("data connection failed: {}", e.kind())))?;
+        let n = reader.read_buf(&mut buf.limit(room)).await.map_err(|e| {
+            Failure::Aborted(if e.kind() == std::io::ErrorKind::TimedOut {
+                "the client sent no data for too long".to_owned()
+            } else {
+                format!("data connection failed: {}", e.kind())
+            })
+        })?;
         if n == 0 {
             return Ok(true);
         }
