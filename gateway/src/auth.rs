@@ -19,6 +19,7 @@ use unftp_core::auth::{
 use crate::control_tap::ControlTap;
 use crate::error::Failure;
 use crate::events::{Event, EventBus, SessionId};
+use crate::janitor::Janitor;
 use crate::limits::LoginLockout;
 use crate::s3::ClientFactory;
 use crate::s3::error::{bucket_region_hint, classify};
@@ -109,6 +110,7 @@ pub struct S3Authenticator {
     conn: Connection,
     slot: UserSlot,
     lockout: Arc<LoginLockout>,
+    janitor: Option<Arc<Janitor>>,
 }
 
 impl S3Authenticator {
@@ -118,12 +120,14 @@ impl S3Authenticator {
         conn: Connection,
         slot: UserSlot,
         lockout: Arc<LoginLockout>,
+        janitor: Option<Arc<Janitor>>,
     ) -> Self {
         Self {
             factory,
             conn,
             slot,
             lockout,
+            janitor,
         }
     }
 
@@ -212,6 +216,9 @@ impl Authenticator for S3Authenticator {
         match self.probe(&login, secret).await {
             Ok(user) => {
                 self.lockout.succeeded(ip);
+                if let Some(j) = &self.janitor {
+                    j.sweep_once(&user.client, &user.bucket);
+                }
                 if let Ok(mut slot) = self.slot.lock() {
                     *slot = Some(user);
                 }

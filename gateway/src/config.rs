@@ -36,6 +36,9 @@ pub struct GatewayConfig {
     /// The address passive replies announce (behind NAT); `None` uses the control
     /// connection's local address.
     pub masquerade: Option<Ipv4Addr>,
+    /// Abort multipart uploads older than this in each bucket after its first login (left by
+    /// a killed gateway); `None` leaves them to the bucket's lifecycle rule.
+    pub abort_stale_uploads: Option<Duration>,
 }
 
 impl GatewayConfig {
@@ -53,6 +56,7 @@ impl GatewayConfig {
             tls: None,
             require_tls: false,
             masquerade: None,
+            abort_stale_uploads: None,
         }
     }
 }

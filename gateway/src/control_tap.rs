@@ -204,6 +204,9 @@ mod tests {
         let (server, _) = listener.accept().await.unwrap_or_else(|e| panic!("{e}"));
         let (mut server, tap) = split(server).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(tap.state(), ControlState::Idle);
+        use crate::storage::upload::CommitGate;
+        let mark = tap.mark();
+        assert!(tap.check(mark).is_ok());
         client
             .write_all(b"ABOR\r\n")
             .await

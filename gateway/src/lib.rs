@@ -16,6 +16,7 @@
 //! - [`control_tap`]: the duplicate control-socket handle (reply details, liveness).
 //! - [`events`]: sessions and transfers as a broadcast stream.
 //! - [`limits`]: session limits and the failed-login lockout.
+//! - [`janitor`]: aborts multipart uploads left by a killed gateway (opt-in).
 //! - [`tls`]: FTPS certificate (generated or the user's) and the shared rustls config.
 //! - [`error`]: the failures and the FTP replies they become.
 //! - [`config`]: the gateway's configuration and its parsing helpers.
@@ -25,6 +26,7 @@ pub mod config;
 pub mod control_tap;
 pub mod error;
 pub mod events;
+pub mod janitor;
 pub mod limits;
 pub mod path;
 pub mod s3;
@@ -102,6 +104,9 @@ impl Gateway {
             tls: config.tls.clone(),
             require_tls: config.require_tls,
             masquerade: config.masquerade,
+            janitor: config
+                .abort_stale_uploads
+                .map(|age| Arc::new(janitor::Janitor::new(age))),
         });
         let (stop_tx, stop_rx) = watch::channel(None);
         let sessions: server::Sessions = Arc::new(Mutex::new(Vec::new()));

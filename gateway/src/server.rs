@@ -47,6 +47,8 @@ pub struct ServerParts {
     pub require_tls: bool,
     /// Passive reply address.
     pub masquerade: Option<std::net::Ipv4Addr>,
+    /// Stale multipart upload cleanup, when on.
+    pub janitor: Option<Arc<crate::janitor::Janitor>>,
 }
 
 /// The live sessions' control sockets, so that stop can end them.
@@ -163,6 +165,7 @@ async fn serve_admitted(
         conn,
         slot,
         parts.lockout.clone(),
+        parts.janitor.clone(),
     )))
     .greeting("BucketFTP ready")
     .passive_ports(parts.passive_ports.clone())

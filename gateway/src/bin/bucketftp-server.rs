@@ -84,6 +84,11 @@ struct Cli {
     /// for servers behind NAT.
     #[arg(long)]
     masquerade: Option<String>,
+    /// Abort multipart uploads older than this many hours in each bucket after its first
+    /// login: uploads left behind when this server was killed mid-upload (0: off, leave them
+    /// to the bucket's lifecycle rule).
+    #[arg(long, default_value_t = 0)]
+    abort_stale_uploads: u64,
     /// Folder for the generated certificate and the local bucket (default: the app's data
     /// folder for this user).
     #[arg(long)]
@@ -245,6 +250,8 @@ async fn main() -> Result<()> {
         tls,
         require_tls: cli.require_tls,
         masquerade,
+        abort_stale_uploads: (cli.abort_stale_uploads > 0)
+            .then(|| Duration::from_secs(cli.abort_stale_uploads * 3600)),
     };
     let handle = Gateway::start(config).await?;
     println!("BucketFTP listening on {}", handle.local_addr());

@@ -30,10 +30,10 @@ use crate::events::{Direction, EventBus, TransferTracker};
 use crate::path::{BucketPath, rebase_key};
 use crate::s3::error::{ClassifyExt, classify};
 use listing::{Entry, FolderListing, ListedObject};
-use upload::{TransferLimits, Upload, copy_source};
+use upload::{CommitGate, TransferLimits, Upload, copy_source};
 
 /// A logged-in FTP user: the session's S3 client and bucket.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct S3User {
     /// The login name, `ACCESS_KEY_ID/bucket` (no secret).
     pub name: String,
@@ -41,6 +41,17 @@ pub struct S3User {
     pub bucket: String,
     /// A client signed with this user's credential.
     pub client: Client,
+}
+
+// Short on purpose: libunftp logs the user at debug level, and the client's own Debug output
+// is kilobytes long.
+impl Debug for S3User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3User")
+            .field("name", &self.name)
+            .field("bucket", &self.bucket)
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Display for S3User {
@@ -161,17 +172,22 @@ impl S3Backend {
         f.into()
     }
 
-    /// The same for transfers, whose `150` reply another task writes.
-    async fn refuse_transfer(&self, started: Instant, f: Failure) -> ftp::Error {
-        self.conn
-            .tap
-            .explain_after(
-                started,
-                TRANSFER_REPLY_SETTLE,
-                f.reply_code(),
-                &f.to_string(),
-            )
-            .await;
+    /// The same for transfers, whose `150` reply another task writes. The reason goes out
+    /// only while the client has sent nothing since the transfer began: after an ABOR, its
+    /// reply could land between the reason and the last line and split the reply in two.
+    async fn refuse_transfer(&self, started: Instant, mark: u64, f: Failure) -> ftp::Error {
+        let quiet = self.conn.tap.bytes_received().is_none_or(|now| now == mark);
+        if quiet {
+            self.conn
+                .tap
+                .explain_after(
+                    started,
+                    TRANSFER_REPLY_SETTLE,
+                    f.reply_code(),
+                    &f.to_string(),
+                )
+                .await;
+        }
         f.into()
     }
 
@@ -682,11 +698,11 @@ impl StorageBackend<S3User> for S3Backend {
         u: &S3User,
         path: P,
     ) -> ftp::Result<Vec<Fileinfo<PathBuf, ObjectMeta>>> {
-        let started = Instant::now();
+        let (started, mark) = (Instant::now(), self.conn.tap.mark());
         let p = parse(path.as_ref())?;
         let entries = match self.list_folder(u, &p).await {
             Ok(e) => e,
-            Err(f) => return Err(self.refuse_transfer(started, f).await),
+            Err(f) => return Err(self.refuse_transfer(started, mark, f).await),
         };
         Ok(entries
             .into_iter()
@@ -707,11 +723,11 @@ impl StorageBackend<S3User> for S3Backend {
         path: P,
         start_pos: u64,
     ) -> ftp::Result<Box<dyn AsyncRead + Send + Sync + Unpin>> {
-        let started = Instant::now();
+        let (started, mark) = (Instant::now(), self.conn.tap.mark());
         let p = parse(path.as_ref())?;
         match download::open(&self.shared.events, self.conn.session, u, &p, start_pos).await {
             Ok(r) => Ok(r),
-            Err(f) => Err(self.refuse_transfer(started, f).await),
+            Err(f) => Err(self.refuse_transfer(started, mark, f).await),
         }
     }
 
@@ -722,18 +738,18 @@ impl StorageBackend<S3User> for S3Backend {
         path: P,
         start_pos: u64,
     ) -> ftp::Result<u64> {
-        let started = Instant::now();
+        let (started, mark) = (Instant::now(), self.conn.tap.mark());
         let p = parse(path.as_ref())?;
         if p.is_root() {
             let f = Failure::WrongType("cannot upload onto the bucket's root folder".into());
-            return Err(self.refuse_transfer(started, f).await);
+            return Err(self.refuse_transfer(started, mark, f).await);
         }
         let key = p.key();
         if start_pos == 0 && self.was_unreadable(&key) {
             let f = Failure::Transient(
                 "could not read the existing file, so it was not overwritten; try again".into(),
             );
-            return Err(self.refuse_transfer(started, f).await);
+            return Err(self.refuse_transfer(started, mark, f).await);
         }
         let mut tracker = TransferTracker::start(
             &self.shared.events,
@@ -762,7 +778,7 @@ impl StorageBackend<S3User> for S3Backend {
             Err(f) => {
                 tracing::info!(path = %p.display(), reason = %f, "upload not stored");
                 tracker.fail(f.to_string());
-                Err(self.refuse_transfer(started, f).await)
+                Err(self.refuse_transfer(started, mark, f).await)
             }
         }
     }

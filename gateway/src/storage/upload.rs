@@ -388,10 +388,10 @@ impl Upload<'_> {
         let mut set: JoinSet<PartResult> = JoinSet::new();
         let mut parts = Vec::new();
         for i in 0..count {
-            if set.len() >= self.limits.parts_in_flight {
-                if let Some(r) = set.join_next().await {
-                    parts.push(joined(r)?);
-                }
+            if set.len() >= self.limits.parts_in_flight
+                && let Some(r) = set.join_next().await
+            {
+                parts.push(joined(r)?);
             }
             let number = i32::try_from(i + 1).unwrap_or(i32::MAX);
             let mut req = self

@@ -1,0 +1,121 @@
+//! Removes multipart uploads left behind when the gateway itself was killed mid-upload (the
+//! one case where it cannot abort them). Off unless configured: other programs may use the
+//! bucket too, so only uploads older than the configured age are aborted, once per bucket per
+//! run, in the background after the first login to that bucket. A bucket lifecycle rule
+//! (AbortIncompleteMultipartUpload) does the same job on the store's side.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_s3::Client;
+
+use crate::s3::error::classify;
+
+/// Aborts stale multipart uploads.
+#[derive(Debug)]
+pub struct Janitor {
+    age: Duration,
+    swept: Mutex<HashSet<String>>,
+}
+
+/// True when an upload started at `initiated` is older than `age` at `now`. Pure.
+pub fn is_stale(initiated: SystemTime, now: SystemTime, age: Duration) -> bool {
+    now.duration_since(initiated).is_ok_and(|d| d >= age)
+}
+
+impl Janitor {
+    /// Aborts uploads older than `age`.
+    pub fn new(age: Duration) -> Self {
+        Self {
+            age,
+            swept: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Sweeps `bucket` in the background, the first time only.
+    pub fn sweep_once(&self, client: &Client, bucket: &str) {
+        let first = self
+            .swept
+            .lock()
+            .map(|mut s| s.insert(bucket.to_owned()))
+            .unwrap_or(false);
+        if !first {
+            return;
+        }
+        let (client, bucket, age) = (client.clone(), bucket.to_owned(), self.age);
+        tokio::spawn(async move {
+            let n = sweep(&client, &bucket, age).await;
+            if n > 0 {
+                tracing::info!(%bucket, aborted = n, "aborted stale multipart uploads");
+            }
+        });
+    }
+}
+
+async fn sweep(client: &Client, bucket: &str, age: Duration) -> usize {
+    let mut aborted = 0;
+    let mut key_marker: Option<String> = None;
+    let mut id_marker: Option<String> = None;
+    loop {
+        let page = match client
+            .list_multipart_uploads()
+            .bucket(bucket)
+            .set_key_marker(key_marker.take())
+            .set_upload_id_marker(id_marker.take())
+            .send()
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::debug!(%bucket, error = %classify(&e), "cannot list multipart uploads");
+                return aborted;
+            }
+        };
+        let now = SystemTime::now();
+        for u in page.uploads() {
+            let started = u.initiated().and_then(|t| SystemTime::try_from(*t).ok());
+            let (Some(key), Some(id), Some(started)) = (u.key(), u.upload_id(), started) else {
+                continue;
+            };
+            if is_stale(started, now, age)
+                && client
+                    .abort_multipart_upload()
+                    .bucket(bucket)
+                    .key(key)
+                    .upload_id(id)
+                    .send()
+                    .await
+                    .is_ok()
+            {
+                aborted += 1;
+            }
+        }
+        if page.is_truncated() != Some(true) {
+            return aborted;
+        }
+        key_marker = page.next_key_marker().map(str::to_owned);
+        id_marker = page.next_upload_id_marker().map(str::to_owned);
+        if key_marker.is_none() {
+            return aborted;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staleness() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let day = Duration::from_secs(86_400);
+        assert!(is_stale(t0, t0 + day, day));
+        assert!(!is_stale(t0, t0 + day - Duration::from_secs(1), day));
+        assert!(
+            !is_stale(t0 + day, t0, day),
+            "clock skew: a future start is not stale"
+        );
+        assert!(is_stale(t0, t0, Duration::ZERO));
+    }
+}
