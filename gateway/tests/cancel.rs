@@ -1,0 +1,390 @@
+//! Interrupted uploads leave nothing behind. Each way a client can cancel a 40 MiB upload is
+//! tried at least 20 times, at random points, against Garage and moto; after every trial the
+//! key must still hold its old content and no multipart upload may be left. The counts are
+//! printed (`cargo test -p gateway --test cancel -- --nocapture`).
+//!
+//! Cases: 1 the client process is killed (a real `curl`, SIGKILL); 2 the data connection is
+//! reset; 3 ABOR, then the data connection closes; 4 a TLS data channel ends without
+//! close_notify; 5 the client stalls past the transfer timeout; 6 the control connection
+//! closes while the data connection stays open.
+
+mod rawftp;
+mod support;
+
+use std::time::Duration;
+
+use gateway::events::Event;
+use gateway::{Gateway, GatewayConfig, GatewayHandle, S3Settings, TransferLimits};
+use rawftp::{DataConn, Raw, Rng, data};
+use support::{S3Kind, TestS3};
+use tokio::sync::broadcast;
+
+const BUCKET: &str = "cancel-bucket";
+const MIB: usize = 1024 * 1024;
+const UPLOAD: usize = 40 * MIB;
+/// Trials per case (at least 20; `CANCEL_TRIALS` may raise it, or lower it while debugging).
+fn trials() -> usize {
+    std::env::var("CANCEL_TRIALS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(20)
+}
+
+struct Env {
+    s3: TestS3,
+    gw: GatewayHandle,
+    tls_dir: std::path::PathBuf,
+}
+
+impl Env {
+    async fn start(kind: S3Kind) -> Env {
+        let s3 = TestS3::start(kind).await;
+        s3.create_bucket(BUCKET).await;
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tls_dir =
+            std::env::temp_dir().join(format!("bucketftp-cancel-tls-{}-{n}", std::process::id()));
+        let tls = gateway::tls::load_or_create(&tls_dir).unwrap_or_else(|e| panic!("{e}"));
+        let mut config =
+            GatewayConfig::new(S3Settings::custom(s3.endpoint.clone(), s3.region.clone()));
+        config.listen = "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"));
+        config.limits = TransferLimits {
+            part_size: 5 * MIB,
+            parts_in_flight: 3,
+            memory_limit: 128 * MIB,
+        };
+        config.transfer_timeout = Duration::from_secs(1);
+        config.tls = Some(tls);
+        let gw = Gateway::start(config)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        Env { s3, gw, tls_dir }
+    }
+
+    fn user(&self) -> String {
+        format!("{}/{BUCKET}", self.s3.access_key)
+    }
+
+    async fn login(&self) -> Raw {
+        let mut raw = Raw::connect(self.gw.local_addr()).await;
+        raw.login(&self.user(), &self.s3.secret_key).await;
+        raw
+    }
+
+    async fn login_tls(&self) -> Raw {
+        let connector = rawftp::tls_trusting(&self.tls_dir.join(gateway::tls::CERT_FILE));
+        let mut raw = Raw::connect(self.gw.local_addr())
+            .await
+            .auth_tls(connector)
+            .await;
+        raw.login(&self.user(), &self.s3.secret_key).await;
+        raw
+    }
+
+    /// True when the trial left something behind: the key changed, or an upload is left.
+    async fn left_behind(&self, key: &str, old: &[u8]) -> bool {
+        let content_ok = self.s3.get(BUCKET, key).await.as_deref() == Some(old);
+        let mut uploads = self.s3.multipart_uploads(BUCKET).await;
+        for _ in 0..50 {
+            if uploads.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            uploads = self.s3.multipart_uploads(BUCKET).await;
+        }
+        if !content_ok || !uploads.is_empty() {
+            eprintln!("  left behind at {key}: content ok {content_ok}, uploads {uploads:?}");
+        }
+        !content_ok || !uploads.is_empty()
+    }
+}
+
+/// Waits for the outcome of the next upload: true when it was stored.
+async fn outcome(rx: &mut broadcast::Receiver<Event>) -> Option<bool> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Ok(Event::TransferFinished { .. })) => return Some(true),
+            Ok(Ok(Event::TransferFailed { .. })) => return Some(false),
+            Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => continue,
+            _ => return None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Case {
+    Killed,
+    Reset,
+    Abor,
+    TlsNoCloseNotify,
+    Stall,
+    ControlClosed,
+}
+
+async fn trial(env: &Env, case: Case, i: usize, rng: &mut Rng, body: &[u8]) -> bool {
+    let key = format!("case-{case:?}-{i}.bin");
+    let old = format!("old content {i}").into_bytes();
+    env.s3.put(BUCKET, &key, old.clone()).await;
+    let mut rx = env.gw.subscribe();
+    let cut = rng.range(0, UPLOAD as u64) as usize;
+    match case {
+        Case::Killed => {
+            let file =
+                std::env::temp_dir().join(format!("bucketftp-cancel-{}.bin", std::process::id()));
+            if !file.exists() {
+                std::fs::write(&file, body).unwrap_or_else(|e| panic!("{e}"));
+            }
+            let url = format!("ftp://{}/{key}", env.gw.local_addr());
+            let mut child = tokio::process::Command::new("curl")
+                .args(["-s", "--limit-rate", "20M", "-T"])
+                .arg(&file)
+                .arg(&url)
+                .args(["-u", &format!("{}:{}", env.user(), env.s3.secret_key)])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("curl: {e}"));
+            // Wait for the upload to start, then kill curl at a random moment of its ~2 s.
+            let started = tokio::time::timeout(Duration::from_secs(20), async {
+                loop {
+                    if let Ok(Event::TransferStarted { .. }) = rx.recv().await {
+                        break;
+                    }
+                }
+            })
+            .await;
+            assert!(started.is_ok(), "curl never started uploading");
+            tokio::time::sleep(Duration::from_millis(rng.range(0, 1500))).await;
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+        }
+        Case::Reset | Case::Abor | Case::Stall | Case::ControlClosed | Case::TlsNoCloseNotify => {
+            let mut ctl = if matches!(case, Case::TlsNoCloseNotify) {
+                env.login_tls().await
+            } else {
+                env.login().await
+            };
+            let mut dc = ctl.data(&format!("STOR {key}")).await;
+            let mut sent = 0;
+            while sent < cut {
+                let n = (cut - sent).min(MIB);
+                if !dc.write(&body[sent..sent + n]).await {
+                    break;
+                }
+                sent += n;
+            }
+            match case {
+                Case::Reset => {
+                    dc.reset();
+                    let (code, text) = ctl.reply().await;
+                    assert_ne!(code, 226, "reset upload acknowledged: {text}");
+                }
+                Case::Abor => {
+                    ctl.send("ABOR").await;
+                    tokio::time::sleep(Duration::from_millis(rng.range(0, 20))).await;
+                    dc.finish().await;
+                    // Replies to ABOR and STOR, in either order: neither may be the STOR's 226.
+                    let (c1, t1) = ctl.reply().await;
+                    let (c2, t2) = ctl.reply().await;
+                    let texts = format!("{t1}{t2}");
+                    assert!(
+                        [c1, c2].iter().any(|c| matches!(c, 426 | 451)),
+                        "no failure reply after ABOR: {texts}"
+                    );
+                }
+                Case::TlsNoCloseNotify => {
+                    dc.fin_without_close_notify().await;
+                    let (code, text) = ctl.reply().await;
+                    assert_ne!(
+                        code, 226,
+                        "TLS upload without close_notify acknowledged: {text}"
+                    );
+                }
+                Case::Stall => {
+                    // Say nothing and send nothing: the transfer timeout (1 s here) ends it.
+                    let (code, text) = ctl.reply().await;
+                    assert!(matches!(code, 426 | 451), "stalled upload: {text}");
+                    dc.reset();
+                }
+                Case::ControlClosed => {
+                    ctl.hang_up().await;
+                    // Data keeps flowing for a while, then ends cleanly.
+                    let more = (UPLOAD - sent).min(4 * MIB);
+                    let _ = dc.write(&body[sent..sent + more]).await;
+                    dc.finish().await;
+                }
+                Case::Killed => {}
+            }
+        }
+    }
+    let stored = outcome(&mut rx).await;
+    assert_eq!(
+        stored,
+        Some(false),
+        "case {case:?} trial {i}: the upload was stored (cut at {cut})"
+    );
+    env.left_behind(&key, &old).await
+}
+
+async fn run_cases(kind: S3Kind, cases: &[Case]) {
+    let env = Env::start(kind).await;
+    let body = data(UPLOAD, 40);
+    let mut rng = Rng::new(&format!("{kind:?}"));
+    let mut summary = Vec::new();
+    for &case in cases {
+        let mut left = 0;
+        let trials = trials();
+        for i in 0..trials {
+            eprintln!("{kind:?} {case:?} trial {i}");
+            if trial(&env, case, i, &mut rng, &body).await {
+                left += 1;
+            }
+        }
+        summary.push(format!(
+            "{kind:?} {case:?}: {trials} trials, {left} left something behind"
+        ));
+        assert_eq!(
+            left, 0,
+            "{kind:?} {case:?}: {left} of {trials} trials left something behind"
+        );
+    }
+    for line in summary {
+        println!("{line}");
+    }
+}
+
+const SOCKET_CASES: [Case; 5] = [
+    Case::Reset,
+    Case::Abor,
+    Case::TlsNoCloseNotify,
+    Case::Stall,
+    Case::ControlClosed,
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_uploads_leave_nothing_garage() {
+    run_cases(S3Kind::Garage, &SOCKET_CASES).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_uploads_leave_nothing_moto() {
+    run_cases(S3Kind::Moto, &SOCKET_CASES).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_client_leaves_nothing_garage() {
+    run_cases(S3Kind::Garage, &[Case::Killed]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_client_leaves_nothing_moto() {
+    run_cases(S3Kind::Moto, &[Case::Killed]).await;
+}
+
+/// A complete upload over the same paths still succeeds: the gate does not cancel real
+/// uploads (plain and TLS).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn complete_uploads_still_commit() {
+    let env = Env::start(S3Kind::Garage).await;
+    let body = data(12 * MIB + 3, 12);
+    for tls in [false, true] {
+        let mut ctl = if tls {
+            env.login_tls().await
+        } else {
+            env.login().await
+        };
+        let key = format!("complete-{tls}.bin");
+        let mut dc: DataConn = ctl.data(&format!("STOR {key}")).await;
+        assert!(dc.write(&body).await);
+        dc.finish().await;
+        let (code, text) = ctl.reply().await;
+        assert_eq!(code, 226, "{text}");
+        assert_eq!(env.s3.get(BUCKET, &key).await.as_deref(), Some(&body[..]));
+    }
+}
+
+/// The gateway process killed mid-upload: the old object stays. The store keeps an incomplete
+/// multipart upload, invisible to readers; a gateway started with `abort_stale_uploads`
+/// removes it at the next login (a bucket lifecycle rule does the same on the store's side).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_gateway_leaves_old_object() {
+    let s3 = TestS3::start(S3Kind::Garage).await;
+    s3.create_bucket(BUCKET).await;
+    s3.put(BUCKET, "victim.bin", b"old".to_vec()).await;
+    let dir = std::env::temp_dir().join(format!("bucketftp-killgw-{}", std::process::id()));
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_bucketftp-server"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--no-tls",
+            "--part-size",
+            "5MiB",
+            "--endpoint",
+        ])
+        .arg(&s3.endpoint)
+        .args(["--region", &s3.region, "--path-style", "--data-dir"])
+        .arg(&dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stdout = child.stdout.take().unwrap_or_else(|| panic!("stdout"));
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let addr = loop {
+        let line = lines
+            .next_line()
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("no listen line"));
+        if let Some(a) = line.strip_prefix("BucketFTP listening on ") {
+            break a.parse().unwrap_or_else(|e| panic!("{e}"));
+        }
+    };
+    let mut ctl = Raw::connect(addr).await;
+    ctl.login(&format!("{}/{BUCKET}", s3.access_key), &s3.secret_key)
+        .await;
+    let mut dc = ctl.data("STOR victim.bin").await;
+    let body = data(20 * MIB, 5);
+    assert!(dc.write(&body[..17 * MIB]).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+    assert_eq!(
+        s3.get(BUCKET, "victim.bin").await.as_deref(),
+        Some(&b"old"[..])
+    );
+    let _ = std::fs::remove_dir_all(dir);
+    let left = s3.multipart_uploads(BUCKET).await;
+    assert_eq!(
+        left.len(),
+        1,
+        "the killed gateway's upload is still there: {left:?}"
+    );
+
+    // The next gateway, told to abort stale uploads (age 0 here), cleans it up at login.
+    let mut config = GatewayConfig::new(S3Settings::custom(s3.endpoint.clone(), s3.region.clone()));
+    config.listen = "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"));
+    config.abort_stale_uploads = Some(Duration::ZERO);
+    let gw = Gateway::start(config)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut ctl = Raw::connect(gw.local_addr()).await;
+    ctl.login(&format!("{}/{BUCKET}", s3.access_key), &s3.secret_key)
+        .await;
+    let mut left = s3.multipart_uploads(BUCKET).await;
+    for _ in 0..50 {
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        left = s3.multipart_uploads(BUCKET).await;
+    }
+    assert!(left.is_empty(), "stale upload not cleaned: {left:?}");
+    assert_eq!(
+        s3.get(BUCKET, "victim.bin").await.as_deref(),
+        Some(&b"old"[..])
+    );
+}

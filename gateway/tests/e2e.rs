@@ -1,0 +1,785 @@
+//! End-to-end: a real FTP client (suppaftp) against the gateway against a real S3 server
+//! process (Garage and moto), verifying results directly in S3 as well as through FTP.
+//! Every scenario runs once per server (`both!`).
+
+mod support;
+
+use std::time::Duration;
+
+use gateway::events::Event;
+use gateway::{Gateway, GatewayConfig, GatewayHandle, S3Settings, TransferLimits};
+use suppaftp::tokio::AsyncFtpStream;
+use suppaftp::{FtpError, Status};
+use support::{S3Kind, TestS3};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const BUCKET: &str = "e2e-bucket";
+const MIB: usize = 1024 * 1024;
+
+struct Env {
+    s3: TestS3,
+    gw: Option<GatewayHandle>,
+}
+
+impl Env {
+    async fn start(kind: S3Kind) -> Env {
+        let s3 = TestS3::start(kind).await;
+        s3.create_bucket(BUCKET).await;
+        let mut config =
+            GatewayConfig::new(S3Settings::custom(s3.endpoint.clone(), s3.region.clone()));
+        config.listen = "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"));
+        config.limits = TransferLimits {
+            part_size: 5 * MIB,
+            parts_in_flight: 3,
+            memory_limit: 64 * MIB,
+        };
+        let gw = Gateway::start(config)
+            .await
+            .unwrap_or_else(|e| panic!("gateway: {e}"));
+        Env { s3, gw: Some(gw) }
+    }
+
+    fn gw(&self) -> &GatewayHandle {
+        self.gw
+            .as_ref()
+            .unwrap_or_else(|| panic!("gateway stopped"))
+    }
+
+    fn user(&self) -> String {
+        format!("{}/{BUCKET}", self.s3.access_key)
+    }
+
+    async fn connect(&self) -> AsyncFtpStream {
+        AsyncFtpStream::connect(self.gw().local_addr())
+            .await
+            .unwrap_or_else(|e| panic!("connect: {e}"))
+    }
+
+    async fn login(&self) -> AsyncFtpStream {
+        let mut ftp = self.connect().await;
+        ftp.login(self.user(), self.s3.secret_key.clone())
+            .await
+            .unwrap_or_else(|e| panic!("login: {e}"));
+        ftp.transfer_type(suppaftp::types::FileType::Binary)
+            .await
+            .unwrap_or_else(|e| panic!("TYPE I: {e}"));
+        ftp
+    }
+
+    async fn s3_get(&self, key: &str) -> Option<Vec<u8>> {
+        self.s3.get(BUCKET, key).await
+    }
+}
+
+/// The reply code and text of a refused command.
+fn refused(e: FtpError) -> (u32, String) {
+    match e {
+        FtpError::UnexpectedResponse(r) => (r.status.code(), r.as_string().unwrap_or_default()),
+        other => panic!("expected an FTP reply, got {other}"),
+    }
+}
+
+fn data(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+async fn put(ftp: &mut AsyncFtpStream, name: &str, body: &[u8]) -> Result<(), FtpError> {
+    let mut s = ftp.put_with_stream(name).await?;
+    s.write_all(body).await.map_err(FtpError::ConnectionError)?;
+    s.finish().await
+}
+
+async fn put_at(
+    ftp: &mut AsyncFtpStream,
+    name: &str,
+    offset: usize,
+    body: &[u8],
+) -> Result<(), FtpError> {
+    ftp.resume_transfer(offset).await?;
+    put(ftp, name, body).await
+}
+
+async fn appe(ftp: &mut AsyncFtpStream, name: &str, body: &[u8]) -> Result<(), FtpError> {
+    let mut s = ftp.append_with_stream(name).await?;
+    s.write_all(body).await.map_err(FtpError::ConnectionError)?;
+    s.finish().await
+}
+
+async fn get(ftp: &mut AsyncFtpStream, name: &str, offset: usize) -> Result<Vec<u8>, FtpError> {
+    ftp.resume_transfer(offset).await?;
+    let mut s = ftp.retr_as_stream(name).await?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out)
+        .await
+        .map_err(FtpError::ConnectionError)?;
+    s.finish().await?;
+    Ok(out)
+}
+
+/// MLSD of a folder as (name, facts).
+async fn mlsd(ftp: &mut AsyncFtpStream, dir: &str) -> Vec<(String, String)> {
+    ftp.mlsd(Some(dir))
+        .await
+        .unwrap_or_else(|e| panic!("MLSD {dir}: {e}"))
+        .into_iter()
+        .filter_map(|l| {
+            let (facts, name) = l.split_once(' ')?;
+            Some((name.trim_end().to_owned(), facts.to_owned()))
+        })
+        .collect()
+}
+
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn garage() {
+                super::$name(super::S3Kind::Garage).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn moto() {
+                super::$name(super::S3Kind::Moto).await
+            }
+        }
+    };
+}
+
+// ---------------------------------------------------------------- login
+
+both!(login_and_refusals);
+async fn login_and_refusals(kind: S3Kind) {
+    let env = Env::start(kind).await;
+    let mut ftp = env.login().await;
+    assert!(ftp.pwd().await.is_ok());
+
+    let mut bad = env.connect().await;
+    let (code, text) = refused(
+        bad.login("no-slash-here", "x")
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("accepted")),
+    );
+    assert_eq!(code, 530);
+    assert!(text.contains("ACCESS_KEY_ID/bucket"), "{text}");
+
+    let mut nob = env.connect().await;
+    let user = format!("{}/no-such-bucket-here", env.s3.access_key);
+    let (code, text) = refused(
+        nob.login(user, env.s3.secret_key.clone())
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("accepted")),
+    );
+    assert_eq!(code, 530);
+    assert!(text.contains("does not exist"), "{text}");
+    assert!(
+        !text.contains(&env.s3.secret_key),
+        "secret leaked into a reply"
+    );
+
+    if matches!(kind, S3Kind::Garage) {
+        // moto accepts any secret; Garage checks signatures.
+        let mut wrong = env.connect().await;
+        let (code, text) = refused(
+            wrong
+                .login(env.user(), "wrong-secret".into())
+                .await
+                .err()
+                .unwrap_or_else(|| panic!("accepted")),
+        );
+        assert_eq!(code, 530);
+        assert!(
+            text.contains("wrong secret") || text.contains("not known"),
+            "{text}"
+        );
+
+        let (ak, sk) = env
+            .s3
+            .create_key_without_access()
+            .await
+            .unwrap_or_else(|| panic!("garage makes keys"));
+        let mut denied = env.connect().await;
+        let (code, text) = refused(
+            denied
+                .login(format!("{ak}/{BUCKET}"), sk)
+                .await
+                .err()
+                .unwrap_or_else(|| panic!("accepted")),
+        );
+        assert_eq!(code, 530);
+        assert!(text.contains("may not list"), "{text}");
+    }
+}
+
+both!(features_for_filezilla);
+async fn features_for_filezilla(kind: S3Kind) {
+    let env = Env::start(kind).await;
+    let mut ftp = env.login().await;
+    let feat = ftp.feat().await.unwrap_or_else(|e| panic!("FEAT: {e}"));
+    for f in ["UTF8", "MLST", "MLSD", "SIZE", "MDTM", "REST", "EPSV"] {
+        assert!(feat.contains_key(f), "FEAT lacks {f}: {feat:?}");
+    }
+    assert_eq!(
+        feat.get("REST").cloned().flatten().as_deref(),
+        Some("STREAM")
+    );
+    let r = ftp
+        .custom_command("OPTS UTF8 ON", &[Status::CommandOk])
+        .await
+        .unwrap_or_else(|e| panic!("OPTS UTF8: {e}"));
+    assert_eq!(r.status.code(), 200);
+}
+
+// ---------------------------------------------------------------- folders
+
+both!(folders_behave_like_a_disk);
+async fn folders_behave_like_a_disk(kind: S3Kind) {
+    let env = Env::start(kind).await;
+    let mut ftp = env.login().await;
+    let dir = "测试 フォルダ";
+    ftp.mkdir(dir).await.unwrap_or_else(|e| panic!("MKD: {e}"));
+    assert_eq!(
+        env.s3_get(&format!("{dir}/")).await.as_deref(),
+        Some(&b""[..]),
+        "marker written"
+    );
+    let (code, _) = refused(
+        ftp.mkdir(dir)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("MKD twice")),
+    );
+    assert_eq!(code, 550);
+
+    ftp.cwd(dir)
+        .await
+        .unwrap_or_else(|e| panic!("CWD into new empty folder: {e}"));
+    assert!(
+        mlsd(&mut ftp, ".").await.is_empty(),
+        "own marker must not be listed"
+    );
+    put(&mut ftp, "名前 1.txt", b"hello")
+        .await
+        .unwrap_or_else(|e| panic!("STOR: {e}"));
+    ftp.cwd("/").await.unwrap_or_else(|e| panic!("CWD /: {e}"));
+
+    let root = mlsd(&mut ftp, "/").await;
+    let entry = root
+        .iter()
+        .find(|(n, _)| n == dir)
+        .unwrap_or_else(|| panic!("{dir} not in {root:?}"));
+    assert!(entry.1.contains("type=dir"), "{entry:?}");
+
+    let (code, _) = refused(
+        ftp.rmdir(dir)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("RMD non-empty accepted")),
+    );
+    assert_eq!(code, 550);
+    assert_eq!(
+        env.s3_get(&format!("{dir}/名前 1.txt")).await.as_deref(),
+        Some(&b"hello"[..])
+    );
+
+    ftp.rm(&format!("{dir}/名前 1.txt"))
+        .await
+        .unwrap_or_else(|e| panic!("DELE: {e}"));
+    let root = mlsd(&mut ftp, "/").await;
+    assert!(
+        root.iter().any(|(n, _)| n == dir),
+        "folder kept after deleting its last file"
+    );
+    ftp.rmdir(dir)
+        .await
+        .unwrap_or_else(|e| panic!("RMD empty: {e}"));
+    assert!(env.s3.keys(BUCKET, dir).await.is_empty());
+
+    let (code, _) = refused(
+        ftp.cwd("/missing")
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("CWD missing accepted")),
+    );
+    assert_eq!(code, 550);
+    let (code, _) = refused(
+        ftp.rm("/missing.txt")
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("DELE missing accepted")),
+    );
+    assert_eq!(code, 550);
+
+    // A folder that exists only as a key prefix.
+    env.s3.put(BUCKET, "implicit/a.txt", b"x".to_vec()).await;
+    env.s3
+        .put(BUCKET, "implicit/sub/b.txt", b"y".to_vec())
+        .await;
+    let list = mlsd(&mut ftp, "/implicit").await;
+    assert_eq!(list.len(), 2, "{list:?}");
+    assert!(
+        list.iter()
+            .any(|(n, f)| n == "sub" && f.contains("type=dir"))
+    );
+    ftp.cwd("/implicit/sub")
+        .await
+        .unwrap_or_else(|e| panic!("CWD prefix-only: {e}"));
+    // FileZilla's recursive delete: DELE files, RMD folders bottom-up.
+    ftp.rm("/implicit/sub/b.txt")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    ftp.rmdir("/implicit/sub")
+        .await
+        .unwrap_or_else(|e| panic!("RMD emptied prefix-only folder: {e}"));
+    ftp.rm("/implicit/a.txt")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    ftp.rmdir("/implicit")
+        .await
+        .unwrap_or_else(|e| panic!("RMD: {e}"));
+    assert!(env.s3.keys(BUCKET, "implicit").await.is_empty());
+}
+
+// ---------------------------------------------------------------- transfers
+
+both!(upload_download_and_facts);
+async fn upload_download_and_facts(kind: S3Kind) {
+    let env = Env::start(kind).await;
+    let mut ftp = env.login().await;
+    for (name, len) in [
+        ("empty.bin", 0),
+        ("small file.bin", MIB),
+        ("big.bin", 12 * MIB + 123),
+    ] {
+        let body = data(len, len as u64);
+        put(&mut ftp, name, &body)
+            .await
+            .unwrap_or_else(|e| panic!("STOR {name}: {e}"));
+        assert_eq!(
+            env.s3_get(name).await.as_deref(),
+            Some(&body[..]),
+            "{name} in S3"
+        );
+        assert_eq!(
+            get(&mut ftp, name, 0)
+                .await
+                .unwrap_or_else(|e| panic!("RETR {name}: {e}")),
+            body
+        );
+        assert_eq!(
+            ftp.size(name).await.unwrap_or_else(|e| panic!("SIZE: {e}")),
+            len
+        );
+    }
+    assert!(env.s3.multipart_uploads(BUCKET).await.is_empty());
+    let list = mlsd(&mut ftp, "/").await;
+    let (_, facts) = list
+        .iter()
+        .find(|(n, _)| n == "big.bin")
+        .unwrap_or_else(|| panic!("{list:?}"));
+    assert!(
+        facts.contains("type=file") && facts.contains(&format!("size={}", 12 * MIB + 123)),
+        "{facts}"
+    );
+    let modify = facts
+        .split(';')
+        .find_map(|f| f.strip_prefix("modify="))
+        .unwrap_or_else(|| panic!("no modify fact: {facts}"));
+    assert!(
+        modify.len() == 14 && modify.chars().all(|c| c.is_ascii_digit()),
+        "{modify}"
+    );
+    let r = ftp
+        .custom_command("MDTM big.bin", &[Status::File])
+        .await
+        .unwrap_or_else(|e| panic!("MDTM: {e}"));
+    let text = r.as_string().unwrap_or_default();
+    assert!(
+        text.starts_with("213 ") && text[4..].trim().len() == 14,
+        "{text}"
+    );
+
+    // Overwrite keeps only the new content.
+    put(&mut ftp, "big.bin", b"short")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(env.s3_get("big.bin").await.as_deref(), Some(&b"short"[..]));
+}
+
+both!(resume_download);
+async fn resume_download(kind: S3Kind) {
+    let env = Env::start(kind).await;
+    let mut ftp = env.login().await;
+    let body = data(3 * MIB + 7, 9);
+    put(&mut ftp, "f.bin", &body)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    for offset in [1, 1000, body.len() - 1] {
+        let tail = get(&mut ftp, "f.bin", offset)
+            .await
+            .unwrap_or_else(|e| panic!("REST {offset}: {e}"));
+        assert_eq!(tail, &body[offset..], "REST {offset}");
+    }
+    let none = get(&mut ftp, "f.bin", body.len())
+        .await
+        .unwrap_or_else(|e| panic!("REST at size: {e}"));
+    assert!(none.is_empty());
+    let err = get(&mut ftp, "f.bin", body.len() + 10)
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("REST past end accepted"));
+    let (code, text) = refused(err);
+    assert_eq!(code, 550, "{text}");
+}
+
+both!(resume_upload_and_append);
+async fn resume_upload_and_append(kind: S3Kind) {
+    let env = Env::start(kind).await;
+    let mut ftp = env.login().await;
+    // Small kept prefix (re-sent from a ranged GET) and a large one (whole parts copied).
+    for (name, total, cut) in [
+        ("small.bin", 3 * MIB, 1000),
+        ("large.bin", 13 * MIB + 5, 11 * MIB + 17),
+    ] {
+        let body = data(total, total as u64);
+        put(&mut ftp, name, &body[..cut])
+            .await
+            .unwrap_or_else(|e| panic!("first part: {e}"));
+        put_at(&mut ftp, name, cut, &body[cut..])
+            .await
+            .unwrap_or_else(|e| panic!("REST {cut} STOR: {e}"));
+        assert_eq!(
+            env.s3_get(name).await.map(|b| b.len()),
+            Some(total),
+            "{name}"
+        );
+        assert!(
+            env.s3_get(name).await.as_deref() == Some(&body[..]),
+            "{name} content after resume"
+        );
+    }
+    put(&mut ftp, "log.txt", b"line 1\n")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    appe(&mut ftp, "log.txt", b"line 2\n")
+        .await
+        .unwrap_or_else(|e| panic!("APPE: {e}"));
+    assert_eq!(
+        env.s3_get("log.txt").await.as_deref(),
+        Some(&b"line 1\nline 2\n"[..])
+    );
+    appe(&mut ftp, "new.txt", b"fresh")
+        .await
+        .unwrap_or_else(|e| panic!("APPE new: {e}"));
+    assert_eq!(env.s3_get("new.txt").await.as_deref(), Some(&b"fresh"[..]));
+    let err = put_at(&mut ftp, "log.txt", 1000, b"x")
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("REST past end accepted"));
+    assert_eq!(refused(err).0, 550);
+    assert_eq!(
+        env.s3_get("log.txt").await.as_deref(),
+        Some(&b"line 1\nline 2\n"[..]),
+        "untouched"
+    );
+    assert!(
+        env.s3.multipart_uploads(BUCKET).await.is_empty(),
+        "no multipart upload left behind"
+    );
+}
+
+// ---------------------------------------------------------------- rename
+
+both!(rename_files_and_folders);
+async fn rename_files_and_folders(kind: S3Kind) {
+    let env = Env::start(kind).await;
+    let mut ftp = env.login().await;
+    put(&mut ftp, "a.txt", b"A")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    ftp.mkdir("docs").await.unwrap_or_else(|e| panic!("{e}"));
+    ftp.rename("a.txt", "docs/文档 a.txt")
+        .await
+        .unwrap_or_else(|e| panic!("RNFR/RNTO file: {e}"));
+    assert_eq!(env.s3_get("a.txt").await, None);
+    assert_eq!(
+        env.s3_get("docs/文档 a.txt").await.as_deref(),
+        Some(&b"A"[..])
+    );
+
+    for k in ["docs/sub/x.bin", "docs/sub/deep/y.bin", "docs/z.bin"] {
+        env.s3.put(BUCKET, k, k.as_bytes().to_vec()).await;
+    }
+    ftp.mkdir("other").await.unwrap_or_else(|e| panic!("{e}"));
+    let (code, _) = refused(
+        ftp.rename("docs", "other")
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("RNTO onto a folder")),
+    );
+    assert_eq!(code, 550);
+    assert!(env.s3_get("docs/z.bin").await.is_some(), "nothing moved");
+
+    ftp.rename("docs", "归档 2026")
+        .await
+        .unwrap_or_else(|e| panic!("folder rename: {e}"));
+    assert!(
+        env.s3.keys(BUCKET, "docs/").await.is_empty(),
+        "old prefix empty"
+    );
+    let mut moved = env.s3.keys(BUCKET, "归档 2026/").await;
+    moved.sort();
+    assert_eq!(
+        moved,
+        vec![
+            "归档 2026/",
+            "归档 2026/sub/deep/y.bin",
+            "归档 2026/sub/x.bin",
+            "归档 2026/z.bin",
+            "归档 2026/文档 a.txt"
+        ]
+    );
+    assert_eq!(
+        env.s3_get("归档 2026/sub/x.bin").await.as_deref(),
+        Some(&b"docs/sub/x.bin"[..])
+    );
+    let (code, _) = refused(
+        ftp.rename("nope", "x")
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("rename missing")),
+    );
+    assert_eq!(code, 550);
+}
+
+// ---------------------------------------------------------------- paths
+
+both!(paths_stay_inside_the_bucket);
+async fn paths_stay_inside_the_bucket(kind: S3Kind) {
+    let env = Env::start(kind).await;
+    let mut ftp = env.login().await;
+    put(&mut ftp, "/../../escape.txt", b"e")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(env.s3_get("escape.txt").await.as_deref(), Some(&b"e"[..]));
+    put(&mut ftp, "a\\b.txt", b"b")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(env.s3_get("a/b.txt").await.as_deref(), Some(&b"b"[..]));
+    put(&mut ftp, "//x/./y/../z.txt", b"z")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(env.s3_get("x/z.txt").await.as_deref(), Some(&b"z"[..]));
+    ftp.cwd("../../..")
+        .await
+        .unwrap_or_else(|e| panic!("CWD above root: {e}"));
+    let list = mlsd(&mut ftp, ".").await;
+    assert!(
+        list.iter().any(|(n, _)| n == "escape.txt"),
+        "still at the bucket root: {list:?}"
+    );
+    let long = "n".repeat(300);
+    let err = put(&mut ftp, &long, b"x")
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("long name accepted"));
+    assert_eq!(refused(err).0, 553);
+}
+
+// ---------------------------------------------------------------- failures
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_stopped_mid_upload_keeps_old_object() {
+    // Garage keeps its data across a restart; moto would lose it.
+    let mut env = Env::start(S3Kind::Garage).await;
+    let mut ftp = env.login().await;
+    let old = data(2 * MIB, 1);
+    put(&mut ftp, "keep.bin", &old)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let mut s = ftp
+        .put_with_stream("keep.bin")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let chunk = data(MIB, 2);
+    for _ in 0..12 {
+        s.write_all(&chunk).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    env.s3.kill();
+    let mut failed_write = false;
+    for _ in 0..8 {
+        if s.write_all(&chunk).await.is_err() {
+            failed_write = true;
+            break;
+        }
+    }
+    let outcome = if failed_write {
+        Err(FtpError::BadResponse)
+    } else {
+        s.finish().await
+    };
+    let err = outcome
+        .err()
+        .unwrap_or_else(|| panic!("226 although S3 was down"));
+    if let FtpError::UnexpectedResponse(r) = &err {
+        assert!(matches!(r.status.code(), 426 | 451 | 550 | 552), "{r}");
+    }
+    env.s3.restart().await;
+    assert_eq!(
+        env.s3_get("keep.bin").await.as_deref(),
+        Some(&old[..]),
+        "old object intact"
+    );
+    // The abort is retried until the store is back.
+    let mut left = env.s3.multipart_uploads(BUCKET).await;
+    for _ in 0..60 {
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        left = env.s3.multipart_uploads(BUCKET).await;
+    }
+    assert!(left.is_empty(), "multipart uploads left: {left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_are_independent() {
+    let env = Env::start(S3Kind::Garage).await;
+    let mut slow = env.login().await;
+    // A session whose upload stalls mid-stream (the client sends nothing more).
+    let mut stalled = slow
+        .put_with_stream("stalled.bin")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    stalled
+        .write_all(&data(6 * MIB, 3))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Another session works normally meanwhile.
+    let mut fast = env.login().await;
+    let done = tokio::time::timeout(Duration::from_secs(20), async {
+        put(&mut fast, "quick.txt", b"quick").await?;
+        fast.mlsd(Some("/")).await?;
+        get(&mut fast, "quick.txt", 0).await
+    })
+    .await
+    .unwrap_or_else(|_| panic!("second session stalled behind the first"))
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(done, b"quick");
+    assert_eq!(
+        env.s3_get("stalled.bin").await,
+        None,
+        "unfinished upload not visible"
+    );
+    stalled.finish().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        env.s3_get("stalled.bin").await.map(|b| b.len()),
+        Some(6 * MIB)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_folder_listing() {
+    let env = Env::start(S3Kind::Garage).await;
+    let keys: Vec<String> = (0..10_000).map(|i| format!("big/f{i:05}.txt")).collect();
+    let client = env.s3.client.clone();
+    let puts = futures::stream::iter(keys.iter().cloned().map(|k| {
+        let c = client.clone();
+        async move {
+            c.put_object()
+                .bucket(BUCKET)
+                .key(k)
+                .body(aws_sdk_s3::primitives::ByteStream::from_static(b"1"))
+                .send()
+                .await
+                .map(|_| ())
+        }
+    }));
+    use futures::StreamExt;
+    let results: Vec<_> = puts.buffer_unordered(64).collect().await;
+    assert!(results.iter().all(|r| r.is_ok()));
+    let mut ftp = env.login().await;
+    let list = mlsd(&mut ftp, "/big").await;
+    assert_eq!(list.len(), 10_000);
+    assert!(list.iter().all(|(_, f)| f.contains("type=file;size=1;")));
+    let names = ftp
+        .nlst(Some("/big"))
+        .await
+        .unwrap_or_else(|e| panic!("NLST: {e}"));
+    assert_eq!(names.len(), 10_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_report_sessions_and_transfers_without_secrets() {
+    // Garage: its secrets are random (moto's test key is the word "testing").
+    let env = Env::start(S3Kind::Garage).await;
+    let mut rx = env.gw().subscribe();
+    let mut ftp = env.login().await;
+    put(&mut ftp, "ev.bin", &data(6 * MIB, 4))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    get(&mut ftp, "ev.bin", 0)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    ftp.quit().await.unwrap_or_else(|e| panic!("{e}"));
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while let Ok(Ok(e)) = tokio::time::timeout_at(deadline, rx.recv()).await {
+        let closed = matches!(e, Event::SessionClosed { .. });
+        seen.push(e);
+        if closed {
+            break;
+        }
+    }
+    let dump = format!("{seen:?}");
+    assert!(!dump.contains(&env.s3.secret_key), "secret in events");
+    assert!(
+        seen.iter()
+            .any(|e| matches!(e, Event::SessionOpened { .. }))
+    );
+    assert!(
+        seen.iter()
+            .any(|e| matches!(e, Event::LoggedIn { user, .. } if *user == env.user()))
+    );
+    let finished: Vec<u64> = seen
+        .iter()
+        .filter_map(|e| match e {
+            Event::TransferFinished { bytes, .. } => Some(*bytes),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(finished, vec![6 * MIB as u64, 6 * MIB as u64], "{dump}");
+    assert!(
+        seen.iter()
+            .any(|e| matches!(e, Event::SessionClosed { .. }))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_drains_then_refuses_connections() {
+    let mut env = Env::start(S3Kind::Moto).await;
+    let addr = env.gw().local_addr();
+    let mut ftp = env.login().await;
+    put(&mut ftp, "x.txt", b"x")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let gw = env.gw.take().unwrap_or_else(|| panic!("running"));
+    tokio::time::timeout(Duration::from_secs(10), gw.stop(Duration::from_millis(200)))
+        .await
+        .unwrap_or_else(|_| panic!("stop hung"));
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "still accepting after stop"
+    );
+}

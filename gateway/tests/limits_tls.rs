@@ -1,0 +1,371 @@
+//! Safe to leave running: session limits, the login lockout, idle and data-connection
+//! timeouts, masquerade, FTPS with real clients (curl, lftp), and no secret in any output.
+
+mod rawftp;
+mod support;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use gateway::limits::{LockoutPolicy, SessionLimits};
+use gateway::{Gateway, GatewayConfig, GatewayHandle, S3Settings};
+use rawftp::Raw;
+use support::{S3Kind, TestS3};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+
+const BUCKET: &str = "limits-bucket";
+
+fn temp_dir(label: &str) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let d = std::env::temp_dir().join(format!("bucketftp-{label}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap_or_else(|e| panic!("{e}"));
+    d
+}
+
+async fn start(s3: &TestS3, tweak: impl FnOnce(&mut GatewayConfig)) -> GatewayHandle {
+    let mut config = GatewayConfig::new(S3Settings::custom(s3.endpoint.clone(), s3.region.clone()));
+    config.listen = "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"));
+    tweak(&mut config);
+    Gateway::start(config)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn user(s3: &TestS3) -> String {
+    format!("{}/{BUCKET}", s3.access_key)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_limits_answer_421() {
+    let s3 = TestS3::start(S3Kind::Moto).await;
+    s3.create_bucket(BUCKET).await;
+    let gw = start(&s3, |c| {
+        c.sessions = SessionLimits {
+            max_sessions: 3,
+            max_per_ip: 2,
+        }
+    })
+    .await;
+    let addr = gw.local_addr();
+    let a = Raw::connect(addr).await;
+    let b = Raw::connect(addr).await;
+    // A third from the same address is over the per-address limit.
+    let mut third = tokio::net::TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut text = String::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), third.read_to_string(&mut text)).await;
+    assert!(text.starts_with("421 "), "{text:?}");
+    assert!(text.contains("your address"), "{text}");
+    drop((a, b));
+    // Once they are gone, there is room again.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut again = Raw::connect(addr).await;
+    again.login(&user(&s3), &s3.secret_key).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lockout_refuses_without_asking_the_store() {
+    let mut s3 = TestS3::start(S3Kind::Garage).await;
+    s3.create_bucket(BUCKET).await;
+    let gw = start(&s3, |c| {
+        c.lockout = LockoutPolicy {
+            max_failures: 3,
+            window: Duration::from_secs(2),
+        }
+    })
+    .await;
+    for _ in 0..3 {
+        let mut r = Raw::connect(gw.local_addr()).await;
+        let (code, text) = r.try_login(&user(&s3), "wrong").await;
+        assert_eq!(code, 530, "{text}");
+        assert!(text.contains("wrong secret"), "{text}");
+    }
+    // Locked: even the right secret is refused, and the store is not asked (it is down).
+    s3.kill();
+    let mut r = Raw::connect(gw.local_addr()).await;
+    let t = Instant::now();
+    let (code, text) = r.try_login(&user(&s3), &s3.secret_key).await;
+    assert_eq!(code, 530, "{text}");
+    assert!(text.contains("too many failed logins"), "{text}");
+    assert!(t.elapsed() < Duration::from_secs(1), "the store was asked");
+    // After the window, logins work again.
+    s3.restart().await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let mut r = Raw::connect(gw.local_addr()).await;
+    r.login(&user(&s3), &s3.secret_key).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sessions_and_unused_passive_ports_time_out() {
+    let s3 = TestS3::start(S3Kind::Moto).await;
+    s3.create_bucket(BUCKET).await;
+    let gw = start(&s3, |c| {
+        c.idle_timeout = Duration::from_secs(1);
+        c.masquerade = Some(std::net::Ipv4Addr::new(203, 0, 113, 7));
+    })
+    .await;
+    let mut r = Raw::connect(gw.local_addr()).await;
+    r.login(&user(&s3), &s3.secret_key).await;
+    // Masquerade: PASV announces the configured address.
+    let (code, text) = r.cmd("PASV").await;
+    assert_eq!(code, 227, "{text}");
+    assert!(text.contains("(203,0,113,7,"), "{text}");
+    // EPSV, never connected: libunftp closes the port after 15 s.
+    let port = r.epsv().await;
+    tokio::time::sleep(Duration::from_secs(16)).await;
+    let connect = tokio::net::TcpStream::connect(("127.0.0.1", port)).await;
+    assert!(connect.is_err(), "passive port still open after 16 s");
+    // Idle: the session is closed (it has been idle far longer than 1 s by now).
+    let (code, text) = r.reply().await;
+    assert!(
+        matches!(code, 221 | 421 | 0),
+        "idle session not closed: {code} {text}"
+    );
+    assert!(code == 0 || text.contains("timed out"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_listen_needs_explicit_option() {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_bucketftp-server"))
+        .args([
+            "--listen",
+            "0.0.0.0:0",
+            "--endpoint",
+            "http://127.0.0.1:9",
+            "--no-tls",
+        ])
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--allow-remote"), "{err}");
+}
+
+/// Runs the real binary at trace level against Garage with TLS required, drives a full
+/// session with curl (FTPS), lftp (FTPS) and a wrong password, and scans everything written
+/// (stdout, stderr, replies) for the secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ftps_with_curl_and_lftp_and_no_secret_anywhere() {
+    let s3 = TestS3::start(S3Kind::Garage).await;
+    s3.create_bucket(BUCKET).await;
+    let dir = temp_dir("ftps");
+    let log = dir.join("server.log");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_bucketftp-server"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--require-tls",
+            "--log-level",
+            "trace",
+            "--endpoint",
+        ])
+        .arg(&s3.endpoint)
+        .args(["--region", &s3.region, "--path-style", "--data-dir"])
+        .arg(&dir)
+        .env("RUST_LOG", "trace")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap_or_else(|e| panic!("{e}")))
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stdout = child.stdout.take().unwrap_or_else(|| panic!("stdout"));
+    let mut lines = BufReader::new(stdout).lines();
+    let mut printed = String::new();
+    let addr: std::net::SocketAddr = loop {
+        let line = lines
+            .next_line()
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("no listen line: {printed}"));
+        printed.push_str(&line);
+        printed.push('\n');
+        if let Some(a) = line.strip_prefix("BucketFTP listening on ") {
+            break a.parse().unwrap_or_else(|e| panic!("{e}"));
+        }
+    };
+    assert!(printed.contains("SHA-256 fingerprint"), "{printed}");
+    let cert = dir.join(gateway::tls::CERT_FILE);
+    let body = rawftp::data(3 * 1024 * 1024 + 11, 77);
+    let file = dir.join("up.bin");
+    std::fs::write(&file, &body).unwrap_or_else(|e| panic!("{e}"));
+    let creds = format!("{},{}", user(&s3), s3.secret_key);
+    let netrc = dir.join("netrc");
+    write_private(
+        &netrc,
+        &format!(
+            "machine 127.0.0.1 login {} password {}\n",
+            user(&s3),
+            s3.secret_key
+        ),
+    );
+    let base = format!("ftp://127.0.0.1:{}", addr.port());
+
+    // Plain FTP is refused when TLS is required.
+    let plain = curl(
+        &[
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{response_code}",
+            "--netrc-file",
+        ],
+        &netrc,
+        &format!("{base}/"),
+        &[],
+    )
+    .await;
+    assert_ne!(plain.0, 0, "plain login accepted with --require-tls");
+
+    // curl --ssl-reqd: upload, list, download, rename, delete.
+    let up = curl(
+        &["-sS", "--ssl-reqd", "--cacert"],
+        &cert,
+        &format!("{base}/tls%20dir/up.bin"),
+        &[
+            "--ftp-create-dirs",
+            "-T",
+            &file.to_string_lossy(),
+            "--netrc-file",
+            &netrc.to_string_lossy(),
+        ],
+    )
+    .await;
+    assert_eq!(up.0, 0, "curl FTPS upload: {}", up.1);
+    assert_eq!(
+        s3.get(BUCKET, "tls dir/up.bin").await.as_deref(),
+        Some(&body[..])
+    );
+    let down = dir.join("down.bin");
+    let get = curl(
+        &["-sS", "--ssl-reqd", "--cacert"],
+        &cert,
+        &format!("{base}/tls%20dir/up.bin"),
+        &[
+            "-o",
+            &down.to_string_lossy(),
+            "--netrc-file",
+            &netrc.to_string_lossy(),
+        ],
+    )
+    .await;
+    assert_eq!(get.0, 0, "curl FTPS download: {}", get.1);
+    assert_eq!(std::fs::read(&down).unwrap_or_default(), body);
+
+    // lftp with ssl-force: mirror a folder up, list it, rename, remove.
+    let src = dir.join("tree");
+    std::fs::create_dir_all(src.join("子 dir")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(src.join("子 dir/a.txt"), b"lftp over tls").unwrap_or_else(|e| panic!("{e}"));
+    let script = format!(
+        "set ftp:ssl-force true; set ftp:ssl-protect-data true; set ssl:ca-file {}; set ssl:check-hostname no; \
+         mirror -R {} /tree; cls -1 /tree; mv /tree /tree2; rm -r /tree2; bye",
+        cert.display(),
+        src.display()
+    );
+    let lftp = tokio::process::Command::new("lftp")
+        .args([
+            "-u",
+            &creds,
+            "-p",
+            &addr.port().to_string(),
+            "-e",
+            &script,
+            "127.0.0.1",
+        ])
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("lftp: {e}"));
+    let lftp_out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&lftp.stdout),
+        String::from_utf8_lossy(&lftp.stderr)
+    );
+    assert!(lftp.status.success(), "lftp FTPS: {lftp_out}");
+    assert!(lftp_out.contains("子 dir"), "lftp listing: {lftp_out}");
+    assert!(
+        s3.keys(BUCKET, "tree").await.is_empty(),
+        "lftp rm -r left keys"
+    );
+
+    // A wrong password too, so the refusal path is in the log.
+    let bad = curl(
+        &["-sS", "--ssl-reqd", "--cacert"],
+        &cert,
+        &format!("{base}/"),
+        &["-u", &format!("{}:not-the-secret", user(&s3))],
+    )
+    .await;
+    assert_ne!(bad.0, 0);
+
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+    while let Ok(Some(line)) = lines.next_line().await {
+        printed.push_str(&line);
+    }
+    let logged = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        logged.len() > 10_000,
+        "trace log suspiciously short ({} bytes)",
+        logged.len()
+    );
+    assert!(logged.contains("TRACE"), "not a trace-level log");
+    for (what, text) in [
+        ("stdout", &printed),
+        ("log", &logged),
+        ("curl", &format!("{}{}{}", up.1, get.1, bad.1)),
+        ("lftp", &lftp_out),
+    ] {
+        assert!(
+            !text.contains(&s3.secret_key),
+            "the secret key appears in {what}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn write_private(path: &std::path::Path, text: &str) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap_or_else(|e| panic!("{e}"));
+    f.write_all(text.as_bytes())
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Runs curl: flags, then one path argument (`--cacert FILE` or `--netrc-file FILE`), the URL
+/// and extra arguments. Returns (exit code, stderr + stdout).
+async fn curl(
+    flags: &[&str],
+    file_arg: &std::path::Path,
+    url: &str,
+    extra: &[&str],
+) -> (i32, String) {
+    let out = tokio::process::Command::new("curl")
+        .args(flags)
+        .arg(file_arg)
+        .arg(url)
+        .args(extra)
+        .args(["--max-time", "60"])
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("curl: {e}"));
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        ),
+    )
+}

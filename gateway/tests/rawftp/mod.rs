@@ -1,0 +1,276 @@
+//! A small FTP client over raw sockets, for tests that must misbehave on purpose: reset a data
+//! connection, send ABOR mid-upload, end a TLS data channel without close_notify, hang up the
+//! control connection while data still flows. Ready-made clients do not let a test do these.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::{TlsConnector, client::TlsStream, rustls};
+
+/// Any byte stream.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// A control connection.
+pub struct Raw {
+    ctl: BufReader<Box<dyn Io>>,
+    addr: SocketAddr,
+    tls: Option<TlsConnector>,
+}
+
+/// A TLS client config that trusts exactly `cert_pem` (the gateway's certificate).
+pub fn tls_trusting(cert_pem: &std::path::Path) -> TlsConnector {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(cert_pem).unwrap_or_else(|e| panic!("{e}")) {
+        roots
+            .add(c.unwrap_or_else(|e| panic!("{e}")))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    TlsConnector::from(Arc::new(config))
+}
+
+fn server_name() -> ServerName<'static> {
+    ServerName::try_from("127.0.0.1").unwrap_or_else(|e| panic!("{e}"))
+}
+
+impl Raw {
+    /// Connects and reads the greeting.
+    pub async fn connect(addr: SocketAddr) -> Raw {
+        let s = TcpStream::connect(addr)
+            .await
+            .unwrap_or_else(|e| panic!("connect: {e}"));
+        let mut raw = Raw {
+            ctl: BufReader::new(Box::new(s)),
+            addr,
+            tls: None,
+        };
+        let (code, text) = raw.reply().await;
+        assert_eq!(code, 220, "greeting: {text}");
+        raw
+    }
+
+    /// Reads one (possibly multi-line) reply.
+    pub async fn reply(&mut self) -> (u32, String) {
+        let mut all = String::new();
+        let mut first_code: Option<String> = None;
+        loop {
+            let mut line = String::new();
+            let n = tokio::time::timeout(Duration::from_secs(30), self.ctl.read_line(&mut line))
+                .await
+                .unwrap_or_else(|_| panic!("no reply within 30 s; so far: {all:?}"))
+                .unwrap_or(0);
+            if n == 0 {
+                return (0, all);
+            }
+            all.push_str(&line);
+            let code = line.get(..3).unwrap_or("").to_owned();
+            match &first_code {
+                None => {
+                    if line.as_bytes().get(3) == Some(&b'-') {
+                        first_code = Some(code);
+                    } else {
+                        return (code.parse().unwrap_or(0), all);
+                    }
+                }
+                Some(c) => {
+                    if line.starts_with(&format!("{c} ")) {
+                        return (c.parse().unwrap_or(0), all);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends a command line without reading the reply.
+    pub async fn send(&mut self, cmd: &str) {
+        let w = self.ctl.get_mut();
+        let _ = w.write_all(format!("{cmd}\r\n").as_bytes()).await;
+        let _ = w.flush().await;
+    }
+
+    /// Sends a command and reads its reply.
+    pub async fn cmd(&mut self, cmd: &str) -> (u32, String) {
+        self.send(cmd).await;
+        self.reply().await
+    }
+
+    /// AUTH TLS, then PBSZ 0 + PROT P after login.
+    pub async fn auth_tls(mut self, connector: TlsConnector) -> Raw {
+        let (code, text) = self.cmd("AUTH TLS").await;
+        assert_eq!(code, 234, "{text}");
+        let plain = self.ctl.into_inner();
+        let tls = connector
+            .connect(server_name(), plain)
+            .await
+            .unwrap_or_else(|e| panic!("TLS handshake: {e}"));
+        Raw {
+            ctl: BufReader::new(Box::new(tls)),
+            addr: self.addr,
+            tls: Some(connector),
+        }
+    }
+
+    /// USER + PASS + TYPE I (+ PBSZ/PROT under TLS); panics unless logged in.
+    pub async fn login(&mut self, user: &str, pass: &str) {
+        let (code, text) = self.try_login(user, pass).await;
+        assert_eq!(code, 230, "login: {text}");
+        if self.tls.is_some() {
+            assert_eq!(self.cmd("PBSZ 0").await.0, 200);
+            assert_eq!(self.cmd("PROT P").await.0, 200);
+        }
+        assert_eq!(self.cmd("TYPE I").await.0, 200);
+    }
+
+    /// USER + PASS, returning PASS's reply.
+    pub async fn try_login(&mut self, user: &str, pass: &str) -> (u32, String) {
+        let (code, text) = self.cmd(&format!("USER {user}")).await;
+        if code != 331 {
+            return (code, text);
+        }
+        self.cmd(&format!("PASS {pass}")).await
+    }
+
+    /// EPSV: the data port.
+    pub async fn epsv(&mut self) -> u16 {
+        let (code, text) = self.cmd("EPSV").await;
+        assert_eq!(code, 229, "{text}");
+        let inner = text
+            .split("|||")
+            .nth(1)
+            .and_then(|r| r.split('|').next())
+            .unwrap_or_else(|| panic!("EPSV reply {text}"));
+        inner
+            .parse()
+            .unwrap_or_else(|_| panic!("EPSV port in {text}"))
+    }
+
+    /// Opens a passive data connection and sends `cmd` (STOR x, RETR x, ...), expecting 150.
+    pub async fn data(&mut self, cmd: &str) -> DataConn {
+        let port = self.epsv().await;
+        let tcp = TcpStream::connect(SocketAddr::new(self.addr.ip(), port))
+            .await
+            .unwrap_or_else(|e| panic!("data connect: {e}"));
+        let (code, text) = self.cmd(cmd).await;
+        assert_eq!(code, 150, "{cmd}: {text}");
+        match &self.tls {
+            Some(c) => DataConn::Tls(Box::new(
+                c.connect(server_name(), tcp)
+                    .await
+                    .unwrap_or_else(|e| panic!("data TLS: {e}")),
+            )),
+            None => DataConn::Plain(tcp),
+        }
+    }
+
+    /// Drops the control connection (FIN).
+    pub async fn hang_up(mut self) {
+        let _ = self.ctl.get_mut().shutdown().await;
+    }
+}
+
+/// A data connection.
+pub enum DataConn {
+    /// Plain TCP.
+    Plain(TcpStream),
+    /// TLS (PROT P).
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl DataConn {
+    /// Writes all of `buf`; false when the server closed the connection.
+    pub async fn write(&mut self, buf: &[u8]) -> bool {
+        match self {
+            DataConn::Plain(s) => s.write_all(buf).await.is_ok(),
+            DataConn::Tls(s) => s.write_all(buf).await.is_ok(),
+        }
+    }
+
+    /// A proper end: FIN (and close_notify under TLS).
+    pub async fn finish(self) {
+        match self {
+            DataConn::Plain(mut s) => {
+                let _ = s.shutdown().await;
+            }
+            DataConn::Tls(mut s) => {
+                let _ = s.shutdown().await;
+            }
+        }
+    }
+
+    /// A TCP reset (SO_LINGER 0).
+    pub fn reset(self) {
+        let tcp = match self {
+            DataConn::Plain(s) => s,
+            DataConn::Tls(s) => s.into_inner().0,
+        };
+        let _ = tcp.set_zero_linger();
+        drop(tcp);
+    }
+
+    /// Ends a TLS data channel with a bare FIN, no close_notify.
+    pub async fn fin_without_close_notify(self) {
+        let mut tcp = match self {
+            DataConn::Plain(s) => s,
+            DataConn::Tls(s) => s.into_inner().0,
+        };
+        let _ = tcp.shutdown().await;
+    }
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn data(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407)
+        | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// A small pseudo-random generator for choosing cut points.
+pub struct Rng(u64);
+
+impl Rng {
+    /// Seeded from the clock, printed so a failure can be replayed.
+    pub fn new(label: &str) -> Rng {
+        let seed = std::env::var("CANCEL_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(7)
+            });
+        eprintln!("{label}: CANCEL_SEED={seed}");
+        Rng(seed | 1)
+    }
+
+    /// A number in `lo..hi`.
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        lo + self.0 % (hi - lo).max(1)
+    }
+}

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# scripts/install-test-deps.sh — installs what BucketFTP's tests need, idempotently:
+#   * Debian packages: lftp, curl, python3-venv (FTP clients for the system test)
+#   * Garage 2.5.0 (real S3 server for e2e tests; `cargo install`, ~25 min cold on 2 cores)
+#   * .venv-test/ at the repo root with moto[server] 5.2.5 (second S3 server) and boto3
+#     (direct-S3 baseline for bench/throughput.sh)
+# Every step is skipped when what it installs is already present. SKIP_GARAGE=1 skips Garage.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+GARAGE_VERSION="2.5.0"
+MOTO_VERSION="5.2.5"
+VENV="$REPO/.venv-test"
+
+log() { printf '[install-test-deps] %s\n' "$*"; }
+
+# --- Debian packages -------------------------------------------------------
+need_apt=()
+command -v lftp >/dev/null 2>&1 || need_apt+=(lftp)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+dpkg -s python3-venv >/dev/null 2>&1 || need_apt+=(python3-venv)
+if ((${#need_apt[@]})); then
+    log "apt-get install ${need_apt[*]}"
+    SUDO=()
+    [[ $(id -u) -eq 0 ]] || SUDO=(sudo)
+    "${SUDO[@]}" apt-get update -o DPkg::Lock::Timeout=600
+    DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -o DPkg::Lock::Timeout=600 \
+        lftp curl python3-venv
+else
+    log "lftp, curl, python3-venv present"
+fi
+
+# --- Python venv with moto + boto3 -----------------------------------------
+moto_ok=0
+if [[ -x "$VENV/bin/moto_server" && -x "$VENV/bin/python" ]]; then
+    if [[ "$("$VENV/bin/python" -c 'import moto; print(moto.__version__)' 2>/dev/null || true)" == "$MOTO_VERSION" ]]; then
+        moto_ok=1
+    fi
+fi
+if ((moto_ok)) && "$VENV/bin/python" -c 'import boto3' >/dev/null 2>&1; then
+    log "$VENV has moto $MOTO_VERSION and boto3"
+else
+    if [[ ! -x "$VENV/bin/python" ]]; then
+        log "creating venv $VENV"
+        python3 -m venv "$VENV"
+    fi
+    log "pip install moto[server]==$MOTO_VERSION boto3"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+        "moto[server]==$MOTO_VERSION" boto3
+fi
+
+# --- Garage ----------------------------------------------------------------
+garage_bin=""
+if [[ -n "${GARAGE_BIN:-}" && -x "${GARAGE_BIN}" ]]; then
+    garage_bin="$GARAGE_BIN"
+elif command -v garage >/dev/null 2>&1; then
+    garage_bin="$(command -v garage)"
+elif [[ -x "$HOME/.cargo/bin/garage" ]]; then
+    garage_bin="$HOME/.cargo/bin/garage"
+fi
+if [[ -z "$garage_bin" && "${SKIP_GARAGE:-}" != 1 ]] && command -v pgrep >/dev/null 2>&1 && pgrep -f 'cargo install garage' >/dev/null 2>&1; then
+    # Another `cargo install garage` is already compiling (e.g. started by hand): wait for it
+    # rather than compiling it twice on a 2-core machine.
+    log "a 'cargo install garage' is already running; waiting for it"
+    while pgrep -f 'cargo install garage' >/dev/null 2>&1; do sleep 10; done
+    [[ -x "$HOME/.cargo/bin/garage" ]] && garage_bin="$HOME/.cargo/bin/garage"
+fi
+if [[ "${SKIP_GARAGE:-}" == 1 ]]; then
+    log "SKIP_GARAGE=1: not installing garage"
+elif [[ -n "$garage_bin" ]]; then
+    log "garage present: $garage_bin ($("$garage_bin" --version 2>/dev/null | head -n1 || true))"
+else
+    log "cargo install garage --locked --version $GARAGE_VERSION (about 25 min on 2 cores)"
+    cargo install garage --locked --version "$GARAGE_VERSION"
+fi
+
+log "done"

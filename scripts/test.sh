@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# scripts/test.sh — BucketFTP's one test command (the README's "how to test").
+# Runs every Rust test of the workspace (`cargo test --workspace --no-fail-fast`: unit tests,
+# doc tests, and the end-to-end tests against real Garage and moto servers), then the system
+# test tests/system/ftp_clients.py (ftplib, curl and lftp against the built bucketftp-server,
+# in local mode and against Garage). Runs scripts/install-test-deps.sh first (each step is
+# skipped when already done), so it works on a fresh machine.
+# Exits non-zero on any failure; the last line is always `N passed, N failed`.
+set -uo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO" || exit 2
+LOG_DIR="$(mktemp -d -t bucketftp-test-XXXXXX)"
+trap 'rm -rf "$LOG_DIR"' EXIT
+
+passed=0
+failed=0
+
+echo "==> scripts/install-test-deps.sh"
+scripts/install-test-deps.sh || { echo "installing the test dependencies failed"; echo "0 passed, 1 failed"; exit 1; }
+
+# --- Rust tests --------------------------------------------------------------------------
+echo "==> cargo test --workspace"
+cargo test --workspace --no-fail-fast 2>&1 | tee "$LOG_DIR/cargo.log"
+cargo_rc=${PIPESTATUS[0]}
+# Lines like: "test result: ok. 12 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; ..."
+read -r c_pass c_fail < <(sed -n 's/^test result: [A-Za-z]*\. \([0-9]*\) passed; \([0-9]*\) failed;.*/\1 \2/p' \
+    "$LOG_DIR/cargo.log" | awk '{p += $1; f += $2} END {print p + 0, f + 0}')
+passed=$((passed + c_pass))
+failed=$((failed + c_fail))
+if ((cargo_rc != 0 && c_fail == 0)); then
+    # A build error or a test binary that died without a summary line.
+    echo "cargo test exited with $cargo_rc without reporting a failed test (build error or crash)"
+    failed=$((failed + 1))
+fi
+
+# --- System test -------------------------------------------------------------------------
+echo "==> cargo build -p gateway --bin bucketftp-server"
+if cargo build -p gateway --bin bucketftp-server; then
+    echo "==> tests/system/ftp_clients.py"
+    python3 tests/system/ftp_clients.py 2>&1 | tee "$LOG_DIR/system.log"
+    sys_rc=${PIPESTATUS[0]}
+    summary="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$LOG_DIR/system.log" | tail -n1)"
+    if [[ -n "$summary" ]]; then
+        s_pass="${summary%% passed*}"
+        s_fail="${summary#*, }"
+        s_fail="${s_fail%% failed*}"
+        passed=$((passed + s_pass))
+        failed=$((failed + s_fail))
+        if ((sys_rc != 0 && s_fail == 0)); then failed=$((failed + 1)); fi
+    else
+        echo "system test exited with $sys_rc without a summary line"
+        failed=$((failed + 1))
+    fi
+else
+    echo "bucketftp-server does not build: system test not run"
+    failed=$((failed + 1))
+fi
+
+echo
+echo "${passed} passed, ${failed} failed"
+((failed == 0))
