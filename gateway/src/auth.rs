@@ -21,7 +21,7 @@ use crate::error::Failure;
 use crate::events::{Event, EventBus, SessionId};
 use crate::janitor::Janitor;
 use crate::limits::LoginLockout;
-use crate::s3::ClientFactory;
+use crate::s3::Factories;
 use crate::s3::error::{bucket_region_hint, classify};
 use crate::storage::S3User;
 
@@ -106,7 +106,7 @@ pub type UserSlot = Arc<Mutex<Option<S3User>>>;
 /// Checks `AK/bucket` + secret against the store.
 #[derive(Debug)]
 pub struct S3Authenticator {
-    factory: ClientFactory,
+    factories: Arc<Factories>,
     conn: Connection,
     slot: UserSlot,
     lockout: Arc<LoginLockout>,
@@ -116,14 +116,14 @@ pub struct S3Authenticator {
 impl S3Authenticator {
     /// An authenticator for one connection.
     pub fn new(
-        factory: ClientFactory,
+        factories: Arc<Factories>,
         conn: Connection,
         slot: UserSlot,
         lockout: Arc<LoginLockout>,
         janitor: Option<Arc<Janitor>>,
     ) -> Self {
         Self {
-            factory,
+            factories,
             conn,
             slot,
             lockout,
@@ -132,11 +132,12 @@ impl S3Authenticator {
     }
 
     async fn probe(&self, login: &Login, secret: &str) -> Result<S3User, Failure> {
+        let factory = self.factories.for_key(&login.access_key).map_err(|e| {
+            Failure::Other(format!("this key's profile settings are unusable: {e}"))
+        })?;
         let mut region: Option<String> = None;
         for _attempt in 0..2 {
-            let client = self
-                .factory
-                .client(&login.access_key, secret, region.as_deref());
+            let client = factory.client(&login.access_key, secret, region.as_deref());
             let r = client
                 .list_objects_v2()
                 .bucket(&login.bucket)
@@ -149,12 +150,13 @@ impl S3Authenticator {
                         name: format!("{}/{}", login.access_key, login.bucket),
                         bucket: login.bucket.clone(),
                         client,
+                        max_copy_object: factory.resolved().max_copy_object,
                     });
                 }
                 Err(e) => {
                     let f = classify(&e);
                     let hint = bucket_region_hint(&e);
-                    let can_retry = self.factory.resolved().discover_region && region.is_none();
+                    let can_retry = factory.resolved().discover_region && region.is_none();
                     match (hint, can_retry) {
                         (Some(h), true) if !matches!(f, Failure::InvalidAccessKey) => {
                             tracing::info!(bucket = %login.bucket, region = %h, "bucket lives in another region; retrying there");

@@ -39,6 +39,10 @@ pub struct GatewayConfig {
     /// Abort multipart uploads older than this in each bucket after its first login (left by
     /// a killed gateway); `None` leaves them to the bucket's lifecycle rule.
     pub abort_stale_uploads: Option<Duration>,
+    /// Per-login settings (saved profiles); `None`: every login uses `s3`.
+    pub login_settings: Option<std::sync::Arc<dyn crate::s3::LoginSettings>>,
+    /// What users may change.
+    pub permissions: crate::storage::Permissions,
 }
 
 impl GatewayConfig {
@@ -57,6 +61,8 @@ impl GatewayConfig {
             require_tls: false,
             masquerade: None,
             abort_stale_uploads: None,
+            login_settings: None,
+            permissions: crate::storage::Permissions::default(),
         }
     }
 }

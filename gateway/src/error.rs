@@ -31,6 +31,9 @@ pub enum Failure {
     /// 550: the target of a rename or MKD already exists.
     #[error("{0} already exists")]
     AlreadyExists(String),
+    /// 550: the server's settings forbid this (read-only mode, deleting off).
+    #[error("not allowed: {0}")]
+    NotAllowed(String),
     /// 553: a name the bucket cannot hold (NUL, too long, not UTF-8).
     #[error("file name not allowed: {0}")]
     BadName(String),
@@ -73,6 +76,7 @@ impl Failure {
             Failure::NoSuchFolder => ErrorKind::PermanentDirectoryNotAvailable,
             Failure::NotEmpty => ErrorKind::PermanentDirectoryNotEmpty,
             Failure::NoSuchBucket
+            | Failure::NotAllowed(_)
             | Failure::AccessDenied
             | Failure::InvalidAccessKey
             | Failure::BadSecret => ErrorKind::PermissionDenied,

@@ -17,6 +17,8 @@
 //! - [`events`]: sessions and transfers as a broadcast stream.
 //! - [`limits`]: session limits and the failed-login lockout.
 //! - [`janitor`]: aborts multipart uploads left by a killed gateway (opt-in).
+//! - [`local`]: the no-cloud default bucket (embedded S3 server over a folder).
+//! - [`probe`]: "Test connection" for a profile, with the reason in plain words.
 //! - [`tls`]: FTPS certificate (generated or the user's) and the shared rustls config.
 //! - [`error`]: the failures and the FTP replies they become.
 //! - [`config`]: the gateway's configuration and its parsing helpers.
@@ -28,7 +30,9 @@ pub mod error;
 pub mod events;
 pub mod janitor;
 pub mod limits;
+pub mod local;
 pub mod path;
+pub mod probe;
 pub mod s3;
 pub mod server;
 pub mod storage;
@@ -44,7 +48,8 @@ use tokio::task::JoinHandle;
 pub use config::GatewayConfig;
 pub use error::Failure;
 pub use events::{Event, EventBus};
-pub use s3::{Addressing, Provider, S3Settings};
+pub use s3::{Addressing, LoginSettings, Provider, S3Settings};
+pub use storage::Permissions;
 pub use storage::upload::TransferLimits;
 
 /// Why the gateway could not start.
@@ -88,12 +93,12 @@ impl Gateway {
         let shared = Arc::new(storage::Shared {
             limits: config.limits,
             memory: config.limits.memory_semaphore(),
-            max_copy_object: factory.resolved().max_copy_object,
+            permissions: config.permissions,
             events: events.clone(),
             transfer_timeout: config.transfer_timeout,
         });
         let parts = Arc::new(server::ServerParts {
-            factory,
+            factories: Arc::new(s3::Factories::new(factory, config.login_settings.clone())),
             shared,
             passive_ports: config.passive_ports.clone(),
             idle_timeout: config.idle_timeout,

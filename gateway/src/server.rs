@@ -19,14 +19,14 @@ use crate::auth::{Connection, S3Authenticator, SlotUserProvider, UserSlot};
 use crate::control_tap::{self, ControlTap};
 use crate::events::{Event, EventBus};
 use crate::limits::{LoginLockout, SessionCounter, SessionLimits};
-use crate::s3::ClientFactory;
+use crate::s3::Factories;
 use crate::storage::{S3Backend, S3User, Shared};
 use crate::tls::TlsMaterial;
 
 /// What the accept loop needs.
 pub struct ServerParts {
     /// Builds per-login S3 clients.
-    pub factory: ClientFactory,
+    pub factories: Arc<Factories>,
     /// Shared by every session's backend.
     pub shared: Arc<Shared>,
     /// Passive data ports.
@@ -161,7 +161,7 @@ async fn serve_admitted(
         Arc::new(SlotUserProvider::new(slot.clone())),
     )
     .authenticator(Arc::new(S3Authenticator::new(
-        parts.factory.clone(),
+        parts.factories.clone(),
         conn,
         slot,
         parts.lockout.clone(),

@@ -84,6 +84,12 @@ struct Cli {
     /// for servers behind NAT.
     #[arg(long)]
     masquerade: Option<String>,
+    /// Refuse uploads, deletes, renames and new folders.
+    #[arg(long)]
+    read_only: bool,
+    /// Refuse DELE and RMD.
+    #[arg(long)]
+    no_delete: bool,
     /// Abort multipart uploads older than this many hours in each bucket after its first
     /// login: uploads left behind when this server was killed mid-upload (0: off, leave them
     /// to the bucket's lifecycle rule).
@@ -169,30 +175,18 @@ async fn main() -> Result<()> {
             Some(d) => d.clone(),
             None => data_dir(&cli)?.join("local-store"),
         };
-        std::fs::create_dir_all(&root)
-            .with_context(|| format!("cannot create {}", root.display()))?;
-        let (ak, sk) = localstore::load_or_create_credentials(&root)
-            .with_context(|| format!("cannot keep local credentials in {}", root.display()))?;
-        let store = localstore::LocalStore::start(localstore::LocalStoreConfig {
-            root: root.clone(),
-            access_key: ak.clone(),
-            secret_key: sk.clone(),
-            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
-        })
-        .await
-        .context("cannot start the local store")?;
-        store
-            .ensure_bucket(&cli.local_bucket)
-            .with_context(|| format!("cannot create local bucket {:?}", cli.local_bucket))?;
+        let local = gateway::local::start_local(&root, &cli.local_bucket)
+            .await
+            .context("cannot start the local bucket")?;
         println!(
             "Local bucket \"{}\" stored in {} (embedded S3 endpoint {})",
-            cli.local_bucket,
-            root.join(&cli.local_bucket).display(),
-            store.endpoint()
+            local.bucket,
+            local.folder.display(),
+            local.store.endpoint()
         );
-        let settings = S3Settings::custom(store.endpoint(), store.region());
-        local_login = Some((format!("{ak}/{}", cli.local_bucket), sk));
-        local_store = Some(store);
+        let settings = local.settings.clone();
+        local_login = Some((local.ftp_user(), local.secret_key.clone()));
+        local_store = Some(local.store);
         settings
     } else {
         S3Settings {
@@ -252,6 +246,11 @@ async fn main() -> Result<()> {
         masquerade,
         abort_stale_uploads: (cli.abort_stale_uploads > 0)
             .then(|| Duration::from_secs(cli.abort_stale_uploads * 3600)),
+        login_settings: None,
+        permissions: gateway::Permissions {
+            read_only: cli.read_only,
+            allow_delete: !cli.no_delete,
+        },
     };
     let handle = Gateway::start(config).await?;
     println!("BucketFTP listening on {}", handle.local_addr());

@@ -20,7 +20,7 @@ pub use error::S3Failure;
 pub use provider::{Addressing, Provider};
 
 /// How to reach the object store: a provider preset plus the user's overrides.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct S3Settings {
     /// The provider preset.
     pub provider: Provider,
@@ -167,6 +167,54 @@ impl ClientFactory {
     }
 }
 
+/// Per-login connection settings: the desktop's saved profiles. When a login's access key
+/// matches one, its endpoint, region and addressing are used instead of the default.
+pub trait LoginSettings: Send + Sync + std::fmt::Debug {
+    /// The settings for `access_key`, if it has its own.
+    fn settings_for(&self, access_key: &str) -> Option<S3Settings>;
+}
+
+/// Picks the client factory for a login: the default one, or one per distinct profile
+/// settings (built once, then reused so the connection pool is shared).
+#[derive(Debug)]
+pub struct Factories {
+    default: ClientFactory,
+    per_login: Option<std::sync::Arc<dyn LoginSettings>>,
+    cache: std::sync::Mutex<std::collections::HashMap<S3Settings, ClientFactory>>,
+}
+
+impl Factories {
+    /// The default factory plus optional per-login settings.
+    pub fn new(
+        default: ClientFactory,
+        per_login: Option<std::sync::Arc<dyn LoginSettings>>,
+    ) -> Self {
+        Self {
+            default,
+            per_login,
+            cache: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    /// The factory for `access_key`.
+    pub fn for_key(&self, access_key: &str) -> Result<ClientFactory, SettingsError> {
+        let Some(settings) = self
+            .per_login
+            .as_ref()
+            .and_then(|p| p.settings_for(access_key))
+        else {
+            return Ok(self.default.clone());
+        };
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = cache.get(&settings) {
+            return Ok(f.clone());
+        }
+        let f = ClientFactory::new(&settings)?;
+        cache.insert(settings, f.clone());
+        Ok(f)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,5 +273,40 @@ mod tests {
             addressing: Some(Addressing::VirtualHost),
         };
         assert!(!forced.resolve().map(|r| r.path_style).unwrap_or(true));
+    }
+}
+
+#[cfg(test)]
+mod factory_tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct One;
+    impl LoginSettings for One {
+        fn settings_for(&self, access_key: &str) -> Option<S3Settings> {
+            (access_key == "PROFILEKEY").then(|| S3Settings {
+                provider: Provider::Oss,
+                endpoint: None,
+                region: Some("cn-beijing".into()),
+                addressing: None,
+            })
+        }
+    }
+
+    #[test]
+    fn profile_keys_get_their_own_settings() {
+        let default = ClientFactory::new(&S3Settings::custom("http://127.0.0.1:9000", "us-east-1"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let f = Factories::new(default, Some(std::sync::Arc::new(One)));
+        let p = f.for_key("PROFILEKEY").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            p.resolved().endpoint.as_deref(),
+            Some("https://oss-cn-beijing.aliyuncs.com")
+        );
+        let d = f.for_key("OTHER").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            d.resolved().endpoint.as_deref(),
+            Some("http://127.0.0.1:9000")
+        );
     }
 }

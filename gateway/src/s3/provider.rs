@@ -5,7 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// How bucket names are put into request URLs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Addressing {
     /// `https://endpoint/bucket/key` (MinIO, most local servers).

@@ -41,6 +41,8 @@ pub struct S3User {
     pub bucket: String,
     /// A client signed with this user's credential.
     pub client: Client,
+    /// Largest single CopyObject for this user's provider.
+    pub max_copy_object: u64,
 }
 
 // Short on purpose: libunftp logs the user at debug level, and the client's own Debug output
@@ -69,12 +71,53 @@ pub struct Shared {
     pub limits: TransferLimits,
     /// Global part-buffer memory, in KiB permits.
     pub memory: Arc<Semaphore>,
-    /// Largest single CopyObject for this provider.
-    pub max_copy_object: u64,
+    /// What sessions may change.
+    pub permissions: Permissions,
     /// Where transfer events go.
     pub events: EventBus,
     /// An upload with no data for this long is cancelled.
     pub transfer_timeout: Duration,
+}
+
+/// What FTP users may change in their buckets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Permissions {
+    /// No uploads, deletes, renames or new folders.
+    pub read_only: bool,
+    /// DELE and RMD allowed.
+    pub allow_delete: bool,
+}
+
+impl Default for Permissions {
+    fn default() -> Self {
+        Self {
+            read_only: false,
+            allow_delete: true,
+        }
+    }
+}
+
+impl Permissions {
+    /// `Err` when writing is off.
+    fn write(&self) -> Res<()> {
+        if self.read_only {
+            return Err(Failure::NotAllowed(
+                "the server is in read-only mode".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `Err` when deleting is off.
+    fn delete(&self) -> Res<()> {
+        self.write()?;
+        if !self.allow_delete {
+            return Err(Failure::NotAllowed(
+                "deleting is turned off on this server".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// One session's view of the bucket. libunftp creates one per control connection.
@@ -429,7 +472,7 @@ impl S3Backend {
     /// Server-side copy of one object, multipart above the provider's CopyObject limit.
     async fn copy_object(&self, u: &S3User, from: &str, to: &str, size: u64) -> Res<()> {
         let source = copy_source(&u.bucket, from);
-        if size <= self.shared.max_copy_object {
+        if size <= u.max_copy_object {
             u.client
                 .copy_object()
                 .bucket(&u.bucket)
@@ -744,6 +787,9 @@ impl StorageBackend<S3User> for S3Backend {
             let f = Failure::WrongType("cannot upload onto the bucket's root folder".into());
             return Err(self.refuse_transfer(started, mark, f).await);
         }
+        if let Err(f) = self.shared.permissions.write() {
+            return Err(self.refuse_transfer(started, mark, f).await);
+        }
         let key = p.key();
         if start_pos == 0 && self.was_unreadable(&key) {
             let f = Failure::Transient(
@@ -785,11 +831,19 @@ impl StorageBackend<S3User> for S3Backend {
 
     async fn del<P: AsRef<Path> + Send + Debug>(&self, u: &S3User, path: P) -> ftp::Result<()> {
         let p = parse(path.as_ref())?;
+        self.shared
+            .permissions
+            .delete()
+            .map_err(|f| self.refuse(f))?;
         self.delete_file(u, &p).await.map_err(|f| self.refuse(f))
     }
 
     async fn mkd<P: AsRef<Path> + Send + Debug>(&self, u: &S3User, path: P) -> ftp::Result<()> {
         let p = parse(path.as_ref())?;
+        self.shared
+            .permissions
+            .write()
+            .map_err(|f| self.refuse(f))?;
         self.make_folder(u, &p).await.map_err(|f| self.refuse(f))
     }
 
@@ -800,6 +854,10 @@ impl StorageBackend<S3User> for S3Backend {
         to: P,
     ) -> ftp::Result<()> {
         let (f, t) = (parse(from.as_ref())?, parse(to.as_ref())?);
+        self.shared
+            .permissions
+            .write()
+            .map_err(|e| self.refuse(e))?;
         self.rename_paths(u, &f, &t)
             .await
             .map_err(|f| self.refuse(f))
@@ -807,6 +865,10 @@ impl StorageBackend<S3User> for S3Backend {
 
     async fn rmd<P: AsRef<Path> + Send + Debug>(&self, u: &S3User, path: P) -> ftp::Result<()> {
         let p = parse(path.as_ref())?;
+        self.shared
+            .permissions
+            .delete()
+            .map_err(|f| self.refuse(f))?;
         self.remove_folder(u, &p).await.map_err(|f| self.refuse(f))
     }
 

@@ -1,0 +1,168 @@
+//! The library API the desktop shell uses: per-profile login settings, permissions, the
+//! local bucket, and "Test connection" — against a real Garage and the embedded store.
+
+mod rawftp;
+mod support;
+
+use std::sync::Arc;
+
+use gateway::error::Failure;
+use gateway::{Gateway, GatewayConfig, LoginSettings, Permissions, S3Settings};
+use rawftp::Raw;
+use support::{S3Kind, TestS3};
+
+const BUCKET: &str = "api-bucket";
+
+#[derive(Debug)]
+struct Profiles {
+    key: String,
+    settings: S3Settings,
+}
+
+impl LoginSettings for Profiles {
+    fn settings_for(&self, access_key: &str) -> Option<S3Settings> {
+        (access_key == self.key).then(|| self.settings.clone())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn profile_settings_pick_the_store_per_key() {
+    let s3 = TestS3::start(S3Kind::Garage).await;
+    s3.create_bucket(BUCKET).await;
+    // The default points nowhere; only the profile for this key reaches Garage.
+    let port = support::free_port();
+    let mut config = GatewayConfig::new(S3Settings::custom(
+        format!("http://127.0.0.1:{port}"),
+        "garage",
+    ));
+    config.listen = "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"));
+    config.login_settings = Some(Arc::new(Profiles {
+        key: s3.access_key.clone(),
+        settings: S3Settings::custom(s3.endpoint.clone(), s3.region.clone()),
+    }));
+    let gw = Gateway::start(config)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut r = Raw::connect(gw.local_addr()).await;
+    r.login(&format!("{}/{BUCKET}", s3.access_key), &s3.secret_key)
+        .await;
+    let mut other = Raw::connect(gw.local_addr()).await;
+    let (code, text) = other.try_login(&format!("GKother/{BUCKET}"), "x").await;
+    assert_eq!(code, 530, "{text}");
+    assert!(
+        text.contains("cannot reach") || text.contains("unavailable"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_and_no_delete() {
+    let s3 = TestS3::start(S3Kind::Garage).await;
+    s3.create_bucket(BUCKET).await;
+    s3.put(BUCKET, "keep.txt", b"keep".to_vec()).await;
+    for (read_only, allow_delete) in [(true, true), (false, false)] {
+        let mut config =
+            GatewayConfig::new(S3Settings::custom(s3.endpoint.clone(), s3.region.clone()));
+        config.listen = "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"));
+        config.permissions = Permissions {
+            read_only,
+            allow_delete,
+        };
+        let gw = Gateway::start(config)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut r = Raw::connect(gw.local_addr()).await;
+        r.login(&format!("{}/{BUCKET}", s3.access_key), &s3.secret_key)
+            .await;
+        let (code, text) = r.cmd("DELE keep.txt").await;
+        assert_eq!(code, 550, "{text}");
+        assert!(text.contains("not allowed"), "{text}");
+        let (code, text) = r.cmd("RMD nothing").await;
+        assert_eq!(code, 550, "{text}");
+        let (code, _) = r.cmd("MKD newdir").await;
+        assert_eq!(code == 257, !read_only, "MKD with read_only={read_only}");
+        let mut dc = r.data("STOR new.txt").await;
+        assert!(dc.write(b"new").await);
+        dc.finish().await;
+        let (code, text) = r.reply().await;
+        if read_only {
+            assert_eq!(code, 550, "{text}");
+            assert_eq!(s3.get(BUCKET, "new.txt").await, None);
+        } else {
+            assert_eq!(code, 226, "{text}");
+        }
+        assert_eq!(
+            s3.get(BUCKET, "keep.txt").await.as_deref(),
+            Some(&b"keep"[..])
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_connection_says_what_is_wrong() {
+    let s3 = TestS3::start(S3Kind::Garage).await;
+    s3.create_bucket(BUCKET).await;
+    let settings = S3Settings::custom(s3.endpoint.clone(), s3.region.clone());
+    let ok =
+        gateway::probe::test_connection(&settings, &s3.access_key, &s3.secret_key, Some(BUCKET))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ok.bucket_ok, Some(true));
+    assert!(ok.buckets.iter().any(|b| b == BUCKET), "{ok:?}");
+
+    let wrong =
+        gateway::probe::test_connection(&settings, &s3.access_key, "0000", Some(BUCKET)).await;
+    assert_eq!(wrong.err(), Some(Failure::BadSecret));
+    let missing = gateway::probe::test_connection(
+        &settings,
+        &s3.access_key,
+        &s3.secret_key,
+        Some("no-such-bucket"),
+    )
+    .await;
+    assert_eq!(missing.err(), Some(Failure::NoSuchBucket));
+    let nowhere = S3Settings::custom(
+        format!("http://127.0.0.1:{}", support::free_port()),
+        "garage",
+    );
+    let down =
+        gateway::probe::test_connection(&nowhere, &s3.access_key, &s3.secret_key, None).await;
+    assert!(matches!(down, Err(Failure::Transient(_))), "{down:?}");
+    let text = down.err().map(|f| f.to_string()).unwrap_or_default();
+    assert!(text.contains("unreachable"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_bucket_through_the_same_path() {
+    let root = std::env::temp_dir().join(format!("bucketftp-api-local-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let local = gateway::local::start_local(&root, "files")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut config = GatewayConfig::new(local.settings.clone());
+    config.listen = "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"));
+    let gw = Gateway::start(config)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut r = Raw::connect(gw.local_addr()).await;
+    r.login(&local.ftp_user(), &local.secret_key).await;
+    assert_eq!(r.cmd("MKD 新しい フォルダ").await.0, 257);
+    assert_eq!(r.cmd("CWD 新しい フォルダ").await.0, 250);
+    let mut dc = r.data("STOR a.txt").await;
+    assert!(dc.write(b"on disk").await);
+    dc.finish().await;
+    assert_eq!(r.reply().await.0, 226);
+    let on_disk =
+        std::fs::read(local.folder.join("新しい フォルダ").join("a.txt")).unwrap_or_default();
+    assert_eq!(on_disk, b"on disk");
+    assert_eq!(r.cmd("RNFR /新しい フォルダ").await.0, 350);
+    assert_eq!(r.cmd("RNTO /renamed").await.0, 250);
+    assert!(local.folder.join("renamed").join("a.txt").exists());
+    assert!(!local.folder.join("新しい フォルダ").exists());
+    // The same credential comes back on the next start.
+    let again = localstore::load_or_create_credentials(&root).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(again, (local.access_key.clone(), local.secret_key.clone()));
+    gw.stop(std::time::Duration::from_millis(100)).await;
+    local.store.stop().await;
+    let _ = std::fs::remove_dir_all(root);
+}
