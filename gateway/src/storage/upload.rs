@@ -110,6 +110,81 @@ impl CommitGate for AlwaysCommit {
     }
 }
 
+/// How long the parts still uploading when the client's data ends may take, at the measured
+/// rate: FileZilla gives up on a reply 20 s after the data connection closed, and the last
+/// part and CompleteMultipartUpload come after these.
+pub const DRAIN_BUDGET: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Limits the bytes queued for the store to what it can take within a time budget, at the
+/// upload rate measured so far (bytes done over the time any part was uploading). Pure.
+#[derive(Debug, Clone)]
+pub struct DrainWindow {
+    budget: std::time::Duration,
+    in_flight: u64,
+    parts: usize,
+    done: u64,
+    busy: std::time::Duration,
+    busy_since: Option<std::time::Instant>,
+}
+
+impl DrainWindow {
+    /// A window with `budget`.
+    pub fn new(budget: std::time::Duration) -> Self {
+        Self {
+            budget,
+            in_flight: 0,
+            parts: 0,
+            done: 0,
+            busy: std::time::Duration::ZERO,
+            busy_since: None,
+        }
+    }
+
+    /// A part of `bytes` started at `now`.
+    pub fn started(&mut self, bytes: u64, now: std::time::Instant) {
+        if self.parts == 0 {
+            self.busy_since = Some(now);
+        }
+        self.parts += 1;
+        self.in_flight += bytes;
+    }
+
+    /// A part of `bytes` finished at `now`.
+    pub fn finished(&mut self, bytes: u64, now: std::time::Instant) {
+        self.parts = self.parts.saturating_sub(1);
+        self.in_flight = self.in_flight.saturating_sub(bytes);
+        self.done += bytes;
+        if self.parts == 0
+            && let Some(since) = self.busy_since.take()
+        {
+            self.busy += now.saturating_duration_since(since);
+        }
+    }
+
+    /// Bytes per second while uploading, once a part has finished.
+    pub fn rate(&self, now: std::time::Instant) -> Option<f64> {
+        if self.done == 0 {
+            return None;
+        }
+        let busy = self.busy
+            + self.busy_since.map_or(std::time::Duration::ZERO, |s| {
+                now.saturating_duration_since(s)
+            });
+        Some(self.done as f64 / busy.as_secs_f64().max(0.001))
+    }
+
+    /// Whether a part of `next` bytes may start now. With nothing in flight it always may.
+    pub fn allows(&self, next: u64, now: std::time::Instant) -> bool {
+        if self.parts == 0 {
+            return true;
+        }
+        match self.rate(now) {
+            None => true,
+            Some(r) => (self.in_flight + next) as f64 <= r * self.budget.as_secs_f64(),
+        }
+    }
+}
+
 /// How long after the end of the data stream the gate is asked: a killed client's control
 /// connection closes at the same moment as its data connection, and an ABOR is sent before
 /// the data connection closes; this lets both reach us first.
@@ -243,6 +318,8 @@ async fn try_abort(client: &Client, bucket: &str, key: &str, upload_id: &str) ->
 }
 
 type PartResult = Result<CompletedPart, Failure>;
+/// A data part's outcome and its size.
+type DataPartResult = Result<(CompletedPart, u64), Failure>;
 
 impl Upload<'_> {
     /// Runs the upload: `start_pos` bytes of the existing object are kept, then `input`
@@ -442,7 +519,8 @@ impl Upload<'_> {
         let part_size = self.limits.part_size;
         let mut total: u64 = 0;
         let mut next_number = parts.len() as u64 + 1;
-        let mut set: JoinSet<PartResult> = JoinSet::new();
+        let mut set: JoinSet<DataPartResult> = JoinSet::new();
+        let mut window = DrainWindow::new(DRAIN_BUDGET);
         loop {
             let permit = self
                 .memory
@@ -493,11 +571,18 @@ impl Upload<'_> {
                         part_size / (1024 * 1024)
                     )));
                 }
-                while set.len() >= self.limits.parts_in_flight {
+                let len = buf.len() as u64;
+                while !set.is_empty()
+                    && (set.len() >= self.limits.parts_in_flight
+                        || !window.allows(len, std::time::Instant::now()))
+                {
                     if let Some(r) = set.join_next().await {
-                        parts.push(joined(r)?);
+                        let (part, bytes) = joined_data(r)?;
+                        window.finished(bytes, std::time::Instant::now());
+                        parts.push(part);
                     }
                 }
+                window.started(len, std::time::Instant::now());
                 let number = i32::try_from(next_number).unwrap_or(i32::MAX);
                 next_number += 1;
                 let req = self
@@ -509,18 +594,20 @@ impl Upload<'_> {
                     .part_number(number)
                     .content_length(buf.len() as i64)
                     .body(ByteStream::from(buf.freeze()));
-                set.spawn(upload_part(req, number, permit));
+                set.spawn(upload_part(req, number, len, permit));
             }
             // Reap finished parts early so an S3 failure stops the upload promptly.
             while let Some(r) = set.try_join_next() {
-                parts.push(joined(r)?);
+                let (part, bytes) = joined_data(r)?;
+                window.finished(bytes, std::time::Instant::now());
+                parts.push(part);
             }
             if eof {
                 break;
             }
         }
         while let Some(r) = set.join_next().await {
-            parts.push(joined(r)?);
+            parts.push(joined_data(r)?.0);
         }
         self.gate.check(mark)?;
         parts.sort_by_key(|p| p.part_number());
@@ -598,15 +685,21 @@ impl<R: AsyncRead + Unpin> AsyncRead for IdleTimeout<R> {
 async fn upload_part(
     req: aws_sdk_s3::operation::upload_part::builders::UploadPartFluentBuilder,
     number: i32,
+    bytes: u64,
     permit: OwnedSemaphorePermit,
-) -> PartResult {
+) -> DataPartResult {
     let out = req.send().await.classified();
     drop(permit);
     let out = out?;
-    Ok(CompletedPart::builder()
+    let part = CompletedPart::builder()
         .part_number(number)
         .set_e_tag(out.e_tag().map(str::to_owned))
-        .build())
+        .build();
+    Ok((part, bytes))
+}
+
+fn joined_data(r: Result<DataPartResult, tokio::task::JoinError>) -> DataPartResult {
+    r.map_err(|e| Failure::Other(format!("part upload task failed: {e}")))?
 }
 
 fn joined(r: Result<PartResult, tokio::task::JoinError>) -> PartResult {
@@ -678,6 +771,31 @@ mod tests {
         };
         assert!(tight.validate().is_err());
         assert_eq!(TransferLimits::default().part_permits(), 8 * 1024);
+    }
+
+    #[test]
+    fn drain_window_follows_the_measured_rate() {
+        use std::time::{Duration, Instant};
+        const MB: u64 = 1_000_000;
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut w = DrainWindow::new(s(10));
+        assert!(w.allows(8 * MB, t0), "nothing in flight: always");
+        w.started(8 * MB, t0);
+        assert!(w.allows(8 * MB, t0), "no rate yet: parts_in_flight decides");
+        // A slow store: 8 MB in 8 s = 1 MB/s, so 10 s hold 10 MB.
+        w.finished(8 * MB, t0 + s(8));
+        assert_eq!(w.rate(t0 + s(8)).map(|r| r.round() as u64), Some(MB));
+        w.started(8 * MB, t0 + s(8));
+        assert!(!w.allows(8 * MB, t0 + s(8)), "16 MB queued would take 16 s");
+        assert!(w.allows(2 * MB, t0 + s(8)), "10 MB fits");
+        // A fast store: idle time between parts does not count against the rate.
+        let mut f = DrainWindow::new(s(10));
+        f.started(8 * MB, t0);
+        f.finished(8 * MB, t0 + Duration::from_millis(100));
+        f.started(8 * MB, t0 + s(5));
+        assert!(f.rate(t0 + s(5)).is_some_and(|r| r > 50.0 * MB as f64));
+        assert!(f.allows(8 * MB, t0 + s(5)));
     }
 
     #[test]
