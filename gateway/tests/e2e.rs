@@ -2,12 +2,14 @@
 //! process (Garage and moto), verifying results directly in S3 as well as through FTP.
 //! Every scenario runs once per server (`both!`).
 
+mod rawftp;
 mod support;
 
 use std::time::Duration;
 
 use gateway::events::Event;
 use gateway::{Gateway, GatewayConfig, GatewayHandle, S3Settings, TransferLimits};
+use rawftp::data;
 use suppaftp::tokio::AsyncFtpStream;
 use suppaftp::{FtpError, Status};
 use support::{S3Kind, TestS3};
@@ -77,20 +79,6 @@ fn refused(e: FtpError) -> (u32, String) {
         FtpError::UnexpectedResponse(r) => (r.status.code(), r.as_string().unwrap_or_default()),
         other => panic!("expected an FTP reply, got {other}"),
     }
-}
-
-fn data(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
 }
 
 async fn put(ftp: &mut AsyncFtpStream, name: &str, body: &[u8]) -> Result<(), FtpError> {

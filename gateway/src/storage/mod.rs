@@ -573,6 +573,7 @@ impl S3Backend {
     }
 
     async fn rename_paths(&self, u: &S3User, from: &BucketPath, to: &BucketPath) -> Res<()> {
+        self.shared.permissions.write()?;
         if from.is_root() || to.is_root() {
             return Err(Failure::AccessDenied);
         }
@@ -645,6 +646,7 @@ impl S3Backend {
 
 impl S3Backend {
     async fn delete_file(&self, u: &S3User, p: &BucketPath) -> Res<()> {
+        self.shared.permissions.delete()?;
         if p.is_root() {
             return Err(Failure::WrongType("the root folder is not a file".into()));
         }
@@ -662,6 +664,7 @@ impl S3Backend {
     }
 
     async fn make_folder(&self, u: &S3User, p: &BucketPath) -> Res<()> {
+        self.shared.permissions.write()?;
         if p.is_root() {
             return Err(Failure::AlreadyExists("the root folder".into()));
         }
@@ -678,6 +681,7 @@ impl S3Backend {
     }
 
     async fn remove_folder(&self, u: &S3User, p: &BucketPath) -> Res<()> {
+        self.shared.permissions.delete()?;
         if p.is_root() {
             return Err(Failure::AccessDenied);
         }
@@ -831,19 +835,11 @@ impl StorageBackend<S3User> for S3Backend {
 
     async fn del<P: AsRef<Path> + Send + Debug>(&self, u: &S3User, path: P) -> ftp::Result<()> {
         let p = parse(path.as_ref())?;
-        self.shared
-            .permissions
-            .delete()
-            .map_err(|f| self.refuse(f))?;
         self.delete_file(u, &p).await.map_err(|f| self.refuse(f))
     }
 
     async fn mkd<P: AsRef<Path> + Send + Debug>(&self, u: &S3User, path: P) -> ftp::Result<()> {
         let p = parse(path.as_ref())?;
-        self.shared
-            .permissions
-            .write()
-            .map_err(|f| self.refuse(f))?;
         self.make_folder(u, &p).await.map_err(|f| self.refuse(f))
     }
 
@@ -854,10 +850,6 @@ impl StorageBackend<S3User> for S3Backend {
         to: P,
     ) -> ftp::Result<()> {
         let (f, t) = (parse(from.as_ref())?, parse(to.as_ref())?);
-        self.shared
-            .permissions
-            .write()
-            .map_err(|e| self.refuse(e))?;
         self.rename_paths(u, &f, &t)
             .await
             .map_err(|f| self.refuse(f))
@@ -865,10 +857,6 @@ impl StorageBackend<S3User> for S3Backend {
 
     async fn rmd<P: AsRef<Path> + Send + Debug>(&self, u: &S3User, path: P) -> ftp::Result<()> {
         let p = parse(path.as_ref())?;
-        self.shared
-            .permissions
-            .delete()
-            .map_err(|f| self.refuse(f))?;
         self.remove_folder(u, &p).await.map_err(|f| self.refuse(f))
     }
 
