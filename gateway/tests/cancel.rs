@@ -36,6 +36,12 @@ struct Env {
     tls_dir: std::path::PathBuf,
 }
 
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.tls_dir);
+    }
+}
+
 impl Env {
     async fn start(kind: S3Kind) -> Env {
         let s3 = TestS3::start(kind).await;
