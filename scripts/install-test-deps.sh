@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # scripts/install-test-deps.sh — installs what BucketFTP's tests need, idempotently:
-#   * Debian packages: lftp, curl, python3-venv (FTP clients for the system test)
+#   * Debian packages: lftp, curl, python3-venv (FTP clients for the system test), and for the
+#     desktop app (src-tauri): the webkit/appindicator/rsvg/dbus build libraries, and Xvfb,
+#     gnome-keyring, dbus and ImageMagick's `import` for scripts/test-desktop.sh
 #   * Garage 2.5.0 (real S3 server for e2e tests; `cargo install`, ~25 min cold on 2 cores)
 #   * .venv-test/ at the repo root with moto[server] 5.2.5 (second S3 server) and boto3
 #     (direct-S3 baseline for bench/throughput.sh)
@@ -18,16 +20,19 @@ log() { printf '[install-test-deps] %s\n' "$*"; }
 need_apt=()
 command -v lftp >/dev/null 2>&1 || need_apt+=(lftp)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
-dpkg -s python3-venv >/dev/null 2>&1 || need_apt+=(python3-venv)
+for pkg in python3-venv libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev \
+    libdbus-1-dev xvfb xauth gnome-keyring dbus-x11 imagemagick; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
 if ((${#need_apt[@]})); then
     log "apt-get install ${need_apt[*]}"
     SUDO=()
     [[ $(id -u) -eq 0 ]] || SUDO=(sudo)
     "${SUDO[@]}" apt-get update -o DPkg::Lock::Timeout=600
     DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -o DPkg::Lock::Timeout=600 \
-        lftp curl python3-venv
+        "${need_apt[@]}"
 else
-    log "lftp, curl, python3-venv present"
+    log "Debian packages present"
 fi
 
 # --- Python venv with moto + boto3 -----------------------------------------

@@ -57,6 +57,23 @@ else
     failed=$((failed + 1))
 fi
 
+# --- Desktop app ---------------------------------------------------------------------------
+echo "==> scripts/test-desktop.sh"
+scripts/test-desktop.sh 2>&1 | tee "$LOG_DIR/desktop.log"
+desk_rc=${PIPESTATUS[0]}
+summary="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$LOG_DIR/desktop.log" | tail -n1)"
+if [[ -n "$summary" ]]; then
+    d_pass="${summary%% passed*}"
+    d_fail="${summary#*, }"
+    d_fail="${d_fail%% failed*}"
+    passed=$((passed + d_pass))
+    failed=$((failed + d_fail))
+    if ((desk_rc != 0 && d_fail == 0)); then failed=$((failed + 1)); fi
+else
+    echo "desktop test exited with $desk_rc without a summary line"
+    failed=$((failed + 1))
+fi
+
 echo
 echo "${passed} passed, ${failed} failed"
 ((failed == 0))

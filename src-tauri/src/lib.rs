@@ -1,0 +1,183 @@
+//! BucketFTP desktop: a tray app that runs the FTP-to-S3 gateway (`gateway` crate) on
+//! 127.0.0.1:2048, with a window (static web UI in `ui/`) for profiles, the FileZilla login,
+//! live activity and settings.
+//!
+//! # Layout
+//! - [`actions`]: the actions layer ([`actions::Core`]): every operation the tray and the
+//!   window can trigger; screen effects go through the [`actions::Shell`] trait.
+//! - [`commands`]: `#[tauri::command]` adapters over the actions.
+//! - [`tray`]: the tray icon, its menu model and ids.
+//! - [`shell`]: the Tauri implementation of `Shell` (events, tray refresh, clipboard,
+//!   autostart, window) and the event names.
+//! - [`server`]: the running gateway and its state.
+//! - [`activity`]: sessions, transfers, errors and log tail from gateway events.
+//! - [`profiles`], [`settings`], [`persist`]: the JSON files (atomic writes, corrupt files
+//!   kept aside) and the per-login endpoint settings handed to the gateway.
+//! - [`secrets`]: secret keys in the OS keychain.
+//! - [`i18n`]: English, 简体中文, 日本語.
+//!
+//! [`build_app`] is generic over the Tauri runtime so tests drive it with
+//! `tauri::test::mock_builder()`; [`run`] is the real app.
+
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod actions;
+pub mod activity;
+pub mod commands;
+pub mod i18n;
+pub mod persist;
+pub mod profiles;
+pub mod secrets;
+pub mod server;
+pub mod settings;
+pub mod shell;
+pub mod tray;
+
+use std::sync::Arc;
+
+use tauri::{Manager, RunEvent, Runtime, WindowEvent};
+
+use crate::actions::{AppPaths, Core};
+use crate::secrets::{Keychain, SecretStore};
+use crate::shell::{MAIN_WINDOW, TauriShell};
+
+/// The command-line flag autostart passes: start in the tray without the window.
+pub const MINIMIZED_FLAG: &str = "--minimized";
+
+/// How the app starts.
+pub struct Boot {
+    /// Config and data folders (`None`: the user's, from `directories`).
+    pub paths: Option<AppPaths>,
+    /// Where secrets go (`None`: the OS keychain).
+    pub secrets: Option<Arc<dyn SecretStore>>,
+    /// Create the tray icon.
+    pub tray: bool,
+    /// Keep the window hidden at start.
+    pub start_hidden: bool,
+    /// Honour "start server on launch".
+    pub autostart_server: bool,
+}
+
+impl Boot {
+    /// The real app's boot from its command line.
+    pub fn from_args(args: impl IntoIterator<Item = String>) -> Self {
+        let start_hidden = args.into_iter().any(|a| a == MINIMIZED_FLAG);
+        Self {
+            paths: None,
+            secrets: None,
+            tray: true,
+            start_hidden,
+            autostart_server: true,
+        }
+    }
+}
+
+/// Why the app could not set itself up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// No home folder to keep settings in.
+    #[error("cannot find a folder for settings (is HOME set?)")]
+    NoHome,
+    /// Settings or profiles unreadable, or the string tables broken.
+    #[error(transparent)]
+    Open(#[from] actions::OpenError),
+}
+
+/// Installs the commands, the state, the tray and the window behaviour on `builder`.
+pub fn build_app<R: Runtime>(builder: tauri::Builder<R>, boot: Boot) -> tauri::Builder<R> {
+    builder
+        .invoke_handler(command_handler!())
+        .setup(move |app| {
+            setup(app, boot)?;
+            Ok(())
+        })
+        .on_window_event(|window, event| {
+            // Closing the window keeps the app (and the server) running in the tray.
+            if let WindowEvent::CloseRequested { api, .. } = event
+                && window.label() == MAIN_WINDOW
+            {
+                api.prevent_close();
+                let _ = window.hide();
+            }
+        })
+}
+
+fn setup<R: Runtime>(app: &mut tauri::App<R>, boot: Boot) -> Result<(), SetupError> {
+    let paths = match boot.paths {
+        Some(p) => p,
+        None => AppPaths::for_user().ok_or(SetupError::NoHome)?,
+    };
+    let secrets = boot
+        .secrets
+        .unwrap_or_else(|| Arc::new(Keychain::new(secrets::SERVICE)));
+    let shell = Arc::new(TauriShell::new(app.handle().clone()));
+    let core = tauri::async_runtime::block_on(Core::open(paths, secrets, shell))?;
+    let core = Arc::new(core);
+    app.manage(Arc::clone(&core));
+
+    let mut tray_ok = false;
+    if boot.tray {
+        match tray::create(app.handle()) {
+            Ok(()) => tray_ok = true,
+            Err(e) => tracing::warn!(error = %e, "no tray icon; the window stays the way in"),
+        }
+    }
+    if !boot.start_hidden || !tray_ok {
+        shell::show_main_window(app.handle());
+    }
+    if boot.autostart_server && core.settings().start_server_on_launch {
+        let core = Arc::clone(&core);
+        tauri::async_runtime::spawn(async move {
+            if let Err(e) = core.start_server().await {
+                tracing::warn!(error = %e, "server did not start on launch");
+            }
+        });
+    }
+    Ok(())
+}
+
+fn init_logging() {
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info,s3s=off".into());
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs the desktop app until Quit.
+pub fn run() {
+    init_logging();
+    let boot = Boot::from_args(std::env::args().skip(1));
+    let builder = tauri::Builder::default()
+        // First: a second launch only focuses this one's window.
+        .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
+            shell::show_main_window(app);
+        }))
+        .plugin(tauri_plugin_autostart::init(
+            tauri_plugin_autostart::MacosLauncher::LaunchAgent,
+            Some(vec![MINIMIZED_FLAG]),
+        ))
+        .plugin(tauri_plugin_clipboard_manager::init());
+    let app = match build_app(builder, boot).build(tauri::generate_context!()) {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("BucketFTP could not start: {e}");
+            std::process::exit(1);
+        }
+    };
+    app.run(|handle, event| match event {
+        // Closing the last window does not quit: the app lives in the tray.
+        RunEvent::ExitRequested {
+            code: None, api, ..
+        } => api.prevent_exit(),
+        RunEvent::Exit => {
+            if let Some(core) = handle.try_state::<Arc<Core>>() {
+                let core = Arc::clone(core.inner());
+                tauri::async_runtime::block_on(async move { core.shutdown().await });
+            }
+        }
+        _ => {}
+    });
+}

@@ -1,0 +1,195 @@
+//! Files that must survive a crash mid-write: JSON written atomically (temporary file in the
+//! same folder, `fsync`, rename over the old file, `fsync` of the folder), and read back with
+//! a corrupt file renamed aside (`NAME.corrupt-<unix seconds>`) rather than silently replaced.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// What reading a JSON file found.
+#[derive(Debug)]
+pub enum Loaded<T> {
+    /// No file yet (first run).
+    Missing,
+    /// The file parsed.
+    Ok(T),
+    /// The file did not parse; it was renamed to `kept_at`.
+    Corrupt {
+        /// Where the unreadable file now is.
+        kept_at: PathBuf,
+        /// Why it did not parse.
+        reason: String,
+    },
+}
+
+/// A file that could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {source}")]
+pub struct PersistError {
+    /// The file.
+    pub path: PathBuf,
+    /// The OS error.
+    pub source: io::Error,
+}
+
+fn err(path: &Path) -> impl FnOnce(io::Error) -> PersistError + '_ {
+    move |source| PersistError {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Writes `bytes` to `path` so that a crash leaves either the old or the new content.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PersistError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    fs::create_dir_all(&dir).map_err(err(&dir))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "file".into());
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let written = (|| {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(err(&tmp)(e));
+    }
+    if let Err(e) = fs::rename(&tmp, path) {
+        let _ = fs::remove_file(&tmp);
+        return Err(err(path)(e));
+    }
+    // The rename itself must reach the disk too (POSIX: fsync the folder).
+    #[cfg(unix)]
+    File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .map_err(err(&dir))?;
+    Ok(())
+}
+
+/// Serialises `value` as pretty JSON and writes it atomically.
+pub fn save_json<T: Serialize>(path: &Path, value: &T) -> Result<(), PersistError> {
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| PersistError {
+        path: path.to_path_buf(),
+        source: io::Error::other(e),
+    })?;
+    bytes.push(b'\n');
+    write_atomic(path, &bytes)
+}
+
+/// Reads `path` as JSON. A file that does not parse is renamed aside and reported; a file
+/// that cannot be read (permissions) is an error and left where it is.
+pub fn load_json<T: DeserializeOwned>(path: &Path) -> Result<Loaded<T>, PersistError> {
+    let bytes = match fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Loaded::Missing),
+        Err(e) => return Err(err(path)(e)),
+    };
+    match serde_json::from_slice(&bytes) {
+        Ok(v) => Ok(Loaded::Ok(v)),
+        Err(e) => {
+            let kept_at = corrupt_name(path);
+            fs::rename(path, &kept_at).map_err(err(path))?;
+            tracing::warn!(file = %path.display(), kept = %kept_at.display(), error = %e,
+                "unreadable file moved aside");
+            Ok(Loaded::Corrupt {
+                kept_at,
+                reason: e.to_string(),
+            })
+        }
+    }
+}
+
+/// `NAME.corrupt-<unix seconds>`, with `-2`, `-3`… when that name is taken.
+fn corrupt_name(path: &Path) -> PathBuf {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "file".into());
+    let mut candidate = path.with_file_name(format!("{name}.corrupt-{secs}"));
+    let mut n = 2;
+    while candidate.exists() {
+        candidate = path.with_file_name(format!("{name}.corrupt-{secs}-{n}"));
+        n += 1;
+    }
+    candidate
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Doc {
+        a: u32,
+    }
+
+    #[test]
+    fn round_trip_and_no_temp_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/doc.json");
+        assert!(matches!(load_json::<Doc>(&path).unwrap(), Loaded::Missing));
+        save_json(&path, &Doc { a: 1 }).unwrap();
+        save_json(&path, &Doc { a: 2 }).unwrap();
+        assert!(matches!(
+            load_json::<Doc>(&path).unwrap(),
+            Loaded::Ok(Doc { a: 2 })
+        ));
+        let names: Vec<_> = fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, vec!["doc.json".to_string()]);
+    }
+
+    #[test]
+    fn corrupt_file_is_kept_aside_not_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("doc.json");
+        fs::write(&path, b"{\"a\": 1,,").unwrap();
+        let Loaded::Corrupt { kept_at, reason } = load_json::<Doc>(&path).unwrap() else {
+            panic!("expected corrupt");
+        };
+        assert!(!path.exists());
+        assert_eq!(fs::read(&kept_at).unwrap(), b"{\"a\": 1,,");
+        let kept = kept_at.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(kept.starts_with("doc.json.corrupt-"), "{kept}");
+        assert!(!reason.is_empty());
+        // A second corrupt file the same second gets its own name.
+        fs::write(&path, b"nope").unwrap();
+        let Loaded::Corrupt {
+            kept_at: second, ..
+        } = load_json::<Doc>(&path).unwrap()
+        else {
+            panic!("expected corrupt");
+        };
+        assert_ne!(second, kept_at);
+        assert!(kept_at.exists() && second.exists());
+    }
+
+    #[test]
+    fn a_crash_before_rename_leaves_the_old_file() {
+        // Simulates a crash mid-write: a stray temp file next to the good one is ignored.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("doc.json");
+        save_json(&path, &Doc { a: 7 }).unwrap();
+        fs::write(dir.path().join(".doc.json.tmp-999"), b"{\"a\":").unwrap();
+        assert!(matches!(
+            load_json::<Doc>(&path).unwrap(),
+            Loaded::Ok(Doc { a: 7 })
+        ));
+    }
+}

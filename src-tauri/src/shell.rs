@@ -1,0 +1,97 @@
+//! The [`Shell`] of the real app: Tauri events to the window, the tray, the clipboard
+//! plugin, the autostart plugin and the main window. Plugins that are not registered (the
+//! mock runtime in tests) make the matching call fail with a message instead of panicking.
+
+use tauri::{AppHandle, Emitter, Manager, Runtime};
+
+use crate::actions::Shell;
+use crate::server::ServerStatus;
+use crate::settings::Settings;
+
+/// Names of the events the window listens to.
+pub mod events {
+    /// Payload: [`crate::server::ServerStatus`].
+    pub const SERVER_STATUS: &str = "server-status";
+    /// Payload: a [`gateway::Event`].
+    pub const GATEWAY_EVENT: &str = "gateway-event";
+    /// No payload: reload the profiles.
+    pub const PROFILES_CHANGED: &str = "profiles-changed";
+    /// Payload: [`crate::settings::Settings`].
+    pub const SETTINGS_CHANGED: &str = "settings-changed";
+}
+
+/// The label of the main window.
+pub const MAIN_WINDOW: &str = "main";
+
+/// The Tauri side of the actions.
+pub struct TauriShell<R: Runtime> {
+    app: AppHandle<R>,
+}
+
+impl<R: Runtime> TauriShell<R> {
+    /// A shell over `app`.
+    pub fn new(app: AppHandle<R>) -> Self {
+        Self { app }
+    }
+}
+
+/// Shows, un-minimises and focuses the main window.
+pub fn show_main_window<R: Runtime>(app: &AppHandle<R>) {
+    if let Some(w) = app.get_webview_window(MAIN_WINDOW) {
+        let _ = w.show();
+        let _ = w.unminimize();
+        let _ = w.set_focus();
+    }
+}
+
+impl<R: Runtime> Shell for TauriShell<R> {
+    fn server_changed(&self, status: &ServerStatus) {
+        let _ = self.app.emit(events::SERVER_STATUS, status);
+        crate::tray::refresh(&self.app);
+    }
+
+    fn profiles_changed(&self) {
+        let _ = self.app.emit(events::PROFILES_CHANGED, ());
+        crate::tray::refresh(&self.app);
+    }
+
+    fn settings_changed(&self, settings: &Settings) {
+        let _ = self.app.emit(events::SETTINGS_CHANGED, settings);
+        crate::tray::refresh(&self.app);
+    }
+
+    fn gateway_event(&self, event: &gateway::Event) {
+        let _ = self.app.emit(events::GATEWAY_EVENT, event);
+    }
+
+    fn set_start_at_login(&self, on: bool) -> Result<(), String> {
+        let Some(manager) = self
+            .app
+            .try_state::<tauri_plugin_autostart::AutoLaunchManager>()
+        else {
+            return Err("start at login is not available".into());
+        };
+        let result = if on {
+            manager.enable()
+        } else {
+            manager.disable()
+        };
+        result.map_err(|e| e.to_string())
+    }
+
+    fn copy_text(&self, text: &str) -> Result<(), String> {
+        let Some(clipboard) = self
+            .app
+            .try_state::<tauri_plugin_clipboard_manager::Clipboard<R>>()
+        else {
+            return Err("the clipboard is not available".into());
+        };
+        clipboard
+            .write_text(text.to_owned())
+            .map_err(|e| e.to_string())
+    }
+
+    fn show_window(&self) {
+        show_main_window(&self.app);
+    }
+}
