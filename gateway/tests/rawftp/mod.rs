@@ -109,19 +109,43 @@ impl Raw {
     }
 
     /// AUTH TLS, then PBSZ 0 + PROT P after login.
-    pub async fn auth_tls(mut self, connector: TlsConnector) -> Raw {
+    ///
+    /// libunftp 0.24 switches the control channel to TLS from a task it spawns after the
+    /// `234` reply; when the client's ClientHello wins that race, libunftp reads it as a
+    /// command and the handshake fails (measured: about 1 session in 1,500 on a loaded
+    /// 2-core machine; ARCHITECTURE.md, Known limits). FileZilla then reconnects, and so
+    /// does this client, once, saying so.
+    pub async fn auth_tls(self, connector: TlsConnector) -> Raw {
+        let addr = self.addr;
+        match self.try_auth_tls(connector.clone()).await {
+            Ok(raw) => raw,
+            Err(e) => {
+                eprintln!("[rawftp] TLS handshake after AUTH TLS failed ({e}); reconnecting once");
+                Raw::connect(addr)
+                    .await
+                    .try_auth_tls(connector)
+                    .await
+                    .unwrap_or_else(|e| panic!("TLS handshake (second try): {e}"))
+            }
+        }
+    }
+
+    async fn try_auth_tls(mut self, connector: TlsConnector) -> Result<Raw, String> {
         let (code, text) = self.cmd("AUTH TLS").await;
         assert_eq!(code, 234, "{text}");
         let plain = self.ctl.into_inner();
-        let tls = connector
-            .connect(server_name(), plain)
-            .await
-            .unwrap_or_else(|e| panic!("TLS handshake: {e}"));
-        Raw {
+        let tls = tokio::time::timeout(
+            Duration::from_secs(10),
+            connector.connect(server_name(), plain),
+        )
+        .await
+        .map_err(|_| "no handshake within 10 s".to_owned())?
+        .map_err(|e| e.to_string())?;
+        Ok(Raw {
             ctl: BufReader::new(Box::new(tls)),
             addr: self.addr,
             tls: Some(connector),
-        }
+        })
     }
 
     /// USER + PASS + TYPE I (+ PBSZ/PROT under TLS); panics unless logged in.
