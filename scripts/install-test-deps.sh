@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # scripts/install-test-deps.sh — installs what BucketFTP's tests need, idempotently:
-#   * Debian packages: lftp, curl, python3-venv (FTP clients for the system test), and for the
-#     desktop app (src-tauri): the webkit/appindicator/rsvg/dbus build libraries, and Xvfb,
-#     gnome-keyring, dbus and ImageMagick's `import` for scripts/test-desktop.sh
+#   * Debian packages: lftp, curl, python3-venv (FTP clients for the system test)
 #   * Garage 2.5.0 (real S3 server for e2e tests; `cargo install`, ~25 min cold on 2 cores)
 #   * .venv-test/ at the repo root with moto[server] 5.2.5 (second S3 server) and boto3
 #     (direct-S3 baseline for bench/throughput.sh)
-# Every step is skipped when what it installs is already present. SKIP_GARAGE=1 skips Garage.
+#   * desktop app (src-tauri): Debian build and test packages (webkit2gtk, appindicator,
+#     Xvfb, WebKitWebDriver, gnome-keyring, trayer, xdotool, imagemagick), tauri-driver
+#     (`cargo install tauri-driver --locked`) and Selenium in .venv-test
+# Every step is skipped when what it installs is already present. SKIP_GARAGE=1 skips Garage;
+# SKIP_DESKTOP=1 skips the desktop section.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,10 +22,7 @@ log() { printf '[install-test-deps] %s\n' "$*"; }
 need_apt=()
 command -v lftp >/dev/null 2>&1 || need_apt+=(lftp)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
-for pkg in python3-venv libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev \
-    libdbus-1-dev xvfb xauth gnome-keyring dbus-x11 imagemagick; do
-    dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
-done
+dpkg -s python3-venv >/dev/null 2>&1 || need_apt+=(python3-venv)
 if ((${#need_apt[@]})); then
     log "apt-get install ${need_apt[*]}"
     SUDO=()
@@ -32,7 +31,7 @@ if ((${#need_apt[@]})); then
     DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -o DPkg::Lock::Timeout=600 \
         "${need_apt[@]}"
 else
-    log "Debian packages present"
+    log "lftp, curl, python3-venv present"
 fi
 
 # --- Python venv with moto + boto3 -----------------------------------------
@@ -52,6 +51,41 @@ else
     log "pip install moto[server]==$MOTO_VERSION boto3"
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
         "moto[server]==$MOTO_VERSION" boto3
+fi
+
+# --- Desktop app (src-tauri) -------------------------------------------------
+# Build deps of Tauri 2 on Linux plus what scripts/test-desktop.sh drives the app with.
+DESKTOP_APT=(libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libdbus-1-dev
+    xvfb xauth webkit2gtk-driver gnome-keyring dbus-x11 keyutils trayer xdotool imagemagick)
+if [[ "${SKIP_DESKTOP:-}" == 1 ]]; then
+    log "SKIP_DESKTOP=1: not installing the desktop dependencies"
+else
+    need_desktop=()
+    for pkg in "${DESKTOP_APT[@]}"; do
+        dpkg -s "$pkg" >/dev/null 2>&1 || need_desktop+=("$pkg")
+    done
+    if ((${#need_desktop[@]})); then
+        log "apt-get install ${need_desktop[*]}"
+        SUDO=()
+        [[ $(id -u) -eq 0 ]] || SUDO=(sudo)
+        "${SUDO[@]}" apt-get update -o DPkg::Lock::Timeout=600
+        DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y \
+            -o DPkg::Lock::Timeout=600 "${need_desktop[@]}"
+    else
+        log "desktop Debian packages present"
+    fi
+    if command -v tauri-driver >/dev/null 2>&1 || [[ -x "$HOME/.cargo/bin/tauri-driver" ]]; then
+        log "tauri-driver present"
+    else
+        log "cargo install tauri-driver --locked (a few minutes)"
+        cargo install tauri-driver --locked
+    fi
+    if "$VENV/bin/python" -c 'import selenium' >/dev/null 2>&1; then
+        log "$VENV has selenium"
+    else
+        log "pip install selenium"
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check selenium
+    fi
 fi
 
 # --- Garage ----------------------------------------------------------------

@@ -3,8 +3,10 @@
 # Runs every Rust test of the workspace (`cargo test --workspace --no-fail-fast`: unit tests,
 # doc tests, and the end-to-end tests against real Garage and moto servers), then the system
 # test tests/system/ftp_clients.py (ftplib, curl and lftp against the built bucketftp-server,
-# in local mode and against Garage). Runs scripts/install-test-deps.sh first (each step is
-# skipped when already done), so it works on a fresh machine.
+# in local mode and against Garage), then the desktop app's real-parts tests
+# (scripts/test-desktop.sh --no-unit: Secret Service keychain, WebDriver e2e, tray).
+# Runs scripts/install-test-deps.sh first (each step is skipped when already done), so it
+# works on a fresh machine.
 # Exits non-zero on any failure; the last line is always `N passed, N failed`.
 set -uo pipefail
 
@@ -58,8 +60,8 @@ else
 fi
 
 # --- Desktop app ---------------------------------------------------------------------------
-echo "==> scripts/test-desktop.sh"
-scripts/test-desktop.sh 2>&1 | tee "$LOG_DIR/desktop.log"
+echo "==> scripts/test-desktop.sh --no-unit (the cargo test above ran its unit tests)"
+scripts/test-desktop.sh --no-unit 2>&1 | tee "$LOG_DIR/desktop.log"
 desk_rc=${PIPESTATUS[0]}
 summary="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$LOG_DIR/desktop.log" | tail -n1)"
 if [[ -n "$summary" ]]; then

@@ -88,16 +88,24 @@ pub fn build_app<R: Runtime>(builder: tauri::Builder<R>, boot: Boot) -> tauri::B
     builder
         .invoke_handler(command_handler!())
         .setup(move |app| {
-            setup(app, boot)?;
+            if let Err(e) = setup(app, boot) {
+                // Tauri would panic on a setup error: say it plainly and leave instead.
+                tracing::error!(error = %e, "BucketFTP cannot start");
+                eprintln!("BucketFTP cannot start: {e}");
+                std::process::exit(1);
+            }
             Ok(())
         })
         .on_window_event(|window, event| {
-            // Closing the window keeps the app (and the server) running in the tray.
-            if let WindowEvent::CloseRequested { api, .. } = event
+            // Closing the window keeps the app (and the server) running in the tray; the
+            // window itself goes, so WebKit's memory goes with it. Without a tray (no
+            // appindicator library) nothing would be left to reach the app by: closing the
+            // window quits, like any windowed program.
+            if let WindowEvent::CloseRequested { .. } = event
                 && window.label() == MAIN_WINDOW
+                && window.app_handle().tray_by_id(tray::TRAY_ID).is_none()
             {
-                api.prevent_close();
-                let _ = window.hide();
+                window.app_handle().exit(0);
             }
         })
 }
@@ -117,9 +125,15 @@ fn setup<R: Runtime>(app: &mut tauri::App<R>, boot: Boot) -> Result<(), SetupErr
 
     let mut tray_ok = false;
     if boot.tray {
-        match tray::create(app.handle()) {
-            Ok(()) => tray_ok = true,
-            Err(e) => tracing::warn!(error = %e, "no tray icon; the window stays the way in"),
+        // tray-icon panics when the appindicator library cannot be loaded: catch that too,
+        // so a desktop without it still gets the window.
+        let handle = app.handle().clone();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tray::create(&handle))) {
+            Ok(Ok(())) => tray_ok = true,
+            Ok(Err(e)) => tracing::warn!(error = %e, "no tray icon; the window stays the way in"),
+            Err(_) => tracing::warn!(
+                "no tray icon (is libayatana-appindicator3-1 installed?); the window stays the way in"
+            ),
         }
     }
     if !boot.start_hidden || !tray_ok {
@@ -168,7 +182,8 @@ pub fn run() {
         }
     };
     app.run(|handle, event| match event {
-        // Closing the last window does not quit: the app lives in the tray.
+        // Closing the window does not quit: the app lives in the tray (the window is built
+        // again by "Open window", a second launch or the single-instance hand-over).
         RunEvent::ExitRequested {
             code: None, api, ..
         } => api.prevent_exit(),

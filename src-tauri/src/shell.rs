@@ -35,12 +35,32 @@ impl<R: Runtime> TauriShell<R> {
     }
 }
 
-/// Shows, un-minimises and focuses the main window.
+/// Shows, un-minimises and focuses the main window, creating it (from `tauri.conf.json`)
+/// when it does not exist: closing the window destroys its webview, so the app idles in the
+/// tray without WebKit's memory.
 pub fn show_main_window<R: Runtime>(app: &AppHandle<R>) {
     if let Some(w) = app.get_webview_window(MAIN_WINDOW) {
         let _ = w.show();
         let _ = w.unminimize();
         let _ = w.set_focus();
+        return;
+    }
+    let Some(config) = app
+        .config()
+        .app
+        .windows
+        .iter()
+        .find(|w| w.label == MAIN_WINDOW)
+        .cloned()
+    else {
+        tracing::warn!("no main window in the configuration");
+        return;
+    };
+    match tauri::WebviewWindowBuilder::from_config(app, &config).and_then(|b| b.build()) {
+        Ok(w) => {
+            let _ = w.set_focus();
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot open the window"),
     }
 }
 

@@ -1,0 +1,308 @@
+#!/usr/bin/env python3
+"""tests/desktop/tray.py — the real `bucketftp` app's tray under Xvfb, with Debian's
+`trayer` as the XEmbed tray host and xdotool as the hand on the mouse and keyboard.
+
+Needs DISPLAY (Xvfb) and a D-Bus session with an unlocked Secret Service (single instance
+and the keychain use D-Bus): scripts/test-desktop.sh provides them. Config and data folders
+are temp dirs. Checks:
+  1 without a tray host the app runs (no panic) and its server starts on launch
+  2 with trayer, the tray icon is there, showing "running" (green dot)
+  3 tray menu Stop: the FTP port refuses connections, the icon shows "stopped" (grey)
+  4 tray menu Start: the port accepts connections again, the icon is green again
+  5 started with --minimized there is no window (no WebKit process); tray Open window shows it
+  6 a second launch exits at once and leaves the first one running (single instance)
+  7 tray menu Quit: the app exits and the port closes
+Screenshots of the tray in target/e2e-screenshots/tray-*.png. Prints `N passed, N failed`.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(REPO, "tests", "system"))
+import s3servers  # noqa: E402
+
+APP = os.environ.get("BUCKETFTP_APP", os.path.join(REPO, "target", "debug", "bucketftp"))
+SHOTS = os.path.join(REPO, "target", "e2e-screenshots")
+ICON_CLASS = "tray-icon tray app"
+
+
+def wait(cond, timeout, step=0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(step)
+    return cond()
+
+
+def xdo(*args):
+    return subprocess.run(["xdotool", *args], capture_output=True, text=True, timeout=10).stdout.strip()
+
+
+class Tray:
+    def __init__(self):
+        self.tmp = tempfile.mkdtemp(prefix="bucketftp-tray-")
+        home = os.path.join(self.tmp, "home")
+        self.env = dict(os.environ)
+        self.env.update(
+            HOME=home,
+            XDG_CONFIG_HOME=os.path.join(home, ".config"),
+            XDG_DATA_HOME=os.path.join(home, ".local", "share"),
+        )
+        self.port = s3servers.free_port()
+        cfg = os.path.join(self.env["XDG_CONFIG_HOME"], "bucketftp")
+        os.makedirs(cfg)
+        with open(os.path.join(cfg, "settings.json"), "w") as f:
+            json.dump({"listen_port": self.port, "passive_ports": "42300-42400", "language": "en"}, f)
+        self.app = None
+        self.trayer = None
+        self.logs = []
+
+    def log_file(self, name):
+        path = os.path.join(self.tmp, name)
+        self.logs.append(path)
+        return open(path, "wb")
+
+    def launch(self, name, *args):
+        with self.log_file(name + ".log") as log:
+            return subprocess.Popen([APP, *args], env=self.env, stdout=log, stderr=subprocess.STDOUT)
+
+    def port_open(self):
+        return s3servers.tcp_open(self.port)
+
+    def icon(self):
+        ids = xdo("search", "--classname", ICON_CLASS).split()
+        return ids[0] if ids else None
+
+    def geometry(self, wid):
+        g = {}
+        for line in xdo("getwindowgeometry", "--shell", wid).splitlines():
+            k, _, v = line.partition("=")
+            g[k] = int(v) if v.lstrip("-").isdigit() else v
+        return g
+
+    def icon_rgb(self):
+        """Average colour of the status dot's area (bottom right of the icon)."""
+        wid = self.icon()
+        out = subprocess.run(["import", "-window", wid, "png:-"], capture_output=True, timeout=10).stdout
+        g = self.geometry(wid)
+        w, h = g["WIDTH"], g["HEIGHT"]
+        # The dot sits at 78 % of the icon's (square, centred) image.
+        side = min(w, h)
+        x0, y0 = (w - side) // 2, (h - side) // 2
+        cx, cy = x0 + int(side * 0.78), y0 + int(side * 0.78)
+        crop = f"3x3+{cx - 1}+{cy - 1}"
+        txt = subprocess.run(["convert", "png:-", "-crop", crop, "-resize", "1x1!", "txt:-"], input=out,
+                             capture_output=True, timeout=10).stdout.decode()
+        # "0,0: (r,g,b,a)  #RRGGBB ..."
+        hexcol = [w for w in txt.split() if w.startswith("#")][-1]
+        return tuple(int(hexcol[i:i + 2], 16) for i in (1, 3, 5))
+
+    def shot(self, name):
+        os.makedirs(SHOTS, exist_ok=True)
+        path = os.path.join(SHOTS, name + ".png")
+        subprocess.run(["import", "-window", "root", "-crop", "360x240+920+0", "+repage", path], timeout=10,
+                       capture_output=True)
+        print(f"  screenshot {os.path.relpath(path, REPO)}", flush=True)
+
+    def menu(self, *keys):
+        """Opens the tray menu with a left click on the icon and types `keys`."""
+        wid = self.icon()
+        g = self.geometry(wid)
+        xdo("mousemove", str(g["X"] + g["WIDTH"] // 2), str(g["Y"] + g["HEIGHT"] // 2), "click", "1")
+        time.sleep(0.8)
+        for k in keys:
+            xdo("key", k)
+            time.sleep(0.3)
+
+    def stop_all(self):
+        for p in (self.app, self.trayer):
+            if p is not None and p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+
+    def dump_logs(self):
+        for path in self.logs:
+            try:
+                with open(path, "r", errors="replace") as f:
+                    print(f"--- {os.path.basename(path)} (tail)\n" + "".join(f.readlines()[-20:]))
+            except OSError:
+                pass
+
+
+def greenish(rgb):
+    r, g, b = rgb
+    return g > 120 and g > r + 40 and g > b + 40
+
+
+def greyish(rgb):
+    r, g, b = rgb
+    return max(r, g, b) - min(r, g, b) < 30 and 90 < g < 220
+
+
+def check_no_tray_host(t):
+    t.app = t.launch("app-no-tray", "--minimized")
+    assert wait(t.port_open, 30), "server did not start on launch"
+    time.sleep(2)
+    assert t.app.poll() is None, f"app exited with {t.app.returncode} without a tray host"
+    t.app.terminate()
+    t.app.wait(timeout=10)
+    with open(t.logs[-1], errors="replace") as f:
+        assert "panicked" not in f.read(), "panic in the log"
+    assert wait(lambda: not t.port_open(), 10), "port still open after the app ended"
+
+
+def check_icon_present(t):
+    with t.log_file("trayer.log") as log:
+        t.trayer = subprocess.Popen(
+            ["trayer", "--edge", "top", "--align", "right", "--widthtype", "pixel", "--width", "120",
+             "--height", "32", "--transparent", "false", "--tint", "0xdddddd"],
+            env=t.env, stdout=log, stderr=subprocess.STDOUT)
+    time.sleep(1)
+    t.app = t.launch("app", "--minimized")
+    assert wait(lambda: t.icon() is not None, 30), "no tray icon in trayer"
+    assert wait(t.port_open, 30), "server did not start on launch"
+    g = t.geometry(t.icon())
+    assert g["WIDTH"] > 8 and g["HEIGHT"] > 8, f"icon too small: {g}"
+    assert wait(lambda: greenish(t.icon_rgb()), 10), f"icon not green while running: {t.icon_rgb()}"
+    t.shot("tray-01-running")
+    t.menu()
+    t.shot("tray-02-menu")
+    xdo("key", "Escape")
+    time.sleep(0.3)
+
+
+def check_stop(t):
+    # Disabled items are skipped: the first Down selects "Stop server" while running.
+    t.menu("Down", "Return")
+    assert wait(lambda: not t.port_open(), 15), "port still accepts after Stop"
+    assert wait(lambda: greyish(t.icon_rgb()), 10), f"icon not grey after Stop: {t.icon_rgb()}"
+    t.shot("tray-03-stopped")
+
+
+def check_start(t):
+    t.menu("Down", "Return")  # "Start server" while stopped
+    assert wait(t.port_open, 15), "port refuses after Start"
+    assert wait(lambda: greenish(t.icon_rgb()), 10), f"icon not green after Start: {t.icon_rgb()}"
+
+
+def webkit_children(pid):
+    kids = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as f:
+            kids += f.read().split()
+    names = []
+    for k in kids:
+        try:
+            with open(f"/proc/{k}/comm") as f:
+                names.append(f.read().strip())
+        except OSError:
+            pass
+    return [n for n in names if n.startswith("WebKit")]
+
+
+def main_windows():
+    """Visible windows titled exactly "BucketFTP" (xdotool's --name is case-insensitive and
+    would also match the tray icon's window, named "bucketftp")."""
+    ids = xdo("search", "--onlyvisible", "--name", "^BucketFTP$").split()
+    return [w for w in ids if xdo("getwindowname", w) == "BucketFTP"]
+
+
+def check_open_window(t):
+    # Started with --minimized: no window and no WebKit processes while idle in the tray.
+    assert not main_windows(), "window shown at a minimized start"
+    assert not webkit_children(t.app.pid), f"WebKit running while in the tray: {webkit_children(t.app.pid)}"
+    t.menu("Down", "Down", "Return")  # Stop server (running), then Open window
+    assert wait(main_windows, 20), "no window after Open"
+    assert wait(lambda: webkit_children(t.app.pid), 10), "no WebKit process for the window"
+    assert t.port_open(), "opening the window stopped the server"
+    time.sleep(1)
+    os.makedirs(SHOTS, exist_ok=True)
+    path = os.path.join(SHOTS, "tray-04-window-opened.png")
+    subprocess.run(["import", "-window", "root", path], timeout=10, capture_output=True)
+    print(f"  screenshot {os.path.relpath(path, REPO)}", flush=True)
+
+
+def check_single_instance(t):
+    second = t.launch("app-second")
+    try:
+        second.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        second.kill()
+        raise AssertionError("a second launch kept running")
+    assert t.app.poll() is None, "the first instance died"
+    assert t.port_open(), "the first instance's server stopped"
+
+
+def check_quit(t):
+    t.menu("Up", "Return")  # Up from the top wraps to the last item: Quit
+    try:
+        t.app.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("Quit did not end the app")
+    assert t.app.returncode == 0, f"exit code {t.app.returncode}"
+    assert not t.port_open(), "port still open after Quit"
+
+
+CHECKS = [
+    ("runs without a tray host", check_no_tray_host),
+    ("tray icon present in trayer, green while running", check_icon_present),
+    ("tray Stop: port refuses, icon grey", check_stop),
+    ("tray Start: port accepts, icon green", check_start),
+    ("tray Open window builds the window (none while minimized)", check_open_window),
+    ("second launch leaves the first running", check_single_instance),
+    ("tray Quit ends the app", check_quit),
+]
+
+
+def main():
+    if not os.path.isfile(APP):
+        print(f"{APP} is missing: cargo build -p bucketftp")
+        print(f"0 passed, {len(CHECKS)} failed")
+        return 1
+    t = Tray()
+    passed = failed = 0
+    broken = None
+    try:
+        for name, fn in CHECKS:
+            if broken:
+                print(f"FAIL {name} (not run: {broken} failed)", flush=True)
+                failed += 1
+                continue
+            t0 = time.monotonic()
+            try:
+                fn(t)
+                passed += 1
+                print(f"ok   {name} ({time.monotonic() - t0:.1f} s)", flush=True)
+            except Exception as e:  # noqa: BLE001
+                failed += 1
+                broken = name
+                print(f"FAIL {name}: {e}", flush=True)
+                traceback.print_exc()
+                try:
+                    t.shot("tray-failed-" + fn.__name__)
+                except Exception:  # noqa: BLE001
+                    pass
+        if failed:
+            t.dump_logs()
+    finally:
+        t.stop_all()
+        shutil.rmtree(t.tmp, ignore_errors=True)
+    print(f"{passed} passed, {failed} failed")
+    return 0 if failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
