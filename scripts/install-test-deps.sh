@@ -6,7 +6,8 @@
 #     (direct-S3 baseline for bench/throughput.sh)
 #   * desktop app (src-tauri): Debian build and test packages (webkit2gtk, appindicator,
 #     Xvfb, WebKitWebDriver, gnome-keyring, trayer, xdotool, imagemagick), tauri-driver
-#     (`cargo install tauri-driver --locked`) and Selenium in .venv-test
+#     (`cargo install tauri-driver --locked`), Selenium and python-xlib (closing a window the
+#     way a window manager does) in .venv-test
 # Every step is skipped when what it installs is already present. SKIP_GARAGE=1 skips Garage;
 # SKIP_DESKTOP=1 skips the desktop section.
 set -euo pipefail
@@ -80,11 +81,11 @@ else
         log "cargo install tauri-driver --locked (a few minutes)"
         cargo install tauri-driver --locked
     fi
-    if "$VENV/bin/python" -c 'import selenium' >/dev/null 2>&1; then
-        log "$VENV has selenium"
+    if "$VENV/bin/python" -c 'import selenium, Xlib' >/dev/null 2>&1; then
+        log "$VENV has selenium and python-xlib"
     else
-        log "pip install selenium"
-        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check selenium
+        log "pip install selenium python-xlib"
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check selenium python-xlib
     fi
 fi
 

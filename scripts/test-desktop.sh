@@ -60,7 +60,7 @@ done
 TAURI_DRIVER="$(command -v tauri-driver || echo "${CARGO_HOME:-$HOME/.cargo}/bin/tauri-driver")"
 [[ -x "$TAURI_DRIVER" ]] || missing+=(tauri-driver)
 export PY="$REPO/.venv-test/bin/python"
-"$PY" -c 'import selenium' >/dev/null 2>&1 || missing+=("selenium in .venv-test")
+"$PY" -c 'import selenium, Xlib' >/dev/null 2>&1 || missing+=("selenium or python-xlib in .venv-test")
 if ((${#missing[@]})); then
     echo "missing: ${missing[*]} (run scripts/install-test-deps.sh)"
     add 0 1

@@ -98,7 +98,7 @@ pub fn build_app<R: Runtime>(builder: tauri::Builder<R>, boot: Boot) -> tauri::B
         })
         .on_window_event(|window, event| {
             // Closing the window keeps the app (and the server) running in the tray; the
-            // window itself goes, so WebKit's memory goes with it. Without a tray (no
+            // window itself goes, and its WebKit page process with it. Without a tray (no
             // appindicator library) nothing would be left to reach the app by: closing the
             // window quits, like any windowed program.
             if let WindowEvent::CloseRequested { .. } = event

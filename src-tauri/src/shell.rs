@@ -36,8 +36,8 @@ impl<R: Runtime> TauriShell<R> {
 }
 
 /// Shows, un-minimises and focuses the main window, creating it (from `tauri.conf.json`)
-/// when it does not exist: closing the window destroys its webview, so the app idles in the
-/// tray without WebKit's memory.
+/// when it does not exist: closing the window destroys its webview (and WebKit's page
+/// process), and a start with `--minimized` never builds one.
 pub fn show_main_window<R: Runtime>(app: &AppHandle<R>) {
     if let Some(w) = app.get_webview_window(MAIN_WINDOW) {
         let _ = w.show();

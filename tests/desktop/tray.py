@@ -10,8 +10,10 @@ are temp dirs. Checks:
   3 tray menu Stop: the FTP port refuses connections, the icon shows "stopped" (grey)
   4 tray menu Start: the port accepts connections again, the icon is green again
   5 started with --minimized there is no window (no WebKit process); tray Open window shows it
-  6 a second launch exits at once and leaves the first one running (single instance)
-  7 tray menu Quit: the app exits and the port closes
+  6 closing the window (the request a window manager sends) destroys it and its WebKit page
+    process; the app, its server and the tray icon stay
+  7 a second launch exits at once, leaves the first one running and brings up its window
+  8 tray menu Quit: the app exits and the port closes
 Screenshots of the tray in target/e2e-screenshots/tray-*.png. Prints `N passed, N failed`.
 """
 
@@ -27,7 +29,9 @@ import traceback
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, "tests", "system"))
+sys.path.insert(0, HERE)
 import s3servers  # noqa: E402
+import xwin  # noqa: E402
 
 APP = os.environ.get("BUCKETFTP_APP", os.path.join(REPO, "target", "debug", "bucketftp"))
 SHOTS = os.path.join(REPO, "target", "e2e-screenshots")
@@ -235,6 +239,21 @@ def check_open_window(t):
     print(f"  screenshot {os.path.relpath(path, REPO)}", flush=True)
 
 
+def check_close_window(t):
+    # The × of the title bar (Xvfb has no window manager: the same request, sent by hand).
+    wins = main_windows()
+    assert wins, "no window to close"
+    xwin.close(wins[0])
+    assert wait(lambda: not main_windows(), 15), "the window is still shown after closing it"
+    # The page's process ends with the window; WebKit's network process is shared by the
+    # app's web context and stays.
+    assert wait(lambda: "WebKitWebProcess" not in webkit_children(t.app.pid), 15), \
+        f"the page's WebKit process still runs with the window closed: {webkit_children(t.app.pid)}"
+    assert t.app.poll() is None, f"closing the window ended the app ({t.app.returncode})"
+    assert t.port_open(), "closing the window stopped the server"
+    assert t.icon() is not None, "the tray icon went with the window"
+
+
 def check_single_instance(t):
     second = t.launch("app-second")
     try:
@@ -244,6 +263,7 @@ def check_single_instance(t):
         raise AssertionError("a second launch kept running")
     assert t.app.poll() is None, "the first instance died"
     assert t.port_open(), "the first instance's server stopped"
+    assert wait(main_windows, 20), "the second launch did not bring up the first one's window"
 
 
 def check_quit(t):
@@ -262,7 +282,8 @@ CHECKS = [
     ("tray Stop: port refuses, icon grey", check_stop),
     ("tray Start: port accepts, icon green", check_start),
     ("tray Open window builds the window (none while minimized)", check_open_window),
-    ("second launch leaves the first running", check_single_instance),
+    ("closing the window keeps the app in the tray, without WebKit", check_close_window),
+    ("second launch shows the first one's window and exits", check_single_instance),
     ("tray Quit ends the app", check_quit),
 ]
 

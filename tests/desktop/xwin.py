@@ -1,0 +1,46 @@
+"""tests/desktop/xwin.py — X11 helpers for the desktop tests and the idle benchmark.
+
+Xvfb runs no window manager, so nothing sends the "close" a person's click on the title
+bar's × makes; `close(wid)` sends that same request (a WM_PROTOCOLS / WM_DELETE_WINDOW
+client message, python-xlib), which GTK turns into the window's close event. `xdotool
+windowclose` would destroy the X window under GTK's feet instead.
+"""
+
+import os
+
+from Xlib import X, display, protocol
+
+
+def close(wid):
+    """Asks window `wid` (an int or a decimal string) to close, as a window manager would."""
+    d = display.Display(os.environ.get("DISPLAY"))
+    try:
+        win = d.create_resource_object("window", int(wid))
+        protocols = d.intern_atom("WM_PROTOCOLS")
+        delete = d.intern_atom("WM_DELETE_WINDOW")
+        event = protocol.event.ClientMessage(
+            window=win, client_type=protocols, data=(32, [delete, X.CurrentTime, 0, 0, 0]))
+        win.send_event(event, event_mask=X.NoEventMask, propagate=False)
+        d.sync()  # a flush alone can lose the request when the connection closes
+    finally:
+        d.close()
+
+
+def process_tree_rss_kib(pid):
+    """VmRSS of `pid` and of every process below it, in KiB: {pid: (comm, rss)}."""
+    out = {}
+    todo = [int(pid)]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/status") as f:
+                fields = dict(line.split(":", 1) for line in f if ":" in line)
+            comm = fields.get("Name", "?").strip()
+            rss = int(fields.get("VmRSS", "0 kB").split()[0])
+            out[p] = (comm, rss)
+            for t in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{t}/children") as f:
+                    todo.extend(int(x) for x in f.read().split())
+        except (OSError, ValueError):
+            continue
+    return out
