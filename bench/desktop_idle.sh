@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# bench/desktop_idle.sh — the desktop app's footprint (prints figures; asserts nothing):
+#   * the release binary's size (as built, and stripped)
+#   * its resident memory (VmRSS, the app and every process below it) under Xvfb with a tray
+#     host (trayer), a private D-Bus session and an unlocked gnome-keyring:
+#       1. idle in the tray after `bucketftp --minimized` (the server running, no window)
+#       2. with the window open (a second launch brings it up)
+#       3. after the window is closed again (the close request a window manager sends)
+# Usage: bench/desktop_idle.sh        env: BUCKETFTP_APP (default: builds and uses
+#        target/release/bucketftp), SETTLE_SECS (default 10: wait before each reading).
+# Needs scripts/install-test-deps.sh (its desktop section). Touches no real config: HOME and
+# the XDG folders are a temp dir.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PY="$REPO/.venv-test/bin/python"
+[[ -x "$PY" ]] || { echo "missing $PY: run scripts/install-test-deps.sh" >&2; exit 1; }
+if [[ -z "${BUCKETFTP_APP:-}" ]]; then
+    echo "building the release app (cargo build --release -p bucketftp)" >&2
+    (cd "$REPO" && cargo build --release -p bucketftp) >&2
+    BUCKETFTP_APP="${CARGO_TARGET_DIR:-$REPO/target}/release/bucketftp"
+fi
+[[ -x "$BUCKETFTP_APP" ]] || { echo "app binary not found: $BUCKETFTP_APP" >&2; exit 1; }
+export BUCKETFTP_APP SETTLE_SECS="${SETTLE_SECS:-10}"
+
+WORK="$(mktemp -d -t bucketftp-idle-XXXXXX)"
+XVFB_PID=""
+cleanup() {
+    [[ -n "$XVFB_PID" ]] && kill "$XVFB_PID" 2>/dev/null
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+size=$(stat -c %s "$BUCKETFTP_APP")
+stripped="n/a"
+if command -v strip >/dev/null 2>&1; then
+    cp "$BUCKETFTP_APP" "$WORK/stripped"
+    strip "$WORK/stripped"
+    stripped=$(stat -c %s "$WORK/stripped")
+fi
+echo "binary: $BUCKETFTP_APP"
+awk -v a="$size" -v b="$stripped" 'BEGIN {
+    printf "  size as built: %d bytes (%.1f MiB)\n", a, a / 1048576
+    if (b != "n/a") printf "  size stripped: %d bytes (%.1f MiB)\n", b, b / 1048576 }'
+
+export CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}" RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}"
+export HOME="$WORK/home"
+export XDG_CONFIG_HOME="$HOME/.config" XDG_DATA_HOME="$HOME/.local/share" XDG_CACHE_HOME="$HOME/.cache"
+export XDG_RUNTIME_DIR="$WORK/runtime"
+mkdir -p "$XDG_CONFIG_HOME/bucketftp" "$XDG_RUNTIME_DIR"
+chmod 700 "$XDG_RUNTIME_DIR"
+export NO_AT_BRIDGE=1 GTK_A11Y=none
+unset DBUS_SESSION_BUS_ADDRESS WAYLAND_DISPLAY
+port="$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+printf '{"listen_port": %s, "language": "en"}\n' "$port" >"$XDG_CONFIG_HOME/bucketftp/settings.json"
+export FTP_PORT="$port"
+
+Xvfb -displayfd 3 -screen 0 1280x900x24 -nolisten tcp 3>"$WORK/display" >"$WORK/xvfb.log" 2>&1 &
+XVFB_PID=$!
+for _ in $(seq 100); do [[ -s "$WORK/display" ]] && break; sleep 0.1; done
+[[ -s "$WORK/display" ]] || { echo "Xvfb did not start: $(cat "$WORK/xvfb.log")" >&2; exit 1; }
+export DISPLAY=":$(head -n1 "$WORK/display")"
+
+dbus-run-session -- bash -c '
+printf "%s" "bucketftp-bench-keyring" | gnome-keyring-daemon --unlock --components=secrets >/dev/null 2>&1
+trayer --edge top --align right --widthtype pixel --width 120 --height 32 >/dev/null 2>&1 &
+"$0" "$1"
+' "$PY" "$REPO/bench/desktop_idle.py" 2>&1 | grep -v -E '^dbus-daemon\[|xdg-desktop-portal|pw\.conf|RealtimeKit|PipeWire|SpiRegistry|max threads value|Gcr-WARNING|^$'
