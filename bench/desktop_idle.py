@@ -48,6 +48,14 @@ def report(label, pid):
     print(f"{label}: {total / 1024:.1f} MiB in all", flush=True)
     for p, (comm, rss) in sorted(tree.items()):
         print(f"    {comm:<24} pid {p:<8} {rss / 1024:7.1f} MiB", flush=True)
+    # What the app's own RSS is made of: its private heap vs library pages (shared with other
+    # programs on a desktop; under Xvfb Mesa's software GL brings in libLLVM).
+    m = xwin.memory_rollup_kib(pid)
+    if m:
+        print(f"    app: anonymous {m.get('Anonymous', 0) / 1024:.1f} MiB, PSS {m.get('Pss', 0) / 1024:.1f} MiB, "
+              f"shared clean {m.get('Shared_Clean', 0) / 1024:.1f} MiB; most resident: "
+              + ", ".join(f"{os.path.basename(n)} {k / 1024:.1f} MiB" for n, k in xwin.biggest_mappings_kib(pid)),
+              flush=True)
 
 
 def main():

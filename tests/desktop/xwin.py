@@ -44,3 +44,34 @@ def process_tree_rss_kib(pid):
         except (OSError, ValueError):
             continue
     return out
+
+
+def memory_rollup_kib(pid):
+    """The main figures of /proc/PID/smaps_rollup, in KiB: Rss, Pss, Anonymous, Shared_Clean."""
+    out = {}
+    try:
+        with open(f"/proc/{int(pid)}/smaps_rollup") as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                if k in ("Rss", "Pss", "Anonymous", "Shared_Clean") and v.split():
+                    out[k] = int(v.split()[0])
+    except OSError:
+        pass
+    return out
+
+
+def biggest_mappings_kib(pid, n=3):
+    """The `n` files (or anonymous memory) holding the most resident pages of `pid`."""
+    rss = {}
+    name = ""
+    try:
+        with open(f"/proc/{int(pid)}/smaps") as f:
+            for line in f:
+                first = line.split()
+                if first and "-" in first[0] and not first[0].endswith(":"):
+                    name = first[5] if len(first) > 5 else "[anonymous]"
+                elif line.startswith("Rss:"):
+                    rss[name] = rss.get(name, 0) + int(first[1])
+    except OSError:
+        pass
+    return sorted(rss.items(), key=lambda kv: -kv[1])[:n]
