@@ -1,0 +1,205 @@
+//! A fault-injecting HTTP proxy in front of a real S3 server, for the failure tests: the
+//! requests a test picks (by method and a piece of the request target, e.g. `PUT` +
+//! `partNumber=`) are answered `503 SlowDown` as a throttled AWS S3 answers them; every other
+//! request goes to the real server unchanged. Nothing here imitates S3 beyond that one
+//! error reply: listings, uploads and reads are the real server's.
+//!
+//! Each client connection carries one request (the proxy asks the server to close after its
+//! reply), so every request is looked at.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Which requests fail, and how often.
+#[derive(Debug, Clone)]
+struct Rule {
+    method: String,
+    target_contains: String,
+    /// `None`: every matching request; `Some(n)`: the next `n`.
+    remaining: Option<usize>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    rules: Mutex<Vec<Rule>>,
+    faults: AtomicUsize,
+    forwarded: AtomicUsize,
+}
+
+/// The running proxy; dropping it stops accepting.
+pub struct FaultProxy {
+    /// `http://127.0.0.1:PORT`, to give the gateway as its endpoint.
+    pub endpoint: String,
+    state: Arc<State>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+const SLOW_DOWN: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code>\
+<Message>Please reduce your request rate.</Message><RequestId>fault-proxy</RequestId></Error>";
+
+impl FaultProxy {
+    /// Listens on a free loopback port and forwards to `upstream` (`http://host:port`).
+    pub async fn start(upstream: &str) -> FaultProxy {
+        let upstream: SocketAddr = upstream
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()
+            .unwrap_or_else(|e| panic!("upstream {upstream}: {e}"));
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let state = Arc::new(State::default());
+        let st = state.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let st = st.clone();
+                tokio::spawn(async move {
+                    let _ = serve(client, upstream, &st).await;
+                });
+            }
+        });
+        FaultProxy {
+            endpoint: format!("http://{addr}"),
+            state,
+            task,
+        }
+    }
+
+    /// Answers `503 SlowDown` to requests with `method` whose target contains
+    /// `target_contains`: the next `times` of them, or all with `None`.
+    pub fn slow_down(&self, method: &str, target_contains: &str, times: Option<usize>) {
+        if let Ok(mut rules) = self.state.rules.lock() {
+            rules.push(Rule {
+                method: method.to_owned(),
+                target_contains: target_contains.to_owned(),
+                remaining: times,
+            });
+        }
+    }
+
+    /// Forwards everything again.
+    pub fn clear(&self) {
+        if let Ok(mut rules) = self.state.rules.lock() {
+            rules.clear();
+        }
+    }
+
+    /// How many requests got the fault reply so far.
+    pub fn faults(&self) -> usize {
+        self.state.faults.load(Ordering::SeqCst)
+    }
+
+    /// How many requests went to the real server so far.
+    pub fn forwarded(&self) -> usize {
+        self.state.forwarded.load(Ordering::SeqCst)
+    }
+}
+
+/// True when a rule takes this request (and counts it down).
+fn take_fault(state: &State, method: &str, target: &str) -> bool {
+    let Ok(mut rules) = state.rules.lock() else {
+        return false;
+    };
+    for rule in rules.iter_mut() {
+        if rule.method == method && target.contains(&rule.target_contains) {
+            match &mut rule.remaining {
+                None => return true,
+                Some(0) => continue,
+                Some(n) => {
+                    *n -= 1;
+                    return true;
+                }
+            }
+        }
+    }
+    false
+}
+
+async fn serve(mut client: TcpStream, upstream: SocketAddr, state: &State) -> std::io::Result<()> {
+    // Read the request head.
+    let mut buf = Vec::with_capacity(8192);
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        if buf.len() > 64 * 1024 {
+            return Ok(());
+        }
+        let mut chunk = [0u8; 8192];
+        let n = client.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let request_line = lines.next().unwrap_or_default().to_owned();
+    let mut parts = request_line.split(' ');
+    let method = parts.next().unwrap_or_default().to_owned();
+    let target = parts.next().unwrap_or_default().to_owned();
+    let headers: Vec<&str> = lines.filter(|l| !l.is_empty()).collect();
+    let content_length: usize = headers
+        .iter()
+        .find_map(|h| {
+            let (k, v) = h.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+
+    if take_fault(state, &method, &target) {
+        // Take the body first, as a server does, then refuse.
+        let mut left = content_length.saturating_sub(buf.len() - head_end);
+        let mut sink = vec![0u8; 64 * 1024];
+        while left > 0 {
+            let n = client.read(&mut sink[..left.min(64 * 1024)]).await?;
+            if n == 0 {
+                break;
+            }
+            left -= n;
+        }
+        let reply = format!(
+            "HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\
+             x-amz-request-id: fault-proxy\r\nConnection: close\r\n\r\n{SLOW_DOWN}",
+            SLOW_DOWN.len()
+        );
+        state.faults.fetch_add(1, Ordering::SeqCst);
+        client.write_all(reply.as_bytes()).await?;
+        let _ = client.shutdown().await;
+        return Ok(());
+    }
+
+    // Forward: the same head with `Connection: close` (not a signed header), then the rest.
+    let mut out = String::with_capacity(head.len() + 24);
+    out.push_str(&request_line);
+    out.push_str("\r\n");
+    for h in &headers {
+        let name = h.split(':').next().unwrap_or_default().trim();
+        if !name.eq_ignore_ascii_case("connection") {
+            out.push_str(h);
+            out.push_str("\r\n");
+        }
+    }
+    out.push_str("Connection: close\r\n\r\n");
+    let mut server = TcpStream::connect(upstream).await?;
+    server.write_all(out.as_bytes()).await?;
+    server.write_all(&buf[head_end..]).await?;
+    state.forwarded.fetch_add(1, Ordering::SeqCst);
+    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+    Ok(())
+}

@@ -1,0 +1,174 @@
+//! A throttling store: S3 answering `503 SlowDown` (through `faultproxy`, in front of a real
+//! Garage or moto). A few refusals are retried and the FTP client never notices; a store that
+//! keeps refusing becomes `451` with the reason in words, the old object stays as it was and
+//! no multipart upload is left behind.
+
+mod faultproxy;
+mod rawftp;
+mod support;
+
+use std::time::Duration;
+
+use faultproxy::FaultProxy;
+use gateway::{Gateway, GatewayConfig, GatewayHandle, S3Settings, TransferLimits};
+use rawftp::{Raw, data};
+use suppaftp::tokio::AsyncFtpStream;
+use support::{S3Kind, TestS3};
+
+const BUCKET: &str = "faults-bucket";
+const MIB: usize = 1024 * 1024;
+
+struct Env {
+    s3: TestS3,
+    proxy: FaultProxy,
+    gw: GatewayHandle,
+}
+
+impl Env {
+    async fn start(kind: S3Kind) -> Env {
+        let s3 = TestS3::start(kind).await;
+        s3.create_bucket(BUCKET).await;
+        let proxy = FaultProxy::start(&s3.endpoint).await;
+        let mut config = GatewayConfig::new(S3Settings::custom(
+            proxy.endpoint.clone(),
+            s3.region.clone(),
+        ));
+        config.listen = "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"));
+        config.limits = TransferLimits {
+            part_size: 5 * MIB,
+            parts_in_flight: 2,
+            memory_limit: 64 * MIB,
+        };
+        let gw = Gateway::start(config)
+            .await
+            .unwrap_or_else(|e| panic!("gateway: {e}"));
+        Env { s3, proxy, gw }
+    }
+
+    fn user(&self) -> String {
+        format!("{}/{BUCKET}", self.s3.access_key)
+    }
+
+    async fn ftp(&self) -> AsyncFtpStream {
+        let mut ftp = AsyncFtpStream::connect(self.gw.local_addr())
+            .await
+            .unwrap_or_else(|e| panic!("connect: {e}"));
+        ftp.login(self.user(), self.s3.secret_key.clone())
+            .await
+            .unwrap_or_else(|e| panic!("login: {e}"));
+        ftp.transfer_type(suppaftp::types::FileType::Binary)
+            .await
+            .unwrap_or_else(|e| panic!("TYPE I: {e}"));
+        ftp
+    }
+
+    /// A raw STOR of `body` that ends properly; returns the final reply.
+    async fn raw_stor(&self, key: &str, body: &[u8]) -> (u32, String) {
+        let mut raw = Raw::connect(self.gw.local_addr()).await;
+        raw.login(&self.user(), &self.s3.secret_key).await;
+        let mut dc = raw.data(&format!("STOR {key}")).await;
+        for chunk in body.chunks(MIB) {
+            assert!(
+                dc.write(chunk).await,
+                "the gateway closed the data connection"
+            );
+        }
+        dc.finish().await;
+        raw.reply().await
+    }
+
+    async fn uploads_left(&self) -> Vec<(String, String)> {
+        let mut left = self.s3.multipart_uploads(BUCKET).await;
+        for _ in 0..50 {
+            if left.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            left = self.s3.multipart_uploads(BUCKET).await;
+        }
+        left
+    }
+}
+
+async fn throttling(kind: S3Kind) {
+    let env = Env::start(kind).await;
+
+    // A few refusals are retried: the client sees nothing.
+    env.proxy.slow_down("GET", "list-type=2", Some(2));
+    let mut ftp = env.ftp().await;
+    let body = data(MIB, 1);
+    env.proxy.slow_down("PUT", "x-id=PutObject", Some(2));
+    ftp.put_file("retried.bin", &mut &body[..])
+        .await
+        .unwrap_or_else(|e| panic!("{kind:?}: upload through two SlowDowns: {e}"));
+    assert_eq!(
+        env.proxy.faults(),
+        4,
+        "{kind:?}: the two listings and two PUTs refused"
+    );
+    assert_eq!(
+        env.s3.get(BUCKET, "retried.bin").await.as_deref(),
+        Some(&body[..]),
+        "{kind:?}: object after retries"
+    );
+    let _ = ftp.quit().await;
+
+    // A store that keeps refusing the upload: 451 with the reason, the old object stays.
+    let old = b"the old content".to_vec();
+    env.s3.put(BUCKET, "kept.bin", old.clone()).await;
+    env.proxy.slow_down("PUT", "x-id=PutObject", None);
+    let (code, text) = env.raw_stor("kept.bin", &data(MIB, 2)).await;
+    assert_eq!(code, 451, "{kind:?}: single PUT refused for good: {text}");
+    assert!(
+        text.contains("SlowDown"),
+        "{kind:?}: the reason is told: {text}"
+    );
+    assert_eq!(
+        env.s3.get(BUCKET, "kept.bin").await.as_deref(),
+        Some(&old[..]),
+        "{kind:?}: old object after a refused PUT"
+    );
+
+    // The same for a multipart upload whose parts are refused: aborted, nothing left.
+    env.proxy.clear();
+    env.proxy.slow_down("PUT", "partNumber=", None);
+    let (code, text) = env.raw_stor("kept.bin", &data(12 * MIB, 3)).await;
+    assert_eq!(code, 451, "{kind:?}: parts refused for good: {text}");
+    assert!(
+        text.contains("SlowDown"),
+        "{kind:?}: the reason is told: {text}"
+    );
+    env.proxy.clear();
+    assert_eq!(
+        env.s3.get(BUCKET, "kept.bin").await.as_deref(),
+        Some(&old[..]),
+        "{kind:?}: old object after refused parts"
+    );
+    let left = env.uploads_left().await;
+    assert!(
+        left.is_empty(),
+        "{kind:?}: multipart uploads left: {left:?}"
+    );
+
+    // And the store is usable again at once.
+    let mut ftp = env.ftp().await;
+    let fresh = data(6 * MIB, 4);
+    ftp.put_file("kept.bin", &mut &fresh[..])
+        .await
+        .unwrap_or_else(|e| panic!("{kind:?}: upload after the throttling: {e}"));
+    assert_eq!(
+        env.s3.get(BUCKET, "kept.bin").await.as_deref(),
+        Some(&fresh[..])
+    );
+    assert!(env.proxy.forwarded() > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_is_retried_then_451_garage() {
+    throttling(S3Kind::Garage).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_is_retried_then_451_moto() {
+    throttling(S3Kind::Moto).await;
+}
