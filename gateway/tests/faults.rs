@@ -1,7 +1,8 @@
 //! A throttling store: S3 answering `503 SlowDown` (through `faultproxy`, in front of a real
 //! Garage or moto). A few refusals are retried and the FTP client never notices; a store that
 //! keeps refusing becomes `451` with the reason in words, the old object stays as it was and
-//! no multipart upload is left behind.
+//! no multipart upload is left behind. The proxy's request count also shows that a listing
+//! costs one ListObjectsV2 per 1,000 entries and no HEAD per object.
 
 mod faultproxy;
 mod rawftp;
@@ -171,4 +172,44 @@ async fn throttling_is_retried_then_451_garage() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttling_is_retried_then_451_moto() {
     throttling(S3Kind::Moto).await;
+}
+
+/// The request counter of the proxy also shows what a listing costs: one ListObjectsV2 per
+/// 1,000 entries, no HEAD per object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_costs_one_request_per_page() {
+    use futures::StreamExt;
+    let env = Env::start(S3Kind::Garage).await;
+    let keys: Vec<String> = (0..3_000).map(|i| format!("many/f{i:05}.txt")).collect();
+    let client = env.s3.client.clone();
+    let puts: Vec<_> = futures::stream::iter(keys.into_iter().map(|k| {
+        let c = client.clone();
+        async move {
+            c.put_object()
+                .bucket(BUCKET)
+                .key(k)
+                .body(aws_sdk_s3::primitives::ByteStream::from_static(b"1"))
+                .send()
+                .await
+                .map(|_| ())
+        }
+    }))
+    .buffer_unordered(64)
+    .collect()
+    .await;
+    assert!(puts.iter().all(|r| r.is_ok()), "direct puts");
+    let mut ftp = env.ftp().await;
+    let before = env.proxy.forwarded();
+    let lines = ftp
+        .mlsd(Some("/many"))
+        .await
+        .unwrap_or_else(|e| panic!("MLSD: {e}"));
+    let requests = env.proxy.forwarded() - before;
+    assert_eq!(lines.len(), 3_000);
+    // 3 pages of 1,000; a request or two more are fine (a folder check), 3,000 HEADs are not.
+    assert!(
+        (3..=5).contains(&requests),
+        "MLSD of 3,000 objects took {requests} S3 requests"
+    );
+    println!("MLSD of 3,000 objects: {requests} S3 requests");
 }
