@@ -167,7 +167,7 @@ impl S3Authenticator {
                 }
             }
         }
-        Err(Failure::WrongRegion(region.unwrap_or_default()))
+        Err(Failure::WrongRegion(region))
     }
 
     fn refuse(&self, username: &str, reason: String) -> AuthenticationError {

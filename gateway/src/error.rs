@@ -60,9 +60,10 @@ pub enum Failure {
     /// 451: the service was busy or unreachable even after retries; try again.
     #[error("storage service unavailable, try again: {0}")]
     Transient(String),
-    /// 451: the bucket lives in another region than the one configured.
-    #[error("the bucket lives in region {0}; set that region")]
-    WrongRegion(String),
+    /// 451: the bucket lives in another region than the one configured: the bucket's region
+    /// when the store said it (AWS's `x-amz-bucket-region`).
+    #[error("{}", wrong_region_text(.0.as_deref()))]
+    WrongRegion(Option<String>),
     /// 451: any other storage error.
     #[error("storage error: {0}")]
     Other(String),
@@ -125,6 +126,13 @@ impl From<crate::path::PathError> for Failure {
     }
 }
 
+fn wrong_region_text(region: Option<&str>) -> String {
+    match region {
+        Some(r) => format!("the bucket lives in region {r}; set that region"),
+        None => "the bucket lives in another region than the one set; set its region".to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,5 +152,10 @@ mod tests {
         for (f, code) in table {
             assert_eq!(f.reply_code(), code, "{f}");
         }
+        assert_eq!(
+            Failure::WrongRegion(Some("eu-west-1".into())).to_string(),
+            "the bucket lives in region eu-west-1; set that region"
+        );
+        assert_eq!(Failure::WrongRegion(None).reply_code(), 451);
     }
 }

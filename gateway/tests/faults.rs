@@ -213,3 +213,65 @@ async fn listing_costs_one_request_per_page() {
     );
     println!("MLSD of 3,000 objects: {requests} S3 requests");
 }
+
+/// AWS without a region: the first call is signed for us-east-1, the store answers `301
+/// PermanentRedirect` with the bucket's region (as AWS does, here from the proxy), and the
+/// login and everything after it use that region.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_bucket_region_is_found_at_login() {
+    let s3 = TestS3::start(S3Kind::Garage).await;
+    s3.create_bucket(BUCKET).await;
+    let proxy = FaultProxy::start(&s3.endpoint).await;
+    proxy.bucket_in_region(&s3.region);
+    let mut config = GatewayConfig::new(S3Settings {
+        provider: gateway::Provider::Aws,
+        endpoint: Some(proxy.endpoint.clone()),
+        region: None,
+        addressing: Some(gateway::Addressing::Path),
+    });
+    config.listen = "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"));
+    let gw = Gateway::start(config)
+        .await
+        .unwrap_or_else(|e| panic!("gateway: {e}"));
+    let env = Env { s3, proxy, gw };
+    let mut ftp = env.ftp().await;
+    assert_eq!(env.proxy.redirects(), 1, "one call signed for us-east-1");
+    let body = data(2 * MIB, 5);
+    ftp.put_file("regional.bin", &mut &body[..])
+        .await
+        .unwrap_or_else(|e| panic!("upload in the found region: {e}"));
+    let mut back = Vec::new();
+    let mut stream = ftp
+        .retr_as_stream("regional.bin")
+        .await
+        .unwrap_or_else(|e| panic!("RETR: {e}"));
+    tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut back)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    stream.finish().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(back, body);
+    assert_eq!(
+        env.s3.get(BUCKET, "regional.bin").await.as_deref(),
+        Some(&body[..])
+    );
+    assert_eq!(
+        env.proxy.redirects(),
+        1,
+        "no call after the login was misdirected"
+    );
+
+    // A region set by hand is not second-guessed, but a wrong one is named in the refusal.
+    let mut config =
+        GatewayConfig::new(S3Settings::custom(env.proxy.endpoint.clone(), "us-east-1"));
+    config.listen = "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"));
+    let pinned = Gateway::start(config)
+        .await
+        .unwrap_or_else(|e| panic!("gateway: {e}"));
+    let mut raw = Raw::connect(pinned.local_addr()).await;
+    let (code, text) = raw.try_login(&env.user(), &env.s3.secret_key).await;
+    assert_eq!(code, 530, "{text}");
+    assert!(
+        text.contains(&format!("lives in region {}", env.s3.region)),
+        "the refusal names the bucket's region: {text}"
+    );
+}

@@ -431,7 +431,8 @@ pub fn probe_failure(f: &Failure) -> (&'static str, Vec<(&'static str, String)>)
         Failure::BadSecret => ("probe.bad_secret", vec![]),
         Failure::AccessDenied => ("probe.denied", vec![]),
         Failure::NoSuchBucket => ("probe.no_bucket", vec![]),
-        Failure::WrongRegion(r) => ("probe.wrong_region", vec![("region", r.clone())]),
+        Failure::WrongRegion(Some(r)) => ("probe.wrong_region", vec![("region", r.clone())]),
+        Failure::WrongRegion(None) => ("probe.wrong_region_unknown", vec![]),
         Failure::Transient(d) => ("probe.unreachable", vec![("detail", d.clone())]),
         other => ("probe.other", vec![("detail", other.to_string())]),
     }

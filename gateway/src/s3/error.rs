@@ -47,11 +47,11 @@ pub fn classify_code(code: Option<&str>, status: Option<u16>, message: Option<&s
         | Some("TooManyRequests") => Failure::Transient(detail()),
         Some("PermanentRedirect")
         | Some("AuthorizationHeaderMalformed")
-        | Some("IllegalLocationConstraintException") => Failure::WrongRegion(detail()),
+        | Some("IllegalLocationConstraintException") => Failure::WrongRegion(None),
         _ => match status {
             Some(404) => Failure::NotFound,
             Some(403) => Failure::AccessDenied,
-            Some(301) => Failure::WrongRegion(detail()),
+            Some(301) => Failure::WrongRegion(None),
             Some(500..=599) | Some(429) => Failure::Transient(detail()),
             _ => Failure::Other(detail()),
         },
@@ -63,7 +63,10 @@ pub fn classify<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> Fai
     match err {
         SdkError::ServiceError(se) => {
             let e = se.err();
-            classify_code(e.code(), Some(se.raw().status().as_u16()), e.message())
+            match classify_code(e.code(), Some(se.raw().status().as_u16()), e.message()) {
+                Failure::WrongRegion(None) => Failure::WrongRegion(bucket_region_hint(err)),
+                f => f,
+            }
         }
         SdkError::TimeoutError(_) => Failure::Transient("request timed out".into()),
         SdkError::DispatchFailure(d) => {

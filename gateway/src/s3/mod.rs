@@ -101,9 +101,10 @@ impl S3Settings {
         let addressing = self.addressing.unwrap_or(preset.addressing);
         Ok(Resolved {
             provider: self.provider,
+            // Also with an endpoint of the user's (a dual-stack or FIPS endpoint, a proxy):
+            // the signing region still has to be the bucket's.
             discover_region: self.provider == Provider::Aws
-                && self.region.as_deref().is_none_or(|r| r.trim().is_empty())
-                && endpoint.is_none(),
+                && self.region.as_deref().is_none_or(|r| r.trim().is_empty()),
             endpoint,
             region,
             path_style: addressing == Addressing::Path,
@@ -245,6 +246,16 @@ mod tests {
         assert!(r.discover_region);
         assert_eq!(r.region, "us-east-1");
         assert_eq!(r.endpoint, None);
+        let aws_endpoint = S3Settings {
+            endpoint: Some("https://s3.dualstack.eu-west-1.amazonaws.com".into()),
+            ..aws.clone()
+        };
+        assert!(aws_endpoint.resolve().is_ok_and(|r| r.discover_region));
+        let aws_region = S3Settings {
+            region: Some("eu-west-1".into()),
+            ..aws.clone()
+        };
+        assert!(aws_region.resolve().is_ok_and(|r| !r.discover_region));
 
         let r2 = S3Settings {
             provider: Provider::R2,

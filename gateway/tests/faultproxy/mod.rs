@@ -1,8 +1,10 @@
 //! A fault-injecting HTTP proxy in front of a real S3 server, for the failure tests: the
 //! requests a test picks (by method and a piece of the request target, e.g. `PUT` +
-//! `partNumber=`) are answered `503 SlowDown` as a throttled AWS S3 answers them; every other
-//! request goes to the real server unchanged. Nothing here imitates S3 beyond that one
-//! error reply: listings, uploads and reads are the real server's.
+//! `partNumber=`) are answered `503 SlowDown` as a throttled AWS S3 answers them, and, when
+//! asked, requests signed for another region than the bucket's get AWS's `301
+//! PermanentRedirect` with the `x-amz-bucket-region` header; every other request goes to the
+//! real server unchanged. Nothing here imitates S3 beyond those two error replies: listings,
+//! uploads and reads are the real server's.
 //!
 //! Each client connection carries one request (the proxy asks the server to close after its
 //! reply), so every request is looked at.
@@ -28,6 +30,8 @@ struct Rule {
 #[derive(Debug, Default)]
 struct State {
     rules: Mutex<Vec<Rule>>,
+    bucket_region: Mutex<Option<String>>,
+    redirects: AtomicUsize,
     faults: AtomicUsize,
     forwarded: AtomicUsize,
 }
@@ -48,6 +52,10 @@ impl Drop for FaultProxy {
 
 const SLOW_DOWN: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code>\
 <Message>Please reduce your request rate.</Message><RequestId>fault-proxy</RequestId></Error>";
+
+const PERMANENT_REDIRECT: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error>\
+<Code>PermanentRedirect</Code><Message>The bucket you are attempting to access must be \
+addressed using the specified endpoint.</Message><RequestId>fault-proxy</RequestId></Error>";
 
 impl FaultProxy {
     /// Listens on a free loopback port and forwards to `upstream` (`http://host:port`).
@@ -90,6 +98,19 @@ impl FaultProxy {
         }
     }
 
+    /// From now on, requests signed for a region other than `region` get `301
+    /// PermanentRedirect` naming `region` in `x-amz-bucket-region`, as AWS answers them.
+    pub fn bucket_in_region(&self, region: &str) {
+        if let Ok(mut r) = self.state.bucket_region.lock() {
+            *r = Some(region.to_owned());
+        }
+    }
+
+    /// How many requests got the region redirect so far.
+    pub fn redirects(&self) -> usize {
+        self.state.redirects.load(Ordering::SeqCst)
+    }
+
     /// Forwards everything again.
     pub fn clear(&self) {
         if let Ok(mut rules) = self.state.rules.lock() {
@@ -106,6 +127,13 @@ impl FaultProxy {
     pub fn forwarded(&self) -> usize {
         self.state.forwarded.load(Ordering::SeqCst)
     }
+}
+
+/// The region of a SigV4 `Authorization` header's credential scope
+/// (`Credential=AK/DATE/REGION/s3/aws4_request`).
+fn signed_region(authorization: &str) -> Option<&str> {
+    let scope = authorization.split("Credential=").nth(1)?;
+    scope.split(['/', ',']).nth(2)
 }
 
 /// True when a rule takes this request (and counts it down).
@@ -162,7 +190,41 @@ async fn serve(mut client: TcpStream, upstream: SocketAddr, state: &State) -> st
         })
         .unwrap_or(0);
 
-    if take_fault(state, &method, &target) {
+    let signed = headers
+        .iter()
+        .find_map(|h| {
+            let (k, v) = h.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case("authorization")
+                .then(|| signed_region(v.trim()).map(str::to_owned))?
+        })
+        .unwrap_or_default();
+    let wrong_region = state
+        .bucket_region
+        .lock()
+        .ok()
+        .and_then(|r| r.clone())
+        .filter(|r| *r != signed);
+    let reply = if let Some(region) = wrong_region {
+        state.redirects.fetch_add(1, Ordering::SeqCst);
+        let body = PERMANENT_REDIRECT;
+        Some(format!(
+            "HTTP/1.1 301 Moved Permanently\r\nContent-Type: application/xml\r\n\
+             Content-Length: {}\r\nx-amz-bucket-region: {region}\r\n\
+             x-amz-request-id: fault-proxy\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ))
+    } else if take_fault(state, &method, &target) {
+        state.faults.fetch_add(1, Ordering::SeqCst);
+        Some(format!(
+            "HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\
+             x-amz-request-id: fault-proxy\r\nConnection: close\r\n\r\n{SLOW_DOWN}",
+            SLOW_DOWN.len()
+        ))
+    } else {
+        None
+    };
+    if let Some(reply) = reply {
         // Take the body first, as a server does, then refuse.
         let mut left = content_length.saturating_sub(buf.len() - head_end);
         let mut sink = vec![0u8; 64 * 1024];
@@ -173,12 +235,6 @@ async fn serve(mut client: TcpStream, upstream: SocketAddr, state: &State) -> st
             }
             left -= n;
         }
-        let reply = format!(
-            "HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\
-             x-amz-request-id: fault-proxy\r\nConnection: close\r\n\r\n{SLOW_DOWN}",
-            SLOW_DOWN.len()
-        );
-        state.faults.fetch_add(1, Ordering::SeqCst);
         client.write_all(reply.as_bytes()).await?;
         let _ = client.shutdown().await;
         return Ok(());
