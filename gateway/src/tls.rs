@@ -3,8 +3,9 @@
 //! On first use a self-signed certificate for `localhost` / `127.0.0.1` / `::1` is generated
 //! (rcgen) into the data folder and reused afterwards; a user's own certificate and key (PEM)
 //! can be given instead. One `rustls::ServerConfig` is built at start and shared by every
-//! session, so TLS session resumption works across the control and data connections (FileZilla
-//! insists on it): a server-side session cache and session tickets, TLS 1.2 and 1.3.
+//! session, so data connections can resume the control connection's TLS session (FileZilla
+//! tries to): a server-side session cache for TLS 1.2 session ids. TLS 1.3 works too, with full
+//! handshakes on data connections: no tickets are sent (see `server_config`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -369,3 +369,39 @@ async fn curl(
         ),
     )
 }
+
+/// FTPS data connections resume the control connection's TLS session (TLS 1.2 session ids,
+/// what FileZilla offers), and TLS 1.3 works with full handshakes on the data connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ftps_data_connections_resume_the_tls_session() {
+    use tokio_rustls::rustls::{self, HandshakeKind};
+    let s3 = TestS3::start(S3Kind::Moto).await;
+    s3.create_bucket(BUCKET).await;
+    let dir = temp_dir("ftps-resume");
+    let tls = gateway::tls::load_or_create(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let gw = start(&s3, |c| c.tls = Some(tls)).await;
+    let cert = dir.join(gateway::tls::CERT_FILE);
+    for (versions, want) in [
+        (&[&rustls::version::TLS12][..], HandshakeKind::Resumed),
+        (&[&rustls::version::TLS13][..], HandshakeKind::Full),
+    ] {
+        let connector = rawftp::tls_trusting_versions(&cert, versions);
+        let mut ctl = Raw::connect(gw.local_addr())
+            .await
+            .auth_tls(connector)
+            .await;
+        ctl.login(&user(&s3), &s3.secret_key).await;
+        let mut dc = ctl.data("STOR resumed.txt").await;
+        assert_eq!(dc.handshake_kind(), Some(want), "{versions:?} upload");
+        assert!(dc.write(b"over a resumed session\n").await);
+        dc.finish().await;
+        let (code, text) = ctl.reply().await;
+        assert_eq!(code, 226, "{versions:?}: {text}");
+        let mut dc = ctl.data("RETR resumed.txt").await;
+        assert_eq!(dc.handshake_kind(), Some(want), "{versions:?} download");
+        assert_eq!(dc.read_all().await, b"over a resumed session\n");
+        let (code, text) = ctl.reply().await;
+        assert_eq!(code, 226, "{versions:?}: {text}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

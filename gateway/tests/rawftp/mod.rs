@@ -26,6 +26,15 @@ pub struct Raw {
 
 /// A TLS client config that trusts exactly `cert_pem` (the gateway's certificate).
 pub fn tls_trusting(cert_pem: &std::path::Path) -> TlsConnector {
+    tls_trusting_versions(cert_pem, rustls::DEFAULT_VERSIONS)
+}
+
+/// The same, limited to the given TLS versions. One connector keeps one client session cache,
+/// so its data connections offer to resume the control connection's session.
+pub fn tls_trusting_versions(
+    cert_pem: &std::path::Path,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> TlsConnector {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
@@ -36,7 +45,7 @@ pub fn tls_trusting(cert_pem: &std::path::Path) -> TlsConnector {
     }
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .unwrap_or_else(|e| panic!("{e}"))
         .with_root_certificates(roots)
         .with_no_client_auth();
@@ -233,6 +242,25 @@ impl DataConn {
                 let _ = s.shutdown().await;
             }
         }
+    }
+
+    /// How the TLS handshake of this data connection went (`None` for plain TCP).
+    pub fn handshake_kind(&self) -> Option<rustls::HandshakeKind> {
+        match self {
+            DataConn::Plain(_) => None,
+            DataConn::Tls(s) => s.get_ref().1.handshake_kind(),
+        }
+    }
+
+    /// Reads to the end (a download or listing).
+    pub async fn read_all(&mut self) -> Vec<u8> {
+        use tokio::io::AsyncReadExt;
+        let mut out = Vec::new();
+        let _ = match self {
+            DataConn::Plain(s) => s.read_to_end(&mut out).await,
+            DataConn::Tls(s) => s.read_to_end(&mut out).await,
+        };
+        out
     }
 
     /// A TCP reset (SO_LINGER 0).
