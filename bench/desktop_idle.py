@@ -34,14 +34,6 @@ def wait(cond, timeout):
     return False
 
 
-def main_windows():
-    out = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", "^BucketFTP$"],
-                         capture_output=True, text=True).stdout.split()
-    names = {w: subprocess.run(["xdotool", "getwindowname", w], capture_output=True, text=True).stdout.strip()
-             for w in out}
-    return [w for w, n in names.items() if n == "BucketFTP"]
-
-
 def report(label, pid):
     tree = xwin.process_tree_rss_kib(pid)
     total = sum(rss for _, rss in tree.values())
@@ -72,14 +64,14 @@ def main():
         report("1. idle in the tray (--minimized, server running, no window)", app.pid)
 
         second = subprocess.run([APP], stdout=log, stderr=subprocess.STDOUT, timeout=30)
-        if not wait(main_windows, 30):
+        if not wait(xwin.main_windows, 30):
             print(f"no window after a second launch (it exited with {second.returncode})")
             return 1
         time.sleep(SETTLE)
         report("2. window open", app.pid)
 
-        xwin.close(main_windows()[0])
-        if not wait(lambda: not main_windows(), 20):
+        xwin.close(xwin.main_windows()[0])
+        if not wait(lambda: not xwin.main_windows(), 20):
             print("the window did not close")
             return 1
         time.sleep(SETTLE)

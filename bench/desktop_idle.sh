@@ -51,8 +51,9 @@ mkdir -p "$XDG_CONFIG_HOME/bucketftp" "$XDG_RUNTIME_DIR"
 chmod 700 "$XDG_RUNTIME_DIR"
 export NO_AT_BRIDGE=1 GTK_A11Y=none
 unset DBUS_SESSION_BUS_ADDRESS WAYLAND_DISPLAY
-port="$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-printf '{"listen_port": %s, "language": "en"}\n' "$port" >"$XDG_CONFIG_HOME/bucketftp/settings.json"
+port="$(cd "$REPO/tests/system" && "$PY" -c 'import s3servers; print(s3servers.free_port(avoid=range(42500, 42601)))')"
+printf '{"listen_port": %s, "passive_ports": "42500-42600", "language": "en"}\n' "$port" \
+    >"$XDG_CONFIG_HOME/bucketftp/settings.json"
 export FTP_PORT="$port"
 
 Xvfb -displayfd 3 -screen 0 1280x900x24 -nolisten tcp 3>"$WORK/display" >"$WORK/xvfb.log" 2>&1 &

@@ -99,7 +99,7 @@ class Run:
             XDG_DATA_HOME=os.path.join(self.home, ".local", "share"),
             RUST_LOG="info,s3s=off",
         )
-        self.ftp_port = free_port()
+        self.ftp_port = s3servers.free_port(avoid=range(42000, 42101))
         self.driver_port = free_port()
         self.native_port = free_port()
         cfg = os.path.join(self.env["XDG_CONFIG_HOME"], "bucketftp")

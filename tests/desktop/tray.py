@@ -47,8 +47,8 @@ def wait(cond, timeout, step=0.1):
     return cond()
 
 
-def xdo(*args):
-    return subprocess.run(["xdotool", *args], capture_output=True, text=True, timeout=10).stdout.strip()
+xdo = xwin.xdo
+main_windows = xwin.main_windows
 
 
 class Tray:
@@ -61,7 +61,7 @@ class Tray:
             XDG_CONFIG_HOME=os.path.join(home, ".config"),
             XDG_DATA_HOME=os.path.join(home, ".local", "share"),
         )
-        self.port = s3servers.free_port()
+        self.port = s3servers.free_port(avoid=range(42300, 42401))
         cfg = os.path.join(self.env["XDG_CONFIG_HOME"], "bucketftp")
         os.makedirs(cfg)
         with open(os.path.join(cfg, "settings.json"), "w") as f:
@@ -215,13 +215,6 @@ def webkit_children(pid):
         except OSError:
             pass
     return [n for n in names if n.startswith("WebKit")]
-
-
-def main_windows():
-    """Visible windows titled exactly "BucketFTP" (xdotool's --name is case-insensitive and
-    would also match the tray icon's window, named "bucketftp")."""
-    ids = xdo("search", "--onlyvisible", "--name", "^BucketFTP$").split()
-    return [w for w in ids if xdo("getwindowname", w) == "BucketFTP"]
 
 
 def check_open_window(t):

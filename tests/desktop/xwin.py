@@ -1,4 +1,4 @@
-"""tests/desktop/xwin.py — X11 helpers for the desktop tests and the idle benchmark.
+"""tests/desktop/xwin.py — X11 and /proc helpers for the desktop tests and the idle benchmark.
 
 Xvfb runs no window manager, so nothing sends the "close" a person's click on the title
 bar's × makes; `close(wid)` sends that same request (a WM_PROTOCOLS / WM_DELETE_WINDOW
@@ -7,8 +7,21 @@ windowclose` would destroy the X window under GTK's feet instead.
 """
 
 import os
+import subprocess
 
 from Xlib import X, display, protocol
+
+
+def xdo(*args):
+    """Runs xdotool; its output, stripped."""
+    return subprocess.run(["xdotool", *args], capture_output=True, text=True, timeout=10).stdout.strip()
+
+
+def main_windows():
+    """Visible windows titled exactly "BucketFTP" (xdotool's --name is case-insensitive and
+    would also match the tray icon's window, named "bucketftp")."""
+    ids = xdo("search", "--onlyvisible", "--name", "^BucketFTP$").split()
+    return [w for w in ids if xdo("getwindowname", w) == "BucketFTP"]
 
 
 def close(wid):

@@ -31,11 +31,15 @@ import urllib.request
 READY_TIMEOUT = 30.0
 
 
-def free_port():
-    """A free TCP port on 127.0.0.1 (bind port 0, read it, close)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_port(avoid=range(0)):
+    """A free TCP port on 127.0.0.1 (bind port 0, read it, close), outside `avoid` (e.g. the
+    passive port range a server is about to be given, which must not hold its listen port)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in avoid:
+            return port
 
 
 def tcp_open(port, host="127.0.0.1"):
