@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/install-test-deps.sh — installs what BucketFTP's tests need, idempotently:
 #   * Debian packages: lftp, curl, python3-venv (FTP clients for the system test)
-#   * Garage 2.5.0 (real S3 server for e2e tests; `cargo install`, ~25 min cold on 2 cores)
+#   * Garage 2.5.0 (real S3 server for e2e tests; `cargo install`, ~10 min cold on 2 cores)
 #   * .venv-test/ at the repo root with moto[server] 5.2.5 (second S3 server) and boto3
 #     (direct-S3 baseline for bench/throughput.sh)
 #   * desktop app (src-tauri): Debian build and test packages (webkit2gtk, appindicator,
@@ -110,7 +110,7 @@ if [[ "${SKIP_GARAGE:-}" == 1 ]]; then
 elif [[ -n "$garage_bin" ]]; then
     log "garage present: $garage_bin ($("$garage_bin" --version 2>/dev/null | head -n1 || true))"
 else
-    log "cargo install garage --locked --version $GARAGE_VERSION (about 25 min on 2 cores)"
+    log "cargo install garage --locked --version $GARAGE_VERSION (about 10 min on 2 cores here)"
     cargo install garage --locked --version "$GARAGE_VERSION"
 fi
 
