@@ -90,14 +90,10 @@ impl Env {
     /// True when the trial left something behind: the key changed, or an upload is left.
     async fn left_behind(&self, key: &str, old: &[u8]) -> bool {
         let content_ok = self.s3.get(BUCKET, key).await.as_deref() == Some(old);
-        let mut uploads = self.s3.multipart_uploads(BUCKET).await;
-        for _ in 0..50 {
-            if uploads.is_empty() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            uploads = self.s3.multipart_uploads(BUCKET).await;
-        }
+        let uploads = self
+            .s3
+            .multipart_uploads_settled(BUCKET, 50, Duration::from_millis(100))
+            .await;
         if !content_ok || !uploads.is_empty() {
             eprintln!("  left behind at {key}: content ok {content_ok}, uploads {uploads:?}");
         }
@@ -380,14 +376,9 @@ async fn killed_gateway_leaves_old_object() {
     let mut ctl = Raw::connect(gw.local_addr()).await;
     ctl.login(&format!("{}/{BUCKET}", s3.access_key), &s3.secret_key)
         .await;
-    let mut left = s3.multipart_uploads(BUCKET).await;
-    for _ in 0..50 {
-        if left.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        left = s3.multipart_uploads(BUCKET).await;
-    }
+    let left = s3
+        .multipart_uploads_settled(BUCKET, 50, Duration::from_millis(100))
+        .await;
     assert!(left.is_empty(), "stale upload not cleaned: {left:?}");
     assert_eq!(
         s3.get(BUCKET, "victim.bin").await.as_deref(),

@@ -630,14 +630,10 @@ async fn s3_stopped_mid_upload_keeps_old_object() {
         "old object intact"
     );
     // The abort is retried until the store is back.
-    let mut left = env.s3.multipart_uploads(BUCKET).await;
-    for _ in 0..60 {
-        if left.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        left = env.s3.multipart_uploads(BUCKET).await;
-    }
+    let left = env
+        .s3
+        .multipart_uploads_settled(BUCKET, 60, Duration::from_millis(500))
+        .await;
     assert!(left.is_empty(), "multipart uploads left: {left:?}");
 }
 

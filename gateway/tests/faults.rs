@@ -77,18 +77,6 @@ impl Env {
         dc.finish().await;
         raw.reply().await
     }
-
-    async fn uploads_left(&self) -> Vec<(String, String)> {
-        let mut left = self.s3.multipart_uploads(BUCKET).await;
-        for _ in 0..50 {
-            if left.is_empty() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            left = self.s3.multipart_uploads(BUCKET).await;
-        }
-        left
-    }
 }
 
 async fn throttling(kind: S3Kind) {
@@ -145,7 +133,10 @@ async fn throttling(kind: S3Kind) {
         Some(&old[..]),
         "{kind:?}: old object after refused parts"
     );
-    let left = env.uploads_left().await;
+    let left = env
+        .s3
+        .multipart_uploads_settled(BUCKET, 50, Duration::from_millis(100))
+        .await;
     assert!(
         left.is_empty(),
         "{kind:?}: multipart uploads left: {left:?}"

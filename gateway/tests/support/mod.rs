@@ -629,6 +629,25 @@ api_bind_addr = "127.0.0.1:{s3}"
         }
     }
 
+    /// [`multipart_uploads`](Self::multipart_uploads), asked again every `every` up to `tries`
+    /// more times while some are left (aborts run in the background): what is left then.
+    pub async fn multipart_uploads_settled(
+        &self,
+        bucket: &str,
+        tries: usize,
+        every: Duration,
+    ) -> Vec<(String, String)> {
+        let mut left = self.multipart_uploads(bucket).await;
+        for _ in 0..tries {
+            if left.is_empty() {
+                break;
+            }
+            tokio::time::sleep(every).await;
+            left = self.multipart_uploads(bucket).await;
+        }
+        left
+    }
+
     /// SIGKILLs the server now (no clean shutdown). Idempotent. The temp dir stays until Drop.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
