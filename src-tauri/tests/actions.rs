@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -66,21 +68,6 @@ struct Fixture {
     port: u16,
 }
 
-/// A free port outside 40000-41100, the passive ranges these tests give the server (a
-/// listen port inside its own passive range is refused).
-fn free_port() -> u16 {
-    loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if !(40000..=41100).contains(&port) {
-            return port;
-        }
-    }
-}
-
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let paths = AppPaths {
@@ -92,7 +79,7 @@ async fn fixture() -> Fixture {
     let core = Core::open(paths, secrets.clone(), shell.clone())
         .await
         .unwrap();
-    let port = free_port();
+    let port = common::free_port();
     let settings = Settings {
         listen_port: port,
         passive_ports: "40000-40100".into(),
@@ -301,7 +288,7 @@ async fn test_connection_says_what_is_wrong() {
     let r = f
         .core
         .test_connection(ProfileInput {
-            endpoint: format!("http://127.0.0.1:{}", free_port()),
+            endpoint: format!("http://127.0.0.1:{}", common::free_port()),
             ..wrong.clone()
         })
         .await
@@ -380,7 +367,7 @@ async fn settings_validate_apply_autostart_and_restart_the_server() {
     assert_eq!(e.key(), "err.default_profile");
 
     f.core.start_server().await.unwrap();
-    let new_port = free_port();
+    let new_port = common::free_port();
     let saved = f
         .core
         .save_settings(Settings {

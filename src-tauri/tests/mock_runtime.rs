@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::Arc;
 
 use bucketftp::actions::AppPaths;
@@ -78,21 +80,6 @@ impl Harness {
     }
 }
 
-/// A free port outside 40000-41100, the passive ranges these tests give the server (a
-/// listen port inside its own passive range is refused).
-fn free_port() -> u16 {
-    loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if !(40000..=41100).contains(&port) {
-            return port;
-        }
-    }
-}
-
 #[test]
 fn commands_drive_the_app_through_ipc() {
     let h = harness();
@@ -118,7 +105,7 @@ fn commands_drive_the_app_through_ipc() {
     assert_eq!(presets.as_array().unwrap().len(), 9);
 
     // The server starts and stops through commands.
-    let port = free_port();
+    let port = common::free_port();
     let mut settings = h.ok("get_settings", json!({}));
     settings["listen_port"] = json!(port);
     settings["passive_ports"] = json!("41000-41100");
