@@ -43,27 +43,19 @@ awk -v a="$size" -v b="$stripped" 'BEGIN {
     printf "  size as built: %d bytes (%.1f MiB)\n", a, a / 1048576
     if (b != "n/a") printf "  size stripped: %d bytes (%.1f MiB)\n", b, b / 1048576 }'
 
-export CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}" RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}"
-export HOME="$WORK/home"
-export XDG_CONFIG_HOME="$HOME/.config" XDG_DATA_HOME="$HOME/.local/share" XDG_CACHE_HOME="$HOME/.cache"
-export XDG_RUNTIME_DIR="$WORK/runtime"
-mkdir -p "$XDG_CONFIG_HOME/bucketftp" "$XDG_RUNTIME_DIR"
-chmod 700 "$XDG_RUNTIME_DIR"
-export NO_AT_BRIDGE=1 GTK_A11Y=none
-unset DBUS_SESSION_BUS_ADDRESS WAYLAND_DISPLAY
+# shellcheck source=../scripts/desktop-session.sh
+source "$REPO/scripts/desktop-session.sh"
+desktop_isolate "$WORK"
+mkdir -p "$XDG_CONFIG_HOME/bucketftp"
 port="$(cd "$REPO/tests/system" && "$PY" -c 'import s3servers; print(s3servers.free_port(avoid=range(42500, 42601)))')"
 printf '{"listen_port": %s, "passive_ports": "42500-42600", "language": "en"}\n' "$port" \
     >"$XDG_CONFIG_HOME/bucketftp/settings.json"
 export FTP_PORT="$port"
 
-Xvfb -displayfd 3 -screen 0 1280x900x24 -nolisten tcp 3>"$WORK/display" >"$WORK/xvfb.log" 2>&1 &
-XVFB_PID=$!
-for _ in $(seq 100); do [[ -s "$WORK/display" ]] && break; sleep 0.1; done
-[[ -s "$WORK/display" ]] || { echo "Xvfb did not start: $(cat "$WORK/xvfb.log")" >&2; exit 1; }
-export DISPLAY=":$(head -n1 "$WORK/display")"
+desktop_xvfb "$WORK" || exit 1
 
 dbus-run-session -- bash -c '
 printf "%s" "bucketftp-bench-keyring" | gnome-keyring-daemon --unlock --components=secrets >/dev/null 2>&1
 trayer --edge top --align right --widthtype pixel --width 120 --height 32 >/dev/null 2>&1 &
 "$0" "$1"
-' "$PY" "$REPO/bench/desktop_idle.py" 2>&1 | grep -v -E '^dbus-daemon\[|xdg-desktop-portal|pw\.conf|RealtimeKit|PipeWire|SpiRegistry|max threads value|Gcr-WARNING|^$'
+' "$PY" "$REPO/bench/desktop_idle.py" 2>&1 | grep -v -E "$DESKTOP_NOISE"

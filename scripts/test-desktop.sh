@@ -104,35 +104,25 @@ cleanup() {
 trap cleanup EXIT
 export TMPD
 # Tools found through HOME must keep finding the real one.
-export CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}" RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}"
+export CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}"
 if [[ -z "${GARAGE_BIN:-}" ]]; then
     GARAGE_BIN="$(command -v garage || echo "$CARGO_HOME/bin/garage")"
 fi
 export GARAGE_BIN
 export PATH="$(dirname "$TAURI_DRIVER"):$PATH"
-export HOME="$TMPD/home"
-export XDG_CONFIG_HOME="$HOME/.config" XDG_DATA_HOME="$HOME/.local/share" XDG_CACHE_HOME="$HOME/.cache"
-export XDG_RUNTIME_DIR="$TMPD/runtime"
-mkdir -p "$HOME" "$XDG_RUNTIME_DIR"
-chmod 700 "$XDG_RUNTIME_DIR"
-export NO_AT_BRIDGE=1 GTK_A11Y=none
-unset DBUS_SESSION_BUS_ADDRESS WAYLAND_DISPLAY
-
-Xvfb -displayfd 3 -screen 0 1280x900x24 -nolisten tcp 3>"$TMPD/display" >"$TMPD/xvfb.log" 2>&1 &
-XVFB_PID=$!
-for _ in $(seq 100); do [[ -s "$TMPD/display" ]] && break; sleep 0.1; done
-if [[ ! -s "$TMPD/display" ]]; then
-    echo "Xvfb did not start: $(cat "$TMPD/xvfb.log")"
+# shellcheck source=desktop-session.sh
+source "$REPO/scripts/desktop-session.sh"
+desktop_isolate "$TMPD"
+if ! desktop_xvfb "$TMPD" 2>&1; then
     add 0 1
     finish
 fi
-export DISPLAY=":$(head -n1 "$TMPD/display")"
 echo "==> Xvfb on $DISPLAY, HOME=$HOME"
 
 RESULTS="$TMPD/results"
 : >"$RESULTS"
 dbus-run-session -- "$REPO/scripts/test-desktop.sh" --in-session "$RESULTS" 2>&1 |
-    grep -v -E '^dbus-daemon\[|xdg-desktop-portal|pw\.conf|RealtimeKit|PipeWire|SpiRegistry|max threads value|Gcr-WARNING|^$'
+    grep -v -E "$DESKTOP_NOISE"
 while read -r name p f; do
     echo "$name: $p passed, $f failed"
     add "$p" "$f"
