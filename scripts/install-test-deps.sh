@@ -5,7 +5,8 @@
 #   * .venv-test/ at the repo root with moto[server] 5.2.5 (second S3 server) and boto3
 #     (direct-S3 baseline for bench/throughput.sh)
 #   * desktop app (src-tauri): Debian build and test packages (webkit2gtk, appindicator,
-#     Xvfb, WebKitWebDriver, gnome-keyring, trayer, xdotool, imagemagick), tauri-driver
+#     Xvfb, WebKitWebDriver, gnome-keyring, trayer, xdotool, imagemagick, filezilla for
+#     scripts/test-filezilla.sh), tauri-driver
 #     (`cargo install tauri-driver --locked`), Selenium and python-xlib (closing a window the
 #     way a window manager does) in .venv-test
 # Every step is skipped when what it installs is already present. SKIP_GARAGE=1 skips Garage;
@@ -57,7 +58,7 @@ fi
 # --- Desktop app (src-tauri) -------------------------------------------------
 # Build deps of Tauri 2 on Linux plus what scripts/test-desktop.sh drives the app with.
 DESKTOP_APT=(libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libdbus-1-dev
-    xvfb xauth webkit2gtk-driver gnome-keyring dbus-x11 keyutils trayer xdotool imagemagick)
+    xvfb xauth webkit2gtk-driver gnome-keyring dbus-x11 keyutils trayer xdotool imagemagick filezilla)
 if [[ "${SKIP_DESKTOP:-}" == 1 ]]; then
     log "SKIP_DESKTOP=1: not installing the desktop dependencies"
 else

@@ -3,7 +3,8 @@
 # Runs every Rust test of the workspace (`cargo test --workspace --no-fail-fast`: unit tests,
 # doc tests, and the end-to-end tests against real Garage and moto servers), then the system
 # test tests/system/ftp_clients.py (ftplib, curl and lftp against the built bucketftp-server,
-# in local mode and against Garage), then the desktop app's real-parts tests
+# in local mode and against Garage), then the real FileZilla GUI against it under Xvfb
+# (scripts/test-filezilla.sh), then the desktop app's real-parts tests
 # (scripts/test-desktop.sh --no-unit: Secret Service keychain, WebDriver e2e, tray).
 # Runs scripts/install-test-deps.sh first (each step is skipped when already done), so it
 # works on a fresh machine.
@@ -38,7 +39,9 @@ fi
 
 # --- System test -------------------------------------------------------------------------
 echo "==> cargo build -p gateway --bin bucketftp-server"
+server_built=0
 if cargo build -p gateway --bin bucketftp-server; then
+    server_built=1
     echo "==> tests/system/ftp_clients.py"
     python3 tests/system/ftp_clients.py 2>&1 | tee "$LOG_DIR/system.log"
     sys_rc=${PIPESTATUS[0]}
@@ -56,6 +59,32 @@ if cargo build -p gateway --bin bucketftp-server; then
     fi
 else
     echo "bucketftp-server does not build: system test not run"
+    failed=$((failed + 1))
+fi
+
+# --- FileZilla ------------------------------------------------------------------------------
+# The real FileZilla GUI under Xvfb against the bucketftp-server built above.
+if ((server_built)); then
+    target_dir="${CARGO_TARGET_DIR:-$REPO/target}"
+    [[ "$target_dir" == /* ]] || target_dir="$REPO/$target_dir"
+    echo "==> scripts/test-filezilla.sh"
+    BUCKETFTP_SERVER="${BUCKETFTP_SERVER:-$target_dir/debug/bucketftp-server}" scripts/test-filezilla.sh 2>&1 |
+        tee "$LOG_DIR/filezilla.log"
+    fz_rc=${PIPESTATUS[0]}
+    summary="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$LOG_DIR/filezilla.log" | tail -n1)"
+    if [[ -n "$summary" ]]; then
+        f_pass="${summary%% passed*}"
+        f_fail="${summary#*, }"
+        f_fail="${f_fail%% failed*}"
+        passed=$((passed + f_pass))
+        failed=$((failed + f_fail))
+        if ((fz_rc != 0 && f_fail == 0)); then failed=$((failed + 1)); fi
+    else
+        echo "FileZilla test exited with $fz_rc without a summary line"
+        failed=$((failed + 1))
+    fi
+else
+    echo "bucketftp-server does not build: FileZilla test not run"
     failed=$((failed + 1))
 fi
 

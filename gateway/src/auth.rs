@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use unftp_core::auth::{
-    AuthenticationError, Authenticator, ChannelEncryptionState, Credentials, Principal,
+    AuthenticationError, Authenticator, Credentials, Principal,
     UserDetailError, UserDetailProvider,
 };
 
@@ -48,10 +48,22 @@ pub enum LoginError {
     BadKey,
 }
 
-/// Parses `AK/bucket` (a trailing `/` is allowed). Pure.
+/// Parses `AK/bucket` (a trailing `/` is allowed). The separator may also come
+/// percent-encoded, `AK%2Fbucket` or `AK%2fbucket`, as URLs put it and some clients send it
+/// without decoding; an access key id never contains `%`. Pure.
 pub fn parse_login(user: &str) -> Result<Login, LoginError> {
     let user = user.trim();
-    let (ak, bucket) = user.split_once('/').ok_or(LoginError::NoBucket)?;
+    let (ak, bucket) = match user.split_once('/') {
+        Some(parts) => parts,
+        None => ["%2F", "%2f"]
+            .iter()
+            .find_map(|sep| user.split_once(sep))
+            .ok_or(LoginError::NoBucket)?,
+    };
+    let bucket = bucket
+        .strip_suffix("%2F")
+        .or_else(|| bucket.strip_suffix("%2f"))
+        .unwrap_or(bucket);
     let bucket = bucket.strip_suffix('/').unwrap_or(bucket);
     if ak.is_empty() || ak.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(LoginError::BadKey);
@@ -189,9 +201,6 @@ impl Authenticator for S3Authenticator {
         username: &str,
         creds: &Credentials,
     ) -> Result<Principal, AuthenticationError> {
-        self.conn
-            .tap
-            .set_tls(creds.command_channel_security == ChannelEncryptionState::Tls);
         let ip = self.conn.peer.ip();
         if let Err(wait) = self.lockout.check(ip, std::time::Instant::now()) {
             // Locked out: refused without asking the store.
@@ -294,6 +303,16 @@ mod tests {
         ok("AKIA123/my-bucket", "AKIA123", "my-bucket");
         ok(" AK/bucket.v2/ ", "AK", "bucket.v2");
         ok("LTAI5t/oss_bucket1", "LTAI5t", "oss_bucket1");
+        // FileZilla sends the user part of a pasted URL without percent-decoding it.
+        ok("AKIA123%2Fmy-bucket", "AKIA123", "my-bucket");
+        ok("AKIA123%2fmy-bucket", "AKIA123", "my-bucket");
+        ok("AKIA123%2Fmy-bucket%2F", "AKIA123", "my-bucket");
+        assert_eq!(parse_login("AKIA123%2F"), Err(LoginError::NoBucket));
+        assert_eq!(parse_login("%2Fbucket"), Err(LoginError::BadKey));
+        assert!(matches!(
+            parse_login("AK%2Fa%2Fb"),
+            Err(LoginError::BadBucket(_))
+        ));
         assert_eq!(parse_login("AKIA123"), Err(LoginError::NoBucket));
         assert_eq!(parse_login("AK/"), Err(LoginError::NoBucket));
         assert_eq!(parse_login("/bucket"), Err(LoginError::BadKey));

@@ -68,6 +68,11 @@ pub enum Event {
         path: String,
         /// Total bytes when known (downloads).
         size: Option<u64>,
+        /// The data connection is encrypted (FTPS with `PROT P`). A plain-FTP upload cannot
+        /// be told from a cancelled one when the client only closes the data connection, so
+        /// the desktop marks such uploads.
+        #[serde(default)]
+        secure: bool,
     },
     /// Bytes moved so far (sent at most every 250 ms per transfer).
     TransferProgress {
@@ -145,6 +150,7 @@ pub struct TransferTracker {
     bytes: u64,
     last_report: Instant,
     done: bool,
+    mirror: Option<Arc<AtomicU64>>,
 }
 
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
@@ -157,6 +163,7 @@ impl TransferTracker {
         direction: Direction,
         path: String,
         size: Option<u64>,
+        secure: bool,
     ) -> Self {
         let id = bus.next_id();
         bus.send(Event::TransferStarted {
@@ -165,6 +172,7 @@ impl TransferTracker {
             direction,
             path,
             size,
+            secure,
         });
         Self {
             bus: bus.clone(),
@@ -172,12 +180,22 @@ impl TransferTracker {
             bytes: 0,
             last_report: Instant::now(),
             done: false,
+            mirror: None,
         }
+    }
+
+    /// Also adds every counted byte to `counter` (the session's log line reads it).
+    pub fn mirrored(mut self, counter: Arc<AtomicU64>) -> Self {
+        self.mirror = Some(counter);
+        self
     }
 
     /// Counts `n` more bytes.
     pub fn add(&mut self, n: u64) {
         self.bytes += n;
+        if let Some(m) = &self.mirror {
+            m.fetch_add(n, Ordering::Relaxed);
+        }
         if self.last_report.elapsed() >= PROGRESS_EVERY {
             self.last_report = Instant::now();
             self.bus.send(Event::TransferProgress {
@@ -232,7 +250,7 @@ mod tests {
     fn tracker_reports_outcome_once() {
         let bus = EventBus::new(64);
         let mut rx = bus.subscribe();
-        let mut t = TransferTracker::start(&bus, 7, Direction::Upload, "/a".into(), None);
+        let mut t = TransferTracker::start(&bus, 7, Direction::Upload, "/a".into(), None, false);
         t.add(10);
         t.add(5);
         assert_eq!(t.bytes(), 15);
@@ -267,6 +285,7 @@ mod tests {
             Direction::Download,
             "/b".into(),
             Some(3),
+            false,
         ));
         let _started = rx.try_recv();
         assert!(matches!(rx.try_recv(), Ok(Event::TransferFailed { .. })));

@@ -13,10 +13,16 @@
 //!   folders.
 //! - [`auth`]: `ACCESS_KEY_ID/bucket` + secret logins, proven by one call on the bucket.
 //! - [`server`]: our accept loop, one task per session.
-//! - [`control_tap`]: the duplicate control-socket handle (reply details, liveness).
+//! - [`relay`]: owns each client's control connection (AUTH TLS, OPTS MLST, normalised paths
+//!   in replies, one log line per command) and talks plain FTP to libunftp over loopback;
+//!   relays passive data connections of clients not on loopback.
+//! - [`control_tap`]: what the relay and the storage backend share about a session (reply
+//!   details, control bytes for ABOR detection, TLS state, MLST facts).
+//! - [`filezilla`]: FileZilla Site Manager XML for "Export FileZilla site…".
 //! - [`events`]: sessions and transfers as a broadcast stream.
 //! - [`limits`]: session limits and the failed-login lockout.
 //! - [`janitor`]: aborts multipart uploads left by a killed gateway (opt-in).
+//! - [`logging`]: the log filter and format both binaries use.
 //! - [`local`]: the no-cloud default bucket (embedded S3 server over a folder).
 //! - [`probe`]: "Test connection" for a profile, with the reason in plain words.
 //! - [`tls`]: FTPS certificate (generated or the user's) and the shared rustls config.
@@ -28,11 +34,14 @@ pub mod config;
 pub mod control_tap;
 pub mod error;
 pub mod events;
+pub mod filezilla;
 pub mod janitor;
 pub mod limits;
 pub mod local;
+pub mod logging;
 pub mod path;
 pub mod probe;
+pub mod relay;
 pub mod s3;
 pub mod server;
 pub mod storage;
@@ -107,8 +116,12 @@ impl Gateway {
             counter: limits::SessionCounter::default(),
             lockout: Arc::new(limits::LoginLockout::new(config.lockout)),
             tls: config.tls.clone(),
-            require_tls: config.require_tls,
-            masquerade: config.masquerade,
+            relay: Arc::new(relay::RelayConfig {
+                control_tls: config.tls.as_ref().map(|t| t.control.clone()),
+                require_tls: config.require_tls,
+                passive_ports: config.passive_ports.clone(),
+                masquerade: config.masquerade,
+            }),
             janitor: config
                 .abort_stale_uploads
                 .map(|age| Arc::new(janitor::Janitor::new(age))),

@@ -1,6 +1,7 @@
 //! The accept loop. We own it (libunftp's `Server::service` per connection) so that each
-//! connection gets its own context: a session id, the client address, a duplicate handle on
-//! the control socket (`control_tap`), and an authenticator that hands its S3 client to that
+//! connection gets its own context: a session id, the client address, the relay that owns the
+//! client's control connection and talks to libunftp over loopback ([`crate::relay`]), the
+//! state they share (`control_tap`), and an authenticator that hands its S3 client to that
 //! session's backend. Each session runs in its own task, so a slow S3 call in one session
 //! never stalls another.
 
@@ -10,13 +11,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use libunftp::ServerBuilder;
-use libunftp::options::FtpsRequired;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::auth::{Connection, S3Authenticator, SlotUserProvider, UserSlot};
 use crate::control_tap::{self, ControlTap};
+use crate::relay::{self, DataPath, RelayConfig};
 use crate::events::{Event, EventBus};
 use crate::limits::{LoginLockout, SessionCounter, SessionLimits};
 use crate::s3::Factories;
@@ -41,12 +42,10 @@ pub struct ServerParts {
     pub counter: SessionCounter,
     /// Failed logins per address.
     pub lockout: Arc<LoginLockout>,
-    /// FTPS, when on.
+    /// FTPS, when on (libunftp's data connections use its `data` configuration).
     pub tls: Option<TlsMaterial>,
-    /// Refuse plain-text logins and transfers.
-    pub require_tls: bool,
-    /// Passive reply address.
-    pub masquerade: Option<std::net::Ipv4Addr>,
+    /// The relay's settings: control TLS, TLS required, passive ports and address.
+    pub relay: Arc<RelayConfig>,
     /// Stale multipart upload cleanup, when on.
     pub janitor: Option<Arc<crate::janitor::Janitor>>,
 }
@@ -129,7 +128,11 @@ async fn serve_admitted(
     parts: &Arc<ServerParts>,
     sessions: Sessions,
 ) {
-    let (stream, tap) = match control_tap::split(stream) {
+    let (inner_ip, data_path) = relay::inner_address(peer.ip());
+    let pair = relay::loopback_pair(inner_ip)
+        .await
+        .and_then(|(ours, theirs)| control_tap::split(theirs).map(|(t, tap)| (ours, t, tap)));
+    let (relay_end, unftp_end, tap) = match pair {
         Ok(x) => x,
         Err(e) => {
             tracing::warn!(error = %e, %peer, "could not set up the connection");
@@ -168,29 +171,38 @@ async fn serve_admitted(
         parts.janitor.clone(),
     )))
     .greeting("BucketFTP ready")
-    .passive_ports(parts.passive_ports.clone())
     .idle_session_timeout(parts.idle_timeout.as_secs());
-    let built = match parts.masquerade {
-        Some(ip) => built.passive_host(ip),
-        None => built,
+    // Direct data connections: libunftp listens in the passive range on loopback and says
+    // so. Relayed ones: libunftp listens on any free loopback port and the relay tells the
+    // client a port of the range on the address it reached.
+    let built = match data_path {
+        DataPath::Direct => built.passive_ports(parts.passive_ports.clone()),
+        DataPath::Relayed => built.binder(AnyLoopbackPort),
     };
+    // TLS on the control connection is the relay's; libunftp does the data connections'.
     let built = match &parts.tls {
-        Some(tls) => {
-            let b = built.ftps_manual::<std::path::PathBuf>(tls.config.clone());
-            if parts.require_tls {
-                b.ftps_required(FtpsRequired::All, FtpsRequired::All)
-            } else {
-                b
-            }
-        }
+        Some(tls) => built.ftps_manual::<std::path::PathBuf>(tls.data.clone()),
         None => built,
     };
     let built = built.build();
     match built {
         Ok(server) => {
-            if let Err(e) = server.service(stream).await {
-                tracing::debug!(session, error = %e, "session ended with an error");
-            }
+            let relayed = relay::run(
+                stream,
+                relay_end,
+                tap.clone(),
+                parts.relay.clone(),
+                session,
+                data_path,
+            );
+            let served = async {
+                if let Err(e) = server.service(unftp_end).await {
+                    tracing::debug!(session, error = %e, "session ended with an error");
+                }
+                // libunftp is done: make sure the relay sees the end too.
+                tap.close();
+            };
+            tokio::join!(relayed, served);
         }
         Err(e) => {
             tracing::error!(session, error = %e, "could not build the FTP session");
@@ -205,4 +217,24 @@ async fn serve_admitted(
     }
     parts.events.send(Event::SessionClosed { session });
     tracing::info!(session, "client disconnected");
+}
+
+/// Binds libunftp's passive listeners of relayed sessions to any free port on loopback.
+#[derive(Debug)]
+struct AnyLoopbackPort;
+
+#[async_trait::async_trait]
+impl libunftp::options::Binder for AnyLoopbackPort {
+    async fn bind(
+        &mut self,
+        local: std::net::IpAddr,
+        _ports: RangeInclusive<u16>,
+    ) -> std::io::Result<tokio::net::TcpSocket> {
+        let socket = match local {
+            std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        socket.bind(SocketAddr::new(local, 0))?;
+        Ok(socket)
+    }
 }

@@ -2,10 +2,18 @@
 //!
 //! On first use a self-signed certificate for `localhost` / `127.0.0.1` / `::1` is generated
 //! (rcgen) into the data folder and reused afterwards; a user's own certificate and key (PEM)
-//! can be given instead. One `rustls::ServerConfig` is built at start and shared by every
-//! session, so data connections can resume the control connection's TLS session (FileZilla
-//! tries to): a server-side session cache for TLS 1.2 session ids. TLS 1.3 works too, with full
-//! handshakes on data connections: no tickets are sent (see `server_config`).
+//! can be given instead.
+//!
+//! FileZilla trusts a TLS data connection only when it resumes the control connection's TLS
+//! session. Two `rustls::ServerConfig`s are built at start and shared by every session: one
+//! for control connections (the relay's `AUTH TLS` handshake) and one for data connections
+//! (libunftp's, after `PROT P`). They share one session cache (TLS 1.2 session ids) and one
+//! ticketer (TLS 1.3 tickets, and TLS 1.2 tickets), so a data connection resumes the control
+//! session with either version. Only the control configuration sends TLS 1.3 tickets: rustls
+//! sends them right after every handshake, and on a data connection of a client that only
+//! uploads they would stay unread, and the client's kernel answers its close with a reset that
+//! throws the upload's last bytes away (seen with curl). Clients read their control
+//! connection, so tickets sent there arrive.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -50,8 +58,10 @@ pub enum TlsError {
 /// A ready TLS configuration and what to tell the user about it.
 #[derive(Debug, Clone)]
 pub struct TlsMaterial {
-    /// Shared by all sessions.
-    pub config: Arc<ServerConfig>,
+    /// Control connections: issues TLS 1.3 tickets.
+    pub control: Arc<ServerConfig>,
+    /// Data connections: resumes the control session, issues no TLS 1.3 tickets.
+    pub data: Arc<ServerConfig>,
     /// SHA-256 fingerprint of the certificate, `AB:CD:…`.
     pub fingerprint: String,
     /// Where the certificate lives.
@@ -89,31 +99,36 @@ pub fn from_files(cert_path: &Path, key_path: &Path) -> Result<TlsMaterial, TlsE
         path: key_path.into(),
         what: e.to_string(),
     })?;
+    let (control, data) = server_configs(certs, key)?;
     Ok(TlsMaterial {
-        config: server_config(certs, key)?,
+        control,
+        data,
         fingerprint,
         cert_path: cert_path.into(),
     })
 }
 
-fn server_config(
+/// TLS 1.3 tickets sent after a control connection's handshake. Every data connection of
+/// the session resumes with one of them (stateless tickets can be used again).
+pub const CONTROL_TICKETS: usize = 2;
+
+/// The control and the data configuration (see the module docs).
+fn server_configs(
     certs: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
-) -> Result<Arc<ServerConfig>, TlsError> {
+) -> Result<(Arc<ServerConfig>, Arc<ServerConfig>), TlsError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = ServerConfig::builder_with_provider(provider)
+    let mut control = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_no_client_auth()
         .with_single_cert(certs, key)?;
-    // Resumption of the control connection's session on the data connections: a server-side
-    // session cache, shared by all sessions (TLS 1.2 session ids).
-    config.session_storage = ServerSessionMemoryCache::new(4096);
-    // No TLS 1.3 tickets: they are sent after the handshake on every connection, and a client
-    // that only uploads never reads its data connection; the tickets left unread make its
-    // kernel answer the close with a reset, which throws away the upload's last bytes
-    // (seen with curl). So TLS 1.3 data connections do a full handshake.
-    config.send_tls13_tickets = 0;
-    Ok(Arc::new(config))
+    control.session_storage = ServerSessionMemoryCache::new(4096);
+    control.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()?;
+    control.send_tls13_tickets = CONTROL_TICKETS;
+    // The clone shares the session cache and the ticketer (both behind `Arc`).
+    let mut data = control.clone();
+    data.send_tls13_tickets = 0;
+    Ok((Arc::new(control), Arc::new(data)))
 }
 
 fn generate(cert_path: &Path, key_path: &Path) -> Result<(), TlsError> {

@@ -150,19 +150,9 @@ fn setup<R: Runtime>(app: &mut tauri::App<R>, boot: Boot) -> Result<(), SetupErr
     Ok(())
 }
 
-fn init_logging() {
-    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info,s3s=off".into());
-    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
 /// Runs the desktop app until Quit.
 pub fn run() {
-    init_logging();
+    gateway::logging::init("info");
     let boot = Boot::from_args(std::env::args().skip(1));
     let builder = tauri::Builder::default()
         // First: a second launch only focuses this one's window.

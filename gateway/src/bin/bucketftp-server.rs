@@ -110,23 +110,6 @@ struct Cli {
     log_level: String,
 }
 
-fn init_logging(level: &str) {
-    // The embedded store logs refused requests (a wrong password) as errors: keep it quiet
-    // unless asked for detail.
-    let quiet_store = if matches!(level, "debug" | "trace") {
-        ""
-    } else {
-        ",s3s=off"
-    };
-    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| format!("{level}{quiet_store}"));
-    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-}
-
 fn data_dir(cli: &Cli) -> Result<PathBuf> {
     if let Some(d) = &cli.data_dir {
         return Ok(d.clone());
@@ -156,7 +139,7 @@ async fn resolve_masquerade(host: &str) -> Result<std::net::Ipv4Addr> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
-    init_logging(&cli.log_level);
+    gateway::logging::init(&cli.log_level);
 
     if !cli.listen.ip().is_loopback() {
         if !cli.allow_remote {

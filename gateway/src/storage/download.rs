@@ -9,6 +9,7 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, ReadBuf};
 
 use super::S3User;
+use crate::control_tap::ControlTap;
 use crate::error::Failure;
 use crate::events::{Direction, EventBus, SessionId, TransferTracker};
 use crate::path::BucketPath;
@@ -21,6 +22,7 @@ pub async fn open(
     u: &S3User,
     path: &BucketPath,
     start_pos: u64,
+    tap: &ControlTap,
 ) -> Result<Box<dyn AsyncRead + Send + Sync + Unpin>, Failure> {
     if path.is_root() {
         return Err(Failure::WrongType("the root folder is not a file".into()));
@@ -56,6 +58,7 @@ pub async fn open(
                         Direction::Download,
                         path.display(),
                         Some(0),
+                        tap.data_tls(),
                     );
                     tracker.finish();
                     return Ok(Box::new(tokio::io::empty()));
@@ -70,7 +73,15 @@ pub async fn open(
     };
     let size = out.content_length().map(|l| l.max(0) as u64);
     let tracker =
-        TransferTracker::start(events, session, Direction::Download, path.display(), size);
+        TransferTracker::start(
+        events,
+        session,
+        Direction::Download,
+        path.display(),
+        size,
+        tap.data_tls(),
+    )
+    .mirrored(tap.transfer_counter());
     Ok(Box::new(Counting {
         inner: Box::pin(out.body.into_async_read()),
         tracker: Mutex::new(Some(tracker)),

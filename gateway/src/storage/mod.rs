@@ -219,7 +219,7 @@ impl S3Backend {
     /// only while the client has sent nothing since the transfer began: after an ABOR, its
     /// reply could land between the reason and the last line and split the reply in two.
     async fn refuse_transfer(&self, started: Instant, mark: u64, f: Failure) -> ftp::Error {
-        let quiet = self.conn.tap.bytes_received().is_none_or(|now| now == mark);
+        let quiet = self.conn.tap.client_bytes() == mark;
         if quiet {
             self.conn
                 .tap
@@ -751,6 +751,13 @@ impl StorageBackend<S3User> for S3Backend {
             Ok(e) => e,
             Err(f) => return Err(self.refuse_transfer(started, mark, f).await),
         };
+        // MLSD lines show `modify` only when the client selected it (`OPTS MLST`); libunftp
+        // leaves the fact out when the time is unknown. LIST always shows the time.
+        let tap = &self.conn.tap;
+        let show_modify = !tap.listing_is_mlsd()
+            || tap
+                .facts()
+                .contains(crate::relay::wire::Facts::MODIFY);
         Ok(entries
             .into_iter()
             .map(|e| Fileinfo {
@@ -758,7 +765,7 @@ impl StorageBackend<S3User> for S3Backend {
                 metadata: ObjectMeta {
                     len: e.size,
                     dir: e.is_dir,
-                    modified: e.modified,
+                    modified: e.modified.filter(|_| show_modify),
                 },
             })
             .collect())
@@ -772,7 +779,15 @@ impl StorageBackend<S3User> for S3Backend {
     ) -> ftp::Result<Box<dyn AsyncRead + Send + Sync + Unpin>> {
         let (started, mark) = (Instant::now(), self.conn.tap.mark());
         let p = parse(path.as_ref())?;
-        match download::open(&self.shared.events, self.conn.session, u, &p, start_pos).await {
+        match download::open(
+            &self.shared.events,
+            self.conn.session,
+            u,
+            &p,
+            start_pos,
+            &self.conn.tap,
+        )
+        .await {
             Ok(r) => Ok(r),
             Err(f) => Err(self.refuse_transfer(started, mark, f).await),
         }
@@ -807,7 +822,9 @@ impl StorageBackend<S3User> for S3Backend {
             Direction::Upload,
             p.display(),
             None,
-        );
+            self.conn.tap.data_tls(),
+        )
+        .mirrored(self.conn.tap.transfer_counter());
         let result = Upload {
             client: &u.client,
             bucket: &u.bucket,

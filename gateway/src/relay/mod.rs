@@ -1,0 +1,663 @@
+//! The control-connection relay: every session's control connection ends here, and the relay
+//! talks plain FTP to libunftp over a loopback connection of its own.
+//!
+//! libunftp parses commands and writes replies itself, and gives the application no say in
+//! either. Owning the control stream lets the gateway:
+//! - do the `AUTH TLS` handshake itself, with a TLS configuration that issues TLS 1.3 session
+//!   tickets on the control connection only, so that data connections (whose TLS libunftp does,
+//!   with a configuration that sends no tickets) resume the control session as FileZilla
+//!   requires; and with no race between the `234` reply and the client's ClientHello;
+//! - answer `OPTS MLST` (RFC 3659 §7.9) and show the selected facts;
+//! - show normalised paths in replies (`PWD` after `CWD ..` at the root is `"/"`);
+//! - refuse plain-text logins and data connections when TLS is required;
+//! - count the client's control bytes for the upload commit gate (ABOR), on every OS;
+//! - log one short line per command (the password never).
+//!
+//! Data connections go straight to libunftp when the client is on the loopback address the
+//! relay connects from (libunftp accepts a data connection only from its control peer's
+//! address); for other clients the relay also relays the passive data connections
+//! ([`data`]).
+
+pub mod data;
+pub mod wire;
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::control_tap::ControlTap;
+use crate::events::SessionId;
+use wire::{Command, Reply, ReplyAssembler};
+
+/// The longest command line accepted (RFC 959 has no limit; paths are ≤ 1024 bytes here).
+const MAX_LINE: usize = 8192;
+/// How long a client may take to finish the TLS handshake after `234`.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a command answered by the relay waits for earlier replies (pipelining clients).
+const ORDER_WAIT: Duration = Duration::from_secs(10);
+
+/// What the relay needs to know, shared by every session.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// The control connection's TLS configuration, when FTPS is on.
+    pub control_tls: Option<Arc<rustls::ServerConfig>>,
+    /// Refuse plain-text logins and unencrypted data connections.
+    pub require_tls: bool,
+    /// The passive ports clients may be told (relayed data connections).
+    pub passive_ports: RangeInclusive<u16>,
+    /// The address passive replies announce instead of the connection's own.
+    pub masquerade: Option<Ipv4Addr>,
+}
+
+/// Whether data connections go straight to libunftp or through the relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataPath {
+    /// The client is on the loopback address libunftp sees as its peer.
+    Direct,
+    /// Any other client: passive replies are rewritten and the data relayed.
+    Relayed,
+}
+
+/// The loopback address the relay connects to libunftp from, for a client at `peer`, and
+/// whether data connections can then go straight to libunftp.
+pub fn inner_address(peer: IpAddr) -> (IpAddr, DataPath) {
+    match peer {
+        IpAddr::V4(ip) if ip == Ipv4Addr::LOCALHOST => (peer, DataPath::Direct),
+        IpAddr::V6(ip) if ip.is_loopback() => (peer, DataPath::Direct),
+        IpAddr::V6(ip) if ip.to_ipv4_mapped() == Some(Ipv4Addr::LOCALHOST) => {
+            (IpAddr::V4(Ipv4Addr::LOCALHOST), DataPath::Direct)
+        }
+        _ => (IpAddr::V4(Ipv4Addr::LOCALHOST), DataPath::Relayed),
+    }
+}
+
+/// A connected pair of loopback sockets on `ip`: (the relay's end, libunftp's end).
+pub async fn loopback_pair(ip: IpAddr) -> io::Result<(TcpStream, TcpStream)> {
+    let listener = TcpListener::bind(SocketAddr::new(ip, 0)).await?;
+    let addr = listener.local_addr()?;
+    let connect = TcpStream::connect(addr);
+    let (ours, accepted) = tokio::try_join!(connect, async {
+        tokio::time::timeout(Duration::from_secs(5), listener.accept())
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "loopback accept timed out"))?
+    })?;
+    let (theirs, from) = accepted;
+    if from != ours.local_addr()? {
+        return Err(io::Error::other("another process connected to the loopback listener"));
+    }
+    ours.set_nodelay(true)?;
+    theirs.set_nodelay(true)?;
+    Ok((ours, theirs))
+}
+
+/// Bytes read before a TLS handshake started, replayed to it first.
+#[derive(Debug)]
+struct Prefixed {
+    prefix: Vec<u8>,
+    inner: TcpStream,
+}
+
+impl AsyncRead for Prefixed {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            buf.put_slice(&self.prefix[..n]);
+            self.prefix.drain(..n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Prefixed {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// The client's control connection, plain or TLS.
+enum ClientStream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<Prefixed>>),
+    Gone,
+}
+
+impl AsyncRead for ClientStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ClientStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            ClientStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            ClientStream::Gone => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+impl AsyncWrite for ClientStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            ClientStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            ClientStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            ClientStream::Gone => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ClientStream::Plain(s) => Pin::new(s).poll_flush(cx),
+            ClientStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            ClientStream::Gone => Poll::Ready(Ok(())),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ClientStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            ClientStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            ClientStream::Gone => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+/// A command forwarded to libunftp, waiting for its final reply.
+#[derive(Debug)]
+struct Pending {
+    cmd: Command,
+    started: Instant,
+}
+
+/// What the relay does with one command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Pass it to libunftp.
+    Forward,
+    /// Start TLS on the control connection.
+    StartTls,
+    /// Answer it here with this reply (which ends with `\r\n`).
+    Answer(String),
+    /// `OPTS MLST`: select these facts and answer.
+    SelectFacts(wire::Facts, String),
+}
+
+/// The session state [`decide`] looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Protection {
+    /// FTPS is configured.
+    pub tls_available: bool,
+    /// TLS is required for logins and data.
+    pub tls_required: bool,
+    /// The control connection is already TLS.
+    pub control_tls: bool,
+    /// `PROT P` is in force.
+    pub data_tls: bool,
+}
+
+/// Decides what to do with a command. Pure.
+pub fn decide(cmd: &Command, p: Protection) -> Action {
+    match cmd.verb.as_str() {
+        "AUTH" if p.tls_available => {
+            let mech = cmd.arg.trim().to_ascii_uppercase();
+            if p.control_tls {
+                Action::Answer("503 The control connection is already encrypted.\r\n".into())
+            } else if matches!(mech.as_str(), "TLS" | "TLS-C" | "SSL" | "TLS-P") {
+                Action::StartTls
+            } else {
+                Action::Answer(format!(
+                    "504 AUTH {} is not supported; use AUTH TLS.\r\n",
+                    crate::control_tap::one_line(&mech)
+                ))
+            }
+        }
+        "USER" | "PASS" if p.tls_required && !p.control_tls => Action::Answer(
+            "534 This server requires explicit FTP over TLS: send AUTH TLS first \
+             (in FileZilla: Encryption \"Require explicit FTP over TLS\").\r\n"
+                .into(),
+        ),
+        "PASV" | "EPSV" | "PORT" | "EPRT" if p.tls_required && !p.data_tls => Action::Answer(
+            "534 This server requires encrypted data connections: send PROT P first.\r\n".into(),
+        ),
+        "CCC" if p.control_tls => {
+            Action::Answer("534 The control connection stays encrypted.\r\n".into())
+        }
+        _ => match wire::opts_mlst_arg(cmd) {
+            Some(list) => {
+                let (facts, reply) = wire::opts_mlst(list);
+                Action::SelectFacts(facts, reply)
+            }
+            None => Action::Forward,
+        },
+    }
+}
+
+/// One session's relay.
+struct Relay {
+    session: SessionId,
+    tap: Arc<ControlTap>,
+    cfg: Arc<RelayConfig>,
+    data: DataPath,
+    /// The client's address (relayed data connections must come from its IP).
+    peer: SocketAddr,
+    /// The address the client reached us on (relayed passive listeners bind it).
+    local: SocketAddr,
+    pending: VecDeque<Pending>,
+    /// The user name of the last USER, shown in log lines once logged in.
+    user_tried: Option<String>,
+    user: Option<String>,
+    /// Since when a command answered here has been waiting for earlier replies.
+    blocked_since: Option<Instant>,
+}
+
+/// Runs the relay until either side closes: `client` is the accepted control connection,
+/// `inner` the relay's end of the loopback connection to libunftp.
+pub async fn run(
+    client: TcpStream,
+    inner: TcpStream,
+    tap: Arc<ControlTap>,
+    cfg: Arc<RelayConfig>,
+    session: SessionId,
+    data: DataPath,
+) {
+    let (peer, local) = match (client.peer_addr(), client.local_addr()) {
+        (Ok(p), Ok(l)) => (p, l),
+        _ => return,
+    };
+    let mut relay = Relay {
+        session,
+        tap,
+        cfg,
+        data,
+        peer,
+        local,
+        pending: VecDeque::new(),
+        user_tried: None,
+        user: None,
+        blocked_since: None,
+    };
+    let mut client = ClientStream::Plain(client);
+    if let Err(e) = relay.pump(&mut client, inner).await {
+        tracing::debug!(session, error = %e, "control connection ended");
+    }
+    relay.tap.set_client_gone();
+    let _ = tokio::time::timeout(Duration::from_secs(2), client.shutdown()).await;
+}
+
+impl Relay {
+    async fn pump(&mut self, client: &mut ClientStream, inner: TcpStream) -> io::Result<()> {
+        let (mut inner_rd, mut inner_wr) = inner.into_split();
+        let mut from_client = vec![0u8; 8192];
+        let mut from_inner = vec![0u8; 16384];
+        let mut lines: Vec<u8> = Vec::new();
+        let mut replies = ReplyAssembler::default();
+        let mut client_open = true;
+        loop {
+            let wait = match self.blocked_since {
+                Some(t) => ORDER_WAIT.saturating_sub(t.elapsed()),
+                None => Duration::from_secs(86_400),
+            };
+            tokio::select! {
+                r = client.read(&mut from_client), if client_open => {
+                    match r {
+                        Ok(0) | Err(_) => {
+                            // The client hung up: libunftp sees the end of its connection
+                            // and closes the session; the commit gate sees it at once.
+                            client_open = false;
+                            self.tap.set_client_gone();
+                            let _ = inner_wr.shutdown().await;
+                        }
+                        Ok(n) => {
+                            self.tap.count_client_bytes(n);
+                            lines.extend_from_slice(&from_client[..n]);
+                            if !self.process(client, &mut inner_wr, &mut lines).await? {
+                                return Ok(());
+                            }
+                        }
+                    }
+                }
+                r = inner_rd.read(&mut from_inner) => {
+                    let n = r?;
+                    if n == 0 {
+                        client.flush().await?;
+                        return Ok(());
+                    }
+                    for reply in replies.push(&from_inner[..n]) {
+                        self.answer_from_libunftp(client, reply).await?;
+                    }
+                    if self.pending.is_empty() && self.blocked_since.is_some() {
+                        self.blocked_since = None;
+                        if !self.process(client, &mut inner_wr, &mut lines).await? {
+                            return Ok(());
+                        }
+                    }
+                }
+                _ = tokio::time::sleep(wait), if self.blocked_since.is_some() => {
+                    // Some command got no reply: stop waiting for it.
+                    self.pending.clear();
+                    self.blocked_since = None;
+                    if !self.process(client, &mut inner_wr, &mut lines).await? {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles the complete lines in `buf`. `Ok(false)` ends the session.
+    async fn process(
+        &mut self,
+        client: &mut ClientStream,
+        inner: &mut tokio::net::tcp::OwnedWriteHalf,
+        buf: &mut Vec<u8>,
+    ) -> io::Result<bool> {
+        while self.blocked_since.is_none() {
+            let Some(end) = buf.iter().position(|b| *b == b'\n') else {
+                if buf.len() > MAX_LINE {
+                    self.write_client(client, b"500 Command line too long.\r\n")
+                        .await?;
+                    return Ok(false);
+                }
+                return Ok(true);
+            };
+            let Some(cmd) = wire::parse_command(&buf[..=end]) else {
+                buf.drain(..=end);
+                continue;
+            };
+            let protection = Protection {
+                tls_available: self.cfg.control_tls.is_some(),
+                tls_required: self.cfg.require_tls,
+                control_tls: self.tap.control_tls(),
+                data_tls: self.tap.data_tls(),
+            };
+            let action = decide(&cmd, protection);
+            if action != Action::Forward && !self.pending.is_empty() {
+                // Answer in order: wait for the replies to the commands before it.
+                self.blocked_since = Some(Instant::now());
+                return Ok(true);
+            }
+            let line: Vec<u8> = buf.drain(..=end).collect();
+            match action {
+                Action::Forward => {
+                    self.before_forward(&cmd);
+                    self.pending.push_back(Pending {
+                        cmd,
+                        started: Instant::now(),
+                    });
+                    inner.write_all(&line).await?;
+                }
+                Action::Answer(reply) => {
+                    self.log(&cmd, &reply, Instant::now());
+                    self.write_client(client, reply.as_bytes()).await?;
+                }
+                Action::SelectFacts(facts, reply) => {
+                    self.tap.set_facts(facts);
+                    self.log(&cmd, &reply, Instant::now());
+                    self.write_client(client, reply.as_bytes()).await?;
+                }
+                Action::StartTls => {
+                    let started = Instant::now();
+                    let Some(config) = self.cfg.control_tls.clone() else {
+                        return Ok(false);
+                    };
+                    let reply = "234 AUTH TLS OK: start the TLS handshake.\r\n";
+                    self.write_client(client, reply.as_bytes()).await?;
+                    let prefix = std::mem::take(buf);
+                    let ClientStream::Plain(tcp) = std::mem::replace(client, ClientStream::Gone)
+                    else {
+                        return Ok(false);
+                    };
+                    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                    let handshake = acceptor.accept(Prefixed { prefix, inner: tcp });
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+                        Ok(Ok(tls)) => {
+                            let version = tls
+                                .get_ref()
+                                .1
+                                .protocol_version()
+                                .map(|v| format!("{v:?}"))
+                                .unwrap_or_default();
+                            *client = ClientStream::Tls(Box::new(tls));
+                            self.tap.set_control_tls(true);
+                            tracing::info!(
+                                session = self.session,
+                                cmd = "AUTH TLS",
+                                reply = 234,
+                                tls = %version,
+                                ms = started.elapsed().as_millis() as u64,
+                            );
+                        }
+                        Ok(Err(e)) => {
+                            tracing::info!(session = self.session, error = %e, "TLS handshake failed");
+                            return Ok(false);
+                        }
+                        Err(_) => {
+                            tracing::info!(session = self.session, "TLS handshake timed out");
+                            return Ok(false);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Session state that changes as a command goes to libunftp.
+    fn before_forward(&mut self, cmd: &Command) {
+        match cmd.verb.as_str() {
+            "USER" => self.user_tried = Some(crate::control_tap::one_line(&cmd.arg)),
+            "MLSD" | "LIST" | "NLST" => self.tap.set_listing_is_mlsd(cmd.verb == "MLSD"),
+            "RETR" | "STOR" | "APPE" | "STOU" => {
+                self.tap.take_transfer_bytes();
+            }
+            _ => {}
+        }
+    }
+
+    /// Rewrites a reply from libunftp where needed and sends it to the client.
+    async fn answer_from_libunftp(
+        &mut self,
+        client: &mut ClientStream,
+        reply: Reply,
+    ) -> io::Result<()> {
+        let front = if reply.is_preliminary() || reply.code == 0 {
+            None
+        } else {
+            self.pending.pop_front()
+        };
+        let verb = front.as_ref().map(|p| p.cmd.verb.as_str()).unwrap_or("");
+        let bytes = match (reply.code, verb) {
+            (257, "PWD" | "XPWD" | "MKD" | "XMKD") if reply.lines.len() == 1 => {
+                wire::rewrite_257(&reply.last_text()).into_bytes()
+            }
+            (250, "MLST") if reply.lines.len() >= 3 => {
+                let facts = self.tap.facts();
+                let mut out = Vec::new();
+                for line in &reply.lines {
+                    if line.first() == Some(&b' ') {
+                        let text = String::from_utf8_lossy(line);
+                        out.extend_from_slice(wire::rewrite_mlst_entry(&text, facts).as_bytes());
+                    } else {
+                        out.extend_from_slice(line);
+                    }
+                }
+                out
+            }
+            (211, "FEAT") => {
+                let facts = self.tap.facts();
+                let mut out = Vec::new();
+                for line in &reply.lines {
+                    let text = String::from_utf8_lossy(line);
+                    if text.trim() == "MLST" {
+                        out.extend_from_slice(format!("{}\r\n", facts.feat_line()).as_bytes());
+                    } else {
+                        out.extend_from_slice(line);
+                    }
+                }
+                out
+            }
+            (200, "PROT") => {
+                let private = front
+                    .as_ref()
+                    .is_some_and(|p| p.cmd.arg.trim().eq_ignore_ascii_case("P"));
+                self.tap.set_data_tls(private);
+                reply.bytes()
+            }
+            (230, _) => {
+                self.user = self.user_tried.clone();
+                reply.bytes()
+            }
+            (227, "PASV") if self.data == DataPath::Relayed => {
+                self.relay_passive(&reply, false).await
+            }
+            (229, "EPSV") if self.data == DataPath::Relayed => {
+                self.relay_passive(&reply, true).await
+            }
+            _ => reply.bytes(),
+        };
+        if let Some(p) = &front {
+            self.log(&p.cmd, &String::from_utf8_lossy(&bytes), p.started);
+        }
+        self.write_client(client, &bytes).await
+    }
+
+    /// Opens a relayed passive listener for libunftp's announced port and rewrites the reply.
+    async fn relay_passive(&self, reply: &Reply, extended: bool) -> Vec<u8> {
+        let text = reply.last_text();
+        let inner_port = if extended {
+            wire::parse_229(&text)
+        } else {
+            wire::parse_227(&text).map(|a| a.port())
+        };
+        let Some(inner_port) = inner_port else {
+            return reply.bytes();
+        };
+        let target = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), inner_port);
+        match data::open(
+            self.local.ip(),
+            self.cfg.passive_ports.clone(),
+            self.peer.ip(),
+            target,
+        )
+        .await
+        {
+            Ok(port) => {
+                if extended {
+                    wire::format_229(port).into_bytes()
+                } else {
+                    let ip = match (self.cfg.masquerade, self.local.ip()) {
+                        (Some(m), _) => m,
+                        (None, IpAddr::V4(v4)) => v4,
+                        (None, IpAddr::V6(v6)) => v6.to_ipv4_mapped().unwrap_or(Ipv4Addr::UNSPECIFIED),
+                    };
+                    wire::format_227(ip, port).into_bytes()
+                }
+            }
+            Err(e) => {
+                tracing::warn!(session = self.session, error = %e, "no passive port free");
+                b"425 No passive port is free; try again.\r\n".to_vec()
+            }
+        }
+    }
+
+    async fn write_client(&self, client: &mut ClientStream, bytes: &[u8]) -> io::Result<()> {
+        client.write_all(bytes).await?;
+        client.flush().await
+    }
+
+    /// One short line per command: who, what, the reply code, how long it took.
+    fn log(&self, cmd: &Command, reply: &str, started: Instant) {
+        let code: u16 = reply
+            .lines()
+            .last()
+            .and_then(|l| l.get(..3))
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let user = self.user.as_deref().unwrap_or("-");
+        let ms = started.elapsed().as_millis() as u64;
+        let what = wire::loggable(cmd);
+        if matches!(cmd.verb.as_str(), "RETR" | "STOR" | "APPE" | "STOU") {
+            let bytes = self.tap.take_transfer_bytes();
+            tracing::info!(session = self.session, %user, cmd = %what, reply = code, bytes, ms);
+        } else {
+            tracing::info!(session = self.session, %user, cmd = %what, reply = code, ms);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmd(line: &str) -> Command {
+        wire::parse_command(line.as_bytes()).unwrap()
+    }
+
+    const OPEN: Protection = Protection {
+        tls_available: true,
+        tls_required: false,
+        control_tls: false,
+        data_tls: false,
+    };
+
+    #[test]
+    fn decisions() {
+        assert_eq!(decide(&cmd("AUTH TLS"), OPEN), Action::StartTls);
+        assert_eq!(decide(&cmd("auth ssl"), OPEN), Action::StartTls);
+        assert!(matches!(decide(&cmd("AUTH GSSAPI"), OPEN), Action::Answer(r) if r.starts_with("504")));
+        let tls = Protection { control_tls: true, ..OPEN };
+        assert!(matches!(decide(&cmd("AUTH TLS"), tls), Action::Answer(r) if r.starts_with("503")));
+        let no_tls = Protection { tls_available: false, ..OPEN };
+        assert_eq!(decide(&cmd("AUTH TLS"), no_tls), Action::Forward);
+        assert_eq!(decide(&cmd("USER a/b"), OPEN), Action::Forward);
+        let required = Protection { tls_required: true, ..OPEN };
+        assert!(matches!(decide(&cmd("USER a/b"), required), Action::Answer(r) if r.starts_with("534")));
+        assert!(matches!(decide(&cmd("PASS x"), required), Action::Answer(r) if r.starts_with("534")));
+        let logged = Protection { control_tls: true, ..required };
+        assert_eq!(decide(&cmd("USER a/b"), logged), Action::Forward);
+        assert!(matches!(decide(&cmd("EPSV"), logged), Action::Answer(r) if r.starts_with("534")));
+        let private = Protection { data_tls: true, ..logged };
+        assert_eq!(decide(&cmd("EPSV"), private), Action::Forward);
+        assert_eq!(decide(&cmd("PASV"), OPEN), Action::Forward);
+        assert!(matches!(
+            decide(&cmd("OPTS MLST type;size;"), OPEN),
+            Action::SelectFacts(_, r) if r == "200 MLST OPTS type;size;\r\n"
+        ));
+        assert_eq!(decide(&cmd("OPTS UTF8 ON"), OPEN), Action::Forward);
+        assert!(matches!(decide(&cmd("CCC"), tls), Action::Answer(r) if r.starts_with("534")));
+    }
+
+    #[test]
+    fn data_path_by_client_address() {
+        let (ip, path) = inner_address("127.0.0.1".parse().unwrap());
+        assert_eq!((ip.to_string().as_str(), path), ("127.0.0.1", DataPath::Direct));
+        assert_eq!(inner_address("::1".parse().unwrap()).1, DataPath::Direct);
+        let (ip, path) = inner_address("127.0.0.2".parse().unwrap());
+        assert_eq!((ip.to_string().as_str(), path), ("127.0.0.1", DataPath::Relayed));
+        assert_eq!(inner_address("192.0.2.7".parse().unwrap()).1, DataPath::Relayed);
+    }
+}

@@ -1,0 +1,419 @@
+//! The FTP text the relay reads and rewrites, as pure functions: command lines, replies
+//! assembled from a byte stream, the MLST fact selection (`OPTS MLST`, RFC 3659 §7.9), paths
+//! shown in replies, passive-mode addresses, and what a command looks like in a log line.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use crate::path::BucketPath;
+
+/// One command line from the client, split into its verb (upper case) and its argument.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    /// `STOR`, `OPTS`, … in upper case.
+    pub verb: String,
+    /// Everything after the first space, without the line end.
+    pub arg: String,
+}
+
+/// Splits a command line (with or without its `\r\n`). Telnet control sequences (IAC …, which
+/// some clients send before ABOR) are skipped. `None` for an empty line.
+pub fn parse_command(line: &[u8]) -> Option<Command> {
+    let mut text = String::from_utf8_lossy(line).into_owned();
+    while text.ends_with(['\r', '\n']) {
+        text.pop();
+    }
+    let text = text.trim_start_matches(|c: char| !c.is_ascii_graphic() && c != ' ');
+    let text = text.trim_start();
+    if text.is_empty() {
+        return None;
+    }
+    let (verb, arg) = text.split_once(' ').unwrap_or((text, ""));
+    Some(Command {
+        verb: verb.to_ascii_uppercase(),
+        arg: arg.to_owned(),
+    })
+}
+
+/// What a command shows in a log line: the password never.
+pub fn loggable(cmd: &Command) -> String {
+    match cmd.verb.as_str() {
+        "PASS" => "PASS ****".to_owned(),
+        _ if cmd.arg.is_empty() => cmd.verb.clone(),
+        _ => format!("{} {}", cmd.verb, crate::control_tap::one_line(&cmd.arg)),
+    }
+}
+
+/// The MLST facts this server can give, as a set (RFC 3659 §7.5: type, size, modify).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Facts(u8);
+
+impl Facts {
+    /// `type`.
+    pub const TYPE: Facts = Facts(1);
+    /// `size`.
+    pub const SIZE: Facts = Facts(2);
+    /// `modify`.
+    pub const MODIFY: Facts = Facts(4);
+    /// All three, the default.
+    pub const ALL: Facts = Facts(7);
+    const NAMES: [(&'static str, Facts); 3] = [
+        ("type", Facts::TYPE),
+        ("size", Facts::SIZE),
+        ("modify", Facts::MODIFY),
+    ];
+
+    /// The raw set.
+    pub fn bits(self) -> u8 {
+        self.0
+    }
+
+    /// A set from [`bits`](Self::bits); unknown bits are dropped.
+    pub fn from_bits(bits: u8) -> Self {
+        Facts(bits & Facts::ALL.0)
+    }
+
+    /// True when `other` is in the set.
+    pub fn contains(self, other: Facts) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// The selection asked for by `OPTS MLST fact;fact;…`: facts this server does not know
+    /// are ignored, as RFC 3659 §7.9 says.
+    pub fn parse_selection(list: &str) -> Facts {
+        let mut bits = 0;
+        for name in list.split(';').map(str::trim) {
+            for (known, fact) in Facts::NAMES {
+                if name.eq_ignore_ascii_case(known) {
+                    bits |= fact.0;
+                }
+            }
+        }
+        Facts(bits)
+    }
+
+    /// `type;size;modify;` for the facts in the set, as the `200` reply lists them.
+    pub fn list(self) -> String {
+        Facts::NAMES
+            .iter()
+            .filter(|(_, f)| self.contains(*f))
+            .map(|(n, _)| format!("{n};"))
+            .collect()
+    }
+
+    /// The FEAT line: every fact offered, `*` on those selected (RFC 3659 §7.8).
+    pub fn feat_line(self) -> String {
+        let facts: String = Facts::NAMES
+            .iter()
+            .map(|(n, f)| {
+                if self.contains(*f) {
+                    format!("{n}*;")
+                } else {
+                    format!("{n};")
+                }
+            })
+            .collect();
+        format!(" MLST {facts}")
+    }
+
+    /// Keeps only the selected facts of a `fact=value;fact=value;` string.
+    pub fn filter(self, facts: &str) -> String {
+        facts
+            .split(';')
+            .filter(|f| !f.is_empty())
+            .filter(|f| {
+                let name = f.split_once('=').map_or(*f, |(n, _)| n);
+                Facts::NAMES
+                    .iter()
+                    .find(|(n, _)| name.eq_ignore_ascii_case(n))
+                    .is_none_or(|(_, fact)| self.contains(*fact))
+            })
+            .map(|f| format!("{f};"))
+            .collect()
+    }
+}
+
+/// The `200` reply to `OPTS MLST …`, and the selection now in force.
+pub fn opts_mlst(arg_after_mlst: &str) -> (Facts, String) {
+    let facts = Facts::parse_selection(arg_after_mlst);
+    (facts, format!("200 MLST OPTS {}\r\n", facts.list()))
+}
+
+/// If `cmd` is `OPTS MLST …`, the fact list after `MLST`.
+pub fn opts_mlst_arg(cmd: &Command) -> Option<&str> {
+    if cmd.verb != "OPTS" {
+        return None;
+    }
+    let arg = cmd.arg.trim_start();
+    let (name, rest) = arg.split_once(' ').unwrap_or((arg, ""));
+    name.eq_ignore_ascii_case("MLST").then_some(rest.trim())
+}
+
+/// One complete FTP reply: its code and its raw lines (each with its line end).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// The three-digit code.
+    pub code: u16,
+    /// The lines as they came, `ddd-…` first and `ddd …` last for a multi-line reply.
+    pub lines: Vec<Vec<u8>>,
+}
+
+impl Reply {
+    /// A preliminary (1xx) reply: another reply to the same command follows.
+    pub fn is_preliminary(&self) -> bool {
+        self.code < 200
+    }
+
+    /// The whole reply as bytes.
+    pub fn bytes(&self) -> Vec<u8> {
+        self.lines.concat()
+    }
+
+    /// The text of the last line after `ddd `, without the line end.
+    pub fn last_text(&self) -> String {
+        let last = self.lines.last().map(Vec::as_slice).unwrap_or_default();
+        let text = String::from_utf8_lossy(last.get(4..).unwrap_or_default()).into_owned();
+        text.trim_end_matches(['\r', '\n']).to_owned()
+    }
+}
+
+/// Assembles replies from the bytes libunftp writes.
+#[derive(Debug, Default)]
+pub struct ReplyAssembler {
+    partial: Vec<u8>,
+    lines: Vec<Vec<u8>>,
+    code: Option<[u8; 3]>,
+}
+
+fn code_of(line: &[u8]) -> Option<[u8; 3]> {
+    let c = line.get(..3)?;
+    c.iter()
+        .all(u8::is_ascii_digit)
+        .then(|| [c[0], c[1], c[2]])
+}
+
+impl ReplyAssembler {
+    /// Feeds bytes; returns every reply they complete.
+    pub fn push(&mut self, bytes: &[u8]) -> Vec<Reply> {
+        let mut done = Vec::new();
+        self.partial.extend_from_slice(bytes);
+        while let Some(end) = self.partial.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=end).collect();
+            self.lines.push(line);
+            let line = self.lines.last().map(Vec::as_slice).unwrap_or_default();
+            let Some(code) = code_of(line) else {
+                // A text line inside a multi-line reply (or noise): keep collecting.
+                if self.code.is_none() {
+                    // Not inside a reply: pass it on as it is.
+                    done.push(Reply {
+                        code: 0,
+                        lines: std::mem::take(&mut self.lines),
+                    });
+                }
+                continue;
+            };
+            let sep = line.get(3).copied();
+            match self.code {
+                None if sep == Some(b'-') => self.code = Some(code),
+                Some(open) if open != code || sep != Some(b' ') => {}
+                _ => {
+                    let code = u16::from(code[0] - b'0') * 100
+                        + u16::from(code[1] - b'0') * 10
+                        + u16::from(code[2] - b'0');
+                    self.code = None;
+                    done.push(Reply {
+                        code,
+                        lines: std::mem::take(&mut self.lines),
+                    });
+                }
+            }
+        }
+        done
+    }
+}
+
+/// An FTP path as a reply may show it: normalised, `/` at the top, no `.` or `..`.
+pub fn normalise_shown_path(path: &str) -> String {
+    BucketPath::parse_str(path).map_or_else(|_| path.to_owned(), |p| p.display())
+}
+
+/// RFC 959's quoting of a path in a 257 reply: `"` doubled.
+fn quote(path: &str) -> String {
+    format!("\"{}\"", path.replace('"', "\"\""))
+}
+
+/// Rewrites a `257` reply (PWD, MKD) so that the path is normalised and quoted:
+/// `257 "/a/.."` becomes `257 "/" is the current directory`, libunftp's MKD reply
+/// `257 /a/b` becomes `257 "/a/b" created`.
+pub fn rewrite_257(text: &str) -> String {
+    if let Some(rest) = text.strip_prefix('"') {
+        // PWD: the path runs to the last quote.
+        let path = rest.rfind('"').map_or(rest, |end| &rest[..end]);
+        format!(
+            "257 {} is the current directory\r\n",
+            quote(&normalise_shown_path(path))
+        )
+    } else {
+        format!("257 {} created\r\n", quote(&normalise_shown_path(text.trim())))
+    }
+}
+
+/// Rewrites the entry line of an MLST reply (` facts path`): only the selected facts, the path
+/// normalised.
+pub fn rewrite_mlst_entry(line: &str, facts: Facts) -> String {
+    let body = line.trim_end_matches(['\r', '\n']);
+    let body = body.strip_prefix(' ').unwrap_or(body);
+    let (fact_text, path) = body.split_once(' ').unwrap_or((body, ""));
+    format!(
+        " {} {}\r\n",
+        facts.filter(fact_text),
+        normalise_shown_path(path)
+    )
+}
+
+/// The address in a `227 Entering Passive Mode (h1,h2,h3,h4,p1,p2)` reply.
+pub fn parse_227(text: &str) -> Option<SocketAddr> {
+    let inner = text.split_once('(')?.1.split_once(')')?.0;
+    let nums: Vec<u8> = inner
+        .split(',')
+        .map(|n| n.trim().parse().ok())
+        .collect::<Option<_>>()?;
+    let [a, b, c, d, p1, p2] = nums.as_slice() else {
+        return None;
+    };
+    Some(SocketAddr::new(
+        IpAddr::V4(Ipv4Addr::new(*a, *b, *c, *d)),
+        u16::from(*p1) << 8 | u16::from(*p2),
+    ))
+}
+
+/// A `227` reply announcing `ip:port`.
+pub fn format_227(ip: Ipv4Addr, port: u16) -> String {
+    let [a, b, c, d] = ip.octets();
+    format!(
+        "227 Entering Passive Mode ({a},{b},{c},{d},{},{})\r\n",
+        port >> 8,
+        port & 0xff
+    )
+}
+
+/// The port in a `229 Entering Extended Passive Mode (|||port|)` reply.
+pub fn parse_229(text: &str) -> Option<u16> {
+    let inner = text.split_once('(')?.1.split_once(')')?.0;
+    inner.trim_matches('|').parse().ok()
+}
+
+/// A `229` reply announcing `port`.
+pub fn format_229(port: u16) -> String {
+    format!("229 Entering Extended Passive Mode (|||{port}|)\r\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands() {
+        let c = parse_command(b"stor a b.txt\r\n").unwrap();
+        assert_eq!((c.verb.as_str(), c.arg.as_str()), ("STOR", "a b.txt"));
+        let c = parse_command(b"\xff\xf4\xff\xf2ABOR\r\n").unwrap();
+        assert_eq!(c.verb, "ABOR");
+        assert_eq!(parse_command(b"\r\n"), None);
+        let c = parse_command(b"PWD").unwrap();
+        assert_eq!((c.verb.as_str(), c.arg.as_str()), ("PWD", ""));
+        let pass = parse_command(b"PASS hunter2\r\n").unwrap();
+        assert_eq!(loggable(&pass), "PASS ****");
+        assert_eq!(
+            loggable(&parse_command(b"CWD /a\r\n").unwrap()),
+            "CWD /a"
+        );
+    }
+
+    #[test]
+    fn opts_mlst_selection() {
+        let c = parse_command(b"OPTS MLST type;size;modify;\r\n").unwrap();
+        let arg = opts_mlst_arg(&c).unwrap();
+        assert_eq!(opts_mlst(arg), (Facts::ALL, "200 MLST OPTS type;size;modify;\r\n".into()));
+        let (f, reply) = opts_mlst("Size;unix.mode;TYPE;");
+        assert_eq!(reply, "200 MLST OPTS type;size;\r\n");
+        assert!(f.contains(Facts::SIZE) && !f.contains(Facts::MODIFY));
+        assert_eq!(opts_mlst("").1, "200 MLST OPTS \r\n");
+        assert!(opts_mlst_arg(&parse_command(b"OPTS UTF8 ON").unwrap()).is_none());
+        assert_eq!(
+            opts_mlst_arg(&parse_command(b"opts mlst").unwrap()),
+            Some("")
+        );
+        assert_eq!(Facts::ALL.feat_line(), " MLST type*;size*;modify*;");
+        assert_eq!(
+            Facts::parse_selection("type;modify").feat_line(),
+            " MLST type*;size;modify*;"
+        );
+        assert_eq!(
+            Facts::parse_selection("type;").filter("type=file;size=3;modify=20240101000000;"),
+            "type=file;"
+        );
+        assert_eq!(
+            Facts::ALL.filter("type=dir;size=0;unix.uid=5;"),
+            "type=dir;size=0;unix.uid=5;",
+            "facts we do not select on pass through"
+        );
+    }
+
+    #[test]
+    fn replies_are_assembled_across_reads() {
+        let mut a = ReplyAssembler::default();
+        assert!(a.push(b"220 Bucket").is_empty());
+        let r = a.push(b"FTP ready\r\n211-Extensions supported:\r\n MLST\r\n");
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].code, 220);
+        assert_eq!(r[0].last_text(), "BucketFTP ready");
+        let r = a.push(b" SIZE\r\n211 END\r\n150 Opening\r\n");
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].code, 211);
+        assert_eq!(r[0].lines.len(), 4);
+        assert!(r[1].is_preliminary());
+        // A reason line written before libunftp's own line joins the same reply.
+        let r = a.push(b"550-no such file\r\n550 File not found\r\n");
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].bytes(), b"550-no such file\r\n550 File not found\r\n");
+        // Inner lines that look like other codes do not end the reply.
+        let r = a.push(b"250- Listing\r\n200 x\r\n250 End\r\n");
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].lines.len(), 3);
+    }
+
+    #[test]
+    fn shown_paths_are_normalised() {
+        assert_eq!(rewrite_257("\"/../../..\""), "257 \"/\" is the current directory\r\n");
+        assert_eq!(
+            rewrite_257("\"/a/./b/../c\" is current"),
+            "257 \"/a/c\" is the current directory\r\n"
+        );
+        assert_eq!(rewrite_257("/x/../new dir"), "257 \"/new dir\" created\r\n");
+        assert_eq!(rewrite_257("/say \"hi\""), "257 \"/say \"\"hi\"\"\" created\r\n");
+        assert_eq!(normalise_shown_path("//a\\b/."), "/a/b");
+        assert_eq!(
+            rewrite_mlst_entry(" type=dir;size=0;modify=20240101000000; /a/..\r\n", Facts::ALL),
+            " type=dir;size=0;modify=20240101000000; /\r\n"
+        );
+        assert_eq!(
+            rewrite_mlst_entry(
+                " type=file;size=3;modify=20240101000000; /中文/x.txt\r\n",
+                Facts::parse_selection("size;")
+            ),
+            " size=3; /中文/x.txt\r\n"
+        );
+    }
+
+    #[test]
+    fn passive_addresses() {
+        let addr = parse_227("Entering Passive Mode (127,0,0,1,195,81)").unwrap();
+        assert_eq!(addr, "127.0.0.1:50001".parse().unwrap());
+        assert_eq!(
+            format_227(Ipv4Addr::new(10, 0, 0, 5), 50001),
+            "227 Entering Passive Mode (10,0,0,5,195,81)\r\n"
+        );
+        assert_eq!(parse_227("Entering Passive Mode (1,2,3)"), None);
+        assert_eq!(parse_229("Entering Extended Passive Mode (|||50001|)"), Some(50001));
+        assert_eq!(format_229(7), "229 Entering Extended Passive Mode (|||7|)\r\n");
+    }
+}
