@@ -12,8 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use unftp_core::auth::{
-    AuthenticationError, Authenticator, Credentials, Principal,
-    UserDetailError, UserDetailProvider,
+    AuthenticationError, Authenticator, Credentials, Principal, UserDetailError, UserDetailProvider,
 };
 
 use crate::control_tap::ControlTap;

@@ -175,7 +175,10 @@ mod tests {
         assert!(!xml.contains("<Pass"), "{xml}");
         assert!(xml.contains("<Protocol>4</Protocol>"), "{xml}");
         assert!(xml.contains("<User>AKID/bucket</User>"), "{xml}");
-        assert!(xml.contains("<Name>This computer &lt;local&gt;</Name>"), "{xml}");
+        assert!(
+            xml.contains("<Name>This computer &lt;local&gt;</Name>"),
+            "{xml}"
+        );
 
         let xml = site_manager_xml(&[site(Some("s3cr&t"), false)]);
         assert!(xml.contains("<Logontype>1</Logontype>"), "{xml}");

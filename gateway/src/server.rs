@@ -17,9 +17,9 @@ use tokio::task::JoinSet;
 
 use crate::auth::{Connection, S3Authenticator, SlotUserProvider, UserSlot};
 use crate::control_tap::{self, ControlTap};
-use crate::relay::{self, DataPath, RelayConfig};
 use crate::events::{Event, EventBus};
 use crate::limits::{LoginLockout, SessionCounter, SessionLimits};
+use crate::relay::{self, DataPath, RelayConfig};
 use crate::s3::Factories;
 use crate::storage::{S3Backend, S3User, Shared};
 use crate::tls::TlsMaterial;
@@ -173,11 +173,14 @@ async fn serve_admitted(
     .greeting("BucketFTP ready")
     .idle_session_timeout(parts.idle_timeout.as_secs());
     // Direct data connections: libunftp listens in the passive range on loopback and says
-    // so. Relayed ones: libunftp listens on any free loopback port and the relay tells the
+    // so (or the masquerade address, e.g. a load balancer on this host). Relayed ones: libunftp listens on any free loopback port and the relay tells the
     // client a port of the range on the address it reached.
-    let built = match data_path {
-        DataPath::Direct => built.passive_ports(parts.passive_ports.clone()),
-        DataPath::Relayed => built.binder(AnyLoopbackPort),
+    let built = match (data_path, parts.relay.masquerade) {
+        (DataPath::Direct, Some(ip)) => built
+            .passive_ports(parts.passive_ports.clone())
+            .passive_host(ip),
+        (DataPath::Direct, None) => built.passive_ports(parts.passive_ports.clone()),
+        (DataPath::Relayed, _) => built.binder(AnyLoopbackPort),
     };
     // TLS on the control connection is the relay's; libunftp does the data connections'.
     let built = match &parts.tls {

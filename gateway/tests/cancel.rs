@@ -7,6 +7,11 @@
 //! reset; 3 ABOR, then the data connection closes; 4 a TLS data channel ends without
 //! close_notify; 5 the client stalls past the transfer timeout; 6 the control connection
 //! closes while the data connection stays open.
+//!
+//! The socket cases run twice: from 127.0.0.1, whose data connections go straight to libunftp,
+//! and from 127.0.0.2, a client the gateway relays data connections for (as for any client not
+//! on loopback): a reset, a FIN and a missing close_notify must pass through the relay as they
+//! came.
 
 mod rawftp;
 mod support;
@@ -34,6 +39,13 @@ struct Env {
     s3: TestS3,
     gw: GatewayHandle,
     tls_dir: std::path::PathBuf,
+    /// Where the client connects from (`None`: the default, 127.0.0.1).
+    source: Option<std::net::IpAddr>,
+}
+
+/// A client address on loopback that is not 127.0.0.1: its data connections are relayed.
+fn relayed_client() -> Option<std::net::IpAddr> {
+    Some(std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2)))
 }
 
 impl Drop for Env {
@@ -44,6 +56,10 @@ impl Drop for Env {
 
 impl Env {
     async fn start(kind: S3Kind) -> Env {
+        Env::start_from(kind, None).await
+    }
+
+    async fn start_from(kind: S3Kind, source: Option<std::net::IpAddr>) -> Env {
         let s3 = TestS3::start(kind).await;
         s3.create_bucket(BUCKET).await;
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -64,7 +80,12 @@ impl Env {
         let gw = Gateway::start(config)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        Env { s3, gw, tls_dir }
+        Env {
+            s3,
+            gw,
+            tls_dir,
+            source,
+        }
     }
 
     fn user(&self) -> String {
@@ -72,14 +93,14 @@ impl Env {
     }
 
     async fn login(&self) -> Raw {
-        let mut raw = Raw::connect(self.gw.local_addr()).await;
+        let mut raw = Raw::connect_from(self.gw.local_addr(), self.source).await;
         raw.login(&self.user(), &self.s3.secret_key).await;
         raw
     }
 
     async fn login_tls(&self) -> Raw {
         let connector = rawftp::tls_trusting(&self.tls_dir.join(gateway::tls::CERT_FILE));
-        let mut raw = Raw::connect(self.gw.local_addr())
+        let mut raw = Raw::connect_from(self.gw.local_addr(), self.source)
             .await
             .auth_tls(connector)
             .await;
@@ -230,25 +251,33 @@ async fn trial(env: &Env, case: Case, i: usize, rng: &mut Rng, body: &[u8]) -> b
 }
 
 async fn run_cases(kind: S3Kind, cases: &[Case]) {
-    let env = Env::start(kind).await;
+    run_cases_from(kind, None, cases).await
+}
+
+async fn run_cases_from(kind: S3Kind, source: Option<std::net::IpAddr>, cases: &[Case]) {
+    let env = Env::start_from(kind, source).await;
+    let kind = format!(
+        "{kind:?}{}",
+        source.map(|s| format!(" from {s}")).unwrap_or_default()
+    );
     let body = data(UPLOAD, 40);
-    let mut rng = Rng::new(&format!("{kind:?}"));
+    let mut rng = Rng::new(&format!("{kind}"));
     let mut summary = Vec::new();
     for &case in cases {
         let mut left = 0;
         let trials = trials();
         for i in 0..trials {
-            eprintln!("{kind:?} {case:?} trial {i}");
+            eprintln!("{kind} {case:?} trial {i}");
             if trial(&env, case, i, &mut rng, &body).await {
                 left += 1;
             }
         }
         summary.push(format!(
-            "{kind:?} {case:?}: {trials} trials, {left} left something behind"
+            "{kind} {case:?}: {trials} trials, {left} left something behind"
         ));
         assert_eq!(
             left, 0,
-            "{kind:?} {case:?}: {left} of {trials} trials left something behind"
+            "{kind} {case:?}: {left} of {trials} trials left something behind"
         );
     }
     for line in summary {
@@ -275,6 +304,11 @@ async fn cancelled_uploads_leave_nothing_moto() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_relayed_uploads_leave_nothing_garage() {
+    run_cases_from(S3Kind::Garage, relayed_client(), &SOCKET_CASES).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_client_leaves_nothing_garage() {
     run_cases(S3Kind::Garage, &[Case::Killed]).await;
 }
@@ -288,7 +322,13 @@ async fn killed_client_leaves_nothing_moto() {
 /// uploads (plain and TLS).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn complete_uploads_still_commit() {
-    let env = Env::start(S3Kind::Garage).await;
+    for source in [None, relayed_client()] {
+        complete_uploads_commit_from(source).await;
+    }
+}
+
+async fn complete_uploads_commit_from(source: Option<std::net::IpAddr>) {
+    let env = Env::start_from(S3Kind::Garage, source).await;
     let body = data(12 * MIB + 3, 12);
     for tls in [false, true] {
         let mut ctl = if tls {
@@ -296,7 +336,7 @@ async fn complete_uploads_still_commit() {
         } else {
             env.login().await
         };
-        let key = format!("complete-{tls}.bin");
+        let key = format!("complete-{tls}-{source:?}.bin");
         let mut dc: DataConn = ctl.data(&format!("STOR {key}")).await;
         assert!(dc.write(&body).await);
         dc.finish().await;

@@ -370,10 +370,13 @@ async fn curl(
     )
 }
 
-/// FTPS data connections resume the control connection's TLS session (TLS 1.2 session ids,
-/// what FileZilla offers), and TLS 1.3 works with full handshakes on the data connections.
+/// FTPS data connections resume the control connection's TLS session, with TLS 1.2 (session
+/// ids) and TLS 1.3 (tickets), as FileZilla requires before it trusts a data connection. TLS 1.3
+/// tickets come on the control connection only: a data connection gets none (an upload-only
+/// client never reads them, and unread bytes turn its close into a reset).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ftps_data_connections_resume_the_tls_session() {
+    use std::sync::atomic::Ordering;
     use tokio_rustls::rustls::{self, HandshakeKind};
     let s3 = TestS3::start(S3Kind::Moto).await;
     s3.create_bucket(BUCKET).await;
@@ -381,27 +384,49 @@ async fn ftps_data_connections_resume_the_tls_session() {
     let tls = gateway::tls::load_or_create(&dir).unwrap_or_else(|e| panic!("{e}"));
     let gw = start(&s3, |c| c.tls = Some(tls)).await;
     let cert = dir.join(gateway::tls::CERT_FILE);
-    for (versions, want) in [
-        (&[&rustls::version::TLS12][..], HandshakeKind::Resumed),
-        (&[&rustls::version::TLS13][..], HandshakeKind::Full),
+    for versions in [
+        &[&rustls::version::TLS12][..],
+        &[&rustls::version::TLS13][..],
     ] {
-        let connector = rawftp::tls_trusting_versions(&cert, versions);
+        let tls13 = versions == [&rustls::version::TLS13];
+        let (connector, tickets) = rawftp::tls_counting_tickets(&cert, versions);
         let mut ctl = Raw::connect(gw.local_addr())
             .await
             .auth_tls(connector)
             .await;
         ctl.login(&user(&s3), &s3.secret_key).await;
+        let after_login = tickets.load(Ordering::SeqCst);
+        if tls13 {
+            assert_eq!(
+                after_login,
+                gateway::tls::CONTROL_TICKETS,
+                "tickets on the control connection"
+            );
+        }
         let mut dc = ctl.data("STOR resumed.txt").await;
-        assert_eq!(dc.handshake_kind(), Some(want), "{versions:?} upload");
+        assert_eq!(
+            dc.handshake_kind(),
+            Some(HandshakeKind::Resumed),
+            "{versions:?} upload"
+        );
         assert!(dc.write(b"over a resumed session\n").await);
         dc.finish().await;
         let (code, text) = ctl.reply().await;
         assert_eq!(code, 226, "{versions:?}: {text}");
         let mut dc = ctl.data("RETR resumed.txt").await;
-        assert_eq!(dc.handshake_kind(), Some(want), "{versions:?} download");
+        assert_eq!(
+            dc.handshake_kind(),
+            Some(HandshakeKind::Resumed),
+            "{versions:?} download"
+        );
         assert_eq!(dc.read_all().await, b"over a resumed session\n");
         let (code, text) = ctl.reply().await;
         assert_eq!(code, 226, "{versions:?}: {text}");
+        assert_eq!(
+            tickets.load(Ordering::SeqCst),
+            after_login,
+            "{versions:?}: no tickets on data connections"
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -92,6 +92,8 @@ class Results:
 
 R = Results()
 TLS = {"accepted": False}  # set when the server accepted AUTH TLS
+# How each TLS data connection's handshake went: True when it resumed the control session.
+RESUMED = []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -176,7 +178,8 @@ def code_of(exc_or_resp):
 
 
 def data_socket(ftp, mode):
-    """Opens a passive data connection with EPSV or PASV (always to 127.0.0.1)."""
+    """Opens a passive data connection with EPSV or PASV (always to 127.0.0.1, from the
+    control connection's own source address)."""
     if mode == "EPSV":
         resp = ftp.sendcmd("EPSV")
         if not resp.startswith("229"):
@@ -185,15 +188,27 @@ def data_socket(ftp, mode):
     else:
         resp = ftp.sendcmd("PASV")
         _host, port = ftplib.parse227(resp)
-    return socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+    return socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT, source_address=ftp.source_address)
 
 
 def secure_data(ftp, conn):
-    """After AUTH TLS + PROT P the data channel is TLS too; like ftplib, start the handshake
-    once the server has sent its 1xx reply to the transfer command."""
+    """After AUTH TLS + PROT P the data channel is TLS too; start the handshake once the server
+    has sent its 1xx reply to the transfer command, resuming the control connection's TLS
+    session as FileZilla does (it warns about a data connection that does not)."""
     if getattr(ftp, "_prot_p", False):
-        return ftp.context.wrap_socket(conn, server_hostname=ftp.host)
+        tls = ftp.context.wrap_socket(conn, server_hostname=ftp.host, session=ftp.sock.session)
+        RESUMED.append(tls.session_reused)
+        return tls
     return conn
+
+
+class ResumingFTP_TLS(ftplib.FTP_TLS):
+    """ftplib's FTP_TLS whose own transfers (storbinary, retrbinary, mlsd) resume the control
+    session on their data connections too."""
+
+    def ntransfercmd(self, cmd, rest=None):
+        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
+        return secure_data(self, conn), size
 
 
 def close_data(conn):
@@ -260,26 +275,27 @@ def expect_error(name, code_prefix, fn, *args):
 
 
 def mlsd_map(ftp, path=""):
-    # No `facts=`: ftplib would send OPTS MLST first, which FileZilla does not do when the FEAT
-    # MLST line lists no facts (and libunftp answers 501).
+    # No `facts=`: what FileZilla does; the facts are the session's selection (all by default).
     return {name: facts for name, facts in ftp.mlsd(path)}
 
 
-def connect(port, user, password, tls_ok=True):
+def connect(port, user, password, tls=True, source="127.0.0.1"):
+    """A logged-in ftplib session. With `tls` the server must accept AUTH TLS (every mode here
+    runs with FTPS on): a refusal is a failure, never a reason to skip the TLS checks.
+    `source` is the address control and data connections come from."""
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
-    ftp = ftplib.FTP_TLS(context=ctx, timeout=TIMEOUT, encoding="utf-8")
+    ftp = ResumingFTP_TLS(context=ctx, timeout=TIMEOUT, encoding="utf-8", source_address=(source, 0))
     welcome = ftp.connect("127.0.0.1", port)
-    tls = False
-    if tls_ok:
+    if tls:
         try:
             resp = ftp.auth()
-            tls = True
             TLS["accepted"] = True
             R.check("AUTH TLS accepted (234)", resp.startswith("234"), resp)
         except ftplib.error_perm as e:
-            R.check("AUTH TLS refused with 5xx", code_of(e).startswith("5"), str(e))
+            R.check("AUTH TLS accepted (234)", False, f"refused: {e}")
+            raise
     ftp.login(user, password, secure=False)
     if tls:
         ftp.prot_p()
@@ -291,6 +307,7 @@ def ftplib_filezilla(port, user, password):
     R.check("welcome is 220", welcome.startswith("220"), welcome)
     try:
         _filezilla_session(ftp)
+        _rfc3659_and_paths(ftp)
     finally:
         try:
             ftp.quit()
@@ -430,6 +447,57 @@ def _filezilla_session(ftp):
             ftp.delete("/tls-close-notify.bin")
         except ftplib.all_errors:
             pass
+
+
+def _rfc3659_and_paths(ftp):
+    """mlsd(facts=…) (OPTS MLST), paths shown after `CWD ..` at the root, and TLS resumption."""
+    ftp.cwd("/")
+    stor_via(ftp, "EPSV", "STOR /facts.txt", b"12345")
+    entries = dict(ftp.mlsd("/", facts=["type", "size"]))
+    facts = entries.get("facts.txt", {})
+    R.check("mlsd(facts=[type, size]) lists the file", facts.get("type") == "file" and facts.get("size") == "5", entries)
+    R.check("mlsd(facts=[type, size]) leaves modify out", "modify" not in facts, facts)
+    resp = ftp.sendcmd("OPTS MLST type;size;modify;")
+    R.check("OPTS MLST type;size;modify; -> 200 with the facts", resp == "200 MLST OPTS type;size;modify;", resp)
+    facts = dict(ftp.mlsd("/", facts=["type", "size", "modify"])).get("facts.txt", {})
+    R.check("mlsd(facts=[..., modify]) has modify again", bool(MODIFY_RE.match(facts.get("modify", ""))), facts)
+    ftp.delete("/facts.txt")
+    for cmd in ["CWD ..", "CWD ../../..", "CWD /./../.."]:
+        resp = ftp.sendcmd(cmd)
+        R.check(f"{cmd} at the root -> 250", resp.startswith("250") and ".." not in resp, resp)
+        R.check(f"PWD after {cmd} at the root is /", ftp.pwd() == "/", ftp.pwd())
+    resp = ftp.sendcmd("MKD a/../made here")
+    R.check("MKD a/../made here -> 257 \"/made here\"", resp.startswith('257 "/made here"'), resp)
+    ftp.rmd("/made here")
+    if TLS["accepted"]:
+        R.check(
+            "every TLS data connection resumed the control session",
+            bool(RESUMED) and all(RESUMED),
+            f"{RESUMED.count(True)} of {len(RESUMED)} resumed",
+        )
+
+
+def relayed_client(port, user, password):
+    """A client not on 127.0.0.1 (here 127.0.0.2): its data connections are relayed by the
+    gateway; listing, upload, download and resumption must work the same."""
+    for tls in (False, True):
+        ftp, _ = connect(port, user, password, tls=tls, source="127.0.0.2")
+        kind = "FTPS" if tls else "FTP"
+        try:
+            data = secrets.token_bytes(2 * MiB + 99)
+            resp = stor_via(ftp, "EPSV", f"STOR /relayed-{kind}.bin", data)
+            R.check(f"from 127.0.0.2 over {kind}: STOR -> 226", resp.startswith("226"), resp)
+            R.check(f"from 127.0.0.2 over {kind}: RETR via PASV is the same", retr_via(ftp, "PASV", f"RETR /relayed-{kind}.bin") == data)
+            R.check(f"from 127.0.0.2 over {kind}: MLSD lists it", f"relayed-{kind}.bin" in mlsd_map(ftp, "/"))
+            resp = ftp.sendcmd("PASV")
+            host, _p = ftplib.parse227(resp)
+            R.check(f"from 127.0.0.2 over {kind}: PASV announces the address the client reached", host == "127.0.0.1", resp)
+            ftp.delete(f"/relayed-{kind}.bin")
+        finally:
+            try:
+                ftp.quit()
+            except ftplib.all_errors:
+                ftp.close()
 
 
 def ftplib_wrong_password(port, user):
@@ -619,6 +687,7 @@ def lftp_tests(port, user, password, work):
 def run_clients(gw, user, password, work):
     R.section("ftplib FileZilla sequence", ftplib_filezilla, gw.port, user, password)
     R.section("ftplib wrong password", ftplib_wrong_password, gw.port, user)
+    R.section("ftplib from 127.0.0.2 (relayed data connections)", relayed_client, gw.port, user, password)
     if shutil.which("curl"):
         R.section("curl", curl_tests, gw.port, user, password, work)
     else:

@@ -15,8 +15,14 @@ use gateway::{Addressing, Gateway, GatewayConfig, Provider, S3Settings, Transfer
 ///
 /// Log in with user `ACCESS_KEY_ID/bucket` and the secret key as password.
 #[derive(Debug, Parser)]
-#[command(name = "bucketftp-server", version)]
+#[command(
+    name = "bucketftp-server",
+    version,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// FTP listen address.
     #[arg(long, default_value = "127.0.0.1:2048")]
     listen: SocketAddr,
@@ -110,6 +116,64 @@ struct Cli {
     log_level: String,
 }
 
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Prints a FileZilla Site Manager file for a login on this server (in FileZilla:
+    /// File › Import…). It asks for the password unless --include-secret is given.
+    FilezillaSite(SiteArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct SiteArgs {
+    /// The login, ACCESS_KEY_ID/bucket.
+    #[arg(long)]
+    user: String,
+    /// The host FileZilla connects to.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// The server's FTP port.
+    #[arg(long, default_value_t = 2048)]
+    port: u16,
+    /// The site's name in FileZilla's Site Manager.
+    #[arg(long, default_value = "BucketFTP")]
+    name: String,
+    /// The server runs with --no-tls: the site uses plain FTP (uploads stopped in the client
+    /// cannot be told from finished ones).
+    #[arg(long)]
+    plain_ftp: bool,
+    /// Store the secret key in the site, read from the first line of standard input (never
+    /// from the command line).
+    #[arg(long)]
+    include_secret: bool,
+}
+
+fn filezilla_site(args: &SiteArgs) -> Result<()> {
+    gateway::auth::parse_login(&args.user).with_context(|| format!("--user {:?}", args.user))?;
+    let secret = if args.include_secret {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("cannot read the secret key from standard input")?;
+        let secret = line.trim_end_matches(['\r', '\n']).to_owned();
+        if secret.is_empty() {
+            bail!("--include-secret: standard input held no secret key");
+        }
+        Some(secret)
+    } else {
+        None
+    };
+    let site = gateway::filezilla::Site {
+        name: args.name.clone(),
+        host: args.host.clone(),
+        port: args.port,
+        user: args.user.clone(),
+        secret,
+        explicit_tls: !args.plain_ftp,
+    };
+    print!("{}", gateway::filezilla::site_manager_xml(&[site]));
+    Ok(())
+}
+
 fn data_dir(cli: &Cli) -> Result<PathBuf> {
     if let Some(d) = &cli.data_dir {
         return Ok(d.clone());
@@ -139,6 +203,9 @@ async fn resolve_masquerade(host: &str) -> Result<std::net::Ipv4Addr> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
+    if let Some(Command::FilezillaSite(args)) = &cli.command {
+        return filezilla_site(args);
+    }
     gateway::logging::init(&cli.log_level);
 
     if !cli.listen.ip().is_loopback() {

@@ -91,7 +91,9 @@ pub async fn loopback_pair(ip: IpAddr) -> io::Result<(TcpStream, TcpStream)> {
     })?;
     let (theirs, from) = accepted;
     if from != ours.local_addr()? {
-        return Err(io::Error::other("another process connected to the loopback listener"));
+        return Err(io::Error::other(
+            "another process connected to the loopback listener",
+        ));
     }
     ours.set_nodelay(true)?;
     theirs.set_nodelay(true)?;
@@ -572,7 +574,9 @@ impl Relay {
                     let ip = match (self.cfg.masquerade, self.local.ip()) {
                         (Some(m), _) => m,
                         (None, IpAddr::V4(v4)) => v4,
-                        (None, IpAddr::V6(v6)) => v6.to_ipv4_mapped().unwrap_or(Ipv4Addr::UNSPECIFIED),
+                        (None, IpAddr::V6(v6)) => {
+                            v6.to_ipv4_mapped().unwrap_or(Ipv4Addr::UNSPECIFIED)
+                        }
                     };
                     wire::format_227(ip, port).into_bytes()
                 }
@@ -628,19 +632,40 @@ mod tests {
     fn decisions() {
         assert_eq!(decide(&cmd("AUTH TLS"), OPEN), Action::StartTls);
         assert_eq!(decide(&cmd("auth ssl"), OPEN), Action::StartTls);
-        assert!(matches!(decide(&cmd("AUTH GSSAPI"), OPEN), Action::Answer(r) if r.starts_with("504")));
-        let tls = Protection { control_tls: true, ..OPEN };
+        assert!(
+            matches!(decide(&cmd("AUTH GSSAPI"), OPEN), Action::Answer(r) if r.starts_with("504"))
+        );
+        let tls = Protection {
+            control_tls: true,
+            ..OPEN
+        };
         assert!(matches!(decide(&cmd("AUTH TLS"), tls), Action::Answer(r) if r.starts_with("503")));
-        let no_tls = Protection { tls_available: false, ..OPEN };
+        let no_tls = Protection {
+            tls_available: false,
+            ..OPEN
+        };
         assert_eq!(decide(&cmd("AUTH TLS"), no_tls), Action::Forward);
         assert_eq!(decide(&cmd("USER a/b"), OPEN), Action::Forward);
-        let required = Protection { tls_required: true, ..OPEN };
-        assert!(matches!(decide(&cmd("USER a/b"), required), Action::Answer(r) if r.starts_with("534")));
-        assert!(matches!(decide(&cmd("PASS x"), required), Action::Answer(r) if r.starts_with("534")));
-        let logged = Protection { control_tls: true, ..required };
+        let required = Protection {
+            tls_required: true,
+            ..OPEN
+        };
+        assert!(
+            matches!(decide(&cmd("USER a/b"), required), Action::Answer(r) if r.starts_with("534"))
+        );
+        assert!(
+            matches!(decide(&cmd("PASS x"), required), Action::Answer(r) if r.starts_with("534"))
+        );
+        let logged = Protection {
+            control_tls: true,
+            ..required
+        };
         assert_eq!(decide(&cmd("USER a/b"), logged), Action::Forward);
         assert!(matches!(decide(&cmd("EPSV"), logged), Action::Answer(r) if r.starts_with("534")));
-        let private = Protection { data_tls: true, ..logged };
+        let private = Protection {
+            data_tls: true,
+            ..logged
+        };
         assert_eq!(decide(&cmd("EPSV"), private), Action::Forward);
         assert_eq!(decide(&cmd("PASV"), OPEN), Action::Forward);
         assert!(matches!(
@@ -654,10 +679,19 @@ mod tests {
     #[test]
     fn data_path_by_client_address() {
         let (ip, path) = inner_address("127.0.0.1".parse().unwrap());
-        assert_eq!((ip.to_string().as_str(), path), ("127.0.0.1", DataPath::Direct));
+        assert_eq!(
+            (ip.to_string().as_str(), path),
+            ("127.0.0.1", DataPath::Direct)
+        );
         assert_eq!(inner_address("::1".parse().unwrap()).1, DataPath::Direct);
         let (ip, path) = inner_address("127.0.0.2".parse().unwrap());
-        assert_eq!((ip.to_string().as_str(), path), ("127.0.0.1", DataPath::Relayed));
-        assert_eq!(inner_address("192.0.2.7".parse().unwrap()).1, DataPath::Relayed);
+        assert_eq!(
+            (ip.to_string().as_str(), path),
+            ("127.0.0.1", DataPath::Relayed)
+        );
+        assert_eq!(
+            inner_address("192.0.2.7".parse().unwrap()).1,
+            DataPath::Relayed
+        );
     }
 }

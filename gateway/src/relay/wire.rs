@@ -186,9 +186,7 @@ pub struct ReplyAssembler {
 
 fn code_of(line: &[u8]) -> Option<[u8; 3]> {
     let c = line.get(..3)?;
-    c.iter()
-        .all(u8::is_ascii_digit)
-        .then(|| [c[0], c[1], c[2]])
+    c.iter().all(u8::is_ascii_digit).then(|| [c[0], c[1], c[2]])
 }
 
 impl ReplyAssembler {
@@ -253,7 +251,10 @@ pub fn rewrite_257(text: &str) -> String {
             quote(&normalise_shown_path(path))
         )
     } else {
-        format!("257 {} created\r\n", quote(&normalise_shown_path(text.trim())))
+        format!(
+            "257 {} created\r\n",
+            quote(&normalise_shown_path(text.trim()))
+        )
     }
 }
 
@@ -322,17 +323,17 @@ mod tests {
         assert_eq!((c.verb.as_str(), c.arg.as_str()), ("PWD", ""));
         let pass = parse_command(b"PASS hunter2\r\n").unwrap();
         assert_eq!(loggable(&pass), "PASS ****");
-        assert_eq!(
-            loggable(&parse_command(b"CWD /a\r\n").unwrap()),
-            "CWD /a"
-        );
+        assert_eq!(loggable(&parse_command(b"CWD /a\r\n").unwrap()), "CWD /a");
     }
 
     #[test]
     fn opts_mlst_selection() {
         let c = parse_command(b"OPTS MLST type;size;modify;\r\n").unwrap();
         let arg = opts_mlst_arg(&c).unwrap();
-        assert_eq!(opts_mlst(arg), (Facts::ALL, "200 MLST OPTS type;size;modify;\r\n".into()));
+        assert_eq!(
+            opts_mlst(arg),
+            (Facts::ALL, "200 MLST OPTS type;size;modify;\r\n".into())
+        );
         let (f, reply) = opts_mlst("Size;unix.mode;TYPE;");
         assert_eq!(reply, "200 MLST OPTS type;size;\r\n");
         assert!(f.contains(Facts::SIZE) && !f.contains(Facts::MODIFY));
@@ -383,16 +384,25 @@ mod tests {
 
     #[test]
     fn shown_paths_are_normalised() {
-        assert_eq!(rewrite_257("\"/../../..\""), "257 \"/\" is the current directory\r\n");
+        assert_eq!(
+            rewrite_257("\"/../../..\""),
+            "257 \"/\" is the current directory\r\n"
+        );
         assert_eq!(
             rewrite_257("\"/a/./b/../c\" is current"),
             "257 \"/a/c\" is the current directory\r\n"
         );
         assert_eq!(rewrite_257("/x/../new dir"), "257 \"/new dir\" created\r\n");
-        assert_eq!(rewrite_257("/say \"hi\""), "257 \"/say \"\"hi\"\"\" created\r\n");
+        assert_eq!(
+            rewrite_257("/say \"hi\""),
+            "257 \"/say \"\"hi\"\"\" created\r\n"
+        );
         assert_eq!(normalise_shown_path("//a\\b/."), "/a/b");
         assert_eq!(
-            rewrite_mlst_entry(" type=dir;size=0;modify=20240101000000; /a/..\r\n", Facts::ALL),
+            rewrite_mlst_entry(
+                " type=dir;size=0;modify=20240101000000; /a/..\r\n",
+                Facts::ALL
+            ),
             " type=dir;size=0;modify=20240101000000; /\r\n"
         );
         assert_eq!(
@@ -413,7 +423,13 @@ mod tests {
             "227 Entering Passive Mode (10,0,0,5,195,81)\r\n"
         );
         assert_eq!(parse_227("Entering Passive Mode (1,2,3)"), None);
-        assert_eq!(parse_229("Entering Extended Passive Mode (|||50001|)"), Some(50001));
-        assert_eq!(format_229(7), "229 Entering Extended Passive Mode (|||7|)\r\n");
+        assert_eq!(
+            parse_229("Entering Extended Passive Mode (|||50001|)"),
+            Some(50001)
+        );
+        assert_eq!(
+            format_229(7),
+            "229 Entering Extended Passive Mode (|||7|)\r\n"
+        );
     }
 }

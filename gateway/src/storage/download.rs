@@ -72,8 +72,7 @@ pub async fn open(
         }
     };
     let size = out.content_length().map(|l| l.max(0) as u64);
-    let tracker =
-        TransferTracker::start(
+    let tracker = TransferTracker::start(
         events,
         session,
         Direction::Download,

@@ -754,10 +754,8 @@ impl StorageBackend<S3User> for S3Backend {
         // MLSD lines show `modify` only when the client selected it (`OPTS MLST`); libunftp
         // leaves the fact out when the time is unknown. LIST always shows the time.
         let tap = &self.conn.tap;
-        let show_modify = !tap.listing_is_mlsd()
-            || tap
-                .facts()
-                .contains(crate::relay::wire::Facts::MODIFY);
+        let show_modify =
+            !tap.listing_is_mlsd() || tap.facts().contains(crate::relay::wire::Facts::MODIFY);
         Ok(entries
             .into_iter()
             .map(|e| Fileinfo {
@@ -787,7 +785,8 @@ impl StorageBackend<S3User> for S3Backend {
             start_pos,
             &self.conn.tap,
         )
-        .await {
+        .await
+        {
             Ok(r) => Ok(r),
             Err(f) => Err(self.refuse_transfer(started, mark, f).await),
         }

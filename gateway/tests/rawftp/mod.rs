@@ -4,7 +4,7 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +22,23 @@ pub struct Raw {
     ctl: BufReader<Box<dyn Io>>,
     addr: SocketAddr,
     tls: Option<TlsConnector>,
+    /// The local address control and data connections are made from, when not the default.
+    source: Option<IpAddr>,
+}
+
+/// A TCP connection to `addr` from `source` (any port), or from the default address.
+pub async fn connect_from(addr: SocketAddr, source: Option<IpAddr>) -> std::io::Result<TcpStream> {
+    match source {
+        None => TcpStream::connect(addr).await,
+        Some(ip) => {
+            let socket = match ip {
+                IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+                IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+            };
+            socket.bind(SocketAddr::new(ip, 0))?;
+            socket.connect(addr).await
+        }
+    }
 }
 
 /// A TLS client config that trusts exactly `cert_pem` (the gateway's certificate).
@@ -52,6 +69,69 @@ pub fn tls_trusting_versions(
     TlsConnector::from(Arc::new(config))
 }
 
+/// Like [`tls_trusting_versions`], and counts the TLS 1.3 tickets the server sends on every
+/// connection made with it.
+pub fn tls_counting_tickets(
+    cert_pem: &std::path::Path,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> (TlsConnector, Arc<std::sync::atomic::AtomicUsize>) {
+    let base = tls_trusting_versions(cert_pem, versions);
+    let mut config = base.config().as_ref().clone();
+    let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    config.resumption = rustls::client::Resumption::store(Arc::new(CountingStore {
+        inner: rustls::client::ClientSessionMemoryCache::new(64),
+        tickets: counter.clone(),
+    }));
+    (TlsConnector::from(Arc::new(config)), counter)
+}
+
+/// A client session store that counts the TLS 1.3 tickets it is given.
+#[derive(Debug)]
+struct CountingStore {
+    inner: rustls::client::ClientSessionMemoryCache,
+    tickets: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl rustls::client::ClientSessionStore for CountingStore {
+    fn set_kx_hint(&self, name: ServerName<'static>, group: rustls::NamedGroup) {
+        self.inner.set_kx_hint(name, group)
+    }
+    fn kx_hint(&self, name: &ServerName<'_>) -> Option<rustls::NamedGroup> {
+        self.inner.kx_hint(name)
+    }
+    fn set_tls12_session(
+        &self,
+        name: ServerName<'static>,
+        value: rustls::client::Tls12ClientSessionValue,
+    ) {
+        self.inner.set_tls12_session(name, value)
+    }
+    fn tls12_session(
+        &self,
+        name: &ServerName<'_>,
+    ) -> Option<rustls::client::Tls12ClientSessionValue> {
+        self.inner.tls12_session(name)
+    }
+    fn remove_tls12_session(&self, name: &ServerName<'static>) {
+        self.inner.remove_tls12_session(name)
+    }
+    fn insert_tls13_ticket(
+        &self,
+        name: ServerName<'static>,
+        value: rustls::client::Tls13ClientSessionValue,
+    ) {
+        self.tickets
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.insert_tls13_ticket(name, value)
+    }
+    fn take_tls13_ticket(
+        &self,
+        name: &ServerName<'static>,
+    ) -> Option<rustls::client::Tls13ClientSessionValue> {
+        self.inner.take_tls13_ticket(name)
+    }
+}
+
 fn server_name() -> ServerName<'static> {
     ServerName::try_from("127.0.0.1").unwrap_or_else(|e| panic!("{e}"))
 }
@@ -59,13 +139,20 @@ fn server_name() -> ServerName<'static> {
 impl Raw {
     /// Connects and reads the greeting.
     pub async fn connect(addr: SocketAddr) -> Raw {
-        let s = TcpStream::connect(addr)
+        Raw::connect_from(addr, None).await
+    }
+
+    /// Connects from `source` (e.g. 127.0.0.2, a client the gateway relays data for) and
+    /// reads the greeting; data connections come from `source` too.
+    pub async fn connect_from(addr: SocketAddr, source: Option<IpAddr>) -> Raw {
+        let s = connect_from(addr, source)
             .await
             .unwrap_or_else(|e| panic!("connect: {e}"));
         let mut raw = Raw {
             ctl: BufReader::new(Box::new(s)),
             addr,
             tls: None,
+            source,
         };
         let (code, text) = raw.reply().await;
         assert_eq!(code, 220, "greeting: {text}");
@@ -117,29 +204,8 @@ impl Raw {
         self.reply().await
     }
 
-    /// AUTH TLS, then PBSZ 0 + PROT P after login.
-    ///
-    /// libunftp 0.24 switches the control channel to TLS from a task it spawns after the
-    /// `234` reply; when the client's ClientHello wins that race, libunftp reads it as a
-    /// command and the handshake fails (measured: about 1 session in 1,500 on a loaded
-    /// 2-core machine; ARCHITECTURE.md, Known limits). FileZilla then reconnects, and so
-    /// does this client, once, saying so.
-    pub async fn auth_tls(self, connector: TlsConnector) -> Raw {
-        let addr = self.addr;
-        match self.try_auth_tls(connector.clone()).await {
-            Ok(raw) => raw,
-            Err(e) => {
-                eprintln!("[rawftp] TLS handshake after AUTH TLS failed ({e}); reconnecting once");
-                Raw::connect(addr)
-                    .await
-                    .try_auth_tls(connector)
-                    .await
-                    .unwrap_or_else(|e| panic!("TLS handshake (second try): {e}"))
-            }
-        }
-    }
-
-    async fn try_auth_tls(mut self, connector: TlsConnector) -> Result<Raw, String> {
+    /// AUTH TLS; `login` then sends PBSZ 0 + PROT P.
+    pub async fn auth_tls(mut self, connector: TlsConnector) -> Raw {
         let (code, text) = self.cmd("AUTH TLS").await;
         assert_eq!(code, 234, "{text}");
         let plain = self.ctl.into_inner();
@@ -148,13 +214,41 @@ impl Raw {
             connector.connect(server_name(), plain),
         )
         .await
-        .map_err(|_| "no handshake within 10 s".to_owned())?
-        .map_err(|e| e.to_string())?;
-        Ok(Raw {
+        .unwrap_or_else(|_| panic!("no TLS handshake within 10 s"))
+        .unwrap_or_else(|e| panic!("TLS handshake after AUTH TLS: {e}"));
+        Raw {
             ctl: BufReader::new(Box::new(tls)),
             addr: self.addr,
             tls: Some(connector),
-        })
+            source: self.source,
+        }
+    }
+
+    /// AUTH TLS with the ClientHello sent right behind the command, before the `234` is read
+    /// (both in one write when the kernel allows): the server must not read the ClientHello
+    /// as a command.
+    pub async fn auth_tls_pipelined(self, connector: TlsConnector) -> Raw {
+        let stream = PipelinedAuth {
+            inner: self.ctl.into_inner(),
+            pending: b"AUTH TLS\r\n".to_vec(),
+            reply: Vec::new(),
+            reply_done: false,
+        };
+        let tls = tokio::time::timeout(
+            Duration::from_secs(10),
+            connector.connect(server_name(), stream),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("no TLS handshake within 10 s"))
+        .unwrap_or_else(|e| panic!("TLS handshake with a pipelined ClientHello: {e}"));
+        let reply = String::from_utf8_lossy(&tls.get_ref().0.reply).into_owned();
+        assert!(reply.starts_with("234 "), "AUTH TLS reply: {reply:?}");
+        Raw {
+            ctl: BufReader::new(Box::new(tls)),
+            addr: self.addr,
+            tls: Some(connector),
+            source: self.source,
+        }
     }
 
     /// USER + PASS + TYPE I (+ PBSZ/PROT under TLS); panics unless logged in.
@@ -194,7 +288,7 @@ impl Raw {
     /// Opens a passive data connection and sends `cmd` (STOR x, RETR x, ...), expecting 150.
     pub async fn data(&mut self, cmd: &str) -> DataConn {
         let port = self.epsv().await;
-        let tcp = TcpStream::connect(SocketAddr::new(self.addr.ip(), port))
+        let tcp = connect_from(SocketAddr::new(self.addr.ip(), port), self.source)
             .await
             .unwrap_or_else(|e| panic!("data connect: {e}"));
         let (code, text) = self.cmd(cmd).await;
@@ -324,5 +418,78 @@ impl Rng {
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         lo + self.0 % (hi - lo).max(1)
+    }
+}
+
+/// A stream that writes `pending` (the AUTH TLS line) in front of the first write (the
+/// ClientHello), and on the read side takes the `234` reply line off before TLS sees bytes.
+struct PipelinedAuth {
+    inner: Box<dyn Io>,
+    pending: Vec<u8>,
+    reply: Vec<u8>,
+    reply_done: bool,
+}
+
+impl AsyncWrite for PipelinedAuth {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        use std::task::Poll;
+        if !self.pending.is_empty() {
+            let mut joined = std::mem::take(&mut self.pending);
+            let command = joined.len();
+            joined.extend_from_slice(buf);
+            return match std::pin::Pin::new(&mut self.inner).poll_write(cx, &joined) {
+                Poll::Ready(Ok(n)) if n >= command => Poll::Ready(Ok(n - command)),
+                Poll::Ready(Ok(n)) => {
+                    self.pending = joined[n..command].to_vec();
+                    Poll::Ready(Ok(0))
+                }
+                other => {
+                    self.pending = joined[..command].to_vec();
+                    other
+                }
+            };
+        }
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+impl AsyncRead for PipelinedAuth {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::task::Poll;
+        while !self.reply_done {
+            let mut byte = [0u8; 1];
+            let mut one = tokio::io::ReadBuf::new(&mut byte);
+            match std::pin::Pin::new(&mut self.inner).poll_read(cx, &mut one) {
+                Poll::Ready(Ok(())) if one.filled().is_empty() => return Poll::Ready(Ok(())),
+                Poll::Ready(Ok(())) => {
+                    self.reply.push(byte[0]);
+                    if byte[0] == b'\n' {
+                        self.reply_done = true;
+                    }
+                }
+                other => return other,
+            }
+        }
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
