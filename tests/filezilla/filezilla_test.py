@@ -45,12 +45,12 @@ import datetime
 import ftplib
 import hashlib
 import hmac
-import io
 import os
 import re
 import secrets
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -476,16 +476,29 @@ class FileZilla:
             NO_AT_BRIDGE="1",
             GTK_A11Y="none",
         )
-        with open(self.stderr, "wb") as errf:
-            self.proc = subprocess.Popen(
-                ["filezilla", *args],
-                cwd=self.home,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=errf,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        for attempt in (1, 2):
+            with open(self.stderr, "ab") as errf:
+                self.proc = subprocess.Popen(
+                    ["filezilla", *args],
+                    cwd=self.home,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=errf,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and self.alive() and not self.find_main_window():
+                time.sleep(0.2)
+            if self.alive() and self.main_window:
+                return
+            # Seen once under load: "Unable to initialize GTK+, is DISPLAY set properly?" right
+            # at start-up although the display answers. Start it once more.
+            with open(self.stderr, "r", errors="replace") as f:
+                err = f.read().strip()
+            self.stop()
+            out(f"  (FileZilla did not come up, attempt {attempt}: {err.splitlines()[-1] if err else 'no output'})")
+        raise RuntimeError(f"FileZilla did not start; see {self.stderr}")
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -552,11 +565,10 @@ def response_after(msgs, command):
 class Dialogs:
     """Handles FileZilla's dialogs as they come, the way a person answers them."""
 
-    def __init__(self, fz, password, expect_fingerprint):
+    def __init__(self, fz, password):
         self.fz = fz
         self.x = fz.x
         self.password = password
-        self.expect_fingerprint = expect_fingerprint
         self.seen = []  # (title, what we did)
         self.insecure = 0
         self.unknown_cert = 0
@@ -690,7 +702,7 @@ def scenario_upload(ctx):
     write_site_manager(home, xml_text)
 
     fz.start("-c", f"0/{SITE_NAME}", "-a", local)
-    dialogs = Dialogs(fz, password, ctx["fingerprint"])
+    dialogs = Dialogs(fz, password)
     listed = dialogs.wait_log(r'^Status: Directory listing of "/" successful', DIALOG_TIMEOUT + 30)
     x.screenshot("upload-root-listed")
     R.check(
@@ -753,6 +765,7 @@ def data_handshakes(entries):
 
 
 def check_log(fz, dialogs, upload):
+    out(f"  dialogs answered: {'; '.join(f'{t}: {what}' for t, what in dialogs.seen) or 'none'}")
     msgs = fz.messages()
     R.check("log: Status: Logged in", "Status: Logged in" in msgs, "no such line")
     resp = response_after(msgs, "OPTS UTF8 ON")
@@ -848,7 +861,7 @@ def scenario_export_import(ctx):
     ctx["filezillas"].append(fz)
     write_site_manager(home, xml_text)
     fz.start("-c", f"0/{name}")
-    dialogs = Dialogs(fz, password, ctx["fingerprint"])
+    dialogs = Dialogs(fz, password)
     listed = dialogs.wait_log(r'^Status: Directory listing of "/" successful', DIALOG_TIMEOUT + 30)
     x.screenshot("import-root-listed")
     if logon == "2":
@@ -912,6 +925,23 @@ def report_tls_lines(fz):
         out(f"    log line x{n}: {m}")
 
 
+def passive_window(size=100):
+    """The first port of a random window of `size` ports on 127.0.0.1 that are all free now."""
+    for _ in range(50):
+        base = 50000 + secrets.randbelow(150) * 100
+        free = True
+        for port in range(base, base + size):
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    free = False
+                    break
+        if free:
+            return base
+    raise RuntimeError("no free 100-port window for passive mode in 50000-64999")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     default_bin = os.environ.get("BUCKETFTP_SERVER") or os.path.join(REPO, "target", "debug", "bucketftp-server")
@@ -949,14 +979,17 @@ def main():
             display = xvfb.display
         x = X(display)
         ctx["x"] = x
-        out(f"display {display}; server {a.server}")
+        deadline = time.monotonic() + 10
+        while x.xdo("getdisplaygeometry", check=False).strip() == "" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        out(f"display {display} ({x.xdo('getdisplaygeometry', check=False).strip()}); server {a.server}")
 
         garage = s3servers.Garage()
         add_secret(garage.secret_key)
         secs = garage.start()
         garage.create_bucket(BUCKET)
         out(f"garage ready in {secs * 1000:.0f} ms")
-        base = 50000 + secrets.randbelow(90) * 100  # a random 100-port passive window
+        base = passive_window()
         gw_dir = os.path.join(OUT, "gateway")
         os.makedirs(gw_dir, exist_ok=True)
         gw = ftp_clients.Gateway(
