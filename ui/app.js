@@ -251,6 +251,7 @@ async function renderSettings() {
   $("st-parts-in-flight").value = s.parts_in_flight;
   $("st-read-only").checked = s.read_only;
   $("st-allow-delete").checked = s.allow_delete;
+  $("st-require-tls").checked = s.require_tls;
   $("st-start-server").checked = s.start_server_on_launch;
   $("st-start-at-login").checked = s.start_at_login;
   fillProfileSelect($("st-default-profile"), s.default_profile);
@@ -263,6 +264,7 @@ async function saveSettings(ev) {
     listen_port: Number($("st-listen-port").value), passive_ports: $("st-passive-ports").value,
     part_size_mib: Number($("st-part-size").value), parts_in_flight: Number($("st-parts-in-flight").value),
     read_only: $("st-read-only").checked, allow_delete: $("st-allow-delete").checked,
+    require_tls: $("st-require-tls").checked,
     start_server_on_launch: $("st-start-server").checked, start_at_login: $("st-start-at-login").checked,
     language: $("st-language").value, default_profile: $("st-default-profile").value,
   };

@@ -535,6 +535,12 @@ impl Core {
             allow_delete: s.allow_delete,
         };
         config.tls = self.tls.clone();
+        if s.require_tls && self.tls.is_none() {
+            return Err(
+                "\"Require TLS\" is on but FTPS is off (no certificate), so no one could log in: turn \"Require TLS\" off in Settings".to_owned(),
+            );
+        }
+        config.require_tls = s.require_tls;
         let local = self
             .local_login
             .as_ref()

@@ -107,6 +107,7 @@ fn commands_drive_the_app_through_ipc() {
     // The server starts and stops through commands.
     let port = common::free_port();
     let mut settings = h.ok("get_settings", json!({}));
+    assert_eq!(settings["require_tls"], false);
     settings["listen_port"] = json!(port);
     settings["passive_ports"] = json!("41000-41100");
     let saved = h.ok("save_settings", json!({ "settings": settings }));
