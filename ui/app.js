@@ -228,6 +228,7 @@ async function renderActivity() {
       el("td", { textContent: t("dir." + x.direction) }), el("td", { className: "mono", textContent: x.name, title: x.path }),
       el("td", { textContent: fmtBytes(x.bytes) + (x.size != null ? " / " + fmtBytes(x.size) : "") }), el("td", {}, progress),
       el("td", { textContent: fmtBytes(x.speed_bps) + "/s" }), el("td", { className: "outcome-" + o.state, textContent: outcome })));
+    if (x.insecure) tb.append(el("tr", { className: "insecure-note" }, el("td", { colSpan: 6, textContent: "⚠ " + t("activity.insecure_upload") })));
   }
   const eb = $("errors-list"); eb.replaceChildren();
   if (!a.errors.length) eb.append(el("li", { className: "none", textContent: t("activity.none_errors") }));

@@ -158,7 +158,11 @@ async fn first_run_serves_this_computer_over_ftp_and_reports_activity() {
     for _ in 0..50 {
         let a = f.core.activity();
         if a.transfers.iter().any(|t| {
-            t.name == "hello 你好.txt" && t.outcome == Outcome::Done && t.bytes == body.len() as u64
+            t.name == "hello 你好.txt"
+                && t.outcome == Outcome::Done
+                && t.bytes == body.len() as u64
+                // A plain-FTP upload: the window marks the risk.
+                && t.insecure
         }) && a.log.iter().any(|l| l.key == "log.logged_in")
         {
             done = true;

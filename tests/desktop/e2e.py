@@ -270,6 +270,8 @@ def step_activity(r):
         r.until(lambda d: "e2e-upload.txt" in r.text("transfers-body") and "Done" in r.text("transfers-body"), 20,
                 "finished transfer in Activity")
         assert "e2e-upload.txt" in ftp.nlst(), "upload not listed"
+        # curl uploaded over plain FTP: the row says what that risks.
+        assert "Plain FTP" in r.text("transfers-body"), "no plain-FTP note on the upload"
         r.shot("05-activity")
         assert "logged in" in r.text("log-tail")
     finally:
