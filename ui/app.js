@@ -184,11 +184,13 @@ async function renderConnect() {
   try {
     const c = await invoke("connect_info", { profile_id: id });
     $("cn-protocol").textContent = c.fingerprint ? t("connect.protocol_value") : t("connect.protocol_plain");
+    $("cn-encryption").textContent = c.fingerprint ? t("connect.encryption_tls") : t("connect.encryption_plain");
     $("cn-host").textContent = c.host;
     $("cn-port").textContent = String(c.port);
     $("cn-user").textContent = c.user + (c.bucket_missing ? " " + t("connect.no_bucket") : "");
     $("cn-url").textContent = c.url;
     $("cn-fp-row").hidden = !c.fingerprint;
+    $("cn-fp-hint-row").hidden = !c.fingerprint;
     $("cn-fingerprint").textContent = c.fingerprint || "";
     $("cn-stopped").hidden = c.running;
     if (!state.revealed) $("cn-password").textContent = c.has_secret ? "••••••••" : t("connect.no_secret");
@@ -201,6 +203,15 @@ async function toggleReveal() {
     try { const s = await invoke("reveal_secret", { profile_id: state.connectId }); $("cn-password").textContent = s ?? t("connect.no_secret"); }
     catch (e) { $("cn-password").textContent = errorText(e); }
   } else { renderConnect(); }
+}
+async function exportSites() {
+  try {
+    const r = await invoke("export_filezilla_sites", { include_secrets: $("cn-export-secrets").checked });
+    const lines = [t("connect.exported", { sites: r.sites, path: r.path }), t("connect.import_hint")];
+    if (r.with_secrets) lines.push(t("connect.exported_secrets"));
+    if (r.skipped.length) lines.push(t("connect.export_skipped", { names: r.skipped.join(", ") }));
+    setMessage($("cn-export-message"), lines.join("\n"), "ok");
+  } catch (e) { setMessage($("cn-export-message"), errorText(e), "bad"); }
 }
 async function copyField(field) {
   try { await invoke("copy_field", { profile_id: state.connectId, field }); setMessage($("cn-message"), t("connect.copied"), "ok"); }
@@ -300,11 +311,13 @@ async function main() {
   $("pf-cancel").onclick = () => { $("profile-form").hidden = true; };
   $("cn-profile").onchange = () => { state.revealed = false; $("cn-reveal").textContent = t("connect.show"); renderConnect(); };
   $("cn-reveal").onclick = toggleReveal;
+  $("cn-export").onclick = exportSites;
   document.querySelectorAll("button.copy").forEach((b) => { b.onclick = () => copyField(b.dataset.field); });
   $("settings-form").onsubmit = saveSettings;
   await listen("server-status", (e) => { state.status = e.payload; renderStatus(); if (state.view === "connect") renderConnect(); activitySoon(); });
   await listen("gateway-event", activitySoon);
   await listen("profiles-changed", loadProfiles);
+  await listen("notices-changed", renderNotices);
   await refreshAll();
   document.body.dataset.ready = "1";
 }

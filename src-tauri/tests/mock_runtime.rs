@@ -154,6 +154,11 @@ fn commands_drive_the_app_through_ipc() {
         .call("copy_field", json!({ "profile_id": id, "field": "user" }))
         .unwrap_err();
     assert_eq!(no_clipboard["kind"], "clipboard");
+    // There is no copy field with the secret in a URL any more.
+    assert!(
+        h.call("copy_field", json!({ "profile_id": id, "field": "login" }))
+            .is_err()
+    );
     h.ok("delete_profile", json!({ "id": id }));
     let gone = h.call("delete_profile", json!({ "id": id })).unwrap_err();
     assert_eq!(gone["key"], "err.no_profile");
