@@ -302,8 +302,10 @@ def step_connect(r):
     assert r.text("cn-url") == f"ftp://{g.access_key}/{BUCKET}@127.0.0.1:{r.ftp_port}/"
     assert r.text("cn-encryption") == "Require explicit FTP over TLS"
     assert "Always trust this certificate" in r.text("cn-fp-hint-row")
+    r.driver.execute_script("arguments[0].scrollIntoView()", r.el("cn-export"))
     r.el("cn-export").click()
-    r.until(lambda d: "bucketftp-sites" in r.text("cn-export-message"), 10, "sites exported")
+    r.until(lambda d: r.text("cn-export-message"), 10, "export message")
+    assert "bucketftp-sites" in r.text("cn-export-message"), r.text("cn-export-message")
     assert "File › Import…" in r.text("cn-export-message")
     assert g.secret_key not in r.driver.page_source, "secret shown by the export"
     r.shot("06-connect")
