@@ -184,11 +184,13 @@ async function renderConnect() {
   try {
     const c = await invoke("connect_info", { profile_id: id });
     $("cn-protocol").textContent = c.fingerprint ? t("connect.protocol_value") : t("connect.protocol_plain");
+    $("cn-encryption").textContent = c.fingerprint ? t("connect.encryption_tls") : t("connect.encryption_plain");
     $("cn-host").textContent = c.host;
     $("cn-port").textContent = String(c.port);
     $("cn-user").textContent = c.user + (c.bucket_missing ? " " + t("connect.no_bucket") : "");
     $("cn-url").textContent = c.url;
     $("cn-fp-row").hidden = !c.fingerprint;
+    $("cn-fp-hint-row").hidden = !c.fingerprint;
     $("cn-fingerprint").textContent = c.fingerprint || "";
     $("cn-stopped").hidden = c.running;
     if (!state.revealed) $("cn-password").textContent = c.has_secret ? "••••••••" : t("connect.no_secret");
@@ -201,6 +203,15 @@ async function toggleReveal() {
     try { const s = await invoke("reveal_secret", { profile_id: state.connectId }); $("cn-password").textContent = s ?? t("connect.no_secret"); }
     catch (e) { $("cn-password").textContent = errorText(e); }
   } else { renderConnect(); }
+}
+async function exportSites() {
+  try {
+    const r = await invoke("export_filezilla_sites", { include_secrets: $("cn-export-secrets").checked });
+    const lines = [t("connect.exported", { sites: r.sites, path: r.path }), t("connect.import_hint")];
+    if (r.with_secrets) lines.push(t("connect.exported_secrets"));
+    if (r.skipped.length) lines.push(t("connect.export_skipped", { names: r.skipped.join(", ") }));
+    setMessage($("cn-export-message"), lines.join("\n"), "ok");
+  } catch (e) { setMessage($("cn-export-message"), errorText(e), "bad"); }
 }
 async function copyField(field) {
   try { await invoke("copy_field", { profile_id: state.connectId, field }); setMessage($("cn-message"), t("connect.copied"), "ok"); }
@@ -228,6 +239,7 @@ async function renderActivity() {
       el("td", { textContent: t("dir." + x.direction) }), el("td", { className: "mono", textContent: x.name, title: x.path }),
       el("td", { textContent: fmtBytes(x.bytes) + (x.size != null ? " / " + fmtBytes(x.size) : "") }), el("td", {}, progress),
       el("td", { textContent: fmtBytes(x.speed_bps) + "/s" }), el("td", { className: "outcome-" + o.state, textContent: outcome })));
+    if (x.insecure) tb.append(el("tr", { className: "insecure-note" }, el("td", { colSpan: 6, textContent: "⚠ " + t("activity.insecure_upload") })));
   }
   const eb = $("errors-list"); eb.replaceChildren();
   if (!a.errors.length) eb.append(el("li", { className: "none", textContent: t("activity.none_errors") }));
@@ -251,6 +263,7 @@ async function renderSettings() {
   $("st-parts-in-flight").value = s.parts_in_flight;
   $("st-read-only").checked = s.read_only;
   $("st-allow-delete").checked = s.allow_delete;
+  $("st-require-tls").checked = s.require_tls;
   $("st-start-server").checked = s.start_server_on_launch;
   $("st-start-at-login").checked = s.start_at_login;
   fillProfileSelect($("st-default-profile"), s.default_profile);
@@ -263,6 +276,7 @@ async function saveSettings(ev) {
     listen_port: Number($("st-listen-port").value), passive_ports: $("st-passive-ports").value,
     part_size_mib: Number($("st-part-size").value), parts_in_flight: Number($("st-parts-in-flight").value),
     read_only: $("st-read-only").checked, allow_delete: $("st-allow-delete").checked,
+    require_tls: $("st-require-tls").checked,
     start_server_on_launch: $("st-start-server").checked, start_at_login: $("st-start-at-login").checked,
     language: $("st-language").value, default_profile: $("st-default-profile").value,
   };
@@ -297,11 +311,13 @@ async function main() {
   $("pf-cancel").onclick = () => { $("profile-form").hidden = true; };
   $("cn-profile").onchange = () => { state.revealed = false; $("cn-reveal").textContent = t("connect.show"); renderConnect(); };
   $("cn-reveal").onclick = toggleReveal;
+  $("cn-export").onclick = exportSites;
   document.querySelectorAll("button.copy").forEach((b) => { b.onclick = () => copyField(b.dataset.field); });
   $("settings-form").onsubmit = saveSettings;
   await listen("server-status", (e) => { state.status = e.payload; renderStatus(); if (state.view === "connect") renderConnect(); activitySoon(); });
   await listen("gateway-event", activitySoon);
   await listen("profiles-changed", loadProfiles);
+  await listen("notices-changed", renderNotices);
   await refreshAll();
   document.body.dataset.ready = "1";
 }

@@ -5,14 +5,15 @@
 //! tests.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use gateway::filezilla::Site;
 use gateway::local::LocalSetup;
 use gateway::{Event, Failure, GatewayConfig, Provider, S3Settings};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Serialize, Serializer};
 
 use crate::activity::{Activity, Snapshot};
@@ -46,6 +47,8 @@ pub trait Shell: Send + Sync {
     fn copy_text(&self, text: &str) -> Result<(), String>;
     /// Shows and focuses the window.
     fn show_window(&self);
+    /// The banner messages changed (the window reloads them).
+    fn notices_changed(&self);
 }
 
 /// A message for the window's banner: a translation key plus arguments.
@@ -119,6 +122,9 @@ pub enum ActionError {
     /// The clipboard refused.
     #[error("could not copy: {0}")]
     Clipboard(String),
+    /// The FileZilla site file could not be written.
+    #[error("could not export the FileZilla sites: {0}")]
+    Export(String),
 }
 
 impl ActionError {
@@ -135,6 +141,7 @@ impl ActionError {
             ActionError::LocalUnavailable(_) => "err.local_unavailable",
             ActionError::Autostart(_) => "err.autostart",
             ActionError::Clipboard(_) => "err.clipboard",
+            ActionError::Export(_) => "err.export",
         }
     }
 
@@ -150,6 +157,7 @@ impl ActionError {
             ActionError::LocalUnavailable(_) => "local_unavailable",
             ActionError::Autostart(_) => "autostart",
             ActionError::Clipboard(_) => "clipboard",
+            ActionError::Export(_) => "export",
         }
     }
 
@@ -161,7 +169,8 @@ impl ActionError {
             ActionError::Start(d)
             | ActionError::LocalUnavailable(d)
             | ActionError::Autostart(d)
-            | ActionError::Clipboard(d) => d.clone(),
+            | ActionError::Clipboard(d)
+            | ActionError::Export(d) => d.clone(),
             other => other.to_string(),
         }
     }
@@ -275,7 +284,7 @@ pub struct ConnectInfo {
     pub user: String,
     /// True when the profile has no default bucket (the user must add one).
     pub bucket_missing: bool,
-    /// `ftp://AK%2Fbucket@127.0.0.1:2048/` (no password).
+    /// `ftp://AK/bucket@127.0.0.1:2048/` for Quickconnect (never with the password).
     pub url: String,
     /// True when a secret is stored.
     pub has_secret: bool,
@@ -297,10 +306,34 @@ pub enum CopyField {
     User,
     /// The secret key.
     Password,
-    /// The `ftp://` URL without password.
+    /// The `ftp://` URL for Quickconnect (no password: FileZilla asks for the secret key).
     Url,
-    /// The `ftp://` URL with the password (pastes into FileZilla's Quickconnect).
-    Login,
+}
+
+/// The outcome of "Export FileZilla sites…".
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExportView {
+    /// The file written (never an existing file replaced).
+    pub path: String,
+    /// Sites in the file.
+    pub sites: usize,
+    /// True when secret keys are in the file (the user ticked "Include the secret keys").
+    pub with_secrets: bool,
+    /// Profiles left out because they have no default bucket or access key (display names).
+    pub skipped: Vec<String>,
+}
+
+/// The base name of the exported Site Manager file.
+pub const EXPORT_FILE: &str = "bucketftp-sites.xml";
+
+/// Where exports go: the user's Downloads folder, else the home folder.
+pub fn export_dir() -> Option<PathBuf> {
+    let dirs = directories::UserDirs::new()?;
+    Some(
+        dirs.download_dir()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| dirs.home_dir().to_path_buf()),
+    )
 }
 
 /// Result of saving settings.
@@ -405,23 +438,29 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     }
 }
 
-/// Characters kept as they are in the user and password of an `ftp://` URL.
-const USERINFO: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
-
-/// `ftp://user[:password]@host:port/` with both parts percent-encoded. Pure.
-pub fn ftp_url(user: &str, password: Option<&str>, host: &str, port: u16) -> String {
-    let user = utf8_percent_encode(user, USERINFO);
-    match password {
-        Some(p) => format!(
-            "ftp://{user}:{}@{host}:{port}/",
-            utf8_percent_encode(p, USERINFO)
-        ),
-        None => format!("ftp://{user}@{host}:{port}/"),
+/// The user part of an `ftp://` URL as FileZilla's Quickconnect reads it. FileZilla splits a
+/// URL but does not percent-decode it, so the login stays literal (`AK/bucket`, slash
+/// included); only what would break the URL is encoded: `@`, `:`, `%`, space and control
+/// characters. Pure.
+pub fn url_user(user: &str) -> String {
+    let mut out = String::with_capacity(user.len());
+    for c in user.chars() {
+        if matches!(c, '@' | ':' | '%' | ' ') || c.is_control() {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                let _ = write!(out, "%{b:02X}");
+            }
+        } else {
+            out.push(c);
+        }
     }
+    out
+}
+
+/// `ftp://AK/bucket@host:port/` for FileZilla's Quickconnect. Never carries a password:
+/// FileZilla asks for it (the secret key). Pure.
+pub fn ftp_url(user: &str, host: &str, port: u16) -> String {
+    format!("ftp://{}@{host}:{port}/", url_user(user))
 }
 
 /// A failed probe in words. Pure.
@@ -535,6 +574,12 @@ impl Core {
             allow_delete: s.allow_delete,
         };
         config.tls = self.tls.clone();
+        if s.require_tls && self.tls.is_none() {
+            return Err(
+                "\"Require TLS\" is on but FTPS is off (no certificate), so no one could log in: turn \"Require TLS\" off in Settings".to_owned(),
+            );
+        }
+        config.require_tls = s.require_tls;
         let local = self
             .local_login
             .as_ref()
@@ -828,7 +873,7 @@ impl Core {
             host: HOST.into(),
             port,
             bucket_missing: v.profile.bucket.is_empty(),
-            url: ftp_url(&v.user, None, HOST, port),
+            url: ftp_url(&v.user, HOST, port),
             user: v.user,
             has_secret: v.has_secret,
             fingerprint: self.tls.as_ref().map(|t| t.fingerprint.clone()),
@@ -852,10 +897,6 @@ impl Core {
             CopyField::Password => self
                 .secret_of(profile_id)?
                 .ok_or(ActionError::SecretRequired)?,
-            CopyField::Login => {
-                let secret = self.secret_of(profile_id)?;
-                ftp_url(&info.user, secret.as_deref(), &info.host, info.port)
-            }
         })
     }
 
@@ -863,6 +904,109 @@ impl Core {
     pub fn copy(&self, profile_id: &str, field: CopyField) -> Result<(), ActionError> {
         let text = self.copy_text(profile_id, field)?;
         self.shell.copy_text(&text).map_err(ActionError::Clipboard)
+    }
+
+    // ----- FileZilla site export --------------------------------------------------------
+
+    /// One FileZilla site per profile (127.0.0.1, the server's port, `AK/bucket`, explicit
+    /// TLS when FTPS is offered). Secret keys only when `include_secrets`; profiles without a
+    /// stored secret then still ask for the password. Profiles with no access key or default
+    /// bucket are left out and named in the second list.
+    pub fn filezilla_sites(
+        &self,
+        include_secrets: bool,
+    ) -> Result<(Vec<Site>, Vec<String>), ActionError> {
+        let port = self.port();
+        let mut sites = Vec::new();
+        let mut skipped = Vec::new();
+        for v in self.profiles() {
+            let name = self.display_name(&v.profile);
+            if v.profile.access_key.is_empty() || v.profile.bucket.is_empty() {
+                skipped.push(name);
+                continue;
+            }
+            let secret = if include_secrets {
+                self.secret_of(&v.profile.id)?
+            } else {
+                None
+            };
+            sites.push(Site {
+                name: format!("BucketFTP - {name}"),
+                host: HOST.into(),
+                port,
+                user: v.user,
+                secret,
+                explicit_tls: self.tls.is_some(),
+            });
+        }
+        Ok((sites, skipped))
+    }
+
+    /// Writes the FileZilla Site Manager file into `dir` as `bucketftp-sites.xml` (or
+    /// `bucketftp-sites-2.xml`, … when taken: an existing file is never replaced), atomically.
+    pub fn export_filezilla_sites_to(
+        &self,
+        dir: &Path,
+        include_secrets: bool,
+    ) -> Result<ExportView, ActionError> {
+        let (sites, skipped) = self.filezilla_sites(include_secrets)?;
+        if sites.is_empty() {
+            return Err(ActionError::Export(
+                "no profile has an access key and a default bucket".into(),
+            ));
+        }
+        let xml = gateway::filezilla::site_manager_xml(&sites);
+        let path = crate::persist::write_new(dir, EXPORT_FILE, xml.as_bytes())
+            .map_err(|e| ActionError::Export(e.to_string()))?;
+        tracing::info!(file = %path.display(), sites = sites.len(), with_secrets = include_secrets,
+            "FileZilla sites exported");
+        Ok(ExportView {
+            path: path.display().to_string(),
+            sites: sites.len(),
+            with_secrets: include_secrets && sites.iter().any(|s| s.secret.is_some()),
+            skipped,
+        })
+    }
+
+    /// "Export FileZilla sites…" from the window: into the Downloads folder (else home).
+    pub fn export_filezilla_sites(&self, include_secrets: bool) -> Result<ExportView, ActionError> {
+        let dir = export_dir()
+            .ok_or_else(|| ActionError::Export("no Downloads or home folder".into()))?;
+        self.export_filezilla_sites_to(&dir, include_secrets)
+    }
+
+    /// The tray's "Export FileZilla sites…": into the Downloads folder (else home), never
+    /// with secrets; see [`Core::tray_export_sites_to`].
+    pub fn tray_export_sites(&self) {
+        match export_dir() {
+            Some(dir) => self.tray_export_sites_to(&dir),
+            None => self.announce_export(Err(ActionError::Export(
+                "no Downloads or home folder".into(),
+            ))),
+        }
+    }
+
+    /// The tray's export into `dir`: never with secrets; the outcome (the file and how to
+    /// import it, or what went wrong) becomes a banner message and the window opens.
+    pub fn tray_export_sites_to(&self, dir: &Path) {
+        let result = self.export_filezilla_sites_to(dir, false);
+        self.announce_export(result);
+    }
+
+    fn announce_export(&self, result: Result<ExportView, ActionError>) {
+        let notice = match result {
+            Ok(v) => Notice::new(
+                "notice.exported",
+                &[("path", v.path), ("sites", v.sites.to_string())],
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "export from the tray failed");
+                Notice::new("notice.export_failed", &[("detail", e.detail())])
+            }
+        };
+        lock(&self.notices).push(notice);
+        self.shell.notices_changed();
+        self.shell.show_window();
     }
 
     // ----- activity ----------------------------------------------------------------------
@@ -959,5 +1103,40 @@ impl Core {
     /// Shows the window.
     pub fn open_window(&self) {
         self.shell.show_window();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_the_ones_filezilla_quickconnect_understands() {
+        // FileZilla does not percent-decode: the slash of `AK/bucket` stays literal.
+        assert_eq!(
+            ftp_url("AKID/bucket", "127.0.0.1", 2048),
+            "ftp://AKID/bucket@127.0.0.1:2048/"
+        );
+        let table = [
+            ("AKID/bucket", "AKID/bucket"),
+            ("AK/my.bucket-1", "AK/my.bucket-1"),
+            ("a@b", "a%40b"),
+            ("a:b", "a%3Ab"),
+            ("100%", "100%25"),
+            ("a b", "a%20b"),
+            ("a\tb\n", "a%09b%0A"),
+            ("AK/桶", "AK/桶"),
+            ("AK/", "AK/"),
+        ];
+        for (user, encoded) in table {
+            assert_eq!(url_user(user), encoded, "{user:?}");
+        }
+    }
+
+    #[test]
+    fn export_goes_to_a_folder_of_the_user() {
+        if let Some(dir) = export_dir() {
+            assert!(dir.is_absolute(), "{}", dir.display());
+        }
     }
 }

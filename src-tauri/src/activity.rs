@@ -70,6 +70,10 @@ pub struct TransferView {
     pub ended_ms: Option<u64>,
     /// Running, done or failed.
     pub outcome: Outcome,
+    /// An upload over a plain (unencrypted) data connection: if the client stops it by
+    /// closing the connection, the server cannot tell and keeps the partial file. The view
+    /// shows `activity.insecure_upload` under it.
+    pub insecure: bool,
 }
 
 /// A log or error line: translation key plus arguments.
@@ -195,6 +199,7 @@ impl Activity {
                 direction,
                 path,
                 size,
+                secure,
             } => {
                 let user = self.sessions.get(session).and_then(|s| s.user.clone());
                 self.transfers.push_front(TransferView {
@@ -211,6 +216,7 @@ impl Activity {
                     started_ms: now_ms,
                     ended_ms: None,
                     outcome: Outcome::Running,
+                    insecure: *direction == Direction::Upload && !*secure,
                 });
                 // Keep running transfers; drop the oldest finished ones beyond the limit.
                 while self.transfers.len() > MAX_TRANSFERS {
@@ -360,6 +366,7 @@ mod tests {
                 direction: Direction::Upload,
                 path: "/dir/文件.bin".into(),
                 size: None,
+                secure: true,
             },
             2_000,
         );
@@ -417,6 +424,7 @@ mod tests {
                 direction: Direction::Download,
                 path: "/a.txt".into(),
                 size: Some(200),
+                secure: false,
             },
             0,
         );
@@ -466,6 +474,7 @@ mod tests {
                 direction: Direction::Upload,
                 path: "/long".into(),
                 size: None,
+                secure: true,
             },
             0,
         );
@@ -477,6 +486,7 @@ mod tests {
                     direction: Direction::Upload,
                     path: format!("/f{i}"),
                     size: None,
+                    secure: true,
                 },
                 i,
             );
@@ -503,5 +513,51 @@ mod tests {
         a.server_stopped(500);
         let s = a.snapshot();
         assert!(s.transfers.iter().all(|t| t.outcome != Outcome::Running));
+    }
+
+    #[test]
+    fn plain_ftp_uploads_are_marked_insecure() {
+        let mut a = Activity::default();
+        let cases = [
+            (1, Direction::Upload, false, true),
+            (2, Direction::Upload, true, false),
+            (3, Direction::Download, false, false),
+            (4, Direction::Download, true, false),
+        ];
+        for (id, direction, secure, _) in cases {
+            a.apply(
+                &Event::TransferStarted {
+                    session: 1,
+                    transfer: id,
+                    direction,
+                    path: format!("/f{id}"),
+                    size: None,
+                    secure,
+                },
+                id,
+            );
+        }
+        let s = a.snapshot();
+        for (id, direction, secure, insecure) in cases {
+            let t = s.transfers.iter().find(|t| t.id == id).unwrap();
+            assert_eq!(t.insecure, insecure, "{direction:?} secure={secure}");
+        }
+        // The mark stays after the transfer ends and reaches the window as a field.
+        a.apply(
+            &Event::TransferFinished {
+                transfer: 1,
+                bytes: 5,
+            },
+            10,
+        );
+        let json = serde_json::to_value(a.snapshot()).unwrap();
+        let t1 = json["transfers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == 1)
+            .unwrap();
+        assert_eq!(t1["insecure"], true);
+        assert_eq!(t1["outcome"]["state"], "done");
     }
 }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use tauri::State;
 
 use crate::actions::{
-    ActionError, ConnectInfo, CopyField, Core, Notice, PresetView, ProbeView, ProfileView,
-    SettingsSaved, StringsView,
+    ActionError, ConnectInfo, CopyField, Core, ExportView, Notice, PresetView, ProbeView,
+    ProfileView, SettingsSaved, StringsView,
 };
 use crate::activity::Snapshot;
 use crate::profiles::ProfileInput;
@@ -99,6 +99,16 @@ pub async fn copy_field(
     core.copy(&profile_id, field)
 }
 
+/// "Export FileZilla sites…": the Site Manager file in the Downloads folder; secret keys
+/// only when `include_secrets`.
+#[tauri::command(rename_all = "snake_case")]
+pub async fn export_filezilla_sites(
+    core: CoreState<'_>,
+    include_secrets: bool,
+) -> Result<ExportView, ActionError> {
+    core.export_filezilla_sites(include_secrets)
+}
+
 /// Sessions, transfers, errors and the log tail.
 #[tauri::command(rename_all = "snake_case")]
 pub async fn activity(core: CoreState<'_>) -> Result<Snapshot, ActionError> {
@@ -159,6 +169,7 @@ macro_rules! command_handler {
             $crate::commands::connect_info,
             $crate::commands::reveal_secret,
             $crate::commands::copy_field,
+            $crate::commands::export_filezilla_sites,
             $crate::commands::activity,
             $crate::commands::notices,
             $crate::commands::dismiss_notice,

@@ -76,6 +76,61 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PersistError> {
     Ok(())
 }
 
+/// Writes `bytes` as a new file `name` in `dir` (`stem-2.ext`, `stem-3.ext`, … when taken),
+/// never replacing an existing file and never leaving a half-written one: the content goes
+/// to a temporary file first (owner-only on Unix), which is then linked under the free name.
+/// Returns the path written.
+pub fn write_new(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf, PersistError> {
+    fs::create_dir_all(dir).map_err(err(dir))?;
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let written = (|| {
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut f = options.open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(err(&tmp)(e));
+    }
+    let result = (|| {
+        for n in 1u32.. {
+            let candidate = dir.join(numbered(name, n));
+            if candidate.exists() {
+                continue;
+            }
+            match fs::hard_link(&tmp, &candidate) {
+                Ok(()) => return Ok(candidate),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                // No hard links here (FAT, some network shares): the name was free a moment ago.
+                Err(_) => return fs::rename(&tmp, &candidate).map(|()| candidate),
+            }
+        }
+        Err(io::Error::other("no free file name"))
+    })();
+    let _ = fs::remove_file(&tmp);
+    let path = result.map_err(err(dir))?;
+    #[cfg(unix)]
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(err(dir))?;
+    Ok(path)
+}
+
+/// `name` for `n == 1`, else `stem-n.ext`. Pure.
+fn numbered(name: &str, n: u32) -> String {
+    if n == 1 {
+        return name.to_owned();
+    }
+    match name.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => format!("{stem}-{n}.{ext}"),
+        _ => format!("{name}-{n}"),
+    }
+}
+
 /// Serialises `value` as pretty JSON and writes it atomically.
 pub fn save_json<T: Serialize>(path: &Path, value: &T) -> Result<(), PersistError> {
     let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| PersistError {
@@ -191,5 +246,44 @@ mod tests {
             load_json::<Doc>(&path).unwrap(),
             Loaded::Ok(Doc { a: 7 })
         ));
+    }
+
+    #[test]
+    fn write_new_never_replaces_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = write_new(dir.path(), "sites.xml", b"one").unwrap();
+        let second = write_new(dir.path(), "sites.xml", b"two").unwrap();
+        fs::write(dir.path().join("sites-3.xml"), "mine").unwrap();
+        let fourth = write_new(dir.path(), "sites.xml", b"four").unwrap();
+        assert_eq!(first, dir.path().join("sites.xml"));
+        assert_eq!(second, dir.path().join("sites-2.xml"));
+        assert_eq!(fourth, dir.path().join("sites-4.xml"));
+        assert_eq!(fs::read(&first).unwrap(), b"one");
+        assert_eq!(fs::read(&second).unwrap(), b"two");
+        assert_eq!(fs::read(dir.path().join("sites-3.xml")).unwrap(), b"mine");
+        let mut names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["sites-2.xml", "sites-3.xml", "sites-4.xml", "sites.xml"]
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&first).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "owner only: {mode:o}");
+        }
+    }
+
+    #[test]
+    fn numbered_names() {
+        assert_eq!(numbered("a.xml", 1), "a.xml");
+        assert_eq!(numbered("a.xml", 2), "a-2.xml");
+        assert_eq!(numbered("a.b.xml", 3), "a.b-3.xml");
+        assert_eq!(numbered("noext", 2), "noext-2");
+        assert_eq!(numbered(".hidden", 2), ".hidden-2");
     }
 }

@@ -1,5 +1,5 @@
 //! The app's settings (`settings.json` in the config folder): FTP listen port, passive ports,
-//! transfer sizes, permissions, what starts when, the language, and which profile serves
+//! transfer sizes, permissions, Require TLS, what starts when, the language, and which profile serves
 //! access keys that match no saved profile. Validation is pure and names the field at fault.
 
 use std::ops::RangeInclusive;
@@ -31,6 +31,9 @@ pub struct Settings {
     pub read_only: bool,
     /// DELE and RMD allowed.
     pub allow_delete: bool,
+    /// Refuse logins and transfers not protected by TLS (FileZilla: "Require explicit FTP
+    /// over TLS"), so a stopped upload can always be told from a finished one.
+    pub require_tls: bool,
     /// Start the FTP server when the app starts.
     pub start_server_on_launch: bool,
     /// Start the app when the user logs in.
@@ -50,6 +53,7 @@ impl Default for Settings {
             parts_in_flight: 4,
             read_only: false,
             allow_delete: true,
+            require_tls: false,
             start_server_on_launch: true,
             start_at_login: false,
             language: "auto".into(),
@@ -146,6 +150,7 @@ impl Settings {
             || self.parts_in_flight != other.parts_in_flight
             || self.read_only != other.read_only
             || self.allow_delete != other.allow_delete
+            || self.require_tls != other.require_tls
             || self.default_profile != other.default_profile
     }
 }
@@ -264,6 +269,22 @@ mod tests {
         assert_eq!(s.listen_port, 2121);
         assert_eq!(s.part_size_mib, 8);
         assert_eq!(s.default_profile, "local");
+        assert!(!s.require_tls);
+    }
+
+    #[test]
+    fn require_tls_is_a_server_setting() {
+        let old = Settings::default();
+        let new = Settings {
+            require_tls: true,
+            ..old.clone()
+        };
+        assert!(old.server_differs(&new));
+        let lang = Settings {
+            language: "ja".into(),
+            ..old.clone()
+        };
+        assert!(!old.server_differs(&lang));
     }
 
     #[test]

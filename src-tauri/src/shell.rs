@@ -18,6 +18,8 @@ pub mod events {
     pub const PROFILES_CHANGED: &str = "profiles-changed";
     /// Payload: [`crate::settings::Settings`].
     pub const SETTINGS_CHANGED: &str = "settings-changed";
+    /// No payload: reload the banner messages.
+    pub const NOTICES_CHANGED: &str = "notices-changed";
 }
 
 /// The label of the main window.
@@ -113,5 +115,9 @@ impl<R: Runtime> Shell for TauriShell<R> {
 
     fn show_window(&self) {
         show_main_window(&self.app);
+    }
+
+    fn notices_changed(&self) {
+        let _ = self.app.emit(events::NOTICES_CHANGED, ());
     }
 }

@@ -1,5 +1,6 @@
 //! The tray icon and its menu: the server state, Start / Stop, Open window, "Copy FileZilla
-//! login" per profile, Quit. The menu is described by a pure model ([`menu_model`]) and then
+//! login" per profile (the Quickconnect URL, never the secret), "Export FileZilla sites…"
+//! (never with secrets), Quit. The menu is described by a pure model ([`menu_model`]) and then
 //! built; its ids are the constants in [`ids`]. Clicks go to the actions layer. Without a
 //! tray host (or the appindicator library) the app logs it and runs on with its window.
 
@@ -30,6 +31,8 @@ pub mod ids {
     pub const COPY_MENU: &str = "copy-login";
     /// Prefix of one profile's copy item: `copy-login:<profile id>`.
     pub const COPY_PREFIX: &str = "copy-login:";
+    /// Write the FileZilla Site Manager file.
+    pub const EXPORT: &str = "export-sites";
     /// Quit the app.
     pub const QUIT: &str = "quit";
 }
@@ -43,8 +46,10 @@ pub enum TrayAction {
     Stop,
     /// Show the window.
     Open,
-    /// Copy a profile's FileZilla login.
+    /// Copy a profile's FileZilla login (the Quickconnect URL without password).
     CopyLogin(String),
+    /// Export the FileZilla sites (without secrets) to the Downloads folder.
+    ExportSites,
     /// Quit.
     Quit,
 }
@@ -56,6 +61,7 @@ pub fn parse_menu_id(id: &str) -> Option<TrayAction> {
         ids::STOP => Some(TrayAction::Stop),
         ids::OPEN => Some(TrayAction::Open),
         ids::QUIT => Some(TrayAction::Quit),
+        ids::EXPORT => Some(TrayAction::ExportSites),
         other => other
             .strip_prefix(ids::COPY_PREFIX)
             .filter(|p| !p.is_empty())
@@ -134,7 +140,7 @@ pub fn menu_model(core: &Core) -> Vec<Entry> {
             item(
                 &format!("{}{}", ids::COPY_PREFIX, p.profile.id),
                 format!("{name} ({})", p.user),
-                p.has_secret && !p.profile.bucket.is_empty(),
+                !p.profile.access_key.is_empty() && !p.profile.bucket.is_empty(),
             )
         })
         .collect();
@@ -150,6 +156,7 @@ pub fn menu_model(core: &Core) -> Vec<Entry> {
             label: core.t("tray.copy_login", &[]),
             items: copies,
         },
+        item(ids::EXPORT, core.t("tray.export_sites", &[]), true),
         Entry::Separator,
         item(ids::QUIT, core.t("tray.quit", &[]), true),
     ]
@@ -251,10 +258,11 @@ pub async fn run<R: Runtime>(app: &AppHandle<R>, core: &Core, action: TrayAction
         }
         TrayAction::Open => core.open_window(),
         TrayAction::CopyLogin(id) => {
-            if let Err(e) = core.copy(&id, CopyField::Login) {
+            if let Err(e) = core.copy(&id, CopyField::Url) {
                 tracing::warn!(error = %e, "copy login failed");
             }
         }
+        TrayAction::ExportSites => core.tray_export_sites(),
         TrayAction::Quit => {
             core.shutdown().await;
             app.exit(0);
@@ -272,6 +280,7 @@ mod tests {
         assert_eq!(parse_menu_id(ids::STOP), Some(TrayAction::Stop));
         assert_eq!(parse_menu_id(ids::OPEN), Some(TrayAction::Open));
         assert_eq!(parse_menu_id(ids::QUIT), Some(TrayAction::Quit));
+        assert_eq!(parse_menu_id(ids::EXPORT), Some(TrayAction::ExportSites));
         assert_eq!(
             parse_menu_id("copy-login:p17"),
             Some(TrayAction::CopyLogin("p17".into()))

@@ -58,6 +58,9 @@ impl Shell for Recorder {
     fn show_window(&self) {
         self.calls.lock().unwrap().push("show".into());
     }
+    fn notices_changed(&self) {
+        self.calls.lock().unwrap().push("notices".into());
+    }
 }
 
 struct Fixture {
@@ -158,7 +161,11 @@ async fn first_run_serves_this_computer_over_ftp_and_reports_activity() {
     for _ in 0..50 {
         let a = f.core.activity();
         if a.transfers.iter().any(|t| {
-            t.name == "hello 你好.txt" && t.outcome == Outcome::Done && t.bytes == body.len() as u64
+            t.name == "hello 你好.txt"
+                && t.outcome == Outcome::Done
+                && t.bytes == body.len() as u64
+                // A plain-FTP upload: the window marks the risk.
+                && t.insecure
         }) && a.log.iter().any(|l| l.key == "log.logged_in")
         {
             done = true;
@@ -201,13 +208,25 @@ async fn profiles_keep_secrets_in_the_keychain_only() {
         Some("SECRET-M")
     );
 
-    // Copying the FileZilla login: user and secret percent-encoded in an ftp:// URL.
+    // The URL shown and copied is the one FileZilla's Quickconnect understands: the slash of
+    // the login literal, and never the secret (FileZilla asks for the password).
     let mut edit = minio("m2", "AKM", "a/b+c d");
     edit.id = id.clone();
     f.core.save_profile(edit).unwrap();
+    let url = format!("ftp://AKM/b@127.0.0.1:{}/", f.port);
+    assert_eq!(f.core.connect_info(&id).unwrap().url, url);
+    f.core.copy(&id, CopyField::Url).unwrap();
     assert_eq!(
-        f.core.copy_text(&id, CopyField::Login).unwrap(),
-        format!("ftp://AKM%2Fb:a%2Fb%2Bc%20d@127.0.0.1:{}/", f.port)
+        f.shell.clipboard.lock().unwrap().as_deref(),
+        Some(url.as_str())
+    );
+    let info = serde_json::to_string(&f.core.connect_info(&id).unwrap()).unwrap();
+    assert!(!info.contains("a/b+c d"));
+    // The secret is copied only when the user asks for exactly that.
+    f.core.copy(&id, CopyField::Password).unwrap();
+    assert_eq!(
+        f.shell.clipboard.lock().unwrap().as_deref(),
+        Some("a/b+c d")
     );
     f.core.copy(&id, CopyField::User).unwrap();
     assert_eq!(f.shell.clipboard.lock().unwrap().as_deref(), Some("AKM/b"));
@@ -447,4 +466,168 @@ async fn a_corrupt_profiles_file_is_kept_and_announced() {
     core.dismiss_notice(0);
     assert_eq!(core.notices().len(), 1);
     core.shutdown().await;
+}
+
+fn b64(s: &str) -> String {
+    // The same encoding FileZilla reads for `<Pass encoding="base64">` (test-only copy).
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in s.as_bytes().chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filezilla_sites_export_one_site_per_profile_and_secrets_only_on_request() {
+    let f = fixture().await;
+    f.core
+        .save_profile(minio("Mini", "AKM", "SECRET-M"))
+        .unwrap();
+    let mut no_bucket = minio("No bucket", "AKN", "SECRET-N");
+    no_bucket.bucket = String::new();
+    f.core.save_profile(no_bucket).unwrap();
+    let local = f.core.profiles().remove(0);
+    let local_secret = f.core.reveal_secret("local").unwrap().unwrap();
+    assert_eq!(local.user, format!("{}/local", local.profile.access_key));
+    let out = tempfile::tempdir().unwrap();
+
+    // Default: FileZilla asks for the password; no secret in the file.
+    let v = f.core.export_filezilla_sites_to(out.path(), false).unwrap();
+    assert_eq!(
+        v.path,
+        out.path().join("bucketftp-sites.xml").display().to_string()
+    );
+    assert_eq!((v.sites, v.with_secrets), (2, false));
+    assert_eq!(v.skipped, ["No bucket"]);
+    let xml = std::fs::read_to_string(&v.path).unwrap();
+    assert_eq!(xml.matches("<Server>").count(), 2);
+    assert!(xml.contains(&format!("<User>{}</User>", local.user)));
+    assert!(xml.contains("<User>AKM/b</User>"));
+    assert!(xml.contains("<Name>BucketFTP - This computer</Name>"));
+    assert!(xml.contains("<Name>BucketFTP - Mini</Name>"));
+    assert_eq!(xml.matches("<Host>127.0.0.1</Host>").count(), 2);
+    assert_eq!(xml.matches(&format!("<Port>{}</Port>", f.port)).count(), 2);
+    // The app offers FTPS, so the sites require explicit FTP over TLS.
+    assert_eq!(xml.matches("<Protocol>4</Protocol>").count(), 2);
+    assert_eq!(xml.matches("<Logontype>2</Logontype>").count(), 2);
+    assert!(!xml.contains("<Pass"));
+    assert!(!xml.contains("SECRET-M") && !xml.contains(&local_secret));
+
+    // With "Include the secret keys": a new file next to the first, which stays as it was.
+    let v2 = f.core.export_filezilla_sites_to(out.path(), true).unwrap();
+    assert_eq!(
+        v2.path,
+        out.path()
+            .join("bucketftp-sites-2.xml")
+            .display()
+            .to_string()
+    );
+    assert!(v2.with_secrets);
+    let with = std::fs::read_to_string(&v2.path).unwrap();
+    assert_eq!(with.matches("<Logontype>1</Logontype>").count(), 2);
+    assert!(with.contains(&format!(
+        "<Pass encoding=\"base64\">{}</Pass>",
+        b64("SECRET-M")
+    )));
+    assert!(with.contains(&format!(
+        "<Pass encoding=\"base64\">{}</Pass>",
+        b64(&local_secret)
+    )));
+    assert!(!with.contains("SECRET-M"), "secrets only base64-encoded");
+    assert_eq!(std::fs::read_to_string(&v.path).unwrap(), xml);
+
+    // The tray: never with secrets; the file and how to import it become a banner message,
+    // and the window opens to show it.
+    f.core.tray_export_sites_to(out.path());
+    let notice = f.core.notices().pop().unwrap();
+    assert_eq!(notice.key, "notice.exported");
+    let tray_file = out.path().join("bucketftp-sites-3.xml");
+    assert_eq!(notice.args["path"], tray_file.display().to_string());
+    assert_eq!(notice.args["sites"], "2");
+    assert!(
+        !std::fs::read_to_string(&tray_file)
+            .unwrap()
+            .contains("<Pass")
+    );
+    let calls = f.shell.calls();
+    assert!(calls.contains(&"notices".to_string()) && calls.contains(&"show".to_string()));
+    let en = f.core.strings(Some("en")).strings;
+    assert!(en["notice.exported"].contains("File › Import…"));
+
+    // A folder that cannot be written is a message, not a panic.
+    let blocked = out.path().join("not-a-folder");
+    std::fs::write(&blocked, "x").unwrap();
+    let e = f
+        .core
+        .export_filezilla_sites_to(&blocked, false)
+        .unwrap_err();
+    assert_eq!(e.key(), "err.export");
+    f.core.tray_export_sites_to(&blocked);
+    assert_eq!(f.core.notices().pop().unwrap().key, "notice.export_failed");
+    f.core.shutdown().await;
+}
+
+async fn reply(stream: &mut tokio::io::BufReader<tokio::net::TcpStream>) -> String {
+    use tokio::io::AsyncBufReadExt;
+    let mut line = String::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_line(&mut line))
+        .await
+        .unwrap()
+        .unwrap();
+    line
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn require_tls_refuses_plain_logins_and_restarts_the_server() {
+    use tokio::io::AsyncWriteExt;
+    let f = fixture().await;
+    assert!(!f.core.settings().require_tls);
+    f.core.start_server().await.unwrap();
+    let secret = f.core.reveal_secret("local").unwrap().unwrap();
+    let user = f.core.connect_info("local").unwrap().user;
+    // Off: a plain login works.
+    let mut ftp = AsyncFtpStream::connect(("127.0.0.1", f.port))
+        .await
+        .unwrap();
+    ftp.login(&user, &secret).await.unwrap();
+    ftp.quit().await.unwrap();
+
+    let saved = f
+        .core
+        .save_settings(Settings {
+            require_tls: true,
+            ..f.core.settings()
+        })
+        .await
+        .unwrap();
+    assert!(saved.restarted);
+    let file = std::fs::read_to_string(f.core.paths().config_dir.join("settings.json")).unwrap();
+    assert!(file.contains("\"require_tls\": true"), "{file}");
+
+    // On: a plain login is refused with the FileZilla setting to choose.
+    let mut ftp = AsyncFtpStream::connect(("127.0.0.1", f.port))
+        .await
+        .unwrap();
+    let err = ftp.login(&user, &secret).await.unwrap_err().to_string();
+    assert!(err.contains("534"), "{err}");
+    // ...while AUTH TLS is offered.
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", f.port))
+        .await
+        .unwrap();
+    let mut s = tokio::io::BufReader::new(tcp);
+    assert!(reply(&mut s).await.starts_with("220"));
+    s.get_mut().write_all(b"AUTH TLS\r\n").await.unwrap();
+    let r = reply(&mut s).await;
+    assert!(r.starts_with("234"), "{r}");
+    f.core.shutdown().await;
 }

@@ -107,6 +107,7 @@ fn commands_drive_the_app_through_ipc() {
     // The server starts and stops through commands.
     let port = common::free_port();
     let mut settings = h.ok("get_settings", json!({}));
+    assert_eq!(settings["require_tls"], false);
     settings["listen_port"] = json!(port);
     settings["passive_ports"] = json!("41000-41100");
     let saved = h.ok("save_settings", json!({ "settings": settings }));
@@ -153,6 +154,11 @@ fn commands_drive_the_app_through_ipc() {
         .call("copy_field", json!({ "profile_id": id, "field": "user" }))
         .unwrap_err();
     assert_eq!(no_clipboard["kind"], "clipboard");
+    // There is no copy field with the secret in a URL any more.
+    assert!(
+        h.call("copy_field", json!({ "profile_id": id, "field": "login" }))
+            .is_err()
+    );
     h.ok("delete_profile", json!({ "id": id }));
     let gone = h.call("delete_profile", json!({ "id": id })).unwrap_err();
     assert_eq!(gone["key"], "err.no_profile");

@@ -270,6 +270,8 @@ def step_activity(r):
         r.until(lambda d: "e2e-upload.txt" in r.text("transfers-body") and "Done" in r.text("transfers-body"), 20,
                 "finished transfer in Activity")
         assert "e2e-upload.txt" in ftp.nlst(), "upload not listed"
+        # curl uploaded over plain FTP: the row says what that risks.
+        assert "Plain FTP" in r.text("transfers-body"), "no plain-FTP note on the upload"
         r.shot("05-activity")
         assert "logged in" in r.text("log-tail")
     finally:
@@ -296,7 +298,16 @@ def step_connect(r):
     r.until(lambda d: r.text("cn-password") == g.secret_key, 10, "secret revealed (from the keychain)")
     r.el("cn-reveal").click()
     r.until(lambda d: g.secret_key not in r.text("cn-password"), 10, "secret hidden again")
-    assert r.text("cn-url") == f"ftp://{g.access_key}%2F{BUCKET}@127.0.0.1:{r.ftp_port}/"
+    # FileZilla does not percent-decode Quickconnect URLs: the slash stays literal, no password.
+    assert r.text("cn-url") == f"ftp://{g.access_key}/{BUCKET}@127.0.0.1:{r.ftp_port}/"
+    assert r.text("cn-encryption") == "Require explicit FTP over TLS"
+    assert "Always trust this certificate" in r.text("cn-fp-hint-row")
+    r.driver.execute_script("arguments[0].scrollIntoView()", r.el("cn-export"))
+    r.el("cn-export").click()
+    r.until(lambda d: r.text("cn-export-message"), 10, "export message")
+    assert "bucketftp-sites" in r.text("cn-export-message"), r.text("cn-export-message")
+    assert "File › Import…" in r.text("cn-export-message")
+    assert g.secret_key not in r.driver.page_source, "secret shown by the export"
     r.shot("06-connect")
 
 
