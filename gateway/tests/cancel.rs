@@ -55,10 +55,6 @@ impl Drop for Env {
 }
 
 impl Env {
-    async fn start(kind: S3Kind) -> Env {
-        Env::start_from(kind, None).await
-    }
-
     async fn start_from(kind: S3Kind, source: Option<std::net::IpAddr>) -> Env {
         let s3 = TestS3::start(kind).await;
         s3.create_bucket(BUCKET).await;
@@ -261,7 +257,7 @@ async fn run_cases_from(kind: S3Kind, source: Option<std::net::IpAddr>, cases: &
         source.map(|s| format!(" from {s}")).unwrap_or_default()
     );
     let body = data(UPLOAD, 40);
-    let mut rng = Rng::new(&format!("{kind}"));
+    let mut rng = Rng::new(&kind);
     let mut summary = Vec::new();
     for &case in cases {
         let mut left = 0;
