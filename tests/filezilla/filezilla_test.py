@@ -84,7 +84,9 @@ FINGERPRINT_RE = re.compile(r"certificate (\S+) SHA-256 fingerprint ([0-9A-Fa-f:
 # "Insecure FTP data connection" dialog); none of it may appear.
 INSECURE_PATTERNS = ("Insecure", "does not support TLS session resumption", "TLS session resumption")
 
-SECRETS = set()
+# Secrets are redacted by tests/system/ftp_clients.py's `out`, which this test prints with.
+SECRETS = ftp_clients.SECRETS
+out = ftp_clients.out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -97,37 +99,9 @@ def add_secret(s):
     if s:
         SECRETS.add(s)
         SECRETS.add(base64.b64encode(s.encode()).decode())
-        ftp_clients.SECRETS.add(s)
 
 
-def redact(text):
-    text = str(text)
-    for s in sorted(SECRETS, key=len, reverse=True):
-        text = text.replace(s, "***")
-    return text
-
-
-def out(*parts):
-    print(redact(" ".join(str(p) for p in parts)), flush=True)
-
-
-class Results:
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-        self.prefix = ""
-
-    def check(self, name, ok, detail=""):
-        if ok:
-            self.passed += 1
-            out(f"PASS {self.prefix}{name}")
-        else:
-            self.failed += 1
-            out(f"FAIL {self.prefix}{name}" + (f": {detail}" if detail else ""))
-        return ok
-
-
-R = Results()
+R = ftp_clients.Results()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -756,11 +730,10 @@ def scenario_upload(ctx):
 
 
 def data_handshakes(entries):
-    """Whether each TLS data connection in the log resumed the control connection's session.
-    FileZilla logs no line for a successful resumption; a resumed TLS 1.3 handshake carries no
-    Certificate message, a full one does ("TLS handshakep: Received CERTIFICATE", debug level 4).
-    When it is not resumed FileZilla shows its "Insecure FTP data connection" dialog and logs
-    nothing more."""
+    """Whether each TLS data connection in the log resumed the control connection's session:
+    FileZilla logs "Trace: TLS Session resumed" (debug level 4), and a resumed handshake
+    carries no Certificate message ("TLS handshakep: Received CERTIFICATE" marks a full one).
+    When it is not resumed FileZilla shows its "Insecure FTP data connection" dialog."""
     return [resumed for _e, kind, resumed, _p in tls_handshakes(entries) if kind == "data"]
 
 
@@ -788,7 +761,7 @@ def check_log(fz, dialogs, upload):
     hs = data_handshakes(fz.entries())
     full = [i for i, resumed in enumerate(hs) if not resumed]
     R.check(
-        "log: every TLS data connection resumed the control session (no certificate in its handshake)",
+        "log: every TLS data connection resumed the control session (\"TLS Session resumed\", no certificate)",
         bool(hs) and not full,
         f"{len(full)} of {len(hs)} data-connection handshakes were full handshakes (server sent its certificate)",
     )
@@ -840,11 +813,11 @@ def scenario_export_import(ctx):
         return None
     R.check("the export is Site Manager XML with one <Server>", True)
     with open(os.path.join(OUT, "exported-site.xml"), "w", encoding="utf-8") as f:
-        f.write(redact(xml_text))
+        f.write(ftp_clients.redact(xml_text))
     R.check("export: Host 127.0.0.1, Port = the server's port",
             site.get("Host") == "127.0.0.1" and site.get("Port") == str(gw.port), f"{site.get('Host')}:{site.get('Port')}")
     R.check("export: Protocol 4 (Require explicit FTP over TLS)", site.get("Protocol") == "4", f"{site.get('Protocol')}")
-    R.check("export: User ACCESS_KEY/bucket", site.get("User") == user, redact(site.get("User")))
+    R.check("export: User ACCESS_KEY/bucket", site.get("User") == user, ftp_clients.redact(site.get("User")))
     logon = site.get("Logontype")
     R.check(
         "export: Logontype 2 without a password, or 1 with one",
@@ -890,18 +863,21 @@ def scenario_export_import(ctx):
 def tls_handshakes(entries):
     """Each TLS handshake in FileZilla's log: (engine, "control"|"data", resumed?, protocol
     line). A control handshake starts at "Status: Initializing TLS...", a data one at "Trying
-    to resume existing TLS session."; "Received CERTIFICATE" marks a full handshake."""
+    to resume existing TLS session."; resumed means FileZilla logged "TLS Session resumed"
+    and the server sent no certificate ("Received CERTIFICATE" marks a full handshake)."""
     res, open_ = [], {}
     for engine, m in entries:
         if m == "Status: Initializing TLS...":
-            open_[engine] = ["control", False]
+            open_[engine] = ["control", False, False]
         elif m == "Trace: Trying to resume existing TLS session.":
-            open_[engine] = ["data", False]
+            open_[engine] = ["data", False, False]
         elif engine in open_ and m == "Trace: TLS handshakep: Received CERTIFICATE":
             open_[engine][1] = True
+        elif engine in open_ and m == "Trace: TLS Session resumed":
+            open_[engine][2] = True
         elif engine in open_ and m.startswith("Trace: Protocol: "):
-            kind, cert = open_.pop(engine)
-            res.append((engine, kind, not cert, m[len("Trace: ") :]))
+            kind, cert, resumed_line = open_.pop(engine)
+            res.append((engine, kind, resumed_line and not cert, m[len("Trace: ") :]))
     return res
 
 

@@ -55,7 +55,8 @@ SECRETS = set()
 
 def redact(text):
     text = str(text)
-    for s in SECRETS:
+    # Longest first, so that a secret inside another is not half-replaced.
+    for s in sorted(SECRETS, key=len, reverse=True):
         if s:
             text = text.replace(s, "***")
     return text
