@@ -188,7 +188,7 @@ impl S3Authenticator {
             user: username.to_owned(),
             reason: reason.clone(),
         });
-        self.conn.tap.explain(530, &reason);
+        self.conn.tap.explain(&reason);
         AuthenticationError::new(reason)
     }
 }

@@ -3,18 +3,16 @@
 //! libunftp gives the storage backend no way to talk to the client or to see the connection.
 //! Every session's control connection runs through our relay ([`crate::relay`]): the client
 //! talks to the relay, and the relay talks plain FTP to libunftp over a loopback connection.
-//! The tap is the state the relay and the backend share, plus a duplicate handle on libunftp's
-//! end of that loopback connection:
-//! - `explain`: write the first line of a multi-line FTP reply (`550-why`) just before
-//!   libunftp writes its fixed last line with the same code (`550 File not found`), so the
-//!   user reads the real reason. The loopback leg is always plain text, so this works on FTPS
-//!   sessions too (the relay encrypts it with the rest of the reply).
-//! - `client_bytes`: how many bytes the client has sent on the control connection in all,
-//!   counted by the relay as it reads them. libunftp reads an ABOR sent during an upload at once
-//!   and parks it behind the session lock until `put()` returns; the count still moves, so any
-//!   control bytes that arrive while an upload runs mean the client spoke (ABOR, QUIT) instead
-//!   of waiting for the `226`. The same on every OS.
-//! - `client_gone`: the relay saw the client close or reset the control connection.
+//! The tap is the state the relay and the backend share:
+//! - `explain`: the reason for the error reply libunftp is about to send (its texts are fixed
+//!   per error kind); the relay puts it in front of that reply as `550-why`, with the code
+//!   libunftp actually sends, encrypted with the rest on FTPS sessions.
+//! - the commit gate's inputs: how many bytes the client has sent on the control connection
+//!   (counted by the relay as it reads them), where the current upload's command ended in
+//!   that count (so an ABOR sent right after the `150` counts), whether the client is gone,
+//!   and a duplicate handle on the client's own socket to peek at: bytes the relay has not
+//!   read yet, or the client's FIN, are seen there at once, however busy the relay is. The
+//!   same on every OS.
 //! - the session's TLS state (control channel, `PROT P` data channel) and the MLST facts the
 //!   client selected with `OPTS MLST`.
 //! - `close`: shut libunftp's end down when the gateway stops, which ends the session.
@@ -24,29 +22,48 @@
 //! no server can tell the two apart. Over FTPS the data channel must end with a TLS
 //! close_notify, so the same cancel is an error there and nothing is stored.
 
-use std::io::{ErrorKind, Write};
+use std::io::ErrorKind;
 use std::net::{Shutdown, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::relay::wire::Facts;
 
-/// What a peek at libunftp's end of the control connection shows.
+/// How long a reason waits for its error reply before it is dropped as stale.
+const REASON_FRESH: Duration = Duration::from_secs(60);
+/// `transfer_mark` before any upload command was forwarded.
+const NO_MARK: u64 = u64::MAX;
+
+/// What a peek at a control socket shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ControlState {
     /// Open, nothing unread.
     Idle,
     /// Open, with bytes libunftp has not read yet.
     Pending,
-    /// The relay closed it (the client went away) or it was reset.
+    /// Closed (FIN) or reset.
     Closed,
+}
+
+fn peek(sock: &TcpStream) -> ControlState {
+    let mut byte = [0u8; 1];
+    match sock.peek(&mut byte) {
+        Ok(0) => ControlState::Closed,
+        Ok(_) => ControlState::Pending,
+        Err(e) if e.kind() == ErrorKind::WouldBlock => ControlState::Idle,
+        Err(e) if e.kind() == ErrorKind::Interrupted => ControlState::Idle,
+        Err(_) => ControlState::Closed,
+    }
 }
 
 /// The shared session state. See the module docs.
 #[derive(Debug)]
 pub struct ControlTap {
     sock: TcpStream,
+    client: OnceLock<TcpStream>,
+    reason: Mutex<Option<(String, Instant)>>,
+    transfer_mark: AtomicU64,
     client_bytes: AtomicU64,
     client_gone: AtomicBool,
     control_tls: AtomicBool,
@@ -67,6 +84,9 @@ pub fn split(
         stream,
         ControlTap {
             sock: dup,
+            client: OnceLock::new(),
+            reason: Mutex::new(None),
+            transfer_mark: AtomicU64::new(NO_MARK),
             client_bytes: AtomicU64::new(0),
             client_gone: AtomicBool::new(false),
             control_tls: AtomicBool::new(false),
@@ -88,6 +108,17 @@ pub fn one_line(text: &str) -> String {
 }
 
 impl ControlTap {
+    /// Keeps a duplicate of the client's own control socket for the commit gate to peek at.
+    pub fn watch_client(&self, client: TcpStream) {
+        let _ = self.client.set(client);
+    }
+
+    /// The relay forwarded an upload command (STOR, APPE, STOU) that ended at `client_bytes`
+    /// bytes of the client's control stream.
+    pub fn set_transfer_mark(&self, client_bytes: u64) {
+        self.transfer_mark.store(client_bytes, Ordering::SeqCst);
+    }
+
     /// The relay read `n` more bytes from the client.
     pub fn count_client_bytes(&self, n: usize) {
         self.client_bytes.fetch_add(n as u64, Ordering::SeqCst);
@@ -154,37 +185,29 @@ impl ControlTap {
         self.transfer_bytes.swap(0, Ordering::Relaxed)
     }
 
-    /// Writes `code-text` as the first line of the multi-line reply libunftp is about to
-    /// finish with `code`. Best effort: skipped when the socket would block.
-    pub fn explain(&self, code: u16, text: &str) {
-        let line = format!("{code}-{}\r\n", one_line(text));
-        let mut sock = &self.sock;
-        if let Err(e) = sock.write_all(line.as_bytes()) {
-            tracing::debug!(error = %e, "could not write reply detail");
+    /// Leaves the reason for the error reply libunftp is about to send.
+    pub fn explain(&self, text: &str) {
+        if let Ok(mut r) = self.reason.lock() {
+            *r = Some((one_line(text), Instant::now()));
         }
     }
 
-    /// Like [`explain`](Self::explain), for replies that follow a `150` preliminary reply
-    /// written by another task: waits until `started` is at least `settle` old so that the
-    /// `150` line has gone out first.
-    pub async fn explain_after(&self, started: Instant, settle: Duration, code: u16, text: &str) {
-        let elapsed = started.elapsed();
-        if elapsed < settle {
-            tokio::time::sleep(settle - elapsed).await;
-        }
-        self.explain(code, text);
+    /// The reason left for an error reply, if it is fresh.
+    pub fn take_reason(&self) -> Option<String> {
+        let taken = self.reason.lock().ok().and_then(|mut r| r.take());
+        taken
+            .filter(|(_, at)| at.elapsed() < REASON_FRESH)
+            .map(|(text, _)| text)
     }
 
     /// Peeks at libunftp's end without consuming anything.
     pub fn state(&self) -> ControlState {
-        let mut byte = [0u8; 1];
-        match self.sock.peek(&mut byte) {
-            Ok(0) => ControlState::Closed,
-            Ok(_) => ControlState::Pending,
-            Err(e) if e.kind() == ErrorKind::WouldBlock => ControlState::Idle,
-            Err(e) if e.kind() == ErrorKind::Interrupted => ControlState::Idle,
-            Err(_) => ControlState::Closed,
-        }
+        peek(&self.sock)
+    }
+
+    /// Peeks at the client's own socket: bytes the relay has not read yet, or its end.
+    pub fn client_state(&self) -> ControlState {
+        self.client.get().map_or(ControlState::Idle, peek)
     }
 
     /// Shuts libunftp's end down both ways.
@@ -193,14 +216,20 @@ impl ControlTap {
     }
 }
 
-/// The decision of the commit gate, apart from how its inputs are read: an upload begun when
-/// the client had sent `mark` control bytes must not be committed when the control connection
-/// is gone, or when the client has sent anything since.
-pub fn may_commit(mark: u64, now: u64, connection_gone: bool) -> Result<(), &'static str> {
-    if connection_gone {
+/// The decision of the commit gate, apart from how its inputs are read: an upload whose
+/// command ended at `mark` bytes of the client's control stream must not be committed when the
+/// control connection is gone, or when the client has sent anything since (counted by the
+/// relay, or still unread in the client's socket).
+pub fn may_commit(
+    mark: u64,
+    now: u64,
+    client: ControlState,
+    connection_gone: bool,
+) -> Result<(), &'static str> {
+    if connection_gone || client == ControlState::Closed {
         return Err("the control connection closed before the upload finished");
     }
-    if now > mark {
+    if now > mark || client == ControlState::Pending {
         return Err("the client sent a command (ABOR) during the upload");
     }
     Ok(())
@@ -209,12 +238,15 @@ pub fn may_commit(mark: u64, now: u64, connection_gone: bool) -> Result<(), &'st
 /// The tap as the upload's commit gate: see [`may_commit`].
 impl crate::storage::upload::CommitGate for ControlTap {
     fn mark(&self) -> u64 {
-        self.client_bytes()
+        match self.transfer_mark.load(Ordering::SeqCst) {
+            NO_MARK => self.client_bytes(),
+            mark => mark,
+        }
     }
 
     fn check(&self, mark: u64) -> Result<(), crate::error::Failure> {
         let gone = self.client_gone.load(Ordering::SeqCst) || self.state() == ControlState::Closed;
-        may_commit(mark, self.client_bytes(), gone)
+        may_commit(mark, self.client_bytes(), self.client_state(), gone)
             .map_err(|why| crate::error::Failure::Aborted(why.into()))
     }
 }
@@ -222,7 +254,6 @@ impl crate::storage::upload::CommitGate for ControlTap {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::AsyncReadExt;
 
     #[test]
     fn one_line_strips_breaks() {
@@ -231,10 +262,16 @@ mod tests {
 
     #[test]
     fn commit_decision_table() {
-        assert!(may_commit(10, 10, false).is_ok());
-        assert!(may_commit(10, 16, false).is_err(), "ABOR arrived");
-        assert!(may_commit(10, 10, true).is_err(), "client gone");
-        assert!(may_commit(0, 0, true).is_err());
+        use ControlState::*;
+        assert!(may_commit(10, 10, Idle, false).is_ok());
+        assert!(may_commit(10, 16, Idle, false).is_err(), "ABOR counted");
+        assert!(
+            may_commit(10, 10, Pending, false).is_err(),
+            "ABOR not read yet"
+        );
+        assert!(may_commit(10, 10, Closed, false).is_err(), "client's FIN");
+        assert!(may_commit(10, 10, Idle, true).is_err(), "client gone");
+        assert!(may_commit(0, 0, Idle, true).is_err());
     }
 
     #[tokio::test]
@@ -243,7 +280,7 @@ mod tests {
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-        let mut relay = tokio::net::TcpStream::connect(addr)
+        let relay = tokio::net::TcpStream::connect(addr)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         let (server, _) = listener.accept().await.unwrap_or_else(|e| panic!("{e}"));
@@ -255,13 +292,34 @@ mod tests {
         tap.count_client_bytes(6);
         assert!(tap.check(mark).is_err(), "bytes arrived since the mark");
         assert!(tap.check(tap.mark()).is_ok());
-        tap.explain(550, "no such\r\nfile");
-        let mut line = vec![0u8; 19];
-        relay
-            .read_exact(&mut line)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(line, b"550-no such  file\r\n");
+        // An upload's mark is where its command ended, not when put() began.
+        tap.set_transfer_mark(3);
+        assert_eq!(tap.mark(), 3);
+        assert!(tap.check(tap.mark()).is_err(), "bytes after the STOR line");
+        tap.set_transfer_mark(tap.client_bytes());
+        tap.explain("no such\r\nfile");
+        assert_eq!(tap.take_reason().as_deref(), Some("no such  file"));
+        assert_eq!(tap.take_reason(), None, "taken once");
+        // A FIN from the client, before the relay read it, is seen on its socket.
+        let (client, server_side) = {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let a = l.local_addr().unwrap_or_else(|e| panic!("{e}"));
+            let c = tokio::net::TcpStream::connect(a)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let (s, _) = l.accept().await.unwrap_or_else(|e| panic!("{e}"));
+            (c, s)
+        };
+        let std_side = server_side.into_std().unwrap_or_else(|e| panic!("{e}"));
+        tap.watch_client(std_side.try_clone().unwrap_or_else(|e| panic!("{e}")));
+        let mark = tap.mark();
+        assert!(tap.check(mark).is_ok());
+        drop(client);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(tap.check(mark).is_err(), "client's FIN seen");
+        drop(std_side);
         drop(relay);
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(tap.state(), ControlState::Closed);

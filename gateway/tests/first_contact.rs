@@ -118,6 +118,12 @@ async fn opts_mlst_selects_the_facts_of_mlst_and_mlsd() {
     assert_eq!(r.reply().await.0, 226);
     assert!(listing.contains("type=file;size=5; 中文.txt"), "{listing}");
     assert!(!listing.contains("modify="), "{listing}");
+    assert!(
+        listing
+            .lines()
+            .all(|l| l.starts_with("type=") && l.contains(";size=")),
+        "MLSD lines carry type and size, as the 200 said: {listing}"
+    );
     // LIST still shows times.
     let mut dc = r.data("LIST /").await;
     let list = String::from_utf8_lossy(&dc.read_all().await).into_owned();
@@ -127,16 +133,16 @@ async fn opts_mlst_selects_the_facts_of_mlst_and_mlsd() {
     let (code, text) = r.cmd("MDTM /中文.txt").await;
     assert_eq!(code, 213, "{text}");
 
-    // Unknown facts are ignored; selecting modify brings it back.
-    let (code, text) = r.cmd("OPTS MLST Modify;unix.mode;Type;").await;
+    // Unknown facts are ignored; type and size stay (libunftp writes them into every MLSD
+    // line, and the reply says so); selecting modify brings it back.
+    let (code, text) = r.cmd("OPTS MLST Modify;unix.mode;").await;
     assert_eq!(
         (code, text.as_str()),
-        (200, "200 MLST OPTS type;modify;\r\n")
+        (200, "200 MLST OPTS type;size;modify;\r\n")
     );
     let (_, text) = r.cmd("MLST /中文.txt").await;
     let entry = mlst_entry(&text);
-    assert!(entry.starts_with(" type=file;modify="), "{entry}");
-    assert!(!entry.contains("size="), "{entry}");
+    assert!(entry.starts_with(" type=file;size=5;modify="), "{entry}");
     let mut dc = r.data("MLSD").await;
     let listing = String::from_utf8_lossy(&dc.read_all().await).into_owned();
     assert_eq!(r.reply().await.0, 226);
@@ -177,10 +183,54 @@ async fn replies_show_normalised_paths() {
     let (code, text) = r.cmd("MLST ../a/./b/f.txt").await;
     assert_eq!(code, 250, "{text}");
     assert!(mlst_entry(&text).ends_with(" /a/b/f.txt"), "{text}");
+    // MLST's argument is taken in the working directory (libunftp alone takes it from /).
+    let (code, text) = r.cmd("MLST b/f.txt").await;
+    assert_eq!(code, 250, "{text}");
+    assert!(
+        mlst_entry(&text).starts_with(" type=file;size=1;"),
+        "the file in /a/b, not a /b/f.txt: {text}"
+    );
+    assert!(mlst_entry(&text).ends_with(" /a/b/f.txt"), "{text}");
     // Relative paths after a CWD with `..` still reach the right objects.
     let mut dc = r.data("RETR b/f.txt").await;
     assert_eq!(dc.read_all().await, b"x");
     assert_eq!(r.reply().await.0, 226);
+}
+
+/// Commands sent together (pipelined) are answered in order, each error reply with its
+/// reason and the code libunftp sends, even where libunftp answers from tasks of its own or
+/// with another code than the reason's (STAT of a missing path).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_commands_are_answered_in_order_with_their_reasons() {
+    let env = Env::start(|_| {}).await;
+    env.s3.put(BUCKET, "here.txt", b"abc".to_vec()).await;
+    for round in 0..10 {
+        let mut r = env.plain().await;
+        r.send("CWD /nope\r\nPWD\r\nSIZE here.txt\r\nSTAT /missing\r\nMDTM /missing\r\nNOOP")
+            .await;
+        let (code, text) = r.reply().await;
+        assert_eq!(code, 550, "round {round} CWD: {text}");
+        assert!(text.starts_with("550-"), "reason first: {text}");
+        let (code, text) = r.reply().await;
+        assert_eq!(code, 257, "round {round} PWD: {text}");
+        let (code, text) = r.reply().await;
+        assert_eq!(
+            (code, text.as_str()),
+            (213, "213 3\r\n"),
+            "round {round} SIZE"
+        );
+        let (code, text) = r.reply().await;
+        assert!(code >= 400, "round {round} STAT: {text}");
+        let first = text.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with(&format!("{code}-")),
+            "the reason carries the reply's own code: {text}"
+        );
+        let (code, text) = r.reply().await;
+        assert_eq!(code, 550, "round {round} MDTM: {text}");
+        let (code, text) = r.reply().await;
+        assert_eq!(code, 200, "round {round} NOOP: {text}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -212,6 +262,10 @@ async fn require_tls_refuses_plain_logins_and_data() {
     assert!(text.contains("PROT P"), "{text}");
     assert_eq!(r.cmd("PBSZ 0").await.0, 200);
     assert_eq!(r.cmd("PROT P").await.0, 200);
+    // No way back to plain data connections, pipelined or not.
+    r.send("PROT C\r\nPASV").await;
+    assert_eq!(r.reply().await.0, 534, "PROT C refused");
+    assert_eq!(r.reply().await.0, 227, "PROT P still in force");
     let mut dc = r.data("STOR secure.txt").await;
     assert!(dc.write(b"encrypted").await);
     dc.finish().await;
@@ -272,24 +326,35 @@ async fn clients_not_on_127_0_0_1_get_relayed_data_connections() {
             );
         }
     }
-    // A data connection from another address than the control connection's is refused.
+    // A data connection from another address than the control connection's is refused at
+    // once, and the client's own connection still gets the data.
     let mut r = Raw::connect_from(env.gw.local_addr(), source).await;
     r.login(&env.user(), &env.s3.secret_key).await;
     let port = r.epsv().await;
-    let stranger = rawftp::connect_from(
-        std::net::SocketAddr::new(env.gw.local_addr().ip(), port),
-        Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3))),
-    )
-    .await;
-    if let Ok(mut s) = stranger {
+    let data_addr = std::net::SocketAddr::new(env.gw.local_addr().ip(), port);
+    let stranger =
+        rawftp::connect_from(data_addr, Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3)))).await;
+    // Refused: reset while connecting, or closed before any byte.
+    if let Ok(mut stranger) = stranger {
         use tokio::io::AsyncReadExt;
-        let mut buf = [0u8; 1];
-        let n = tokio::time::timeout(std::time::Duration::from_secs(3), s.read(&mut buf)).await;
-        assert!(
-            matches!(n, Ok(Ok(0)) | Ok(Err(_)) | Err(_)),
-            "a stranger's data connection got data"
-        );
+        let mut buf = [0u8; 16];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), stranger.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("the stranger's connection was left open"));
+        assert!(matches!(n, Ok(0) | Err(_)), "the stranger got {n:?}");
     }
+    let mut own = rawftp::connect_from(data_addr, source)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (code, text) = r.cmd("RETR relayed-false.bin").await;
+    assert_eq!(code, 150, "{text}");
+    let mut got = Vec::new();
+    {
+        use tokio::io::AsyncReadExt;
+        let _ = own.read_to_end(&mut got).await;
+    }
+    assert_eq!(r.reply().await.0, 226);
+    assert_eq!(got.len(), 3 * 1024 * 1024 + 7);
 }
 
 /// The binary's log at `info` for a scripted session: one short line per event, no colour

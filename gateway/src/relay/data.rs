@@ -14,30 +14,38 @@ use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 /// How long a client has to connect to an announced passive port (libunftp's own value).
 const ACCEPT_WITHIN: Duration = Duration::from_secs(15);
+/// Silence in both directions after which a relayed data connection is reset.
+const IDLE: Duration = Duration::from_secs(300);
 /// Ports tried before giving up on a busy range.
 const BIND_TRIES: usize = 32;
 
-/// Listens on a free port of `ports` at `bind_ip` and relays the first connection from
-/// `client_ip` to `target`. Returns the port to announce.
+/// Connects to libunftp's passive port at `target` at once (so no other local process can
+/// take it), listens on a free port of `ports` at `bind_ip`, and joins the first connection
+/// from `client_ip` to it. Returns the port to announce and a handle that ends the wait.
 pub async fn open(
     bind_ip: IpAddr,
     ports: RangeInclusive<u16>,
     client_ip: IpAddr,
     target: SocketAddr,
-) -> io::Result<u16> {
+) -> io::Result<(u16, tokio::task::AbortHandle)> {
+    let inner = TcpStream::connect(target).await?;
     let listener = bind_in_range(bind_ip, ports)?;
     let port = listener.local_addr()?.port();
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let accepted = tokio::time::timeout(ACCEPT_WITHIN, async {
             loop {
                 match listener.accept().await {
-                    Ok((stream, from)) if from.ip() == client_ip => return Some(stream),
-                    Ok((_, from)) => {
-                        tracing::warn!(%from, "data connection from another address refused");
+                    Ok((stream, from)) if from.ip().to_canonical() == client_ip => {
+                        return Some(stream);
+                    }
+                    Ok((stranger, from)) => {
+                        tracing::debug!(%from, "data connection from another address refused");
+                        reset(&stranger);
                     }
                     Err(e) => {
                         tracing::debug!(error = %e, "data accept failed");
@@ -47,17 +55,14 @@ pub async fn open(
             }
         })
         .await;
-        if let Ok(Some(client)) = accepted {
-            match TcpStream::connect(target).await {
-                Ok(inner) => pipe(client, inner).await,
-                Err(e) => {
-                    tracing::debug!(error = %e, "libunftp's data port did not answer");
-                    reset(&client);
-                }
-            }
+        drop(listener);
+        match accepted {
+            Ok(Some(client)) => pipe(client, inner).await,
+            // Never connected: libunftp's side ends with the connection.
+            _ => reset(&inner),
         }
     });
-    Ok(port)
+    Ok((port, task.abort_handle()))
 }
 
 /// A port from `ports` picked from a varying starting point, so that sessions do not all
@@ -78,6 +83,7 @@ fn bind_in_range(ip: IpAddr, ports: RangeInclusive<u16>) -> io::Result<TcpListen
         };
         // The range holds at most 65,535 ports, so `port` fits in a u16.
         let port = u16::try_from(port).unwrap_or(u16::MAX);
+        socket.set_reuseaddr(true)?;
         match socket.bind(SocketAddr::new(ip, port)) {
             Ok(()) => return socket.listen(1),
             Err(e) => last_err = e,
@@ -86,11 +92,42 @@ fn bind_in_range(ip: IpAddr, ports: RangeInclusive<u16>) -> io::Result<TcpListen
     Err(last_err)
 }
 
-/// Copies both ways until both sides are done; an error on either side resets both.
+/// Copies both ways until both sides are done; an error on either side resets both, and so
+/// does silence in both directions for [`IDLE`] (a client that keeps its side open forever).
 async fn pipe(mut client: TcpStream, mut inner: TcpStream) {
     let _ = client.set_nodelay(true);
     let _ = inner.set_nodelay(true);
-    if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut inner).await {
+    let (mut client_rd, mut client_wr) = client.split();
+    let (mut inner_rd, mut inner_wr) = inner.split();
+    let mut up = [0u8; 64 * 1024];
+    let mut down = [0u8; 64 * 1024];
+    let (mut up_open, mut down_open) = (true, true);
+    let outcome: io::Result<()> = async {
+        while up_open || down_open {
+            tokio::select! {
+                r = client_rd.read(&mut up), if up_open => match r? {
+                    0 => {
+                        inner_wr.shutdown().await?;
+                        up_open = false;
+                    }
+                    n => inner_wr.write_all(&up[..n]).await?,
+                },
+                r = inner_rd.read(&mut down), if down_open => match r? {
+                    0 => {
+                        client_wr.shutdown().await?;
+                        down_open = false;
+                    }
+                    n => client_wr.write_all(&down[..n]).await?,
+                },
+                _ = tokio::time::sleep(IDLE) => {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "data connection idle"));
+                }
+            }
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = outcome {
         tracing::debug!(error = %e, "relayed data connection broke");
         reset(&client);
         reset(&inner);

@@ -41,8 +41,9 @@ use wire::{Command, Reply, ReplyAssembler};
 const MAX_LINE: usize = 8192;
 /// How long a client may take to finish the TLS handshake after `234`.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
-/// How long a command answered by the relay waits for earlier replies (pipelining clients).
-const ORDER_WAIT: Duration = Duration::from_secs(10);
+/// How long a command waits for the replies to earlier ones before the relay stops waiting
+/// for those (a safety valve: libunftp answers every command; transfers never expire).
+const ORDER_WAIT: Duration = Duration::from_secs(120);
 
 /// What the relay needs to know, shared by every session.
 #[derive(Debug, Clone)]
@@ -69,12 +70,9 @@ pub enum DataPath {
 /// The loopback address the relay connects to libunftp from, for a client at `peer`, and
 /// whether data connections can then go straight to libunftp.
 pub fn inner_address(peer: IpAddr) -> (IpAddr, DataPath) {
-    match peer {
-        IpAddr::V4(ip) if ip == Ipv4Addr::LOCALHOST => (peer, DataPath::Direct),
-        IpAddr::V6(ip) if ip.is_loopback() => (peer, DataPath::Direct),
-        IpAddr::V6(ip) if ip.to_ipv4_mapped() == Some(Ipv4Addr::LOCALHOST) => {
-            (IpAddr::V4(Ipv4Addr::LOCALHOST), DataPath::Direct)
-        }
+    match peer.to_canonical() {
+        IpAddr::V4(ip) if ip == Ipv4Addr::LOCALHOST => (IpAddr::V4(ip), DataPath::Direct),
+        IpAddr::V6(ip) if ip.is_loopback() => (IpAddr::V6(ip), DataPath::Direct),
         _ => (IpAddr::V4(Ipv4Addr::LOCALHOST), DataPath::Relayed),
     }
 }
@@ -193,6 +191,32 @@ impl AsyncWrite for ClientStream {
 struct Pending {
     cmd: Command,
     started: Instant,
+    /// A 1xx reply came: a transfer is running.
+    transferring: bool,
+}
+
+/// Commands that open a data transfer.
+fn is_transfer(verb: &str) -> bool {
+    matches!(
+        verb,
+        "RETR" | "STOR" | "APPE" | "STOU" | "LIST" | "NLST" | "MLSD"
+    )
+}
+
+/// Commands a client sends while an earlier one is still running, and that must reach
+/// libunftp at once (RFC 959 §4.1.3: ABOR, STAT and QUIT interrupt a transfer).
+fn is_interrupt(verb: &str) -> bool {
+    matches!(verb, "ABOR" | "STAT" | "QUIT")
+}
+
+/// libunftp's texts for the `226` that answers ABOR (it may come before the interrupted
+/// transfer's own reply).
+fn is_abor_reply(reply: &Reply) -> bool {
+    reply.code == 226
+        && matches!(
+            reply.last_text().as_str(),
+            "Closed data channel" | "Data channel already closed"
+        )
 }
 
 /// What the relay does with one command line.
@@ -237,14 +261,20 @@ pub fn decide(cmd: &Command, p: Protection) -> Action {
                 ))
             }
         }
-        "USER" | "PASS" if p.tls_required && !p.control_tls => Action::Answer(
+        "USER" | "PASS" | "ACCT" if p.tls_required && !p.control_tls => Action::Answer(
             "534 This server requires explicit FTP over TLS: send AUTH TLS first \
              (in FileZilla: Encryption \"Require explicit FTP over TLS\").\r\n"
                 .into(),
         ),
-        "PASV" | "EPSV" | "PORT" | "EPRT" if p.tls_required && !p.data_tls => Action::Answer(
-            "534 This server requires encrypted data connections: send PROT P first.\r\n".into(),
+        "PROT" if p.tls_required && !cmd.arg.trim().eq_ignore_ascii_case("P") => Action::Answer(
+            "534 This server requires encrypted data connections: only PROT P.\r\n".into(),
         ),
+        "PASV" | "EPSV" | "PORT" | "EPRT" | "LPSV" | "LPRT" if p.tls_required && !p.data_tls => {
+            Action::Answer(
+                "534 This server requires encrypted data connections: send PROT P first.\r\n"
+                    .into(),
+            )
+        }
         "CCC" if p.control_tls => {
             Action::Answer("534 The control connection stays encrypted.\r\n".into())
         }
@@ -257,6 +287,12 @@ pub fn decide(cmd: &Command, p: Protection) -> Action {
         },
     }
 }
+
+/// The unread client bytes the relay holds at most (a line waiting for earlier replies
+/// included); past it the session ends.
+const MAX_BUFFERED: usize = 64 * 1024;
+/// How long a write to the client may take before the session is given up.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// One session's relay.
 struct Relay {
@@ -272,8 +308,13 @@ struct Relay {
     /// The user name of the last USER, shown in log lines once logged in.
     user_tried: Option<String>,
     user: Option<String>,
-    /// Since when a command answered here has been waiting for earlier replies.
+    /// The working directory, normalised (libunftp keeps it as typed and does not apply it
+    /// to MLST's argument).
+    cwd: String,
+    /// Since when a command has been waiting for earlier replies.
     blocked_since: Option<Instant>,
+    /// The relayed passive listener of this session, if any.
+    passive: Option<tokio::task::AbortHandle>,
 }
 
 /// Runs the relay until either side closes: `client` is the accepted control connection,
@@ -287,7 +328,7 @@ pub async fn run(
     data: DataPath,
 ) {
     let (peer, local) = match (client.peer_addr(), client.local_addr()) {
-        (Ok(p), Ok(l)) => (p, l),
+        (Ok(p), Ok(l)) => (canonical(p), canonical(l)),
         _ => return,
     };
     let mut relay = Relay {
@@ -297,17 +338,36 @@ pub async fn run(
         data,
         peer,
         local,
-        pending: VecDeque::new(),
+        // libunftp's greeting comes first; commands sent before it wait for it.
+        pending: VecDeque::from([Pending {
+            cmd: Command {
+                verb: String::new(),
+                arg: String::new(),
+                line: Vec::new(),
+            },
+            started: Instant::now(),
+            transferring: false,
+        }]),
         user_tried: None,
         user: None,
+        cwd: "/".into(),
         blocked_since: None,
+        passive: None,
     };
     let mut client = ClientStream::Plain(client);
     if let Err(e) = relay.pump(&mut client, inner).await {
         tracing::debug!(session, error = %e, "control connection ended");
     }
     relay.tap.set_client_gone();
+    if let Some(p) = relay.passive.take() {
+        p.abort();
+    }
     let _ = tokio::time::timeout(Duration::from_secs(2), client.shutdown()).await;
+}
+
+/// An address with IPv4-mapped IPv6 (`::ffff:a.b.c.d`) written as IPv4.
+fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }
 
 impl Relay {
@@ -336,6 +396,12 @@ impl Relay {
                         Ok(n) => {
                             self.tap.count_client_bytes(n);
                             lines.extend_from_slice(&from_client[..n]);
+                            if lines.len() > MAX_BUFFERED {
+                                let _ = self
+                                    .write_client(client, b"500 Too much input at once.\r\n")
+                                    .await;
+                                return Ok(());
+                            }
                             if !self.process(client, &mut inner_wr, &mut lines).await? {
                                 return Ok(());
                             }
@@ -351,7 +417,7 @@ impl Relay {
                     for reply in replies.push(&from_inner[..n]) {
                         self.answer_from_libunftp(client, reply).await?;
                     }
-                    if self.pending.is_empty() && self.blocked_since.is_some() {
+                    if self.blocked_since.is_some() && !self.must_wait_for_replies() {
                         self.blocked_since = None;
                         if !self.process(client, &mut inner_wr, &mut lines).await? {
                             return Ok(());
@@ -359,8 +425,9 @@ impl Relay {
                     }
                 }
                 _ = tokio::time::sleep(wait), if self.blocked_since.is_some() => {
-                    // Some command got no reply: stop waiting for it.
-                    self.pending.clear();
+                    // A command got no reply in all this time: stop waiting for it, but
+                    // never for a transfer, which may run for hours.
+                    self.pending.retain(|p| is_transfer(&p.cmd.verb));
                     self.blocked_since = None;
                     if !self.process(client, &mut inner_wr, &mut lines).await? {
                         return Ok(());
@@ -370,6 +437,12 @@ impl Relay {
         }
     }
 
+    /// True while commands must wait: libunftp answers some commands from tasks of their
+    /// own, so a command sent before the previous reply could be answered first.
+    fn must_wait_for_replies(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
     /// Handles the complete lines in `buf`. `Ok(false)` ends the session.
     async fn process(
         &mut self,
@@ -377,7 +450,7 @@ impl Relay {
         inner: &mut tokio::net::tcp::OwnedWriteHalf,
         buf: &mut Vec<u8>,
     ) -> io::Result<bool> {
-        while self.blocked_since.is_none() {
+        loop {
             let Some(end) = buf.iter().position(|b| *b == b'\n') else {
                 if buf.len() > MAX_LINE {
                     self.write_client(client, b"500 Command line too long.\r\n")
@@ -397,18 +470,24 @@ impl Relay {
                 data_tls: self.tap.data_tls(),
             };
             let action = decide(&cmd, protection);
-            if action != Action::Forward && !self.pending.is_empty() {
+            // ABOR, STAT and QUIT go at once while a transfer runs (they interrupt it);
+            // otherwise every command waits for the replies before it.
+            let interrupts = action == Action::Forward
+                && is_interrupt(&cmd.verb)
+                && self.pending.iter().any(|p| is_transfer(&p.cmd.verb));
+            if self.must_wait_for_replies() && !interrupts {
                 // Answer in order: wait for the replies to the commands before it.
-                self.blocked_since = Some(Instant::now());
+                self.blocked_since.get_or_insert_with(Instant::now);
                 return Ok(true);
             }
-            let line: Vec<u8> = buf.drain(..=end).collect();
+            buf.drain(..=end);
             match action {
                 Action::Forward => {
-                    self.before_forward(&cmd);
+                    let line = self.before_forward(&cmd, buf.len());
                     self.pending.push_back(Pending {
                         cmd,
                         started: Instant::now(),
+                        transferring: false,
                     });
                     inner.write_all(&line).await?;
                 }
@@ -422,62 +501,99 @@ impl Relay {
                     self.write_client(client, reply.as_bytes()).await?;
                 }
                 Action::StartTls => {
-                    let started = Instant::now();
-                    let Some(config) = self.cfg.control_tls.clone() else {
+                    if !self.start_tls(client, buf).await? {
                         return Ok(false);
-                    };
-                    let reply = "234 AUTH TLS OK: start the TLS handshake.\r\n";
-                    self.write_client(client, reply.as_bytes()).await?;
-                    let prefix = std::mem::take(buf);
-                    let ClientStream::Plain(tcp) = std::mem::replace(client, ClientStream::Gone)
-                    else {
-                        return Ok(false);
-                    };
-                    let acceptor = tokio_rustls::TlsAcceptor::from(config);
-                    let handshake = acceptor.accept(Prefixed { prefix, inner: tcp });
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
-                        Ok(Ok(tls)) => {
-                            let version = tls
-                                .get_ref()
-                                .1
-                                .protocol_version()
-                                .map(|v| format!("{v:?}"))
-                                .unwrap_or_default();
-                            *client = ClientStream::Tls(Box::new(tls));
-                            self.tap.set_control_tls(true);
-                            tracing::info!(
-                                session = self.session,
-                                cmd = "AUTH TLS",
-                                reply = 234,
-                                tls = %version,
-                                ms = started.elapsed().as_millis() as u64,
-                            );
-                        }
-                        Ok(Err(e)) => {
-                            tracing::info!(session = self.session, error = %e, "TLS handshake failed");
-                            return Ok(false);
-                        }
-                        Err(_) => {
-                            tracing::info!(session = self.session, "TLS handshake timed out");
-                            return Ok(false);
-                        }
                     }
                 }
             }
         }
-        Ok(true)
     }
 
-    /// Session state that changes as a command goes to libunftp.
-    fn before_forward(&mut self, cmd: &Command) {
+    /// `234`, then the TLS handshake; bytes already read behind the command are the start of
+    /// the ClientHello. `Ok(false)` when the handshake failed.
+    async fn start_tls(
+        &mut self,
+        client: &mut ClientStream,
+        buf: &mut Vec<u8>,
+    ) -> io::Result<bool> {
+        let started = Instant::now();
+        let Some(config) = self.cfg.control_tls.clone() else {
+            return Ok(false);
+        };
+        let reply = "234 AUTH TLS OK: start the TLS handshake.\r\n";
+        self.write_client(client, reply.as_bytes()).await?;
+        let prefix = std::mem::take(buf);
+        let ClientStream::Plain(tcp) = std::mem::replace(client, ClientStream::Gone) else {
+            return Ok(false);
+        };
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        let handshake = acceptor.accept(Prefixed { prefix, inner: tcp });
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+            Ok(Ok(tls)) => {
+                let version = tls
+                    .get_ref()
+                    .1
+                    .protocol_version()
+                    .map(|v| format!("{v:?}"))
+                    .unwrap_or_default();
+                *client = ClientStream::Tls(Box::new(tls));
+                self.tap.set_control_tls(true);
+                tracing::info!(
+                    session = self.session,
+                    cmd = "AUTH TLS",
+                    reply = 234,
+                    tls = %version,
+                    ms = started.elapsed().as_millis() as u64,
+                );
+                Ok(true)
+            }
+            Ok(Err(e)) => {
+                tracing::info!(session = self.session, error = %e, "TLS handshake failed");
+                Ok(false)
+            }
+            Err(_) => {
+                tracing::info!(session = self.session, "TLS handshake timed out");
+                Ok(false)
+            }
+        }
+    }
+
+    /// Session state that changes as a command goes to libunftp, and the line to send.
+    /// `unread` is how many client bytes follow the command in the relay's buffer.
+    fn before_forward(&mut self, cmd: &Command, unread: usize) -> Vec<u8> {
         match cmd.verb.as_str() {
             "USER" => self.user_tried = Some(crate::control_tap::one_line(&cmd.arg)),
             "MLSD" | "LIST" | "NLST" => self.tap.set_listing_is_mlsd(cmd.verb == "MLSD"),
-            "RETR" | "STOR" | "APPE" | "STOU" => {
+            // Until libunftp confirms PROT P, data connections count as unencrypted.
+            "PROT" => self.tap.set_data_tls(false),
+            "STOR" | "APPE" | "STOU" => {
+                // The upload's commit gate counts client bytes from the end of this line:
+                // an ABOR sent right after the 150 cancels it, however late put() begins.
+                let at = self.tap.client_bytes().saturating_sub(unread as u64);
+                self.tap.set_transfer_mark(at);
                 self.tap.take_transfer_bytes();
+            }
+            "RETR" => {
+                self.tap.take_transfer_bytes();
+            }
+            // libunftp does not apply the working directory to MLST's argument.
+            "MLST" if !cmd.arg.is_empty() && !cmd.arg.starts_with(['/', '\\']) => {
+                let path = wire::normalise_shown_path(&format!("{}/{}", self.cwd, cmd.arg));
+                return format!("MLST {path}\r\n").into_bytes();
             }
             _ => {}
         }
+        cmd.line.clone()
+    }
+
+    /// Which waiting command a final reply answers.
+    fn answered(&mut self, reply: &Reply) -> Option<Pending> {
+        if is_abor_reply(reply)
+            && let Some(i) = self.pending.iter().position(|p| p.cmd.verb == "ABOR")
+        {
+            return self.pending.remove(i);
+        }
+        self.pending.pop_front()
     }
 
     /// Rewrites a reply from libunftp where needed and sends it to the client.
@@ -486,13 +602,19 @@ impl Relay {
         client: &mut ClientStream,
         reply: Reply,
     ) -> io::Result<()> {
-        let front = if reply.is_preliminary() || reply.code == 0 {
-            None
-        } else {
-            self.pending.pop_front()
-        };
+        if reply.code == 0 {
+            return self.write_client(client, &reply.bytes()).await;
+        }
+        if reply.is_preliminary() {
+            if let Some(p) = self.pending.front_mut() {
+                p.transferring = true;
+            }
+            return self.write_client(client, &reply.bytes()).await;
+        }
+        let front = self.answered(&reply);
         let verb = front.as_ref().map(|p| p.cmd.verb.as_str()).unwrap_or("");
-        let bytes = match (reply.code, verb) {
+        let arg = front.as_ref().map(|p| p.cmd.arg.as_str()).unwrap_or("");
+        let mut bytes = match (reply.code, verb) {
             (257, "PWD" | "XPWD" | "MKD" | "XMKD") if reply.lines.len() == 1 => {
                 wire::rewrite_257(&reply.last_text()).into_bytes()
             }
@@ -523,14 +645,25 @@ impl Relay {
                 out
             }
             (200, "PROT") => {
-                let private = front
-                    .as_ref()
-                    .is_some_and(|p| p.cmd.arg.trim().eq_ignore_ascii_case("P"));
-                self.tap.set_data_tls(private);
+                self.tap.set_data_tls(arg.trim().eq_ignore_ascii_case("P"));
                 reply.bytes()
             }
             (230, _) => {
                 self.user = self.user_tried.clone();
+                self.cwd = "/".into();
+                reply.bytes()
+            }
+            (250, "CWD" | "XCWD") => {
+                let target = if arg.starts_with(['/', '\\']) {
+                    arg.to_owned()
+                } else {
+                    format!("{}/{arg}", self.cwd)
+                };
+                self.cwd = wire::normalise_shown_path(&target);
+                reply.bytes()
+            }
+            (200 | 250, "CDUP" | "XCUP") => {
+                self.cwd = wire::normalise_shown_path(&format!("{}/..", self.cwd));
                 reply.bytes()
             }
             (227, "PASV") if self.data == DataPath::Relayed => {
@@ -541,14 +674,23 @@ impl Relay {
             }
             _ => reply.bytes(),
         };
-        if let Some(p) = &front {
+        if reply.code >= 400
+            && let Some(reason) = self.tap.take_reason()
+        {
+            let mut with_reason = format!("{}-{reason}\r\n", reply.code).into_bytes();
+            with_reason.append(&mut bytes);
+            bytes = with_reason;
+        }
+        if let Some(p) = &front
+            && !p.cmd.verb.is_empty()
+        {
             self.log(&p.cmd, &String::from_utf8_lossy(&bytes), p.started);
         }
         self.write_client(client, &bytes).await
     }
 
     /// Opens a relayed passive listener for libunftp's announced port and rewrites the reply.
-    async fn relay_passive(&self, reply: &Reply, extended: bool) -> Vec<u8> {
+    async fn relay_passive(&mut self, reply: &Reply, extended: bool) -> Vec<u8> {
         let text = reply.last_text();
         let inner_port = if extended {
             wire::parse_229(&text)
@@ -558,6 +700,18 @@ impl Relay {
         let Some(inner_port) = inner_port else {
             return reply.bytes();
         };
+        let announce = match (self.cfg.masquerade, self.local.ip()) {
+            (Some(m), _) => Some(m),
+            (None, IpAddr::V4(v4)) => Some(v4),
+            (None, IpAddr::V6(_)) => None,
+        };
+        if !extended && announce.is_none() {
+            return b"425 PASV cannot name an IPv6 address; use EPSV.\r\n".to_vec();
+        }
+        // One relayed listener per session: a new PASV replaces the last one.
+        if let Some(p) = self.passive.take() {
+            p.abort();
+        }
         let target = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), inner_port);
         match data::open(
             self.local.ip(),
@@ -567,18 +721,11 @@ impl Relay {
         )
         .await
         {
-            Ok(port) => {
-                if extended {
-                    wire::format_229(port).into_bytes()
-                } else {
-                    let ip = match (self.cfg.masquerade, self.local.ip()) {
-                        (Some(m), _) => m,
-                        (None, IpAddr::V4(v4)) => v4,
-                        (None, IpAddr::V6(v6)) => {
-                            v6.to_ipv4_mapped().unwrap_or(Ipv4Addr::UNSPECIFIED)
-                        }
-                    };
-                    wire::format_227(ip, port).into_bytes()
+            Ok((port, handle)) => {
+                self.passive = Some(handle);
+                match announce {
+                    Some(ip) if !extended => wire::format_227(ip, port).into_bytes(),
+                    _ => wire::format_229(port).into_bytes(),
                 }
             }
             Err(e) => {
@@ -589,8 +736,13 @@ impl Relay {
     }
 
     async fn write_client(&self, client: &mut ClientStream, bytes: &[u8]) -> io::Result<()> {
-        client.write_all(bytes).await?;
-        client.flush().await
+        let write = async {
+            client.write_all(bytes).await?;
+            client.flush().await
+        };
+        tokio::time::timeout(WRITE_TIMEOUT, write)
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the client stopped reading"))?
     }
 
     /// One short line per command: who, what, the reply code, how long it took.
@@ -675,6 +827,15 @@ mod tests {
         ));
         assert_eq!(decide(&cmd("OPTS UTF8 ON"), OPEN), Action::Forward);
         assert!(matches!(decide(&cmd("CCC"), tls), Action::Answer(r) if r.starts_with("534")));
+        assert!(
+            matches!(decide(&cmd("PROT C"), required), Action::Answer(r) if r.starts_with("534"))
+        );
+        assert_eq!(decide(&cmd("PROT P"), required), Action::Forward);
+        assert_eq!(decide(&cmd("PROT C"), OPEN), Action::Forward);
+        // libunftp reads `PASS\r…` and `paſs …` as PASS too.
+        assert!(
+            matches!(decide(&cmd("PASS\rsecret"), required), Action::Answer(r) if r.starts_with("534"))
+        );
     }
 
     #[test]
@@ -685,6 +846,11 @@ mod tests {
             ("127.0.0.1", DataPath::Direct)
         );
         assert_eq!(inner_address("::1".parse().unwrap()).1, DataPath::Direct);
+        let (ip, path) = inner_address("::ffff:127.0.0.1".parse().unwrap());
+        assert_eq!(
+            (ip.to_string().as_str(), path),
+            ("127.0.0.1", DataPath::Direct)
+        );
         let (ip, path) = inner_address("127.0.0.2".parse().unwrap());
         assert_eq!(
             (ip.to_string().as_str(), path),

@@ -13,33 +13,67 @@ pub struct Command {
     pub verb: String,
     /// Everything after the first space, without the line end.
     pub arg: String,
+    /// The line as it goes to libunftp: without leading Telnet sequences, with its line end.
+    pub line: Vec<u8>,
 }
 
-/// Splits a command line (with or without its `\r\n`). Telnet control sequences (IAC …, which
-/// some clients send before ABOR) are skipped. `None` for an empty line.
-pub fn parse_command(line: &[u8]) -> Option<Command> {
-    let mut text = String::from_utf8_lossy(line).into_owned();
-    while text.ends_with(['\r', '\n']) {
-        text.pop();
+/// Where a command starts: after Telnet sequences (IAC …, which some clients send before
+/// ABOR) and leading blanks.
+fn command_start(line: &[u8]) -> usize {
+    let mut i = 0;
+    while i < line.len() {
+        match line[i] {
+            // IAC WILL/WONT/DO/DONT take an option byte; other IAC commands stand alone.
+            0xff => {
+                i += if matches!(line.get(i + 1), Some(0xfb..=0xfe)) {
+                    3
+                } else {
+                    2
+                }
+            }
+            b if b.is_ascii_control() || b == b' ' => i += 1,
+            _ => break,
+        }
     }
-    let text = text.trim_start_matches(|c: char| !c.is_ascii_graphic() && c != ' ');
-    let text = text.trim_start();
-    if text.is_empty() {
+    i.min(line.len())
+}
+
+/// Splits a command line (with or without its line end) the way libunftp does: the verb runs
+/// to the first space, CR or LF and is compared in Unicode upper case (so the relay and
+/// libunftp always agree on which command a line is). `None` for an empty line.
+pub fn parse_command(line: &[u8]) -> Option<Command> {
+    let clean = &line[command_start(line)..];
+    let end = clean
+        .iter()
+        .position(|b| matches!(b, b' ' | b'\r' | b'\n'))
+        .unwrap_or(clean.len());
+    if end == 0 {
         return None;
     }
-    let (verb, arg) = text.split_once(' ').unwrap_or((text, ""));
-    Some(Command {
-        verb: verb.to_ascii_uppercase(),
-        arg: arg.to_owned(),
-    })
+    let verb = String::from_utf8_lossy(&clean[..end]).to_uppercase();
+    let rest = String::from_utf8_lossy(clean.get(end + 1..).unwrap_or_default()).into_owned();
+    let arg = rest.trim_end_matches(['\r', '\n']).to_owned();
+    let mut line = clean.to_vec();
+    if !line.ends_with(b"\n") {
+        line.extend_from_slice(b"\r\n");
+    }
+    Some(Command { verb, arg, line })
 }
 
-/// What a command shows in a log line: the password never.
+/// The longest argument a log line shows.
+const LOGGED_ARG_CHARS: usize = 200;
+
+/// What a command shows in a log line: one short line, the password never.
 pub fn loggable(cmd: &Command) -> String {
-    match cmd.verb.as_str() {
-        "PASS" => "PASS ****".to_owned(),
-        _ if cmd.arg.is_empty() => cmd.verb.clone(),
-        _ => format!("{} {}", cmd.verb, crate::control_tap::one_line(&cmd.arg)),
+    let verb = crate::control_tap::one_line(&cmd.verb);
+    if verb.starts_with("PASS") || verb.starts_with("ACCT") {
+        return format!("{verb} ****");
+    }
+    let arg = crate::control_tap::one_line(&cmd.arg);
+    match arg.char_indices().nth(LOGGED_ARG_CHARS) {
+        _ if arg.is_empty() => verb,
+        Some((cut, _)) => format!("{verb} {}…", &arg[..cut]),
+        None => format!("{verb} {arg}"),
     }
 }
 
@@ -78,9 +112,10 @@ impl Facts {
     }
 
     /// The selection asked for by `OPTS MLST fact;fact;…`: facts this server does not know
-    /// are ignored, as RFC 3659 §7.9 says.
+    /// are ignored, as RFC 3659 §7.9 says. `type` and `size` stay in: libunftp writes them
+    /// into every MLSD line, so the reply says they are in use.
     pub fn parse_selection(list: &str) -> Facts {
-        let mut bits = 0;
+        let mut bits = Facts::TYPE.0 | Facts::SIZE.0;
         for name in list.split(';').map(str::trim) {
             for (known, fact) in Facts::NAMES {
                 if name.eq_ignore_ascii_case(known) {
@@ -319,6 +354,23 @@ mod tests {
         assert_eq!((c.verb.as_str(), c.arg.as_str()), ("STOR", "a b.txt"));
         let c = parse_command(b"\xff\xf4\xff\xf2ABOR\r\n").unwrap();
         assert_eq!(c.verb, "ABOR");
+        assert_eq!(c.line, b"ABOR\r\n", "forwarded without the Telnet bytes");
+        // libunftp's split (space, CR or LF) and Unicode upper case: these are PASS to it.
+        for odd in [
+            &b"PASS\rhunter2\r\n"[..],
+            "pa\u{17f}s hunter2\r\n".as_bytes(),
+        ] {
+            let c = parse_command(odd).unwrap();
+            assert_eq!(c.verb, "PASS", "{odd:?}");
+            assert!(!loggable(&c).contains("hunter2"), "{}", loggable(&c));
+        }
+        let long = format!("CWD {}\r\n", "é".repeat(500));
+        let shown = loggable(&parse_command(long.as_bytes()).unwrap());
+        assert!(shown.chars().count() < 210, "{shown}");
+        assert_eq!(
+            loggable(&parse_command(b"DELE a\x1b[31mb\r\n").unwrap()),
+            "DELE a [31mb"
+        );
         assert_eq!(parse_command(b"\r\n"), None);
         let c = parse_command(b"PWD").unwrap();
         assert_eq!((c.verb.as_str(), c.arg.as_str()), ("PWD", ""));
@@ -338,7 +390,11 @@ mod tests {
         let (f, reply) = opts_mlst("Size;unix.mode;TYPE;");
         assert_eq!(reply, "200 MLST OPTS type;size;\r\n");
         assert!(f.contains(Facts::SIZE) && !f.contains(Facts::MODIFY));
-        assert_eq!(opts_mlst("").1, "200 MLST OPTS \r\n");
+        assert_eq!(opts_mlst("").1, "200 MLST OPTS type;size;\r\n");
+        assert_eq!(
+            opts_mlst("modify;").1,
+            "200 MLST OPTS type;size;modify;\r\n"
+        );
         assert!(opts_mlst_arg(&parse_command(b"OPTS UTF8 ON").unwrap()).is_none());
         assert_eq!(
             opts_mlst_arg(&parse_command(b"opts mlst").unwrap()),
@@ -346,11 +402,15 @@ mod tests {
         );
         assert_eq!(Facts::ALL.feat_line(), " MLST type*;size*;modify*;");
         assert_eq!(
-            Facts::parse_selection("type;modify").feat_line(),
-            " MLST type*;size;modify*;"
+            Facts::parse_selection("type").feat_line(),
+            " MLST type*;size*;modify;"
         );
         assert_eq!(
             Facts::parse_selection("type;").filter("type=file;size=3;modify=20240101000000;"),
+            "type=file;size=3;"
+        );
+        assert_eq!(
+            Facts::TYPE.filter("type=file;size=3;modify=20240101000000;"),
             "type=file;"
         );
         assert_eq!(
@@ -411,7 +471,7 @@ mod tests {
                 " type=file;size=3;modify=20240101000000; /中文/x.txt\r\n",
                 Facts::parse_selection("size;")
             ),
-            " size=3; /中文/x.txt\r\n"
+            " type=file;size=3; /中文/x.txt\r\n"
         );
     }
 

@@ -13,7 +13,7 @@ pub mod upload;
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
@@ -30,7 +30,7 @@ use crate::events::{Direction, EventBus, TransferTracker};
 use crate::path::{BucketPath, rebase_key};
 use crate::s3::error::{ClassifyExt, classify};
 use listing::{Entry, FolderListing, ListedObject};
-use upload::{CommitGate, TransferLimits, Upload, copy_source};
+use upload::{TransferLimits, Upload, copy_source};
 
 /// A logged-in FTP user: the session's S3 client and bucket.
 #[derive(Clone)]
@@ -193,8 +193,6 @@ type Res<T> = Result<T, Failure>;
 
 /// Keys deleted per DeleteObjects call (the S3 maximum).
 const DELETE_BATCH: usize = 1000;
-/// How long after a transfer starts its `150` reply is surely written.
-const TRANSFER_REPLY_SETTLE: Duration = Duration::from_millis(100);
 /// Copies running at once during a folder rename.
 const RENAME_PARALLEL: usize = 8;
 
@@ -208,29 +206,10 @@ impl S3Backend {
         }
     }
 
-    /// Turns a failure of a command libunftp answers directly (DELE, MKD, RMD, RNTO, CWD) into
-    /// its error, telling the client the reason first.
+    /// Turns a failure into libunftp's error, leaving the reason with the relay, which puts
+    /// it in front of the error reply libunftp then sends (`550-why` / `550 …`).
     fn refuse(&self, f: Failure) -> ftp::Error {
-        self.conn.tap.explain(f.reply_code(), &f.to_string());
-        f.into()
-    }
-
-    /// The same for transfers, whose `150` reply another task writes. The reason goes out
-    /// only while the client has sent nothing since the transfer began: after an ABOR, its
-    /// reply could land between the reason and the last line and split the reply in two.
-    async fn refuse_transfer(&self, started: Instant, mark: u64, f: Failure) -> ftp::Error {
-        let quiet = self.conn.tap.client_bytes() == mark;
-        if quiet {
-            self.conn
-                .tap
-                .explain_after(
-                    started,
-                    TRANSFER_REPLY_SETTLE,
-                    f.reply_code(),
-                    &f.to_string(),
-                )
-                .await;
-        }
+        self.conn.tap.explain(&f.to_string());
         f.into()
     }
 
@@ -745,11 +724,10 @@ impl StorageBackend<S3User> for S3Backend {
         u: &S3User,
         path: P,
     ) -> ftp::Result<Vec<Fileinfo<PathBuf, ObjectMeta>>> {
-        let (started, mark) = (Instant::now(), self.conn.tap.mark());
         let p = parse(path.as_ref())?;
         let entries = match self.list_folder(u, &p).await {
             Ok(e) => e,
-            Err(f) => return Err(self.refuse_transfer(started, mark, f).await),
+            Err(f) => return Err(self.refuse(f)),
         };
         // MLSD lines show `modify` only when the client selected it (`OPTS MLST`); libunftp
         // leaves the fact out when the time is unknown. LIST always shows the time.
@@ -775,7 +753,6 @@ impl StorageBackend<S3User> for S3Backend {
         path: P,
         start_pos: u64,
     ) -> ftp::Result<Box<dyn AsyncRead + Send + Sync + Unpin>> {
-        let (started, mark) = (Instant::now(), self.conn.tap.mark());
         let p = parse(path.as_ref())?;
         match download::open(
             &self.shared.events,
@@ -788,7 +765,7 @@ impl StorageBackend<S3User> for S3Backend {
         .await
         {
             Ok(r) => Ok(r),
-            Err(f) => Err(self.refuse_transfer(started, mark, f).await),
+            Err(f) => Err(self.refuse(f)),
         }
     }
 
@@ -799,21 +776,20 @@ impl StorageBackend<S3User> for S3Backend {
         path: P,
         start_pos: u64,
     ) -> ftp::Result<u64> {
-        let (started, mark) = (Instant::now(), self.conn.tap.mark());
         let p = parse(path.as_ref())?;
         if p.is_root() {
             let f = Failure::WrongType("cannot upload onto the bucket's root folder".into());
-            return Err(self.refuse_transfer(started, mark, f).await);
+            return Err(self.refuse(f));
         }
         if let Err(f) = self.shared.permissions.write() {
-            return Err(self.refuse_transfer(started, mark, f).await);
+            return Err(self.refuse(f));
         }
         let key = p.key();
         if start_pos == 0 && self.was_unreadable(&key) {
             let f = Failure::Transient(
                 "could not read the existing file, so it was not overwritten; try again".into(),
             );
-            return Err(self.refuse_transfer(started, mark, f).await);
+            return Err(self.refuse(f));
         }
         let mut tracker = TransferTracker::start(
             &self.shared.events,
@@ -844,7 +820,7 @@ impl StorageBackend<S3User> for S3Backend {
             Err(f) => {
                 tracing::info!(path = %p.display(), reason = %f, "upload not stored");
                 tracker.fail(f.to_string());
-                Err(self.refuse_transfer(started, mark, f).await)
+                Err(self.refuse(f))
             }
         }
     }
