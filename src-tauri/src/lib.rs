@@ -147,6 +147,14 @@ fn setup<R: Runtime>(app: &mut tauri::App<R>, boot: Boot) -> Result<(), SetupErr
             ),
         }
     }
+    // macOS: a menu-bar app without a Dock icon (Info.plist's LSUIElement says the same
+    // before the first frame); without a tray the Dock icon is the way back to the window.
+    #[cfg(target_os = "macos")]
+    app.set_activation_policy(if tray_ok {
+        tauri::ActivationPolicy::Accessory
+    } else {
+        tauri::ActivationPolicy::Regular
+    });
     if !boot.start_hidden || !tray_ok {
         shell::show_main_window(app.handle());
     }
