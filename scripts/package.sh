@@ -79,7 +79,8 @@ fi
 step "cargo build --release --locked -p gateway --bin bucketftp-server"
 cargo build --release --locked -p gateway --bin bucketftp-server
 SERVER_BIN="$TARGET_DIR/release/bucketftp-server"
-DESKTOP_BIN="$TARGET_DIR/release/bucketftp"
+# The desktop binary as packaged (target/release/bucketftp may be rebuilt by others later).
+DESKTOP_BIN="$(ls "$TARGET_DIR"/release/bundle/deb/*/data/usr/bin/bucketftp 2>/dev/null | head -n1)"
 
 WORK="$(mktemp -d -t bucketftp-package-XXXXXX)"
 trap 'rm -rf "$WORK"' EXIT

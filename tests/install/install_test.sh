@@ -45,6 +45,8 @@ mount_root() {
         mount --bind "/dev/$d" "$root/dev/$d"
     done
     mkdir -p "$root/dev/pts" "$root/dev/shm"
+    mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts "$root/dev/pts"
+    ln -s pts/ptmx "$root/dev/ptmx"
     mount -t tmpfs -o mode=1777 tmpfs "$root/dev/shm"
     ln -s /proc/self/fd "$root/dev/fd"
     mount -t tmpfs -o mode=1777 tmpfs "$root/tmp"
@@ -206,17 +208,17 @@ fi
 key="$( (echo "bookworm apt $BASE_PACKAGES"; grep -v '^#' "$SOURCES_FILE") | sha256sum | cut -c1-16)"
 BASE="$CACHE/bookworm-base-$key.tar"
 mkdir -p "$CACHE/apt-archives/partial"
-if [[ -s "$BASE" ]]; then
+if [[ -f "$BASE" && -s "$BASE" ]]; then
     ok "base root cached: $BASE ($(du -h "$BASE" | cut -f1))"
 else
     echo "  making the base root with mmdebstrap (bookworm, --variant=apt, $BASE_PACKAGES)"
     t0=$SECONDS
     if mmdebstrap --quiet --variant=apt --include="$BASE_PACKAGES" --skip=cleanup/apt/lists \
-        bookworm "$BASE.partial" "$SOURCES_FILE"; then
-        mv "$BASE.partial" "$BASE"
+        bookworm "$BASE.partial.tar" "$SOURCES_FILE"; then
+        mv "$BASE.partial.tar" "$BASE"
         ok "base root made in $((SECONDS - t0)) s: $BASE ($(du -h "$BASE" | cut -f1))"
     else
-        rm -f "$BASE.partial"
+        rm -f "$BASE.partial.tar"
         fail "mmdebstrap bookworm"; finish
     fi
 fi
@@ -235,11 +237,15 @@ unpack_root() {
 }
 # install_in ROOT FILE-IN-ROOT
 install_in() {
+    local log="$WORK/apt-$3.log"
     INSTALL_APT_ARCHIVES="$CACHE/apt-archives" timeout 900 \
-        unshare --mount --pid --fork --kill-child "$SELF" --inner-install "$1" "$2" 2>&1 |
-        grep -E '^(Get:|Setting up bucketftp|E:|Unpacking bucketftp|[0-9]+ upgraded)|newly installed' |
-        grep -v '^Get:' | sed 's/^/  apt: /'
-    chroot "$1" dpkg-query -W -f='${Status}' "$3" 2>/dev/null | grep -q 'install ok installed'
+        unshare --mount --pid --fork --kill-child "$SELF" --inner-install "$1" "$2" >"$log" 2>&1
+    grep -E '^(Setting up bucketftp|E:|W:|Unpacking bucketftp)|newly installed' "$log" | sed 's/^/  apt: /'
+    if chroot "$1" dpkg-query -W -f='${Status}' "$3" 2>/dev/null | grep -q 'install ok installed'; then
+        return 0
+    fi
+    tail -n 25 "$log" | sed 's/^/  apt (tail): /'
+    return 1
 }
 # run_in ROOT KIND: the private-network phase; its ok/FAIL lines are counted here.
 run_in() {
@@ -258,20 +264,22 @@ if [[ ${#desktop_debs[@]} == 1 ]]; then
     dpkg-deb -f "${desktop_debs[0]}" Depends | sed 's/^/  Depends: /'
     if root="$(unpack_root desktop)"; then
         t0=$SECONDS
-        if install_in "$root" "/pkgs/$deb" bucketftp; then
+        # Tauri names the package after the product in kebab case ("bucket-ftp").
+        pkg="$(dpkg-deb -f "${desktop_debs[0]}" Package)"
+        if install_in "$root" "/pkgs/$deb" "$pkg"; then
             ok "apt-get install ./$deb in a clean bookworm root ($((SECONDS - t0)) s, dependencies from the registry)"
             want="$(dpkg-deb -f "${desktop_debs[0]}" Version)"
             got="$(chroot "$root" /usr/bin/env -i PATH=/usr/bin:/bin /usr/bin/bucketftp --version 2>&1)"
             if [[ "$got" == "bucketftp $want" ]]; then ok "bucketftp --version without a display: $got"; else
                 fail "bucketftp --version: '$got' (want 'bucketftp $want')"; fi
-            desktop_file="$(chroot "$root" dpkg -L bucketftp | grep '^/usr/share/applications/.*\.desktop$' | head -n1)"
+            desktop_file="$(chroot "$root" dpkg -L "$pkg" | grep '^/usr/share/applications/.*\.desktop$' | head -n1)"
             if [[ -n "$desktop_file" ]] && grep -q '^Exec=bucketftp' "$root$desktop_file" &&
                 grep -q '^Icon=bucketftp' "$root$desktop_file" && grep -q '^Type=Application' "$root$desktop_file"; then
                 ok "desktop entry $desktop_file (Exec=bucketftp, Icon=bucketftp)"
                 sed 's/^/    /' "$root$desktop_file"
             else fail "desktop entry under /usr/share/applications"; fi
-            icons="$(chroot "$root" dpkg -L bucketftp | grep -c '^/usr/share/icons/hicolor/.*/apps/bucketftp.png$')"
-            if ((icons >= 8)); then ok "$icons hicolor icons: $(chroot "$root" dpkg -L bucketftp |
+            icons="$(chroot "$root" dpkg -L "$pkg" | grep -c '^/usr/share/icons/hicolor/.*/apps/bucketftp.png$')"
+            if ((icons >= 8)); then ok "$icons hicolor icons: $(chroot "$root" dpkg -L "$pkg" |
                 sed -n 's|^/usr/share/icons/hicolor/\([^/]*\)/apps/bucketftp.png$|\1|p' | sort -V | tr '\n' ' ')"
             else fail "hicolor icons: $icons (want 8 sizes)"; fi
             run_in "$root" desktop
