@@ -1,8 +1,12 @@
 #!/usr/bin/env python3
 """icons/make_icons.py — draws BucketFTP's icons (Python stdlib only, no image library):
-the app icon (a blue bucket with an up/down arrow) at 32, 128 and 512 px plus icon.ico, and
+the app icon (a blue bucket with an up/down arrow) at every size the packages want
+(NxN.png for 16…256, icon.png at 512 for the .deb/.rpm hicolor theme and Tauri), icon.ico
+(16…256, Windows: the .exe resource and the NSIS installer) and icon.icns (macOS bundle);
 the three tray icons (the bucket with a green, grey or red status dot: running, stopped,
-error). Run it from anywhere; it rewrites the PNG/ICO files next to itself.
+error) and their macOS template versions (black + alpha only: the menu bar tints them; the
+state is a filled dot, a ring, or a dot with a bar). Run it from anywhere; it rewrites the
+PNG/ICO/ICNS files next to itself.
 """
 
 import math
@@ -63,7 +67,33 @@ def in_arrows(x, y):
     return False
 
 
+TEMPLATE_BLACK = (0, 0, 0, 255)
+CLEAR = (0, 0, 0, 0)
+
+
+def shade_template(x, y, mark):
+    """Template tray icon: black where the coloured icon is opaque, arrows cut out; the
+    status mark replaces the coloured dot (running: filled, stopped: ring, error: bar)."""
+    dx, dy = x - 0.78, y - 0.78
+    d = math.hypot(dx, dy)
+    if d < 0.22:
+        if d > 0.17:
+            return CLEAR  # a gap between the bucket and the mark
+        if mark == "running":
+            return TEMPLATE_BLACK
+        if mark == "stopped":
+            return TEMPLATE_BLACK if d > 0.11 else CLEAR
+        # error: a dot with a clear horizontal bar
+        return CLEAR if abs(dy) < 0.03 else TEMPLATE_BLACK
+    part = in_bucket(x, y)
+    if part is None or (part == "body" and in_arrows(x, y)):
+        return CLEAR
+    return TEMPLATE_BLACK
+
+
 def shade(x, y, dot):
+    if isinstance(dot, str):
+        return shade_template(x, y, dot)
     part = in_bucket(x, y)
     if dot is not None:
         dx, dy = x - 0.78, y - 0.78
@@ -119,19 +149,30 @@ def ico_bytes(pngs):
     return header + entries + data
 
 
+def icns_bytes(pngs):
+    """An ICNS holding PNG images: [(size, png_bytes)] for 16, 32, 128, 256, 512 px."""
+    kinds = {16: b"icp4", 32: b"icp5", 64: b"icp6", 128: b"ic07", 256: b"ic08", 512: b"ic09"}
+    body = b"".join(kinds[size] + struct.pack(">I", 8 + len(png)) + png for size, png in pngs)
+    return b"icns" + struct.pack(">I", 8 + len(body)) + body
+
+
 def write(name, data):
     with open(os.path.join(HERE, name), "wb") as f:
         f.write(data)
 
 
 def main():
-    app = {s: render(s) for s in (32, 128, 256, 512)}
-    write("32x32.png", app[32])
-    write("128x128.png", app[128])
+    sizes = (16, 24, 32, 48, 64, 128, 256)
+    app = {s: render(s) for s in sizes + (512,)}
+    for s in sizes:
+        write(f"{s}x{s}.png", app[s])
     write("icon.png", app[512])
-    write("icon.ico", ico_bytes([(32, app[32]), (256, app[256])]))
+    write("icon.ico", ico_bytes([(s, app[s]) for s in (16, 24, 32, 48, 64, 256)]))
+    write("icon.icns", icns_bytes([(s, app[s]) for s in (16, 32, 64, 128, 256, 512)]))
     for name, dot in (("running", (40, 180, 70)), ("stopped", (150, 150, 150)), ("error", (220, 50, 40))):
         write(f"tray-{name}.png", render(64, dot))
+        # macOS menu bar: 22 pt high, drawn at 2x.
+        write(f"tray-template-{name}.png", render(44, name))
 
 
 if __name__ == "__main__":

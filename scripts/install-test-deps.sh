@@ -9,6 +9,9 @@
 #     scripts/test-filezilla.sh), tauri-driver
 #     (`cargo install tauri-driver --locked`), Selenium and python-xlib (closing a window the
 #     way a window manager does) in .venv-test
+#   * packaging (scripts/package.sh, tests/install/install_test.sh): npm (Tauri's bundler
+#     CLI), mmdebstrap (the clean Debian root), rpm (rpm -qpR/-qpl), binutils (readelf),
+#     iproute2; SKIP_PACKAGING=1 skips them
 # Every step is skipped when what it installs is already present. SKIP_GARAGE=1 skips Garage;
 # SKIP_DESKTOP=1 skips the desktop section.
 set -euo pipefail
@@ -53,6 +56,27 @@ else
     log "pip install moto[server]==$MOTO_VERSION boto3"
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
         "moto[server]==$MOTO_VERSION" boto3
+fi
+
+# --- Packaging ---------------------------------------------------------------
+if [[ "${SKIP_PACKAGING:-}" == 1 ]]; then
+    log "SKIP_PACKAGING=1: not installing the packaging tools"
+else
+    need_pkg=()
+    command -v npm >/dev/null 2>&1 || need_pkg+=(npm)
+    for pkg in mmdebstrap rpm binutils iproute2; do
+        dpkg -s "$pkg" >/dev/null 2>&1 || need_pkg+=("$pkg")
+    done
+    if ((${#need_pkg[@]})); then
+        log "apt-get install ${need_pkg[*]}"
+        SUDO=()
+        [[ $(id -u) -eq 0 ]] || SUDO=(sudo)
+        "${SUDO[@]}" apt-get update -o DPkg::Lock::Timeout=600
+        DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y --no-install-recommends \
+            -o DPkg::Lock::Timeout=600 "${need_pkg[@]}"
+    else
+        log "npm, mmdebstrap, rpm, binutils, iproute2 present"
+    fi
 fi
 
 # --- Desktop app (src-tauri) -------------------------------------------------

@@ -5,7 +5,10 @@
 # test tests/system/ftp_clients.py (ftplib, curl and lftp against the built bucketftp-server,
 # in local mode and against Garage), then the real FileZilla GUI against it under Xvfb
 # (scripts/test-filezilla.sh), then the desktop app's real-parts tests
-# (scripts/test-desktop.sh --no-unit: Secret Service keychain, WebDriver e2e, tray).
+# (scripts/test-desktop.sh --no-unit: Secret Service keychain, WebDriver e2e, tray), then the
+# packages: scripts/package.sh (release build, .deb/.rpm/.tar.gz in target/dist) and the
+# clean-root install test tests/install/install_test.sh (Debian 12 root made by mmdebstrap).
+# SKIP_PACKAGING=1 leaves the packages out (counted as neither passed nor failed).
 # Runs scripts/install-test-deps.sh first (each step is skipped when already done), so it
 # works on a fresh machine.
 # Exits non-zero on any failure; the last line is always `N passed, N failed`.
@@ -103,6 +106,33 @@ if [[ -n "$summary" ]]; then
 else
     echo "desktop test exited with $desk_rc without a summary line"
     failed=$((failed + 1))
+fi
+
+# --- Packages and the clean-root install test ------------------------------------------
+if [[ "${SKIP_PACKAGING:-}" == 1 ]]; then
+    echo "==> SKIP_PACKAGING=1: packages and install test not run"
+else
+    echo "==> scripts/package.sh"
+    if scripts/package.sh 2>&1 | tee "$LOG_DIR/package.log"; then
+        echo "==> tests/install/install_test.sh"
+        tests/install/install_test.sh 2>&1 | tee "$LOG_DIR/install.log"
+        inst_rc=${PIPESTATUS[0]}
+        summary="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$LOG_DIR/install.log" | tail -n1)"
+        if [[ -n "$summary" ]]; then
+            i_pass="${summary%% passed*}"
+            i_fail="${summary#*, }"
+            i_fail="${i_fail%% failed*}"
+            passed=$((passed + i_pass))
+            failed=$((failed + i_fail))
+            if ((inst_rc != 0 && i_fail == 0)); then failed=$((failed + 1)); fi
+        else
+            echo "install test exited with $inst_rc without a summary line"
+            failed=$((failed + 1))
+        fi
+    else
+        echo "scripts/package.sh failed: install test not run"
+        failed=$((failed + 1))
+    fi
 fi
 
 echo

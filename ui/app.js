@@ -28,6 +28,7 @@ async function loadStrings(lang) {
   const v = await invoke("strings", lang ? { lang } : {});
   state.strings = v.strings; state.lang = v.lang; state.languages = v.languages;
   applyStrings();
+  document.getElementById("st-version").textContent = v.version;
 }
 function setMessage(el, text, kind) { el.textContent = text || ""; el.className = "message" + (kind ? " " + kind : ""); }
 function fmtBytes(n) {

@@ -354,6 +354,8 @@ pub struct StringsView {
     pub strings: std::collections::HashMap<String, String>,
     /// Languages offered: code and own name.
     pub languages: Vec<(Lang, &'static str)>,
+    /// "Version 0.1.0" in this language (Settings shows it).
+    pub version: String,
 }
 
 /// Where the app keeps its files.
@@ -1088,6 +1090,9 @@ impl Core {
             lang,
             strings: self.catalog.table(lang),
             languages: Lang::ALL.iter().map(|l| (*l, l.native_name())).collect(),
+            version: self
+                .catalog
+                .t(lang, "settings.version", &[("version", crate::VERSION)]),
         }
     }
 

@@ -41,6 +41,17 @@ use crate::actions::{AppPaths, Core};
 use crate::secrets::{Keychain, SecretStore};
 use crate::shell::{MAIN_WINDOW, TauriShell};
 
+/// The app's version (the workspace's `version`, which the packages carry too).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// What `bucketftp --version` / `-V` prints, or `None` when the arguments do not ask for
+/// it. Checked before anything starts (no GTK, no tray), so it works on a server too.
+pub fn version_request(args: impl IntoIterator<Item = String>) -> Option<String> {
+    args.into_iter()
+        .any(|a| a == "--version" || a == "-V")
+        .then(|| format!("bucketftp {VERSION}"))
+}
+
 /// The command-line flag autostart passes: start in the tray without the window.
 pub const MINIMIZED_FLAG: &str = "--minimized";
 
@@ -136,6 +147,14 @@ fn setup<R: Runtime>(app: &mut tauri::App<R>, boot: Boot) -> Result<(), SetupErr
             ),
         }
     }
+    // macOS: a menu-bar app without a Dock icon (Info.plist's LSUIElement says the same
+    // before the first frame); without a tray the Dock icon is the way back to the window.
+    #[cfg(target_os = "macos")]
+    app.set_activation_policy(if tray_ok {
+        tauri::ActivationPolicy::Accessory
+    } else {
+        tauri::ActivationPolicy::Regular
+    });
     if !boot.start_hidden || !tray_ok {
         shell::show_main_window(app.handle());
     }
@@ -185,4 +204,22 @@ pub fn run() {
         }
         _ => {}
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn version_flag() {
+        let line = format!("bucketftp {}", env!("CARGO_PKG_VERSION"));
+        assert_eq!(version_request(args(&["--version"])), Some(line.clone()));
+        assert_eq!(version_request(args(&["--minimized", "-V"])), Some(line));
+        assert_eq!(version_request(args(&[])), None);
+        assert_eq!(version_request(args(&["--minimized"])), None);
+    }
 }

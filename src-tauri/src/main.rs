@@ -5,5 +5,11 @@
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
 fn main() {
+    if let Some(line) = bucketftp::version_request(std::env::args().skip(1)) {
+        // On Windows release builds (GUI subsystem) there is no console to print to; the
+        // Settings tab shows the version there.
+        println!("{line}");
+        return;
+    }
     bucketftp::run();
 }

@@ -102,18 +102,36 @@ fn item(id: &str, label: String, enabled: bool) -> Entry {
     }
 }
 
+// The tray pictures. Linux and Windows show the coloured bucket with a status dot; the macOS
+// menu bar wants template images (black + alpha, tinted for light and dark menu bars), so the
+// status is a filled dot, a ring or a barred dot there (icons/make_icons.py draws both).
+#[cfg(not(target_os = "macos"))]
+const ICON_RUNNING: &[u8] = include_bytes!("../../icons/tray-running.png");
+#[cfg(not(target_os = "macos"))]
+const ICON_STOPPED: &[u8] = include_bytes!("../../icons/tray-stopped.png");
+#[cfg(not(target_os = "macos"))]
+const ICON_ERROR: &[u8] = include_bytes!("../../icons/tray-error.png");
+#[cfg(target_os = "macos")]
+const ICON_RUNNING: &[u8] = include_bytes!("../../icons/tray-template-running.png");
+#[cfg(target_os = "macos")]
+const ICON_STOPPED: &[u8] = include_bytes!("../../icons/tray-template-stopped.png");
+#[cfg(target_os = "macos")]
+const ICON_ERROR: &[u8] = include_bytes!("../../icons/tray-template-error.png");
+/// Whether the tray picture is a template image (macOS only; ignored elsewhere).
+const ICON_AS_TEMPLATE: bool = cfg!(target_os = "macos");
+
 /// The state line, tooltip key and icon of a server state.
 fn state_words(core: &Core, status: &ServerStatus) -> (String, String, &'static [u8]) {
     match status {
         ServerStatus::Running { address } => (
             core.t("tray.status_running", &[("address", address)]),
             core.t("tray.tooltip_running", &[("address", address)]),
-            include_bytes!("../../icons/tray-running.png"),
+            ICON_RUNNING,
         ),
         ServerStatus::Stopped => (
             core.t("tray.status_stopped", &[]),
             core.t("tray.tooltip_stopped", &[]),
-            include_bytes!("../../icons/tray-stopped.png"),
+            ICON_STOPPED,
         ),
         ServerStatus::Error { message } => {
             // Keep the menu line short; the window shows the whole message.
@@ -121,7 +139,7 @@ fn state_words(core: &Core, status: &ServerStatus) -> (String, String, &'static 
             (
                 core.t("tray.status_error", &[("message", &short)]),
                 core.t("tray.tooltip_error", &[("message", &short)]),
-                include_bytes!("../../icons/tray-error.png"),
+                ICON_ERROR,
             )
         }
     }
@@ -206,6 +224,7 @@ pub fn create<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
     let (_, tooltip, icon) = state_words(&core, &core.status());
     TrayIconBuilder::with_id(TRAY_ID)
         .icon(Image::from_bytes(icon)?)
+        .icon_as_template(ICON_AS_TEMPLATE)
         .tooltip(tooltip)
         .menu(&build_menu(app, &core)?)
         .show_menu_on_left_click(true)
@@ -226,6 +245,7 @@ pub fn refresh<R: Runtime>(app: &AppHandle<R>) {
     let result = (|| -> tauri::Result<()> {
         tray.set_menu(Some(build_menu(app, &core)?))?;
         tray.set_icon(Some(Image::from_bytes(icon)?))?;
+        tray.set_icon_as_template(ICON_AS_TEMPLATE)?;
         tray.set_tooltip(Some(tooltip))?;
         Ok(())
     })();

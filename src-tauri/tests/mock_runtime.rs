@@ -170,6 +170,10 @@ fn commands_drive_the_app_through_ipc() {
     assert_eq!(zh["languages"].as_array().unwrap().len(), 3);
     let ja = h.ok("strings", json!({ "lang": "ja" }));
     assert_eq!(ja["strings"]["tab.settings"], "設定");
+    assert_eq!(
+        ja["version"],
+        format!("BucketFTP バージョン {}", env!("CARGO_PKG_VERSION"))
+    );
     let activity = h.ok("activity", json!({}));
     let keys: Vec<_> = activity["log"]
         .as_array()
