@@ -15,6 +15,7 @@
 //!   kept aside) and the per-login endpoint settings handed to the gateway.
 //! - [`secrets`]: secret keys in the OS keychain.
 //! - [`i18n`]: English, 简体中文, 日本語.
+//! - `webkit_network` (Linux): ends WebKit's network process when no window is left.
 //!
 //! [`build_app`] is generic over the Tauri runtime so tests drive it with
 //! `tauri::test::mock_builder()`; [`run`] is the real app.
@@ -32,6 +33,8 @@ pub mod server;
 pub mod settings;
 pub mod shell;
 pub mod tray;
+#[cfg(target_os = "linux")]
+pub mod webkit_network;
 
 use std::sync::Arc;
 
@@ -117,6 +120,12 @@ pub fn build_app<R: Runtime>(builder: tauri::Builder<R>, boot: Boot) -> tauri::B
                 && window.app_handle().tray_by_id(tray::TRAY_ID).is_none()
             {
                 window.app_handle().exit(0);
+            }
+            #[cfg(target_os = "linux")]
+            if let WindowEvent::Destroyed = event
+                && window.label() == MAIN_WINDOW
+            {
+                webkit_network::end_when_idle(window.app_handle());
             }
         })
 }

@@ -11,5 +11,18 @@ fn main() {
         println!("{line}");
         return;
     }
+    // GTK's X11 backend initialises GLX when it opens the display, which loads the GL driver
+    // (under a software GL such as Xvfb's, Mesa's llvmpipe brings in libLLVM: 43 MiB
+    // resident, about half of the idle tray). The tray never draws with GL, and WebKit's
+    // page renders without GDK's GL. A value the user set is kept.
+    #[cfg(target_os = "linux")]
+    if std::env::var_os("GDK_GL").is_none() {
+        // SAFETY: before any thread is started (the version check above only reads the
+        // arguments): nothing can read or write the environment concurrently.
+        #[allow(unsafe_code)]
+        unsafe {
+            std::env::set_var("GDK_GL", "disable");
+        }
+    }
     bucketftp::run();
 }
