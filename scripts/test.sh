@@ -8,7 +8,6 @@
 # (scripts/test-desktop.sh --no-unit: Secret Service keychain, WebDriver e2e, tray), then the
 # packages: scripts/package.sh (release build, .deb/.rpm/.tar.gz in target/dist) and the
 # clean-root install test tests/install/install_test.sh (Debian 12 root made by mmdebstrap).
-# SKIP_PACKAGING=1 leaves the packages out (counted as neither passed nor failed).
 # Runs scripts/install-test-deps.sh first (each step is skipped when already done), so it
 # works on a fresh machine.
 # Exits non-zero on any failure; the last line is always `N passed, N failed`.
@@ -21,6 +20,24 @@ trap 'rm -rf "$LOG_DIR"' EXIT
 
 passed=0
 failed=0
+
+# tally NAME LOG RC: adds the `N passed, N failed` line of LOG to the totals; a run that
+# exited non-zero without a failure, or printed no such line, counts as one failure.
+tally() {
+    local name="$1" log="$2" rc="$3" summary p f
+    summary="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n1)"
+    if [[ -z "$summary" ]]; then
+        echo "$name exited with $rc without a summary line"
+        failed=$((failed + 1))
+        return
+    fi
+    p="${summary%% passed*}"
+    f="${summary#*, }"
+    f="${f%% failed*}"
+    passed=$((passed + p))
+    failed=$((failed + f))
+    if ((rc != 0 && f == 0)); then failed=$((failed + 1)); fi
+}
 
 echo "==> scripts/install-test-deps.sh"
 scripts/install-test-deps.sh || { echo "installing the test dependencies failed"; echo "0 passed, 1 failed"; exit 1; }
@@ -47,19 +64,7 @@ if cargo build -p gateway --bin bucketftp-server; then
     server_built=1
     echo "==> tests/system/ftp_clients.py"
     python3 tests/system/ftp_clients.py 2>&1 | tee "$LOG_DIR/system.log"
-    sys_rc=${PIPESTATUS[0]}
-    summary="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$LOG_DIR/system.log" | tail -n1)"
-    if [[ -n "$summary" ]]; then
-        s_pass="${summary%% passed*}"
-        s_fail="${summary#*, }"
-        s_fail="${s_fail%% failed*}"
-        passed=$((passed + s_pass))
-        failed=$((failed + s_fail))
-        if ((sys_rc != 0 && s_fail == 0)); then failed=$((failed + 1)); fi
-    else
-        echo "system test exited with $sys_rc without a summary line"
-        failed=$((failed + 1))
-    fi
+    tally "system test" "$LOG_DIR/system.log" "${PIPESTATUS[0]}"
 else
     echo "bucketftp-server does not build: system test not run"
     failed=$((failed + 1))
@@ -73,19 +78,7 @@ if ((server_built)); then
     echo "==> scripts/test-filezilla.sh"
     BUCKETFTP_SERVER="${BUCKETFTP_SERVER:-$target_dir/debug/bucketftp-server}" scripts/test-filezilla.sh 2>&1 |
         tee "$LOG_DIR/filezilla.log"
-    fz_rc=${PIPESTATUS[0]}
-    summary="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$LOG_DIR/filezilla.log" | tail -n1)"
-    if [[ -n "$summary" ]]; then
-        f_pass="${summary%% passed*}"
-        f_fail="${summary#*, }"
-        f_fail="${f_fail%% failed*}"
-        passed=$((passed + f_pass))
-        failed=$((failed + f_fail))
-        if ((fz_rc != 0 && f_fail == 0)); then failed=$((failed + 1)); fi
-    else
-        echo "FileZilla test exited with $fz_rc without a summary line"
-        failed=$((failed + 1))
-    fi
+    tally "FileZilla test" "$LOG_DIR/filezilla.log" "${PIPESTATUS[0]}"
 else
     echo "bucketftp-server does not build: FileZilla test not run"
     failed=$((failed + 1))
@@ -94,45 +87,17 @@ fi
 # --- Desktop app ---------------------------------------------------------------------------
 echo "==> scripts/test-desktop.sh --no-unit (the cargo test above ran its unit tests)"
 scripts/test-desktop.sh --no-unit 2>&1 | tee "$LOG_DIR/desktop.log"
-desk_rc=${PIPESTATUS[0]}
-summary="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$LOG_DIR/desktop.log" | tail -n1)"
-if [[ -n "$summary" ]]; then
-    d_pass="${summary%% passed*}"
-    d_fail="${summary#*, }"
-    d_fail="${d_fail%% failed*}"
-    passed=$((passed + d_pass))
-    failed=$((failed + d_fail))
-    if ((desk_rc != 0 && d_fail == 0)); then failed=$((failed + 1)); fi
-else
-    echo "desktop test exited with $desk_rc without a summary line"
-    failed=$((failed + 1))
-fi
+tally "desktop test" "$LOG_DIR/desktop.log" "${PIPESTATUS[0]}"
 
 # --- Packages and the clean-root install test ------------------------------------------
-if [[ "${SKIP_PACKAGING:-}" == 1 ]]; then
-    echo "==> SKIP_PACKAGING=1: packages and install test not run"
+echo "==> scripts/package.sh"
+if scripts/package.sh 2>&1 | tee "$LOG_DIR/package.log"; then
+    echo "==> tests/install/install_test.sh"
+    tests/install/install_test.sh 2>&1 | tee "$LOG_DIR/install.log"
+    tally "install test" "$LOG_DIR/install.log" "${PIPESTATUS[0]}"
 else
-    echo "==> scripts/package.sh"
-    if scripts/package.sh 2>&1 | tee "$LOG_DIR/package.log"; then
-        echo "==> tests/install/install_test.sh"
-        tests/install/install_test.sh 2>&1 | tee "$LOG_DIR/install.log"
-        inst_rc=${PIPESTATUS[0]}
-        summary="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$LOG_DIR/install.log" | tail -n1)"
-        if [[ -n "$summary" ]]; then
-            i_pass="${summary%% passed*}"
-            i_fail="${summary#*, }"
-            i_fail="${i_fail%% failed*}"
-            passed=$((passed + i_pass))
-            failed=$((failed + i_fail))
-            if ((inst_rc != 0 && i_fail == 0)); then failed=$((failed + 1)); fi
-        else
-            echo "install test exited with $inst_rc without a summary line"
-            failed=$((failed + 1))
-        fi
-    else
-        echo "scripts/package.sh failed: install test not run"
-        failed=$((failed + 1))
-    fi
+    echo "scripts/package.sh failed: install test not run"
+    failed=$((failed + 1))
 fi
 
 echo
