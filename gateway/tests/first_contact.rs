@@ -13,18 +13,9 @@ use std::path::PathBuf;
 
 use gateway::{Gateway, GatewayConfig, GatewayHandle, S3Settings};
 use rawftp::Raw;
-use support::{S3Kind, TestS3};
+use support::{S3Kind, TestS3, temp_dir};
 
 const BUCKET: &str = "first-contact";
-
-fn temp_dir(label: &str) -> PathBuf {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let d = std::env::temp_dir().join(format!("bucketftp-{label}-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap_or_else(|e| panic!("{e}"));
-    d
-}
 
 struct Env {
     s3: TestS3,

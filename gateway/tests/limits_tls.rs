@@ -4,26 +4,16 @@
 mod rawftp;
 mod support;
 
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use gateway::limits::{LockoutPolicy, SessionLimits};
 use gateway::{Gateway, GatewayConfig, GatewayHandle, S3Settings};
 use rawftp::Raw;
-use support::{S3Kind, TestS3};
+use support::{S3Kind, TestS3, temp_dir};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
 const BUCKET: &str = "limits-bucket";
-
-fn temp_dir(label: &str) -> PathBuf {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let d = std::env::temp_dir().join(format!("bucketftp-{label}-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap_or_else(|e| panic!("{e}"));
-    d
-}
 
 async fn start(s3: &TestS3, tweak: impl FnOnce(&mut GatewayConfig)) -> GatewayHandle {
     let mut config = GatewayConfig::new(S3Settings::custom(s3.endpoint.clone(), s3.region.clone()));

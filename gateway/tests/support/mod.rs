@@ -71,6 +71,17 @@ pub struct TestS3 {
     quiet_drop: bool,
 }
 
+/// A new empty folder under the system's temp folder, named after `label`, this process and
+/// a counter.
+pub fn temp_dir(label: &str) -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let d = std::env::temp_dir().join(format!("bucketftp-{label}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap_or_else(|e| panic!("{e}"));
+    d
+}
+
 /// A free TCP port on 127.0.0.1 (bind to port 0, read the port, close). Another process may
 /// take it before it is used; `TestS3::start` retries with new ports if a bind fails.
 pub fn free_port() -> u16 {
