@@ -23,18 +23,23 @@ VENV="$REPO/.venv-test"
 
 log() { printf '[install-test-deps] %s\n' "$*"; }
 
+# apt_install [APT-OPTION...] PACKAGE...: apt-get update + install, as root or through sudo,
+# waiting for another apt's lock.
+apt_install() {
+    local sudo=()
+    [[ $(id -u) -eq 0 ]] || sudo=(sudo)
+    log "apt-get install $*"
+    "${sudo[@]}" apt-get update -o DPkg::Lock::Timeout=600
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -o DPkg::Lock::Timeout=600 "$@"
+}
+
 # --- Debian packages -------------------------------------------------------
 need_apt=()
 command -v lftp >/dev/null 2>&1 || need_apt+=(lftp)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 dpkg -s python3-venv >/dev/null 2>&1 || need_apt+=(python3-venv)
 if ((${#need_apt[@]})); then
-    log "apt-get install ${need_apt[*]}"
-    SUDO=()
-    [[ $(id -u) -eq 0 ]] || SUDO=(sudo)
-    "${SUDO[@]}" apt-get update -o DPkg::Lock::Timeout=600
-    DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -o DPkg::Lock::Timeout=600 \
-        "${need_apt[@]}"
+    apt_install "${need_apt[@]}"
 else
     log "lftp, curl, python3-venv present"
 fi
@@ -68,12 +73,7 @@ else
         dpkg -s "$pkg" >/dev/null 2>&1 || need_pkg+=("$pkg")
     done
     if ((${#need_pkg[@]})); then
-        log "apt-get install ${need_pkg[*]}"
-        SUDO=()
-        [[ $(id -u) -eq 0 ]] || SUDO=(sudo)
-        "${SUDO[@]}" apt-get update -o DPkg::Lock::Timeout=600
-        DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y --no-install-recommends \
-            -o DPkg::Lock::Timeout=600 "${need_pkg[@]}"
+        apt_install --no-install-recommends "${need_pkg[@]}"
     else
         log "npm, mmdebstrap, rpm, binutils, iproute2 present"
     fi
@@ -91,12 +91,7 @@ else
         dpkg -s "$pkg" >/dev/null 2>&1 || need_desktop+=("$pkg")
     done
     if ((${#need_desktop[@]})); then
-        log "apt-get install ${need_desktop[*]}"
-        SUDO=()
-        [[ $(id -u) -eq 0 ]] || SUDO=(sudo)
-        "${SUDO[@]}" apt-get update -o DPkg::Lock::Timeout=600
-        DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y \
-            -o DPkg::Lock::Timeout=600 "${need_desktop[@]}"
+        apt_install "${need_desktop[@]}"
     else
         log "desktop Debian packages present"
     fi
