@@ -191,8 +191,6 @@ impl AsyncWrite for ClientStream {
 struct Pending {
     cmd: Command,
     started: Instant,
-    /// A 1xx reply came: a transfer is running.
-    transferring: bool,
 }
 
 /// Commands that open a data transfer.
@@ -346,7 +344,6 @@ pub async fn run(
                 line: Vec::new(),
             },
             started: Instant::now(),
-            transferring: false,
         }]),
         user_tried: None,
         user: None,
@@ -487,7 +484,6 @@ impl Relay {
                     self.pending.push_back(Pending {
                         cmd,
                         started: Instant::now(),
-                        transferring: false,
                     });
                     inner.write_all(&line).await?;
                 }
@@ -602,13 +598,8 @@ impl Relay {
         client: &mut ClientStream,
         reply: Reply,
     ) -> io::Result<()> {
-        if reply.code == 0 {
-            return self.write_client(client, &reply.bytes()).await;
-        }
-        if reply.is_preliminary() {
-            if let Some(p) = self.pending.front_mut() {
-                p.transferring = true;
-            }
+        // Noise and preliminary (1xx) replies answer nothing yet: pass them on.
+        if reply.code == 0 || reply.is_preliminary() {
             return self.write_client(client, &reply.bytes()).await;
         }
         let front = self.answered(&reply);
