@@ -1,5 +1,6 @@
 //! Login: `ACCESS_KEY_ID/bucket` as the user, the secret key as the password (the OSS-FTP
-//! convention). A login is accepted only after one cheap call on the bucket (ListObjectsV2,
+//! convention), or a team user from the config file ([`crate::users`]) whose password is
+//! checked against its argon2id hash and whose bucket is reached with the storage's key. A login is accepted only after one cheap call on the bucket (ListObjectsV2,
 //! one key) proves the key can read it; a refusal says which part was wrong. For AWS without
 //! a configured region, the bucket's region comes from the reply and the call is retried.
 //!
@@ -23,6 +24,7 @@ use crate::limits::LoginLockout;
 use crate::s3::Factories;
 use crate::s3::error::{bucket_region_hint, classify};
 use crate::storage::S3User;
+use crate::users::{TeamUser, UserTable, decoy_hash, verify_password};
 
 /// A parsed login name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,6 +124,7 @@ pub struct S3Authenticator {
     slot: UserSlot,
     lockout: Arc<LoginLockout>,
     janitor: Option<Arc<Janitor>>,
+    users: Option<Arc<UserTable>>,
 }
 
 impl S3Authenticator {
@@ -139,6 +142,75 @@ impl S3Authenticator {
             slot,
             lockout,
             janitor,
+            users: None,
+        }
+    }
+
+    /// Team logins from the config file: with users configured, only they log in (plus
+    /// `ACCESS_KEY_ID/bucket` when the table allows key logins).
+    pub fn with_users(mut self, users: Option<Arc<UserTable>>) -> Self {
+        self.users = users;
+        self
+    }
+
+    /// Checks a team user's password (off the async threads) and then that the user's
+    /// storage can list the home folder. `Err(None)`: wrong name or password.
+    async fn team_login(
+        &self,
+        user: Option<TeamUser>,
+        password: &str,
+    ) -> Result<S3User, Option<Failure>> {
+        let hash = user
+            .as_ref()
+            .map_or_else(|| decoy_hash().to_owned(), |u| u.password_hash.clone());
+        let password = password.to_owned();
+        let matches = tokio::task::spawn_blocking(move || verify_password(&hash, &password))
+            .await
+            .unwrap_or(false);
+        let user = match user {
+            Some(u) if matches => u,
+            _ => return Err(None),
+        };
+        let storage = &user.storage;
+        let factory = self
+            .factories
+            .for_settings(&storage.settings)
+            .map_err(|e| Some(Failure::Other(format!("storage {}: {e}", storage.name))))?;
+        let client = factory.client(&storage.access_key_id, storage.secret.expose(), None);
+        let home = user.home.prefix();
+        client
+            .list_objects_v2()
+            .bucket(&user.bucket)
+            .prefix(&home)
+            .max_keys(1)
+            .send()
+            .await
+            .map_err(|e| Some(classify(&e)))?;
+        Ok(S3User {
+            name: user.name.clone(),
+            bucket: user.bucket.clone(),
+            client,
+            max_copy_object: factory.resolved().max_copy_object,
+            home: user.home.clone(),
+            rights: user.rights,
+        })
+    }
+
+    fn logged_in(&self, username: &str, user: S3User) -> Principal {
+        self.lockout.succeeded(self.conn.peer.ip());
+        if let Some(j) = &self.janitor {
+            j.sweep_once(&user.client, &user.bucket);
+        }
+        if let Ok(mut slot) = self.slot.lock() {
+            *slot = Some(user);
+        }
+        tracing::info!(session = self.conn.session, user = %username, peer = %self.conn.peer, "logged in");
+        self.conn.events.send(Event::LoggedIn {
+            session: self.conn.session,
+            user: username.to_owned(),
+        });
+        Principal {
+            username: username.to_owned(),
         }
     }
 
@@ -162,6 +234,8 @@ impl S3Authenticator {
                         bucket: login.bucket.clone(),
                         client,
                         max_copy_object: factory.resolved().max_copy_object,
+                        home: crate::path::BucketPath::root(),
+                        rights: crate::users::Rights::ALL,
                     });
                 }
                 Err(e) => {
@@ -209,6 +283,29 @@ impl Authenticator for S3Authenticator {
             );
             return Err(self.refuse(username, reason));
         }
+        if let Some(table) = &self.users {
+            let dir = table.current();
+            let team_user = dir.user(username).cloned();
+            if team_user.is_some() || !dir.key_login {
+                let password = creds.password.as_deref().unwrap_or_default();
+                return match self.team_login(team_user, password).await {
+                    Ok(user) => Ok(self.logged_in(username, user)),
+                    Err(None) => {
+                        self.lockout.failed(ip, std::time::Instant::now());
+                        Err(self.refuse(username, "wrong user name or password".into()))
+                    }
+                    Err(Some(f)) => {
+                        // The password was right: the storage is unreachable or refuses the
+                        // configured key, which is the server's problem, not the user's.
+                        tracing::warn!(session = self.conn.session, user = %username, error = %f, "team login: the user's storage refused");
+                        Err(self.refuse(
+                            username,
+                            format!("the storage for this login is not usable: {f}"),
+                        ))
+                    }
+                };
+            }
+        }
         let login = match parse_login(username) {
             Ok(l) => l,
             Err(e) => {
@@ -224,23 +321,7 @@ impl Authenticator for S3Authenticator {
             }
         };
         match self.probe(&login, secret).await {
-            Ok(user) => {
-                self.lockout.succeeded(ip);
-                if let Some(j) = &self.janitor {
-                    j.sweep_once(&user.client, &user.bucket);
-                }
-                if let Ok(mut slot) = self.slot.lock() {
-                    *slot = Some(user);
-                }
-                tracing::info!(session = self.conn.session, user = %username, peer = %self.conn.peer, "logged in");
-                self.conn.events.send(Event::LoggedIn {
-                    session: self.conn.session,
-                    user: username.to_owned(),
-                });
-                Ok(Principal {
-                    username: username.to_owned(),
-                })
-            }
+            Ok(user) => Ok(self.logged_in(username, user)),
             Err(f) => {
                 // Only credential mistakes count towards the lockout, not an unreachable store.
                 if matches!(

@@ -41,8 +41,13 @@ pub struct GatewayConfig {
     pub abort_stale_uploads: Option<Duration>,
     /// Per-login settings (saved profiles); `None`: every login uses `s3`.
     pub login_settings: Option<std::sync::Arc<dyn crate::s3::LoginSettings>>,
-    /// What users may change.
+    /// What users may change (server-wide; team users' own rights apply on top).
     pub permissions: crate::storage::Permissions,
+    /// Uploads that grow past this many bytes are refused with 552 and not stored.
+    pub max_file_size: Option<u64>,
+    /// Team logins from the config file; `None`: only `ACCESS_KEY_ID/bucket` logins. The
+    /// table can be replaced while the gateway runs (SIGHUP).
+    pub users: Option<std::sync::Arc<crate::users::UserTable>>,
 }
 
 impl GatewayConfig {
@@ -63,6 +68,8 @@ impl GatewayConfig {
             abort_stale_uploads: None,
             login_settings: None,
             permissions: crate::storage::Permissions::default(),
+            max_file_size: None,
+            users: None,
         }
     }
 }

@@ -11,7 +11,12 @@
 //!   error classification.
 //! - [`storage`]: the libunftp backend: listing, download, streaming multipart upload, rename,
 //!   folders.
-//! - [`auth`]: `ACCESS_KEY_ID/bucket` + secret logins, proven by one call on the bucket.
+//! - [`auth`]: `ACCESS_KEY_ID/bucket` + secret logins, proven by one call on the bucket, and
+//!   team logins.
+//! - [`users`]: team users from the config file: argon2id passwords, a storage, a bucket, a
+//!   home folder and rights; swapped whole on reload.
+//! - [`config_file`]: `bucketftp-server --config FILE`: the TOML schema, its checks (errors
+//!   name the file, line and key) and what it becomes.
 //! - [`server`]: our accept loop, one task per session.
 //! - [`relay`]: owns each client's control connection (AUTH TLS, OPTS MLST, normalised paths
 //!   in replies, one log line per command) and talks plain FTP to libunftp over loopback;
@@ -31,6 +36,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod config_file;
 pub mod control_tap;
 pub mod error;
 pub mod events;
@@ -46,6 +52,7 @@ pub mod s3;
 pub mod server;
 pub mod storage;
 pub mod tls;
+pub mod users;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -105,6 +112,7 @@ impl Gateway {
             permissions: config.permissions,
             events: events.clone(),
             transfer_timeout: config.transfer_timeout,
+            max_file_size: config.max_file_size,
         });
         let parts = Arc::new(server::ServerParts {
             factories: Arc::new(s3::Factories::new(factory, config.login_settings.clone())),
@@ -125,6 +133,7 @@ impl Gateway {
             janitor: config
                 .abort_stale_uploads
                 .map(|age| Arc::new(janitor::Janitor::new(age))),
+            users: config.users.clone(),
         });
         let (stop_tx, stop_rx) = watch::channel(None);
         let sessions: server::Sessions = Arc::new(Mutex::new(Vec::new()));

@@ -30,9 +30,12 @@ pub enum PathError {
     NotUtf8,
 }
 
-/// A normalised location inside the bucket: zero segments is the bucket's root.
+/// A normalised location inside the bucket: zero segments is the user's root. A team user's
+/// paths sit under a home folder (`base`): keys and prefixes include it, while `display`,
+/// `is_root` and `starts_with` see only the part the user sees.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct BucketPath {
+    base: Vec<String>,
     segments: Vec<String>,
 }
 
@@ -40,8 +43,35 @@ impl BucketPath {
     /// The bucket's root folder.
     pub fn root() -> Self {
         Self {
+            base: Vec::new(),
             segments: Vec::new(),
         }
+    }
+
+    /// This path as seen by a user whose `/` is `home`: the same segments below `home`'s
+    /// key. Nothing can leave `home`, because `..` was already resolved against the user's
+    /// root. Fails when the resulting key is too long.
+    pub fn within(self, home: &BucketPath) -> Result<Self, PathError> {
+        if home.key().is_empty() {
+            return Ok(self);
+        }
+        let mut base = home.base.clone();
+        base.extend(home.segments.iter().cloned());
+        let path = Self {
+            base,
+            segments: self.segments,
+        };
+        if path.prefix().len() > MAX_KEY_BYTES {
+            return Err(PathError::KeyTooLong);
+        }
+        Ok(path)
+    }
+
+    fn all(&self) -> impl Iterator<Item = &str> {
+        self.base
+            .iter()
+            .chain(self.segments.iter())
+            .map(String::as_str)
     }
 
     /// Normalises an FTP path as libunftp passes it (see the module docs).
@@ -70,7 +100,10 @@ impl BucketPath {
                 }
             }
         }
-        let path = Self { segments };
+        let path = Self {
+            base: Vec::new(),
+            segments,
+        };
         // The folder form is the longest key this path can produce.
         if path.prefix().len() > MAX_KEY_BYTES {
             return Err(PathError::KeyTooLong);
@@ -78,26 +111,24 @@ impl BucketPath {
         Ok(path)
     }
 
-    /// True for the bucket's root.
+    /// True for the user's root (the bucket's root, or the home folder).
     pub fn is_root(&self) -> bool {
         self.segments.is_empty()
     }
 
-    /// The object key of this path as a file: `a/b/c.txt`; empty for the root.
+    /// The object key of this path as a file: `a/b/c.txt`; empty for the bucket's root.
     pub fn key(&self) -> String {
-        self.segments.join("/")
+        self.all().collect::<Vec<_>>().join("/")
     }
 
-    /// The key prefix of this path as a folder: `a/b/`, or empty for the root. This is also the
-    /// key of the folder's marker object.
+    /// The key prefix of this path as a folder: `a/b/`, or empty for the bucket's root. This
+    /// is also the key of the folder's marker object.
     pub fn prefix(&self) -> String {
-        if self.segments.is_empty() {
-            String::new()
-        } else {
-            let mut p = self.segments.join("/");
+        let mut p = self.key();
+        if !p.is_empty() {
             p.push('/');
-            p
         }
+        p
     }
 
     /// The last name, if any.
@@ -109,12 +140,15 @@ impl BucketPath {
     pub fn parent(&self) -> Self {
         let mut segments = self.segments.clone();
         segments.pop();
-        Self { segments }
+        Self {
+            base: self.base.clone(),
+            segments,
+        }
     }
 
     /// True when `self` is `other` or lies inside it.
     pub fn starts_with(&self, other: &BucketPath) -> bool {
-        self.segments.starts_with(&other.segments)
+        self.base == other.base && self.segments.starts_with(&other.segments)
     }
 
     /// The FTP form of this path: `/a/b`.
@@ -239,5 +273,49 @@ mod tests {
         assert_eq!(ab.name(), Some("c"));
         assert_eq!(a.display(), "/a/b");
         assert!(BucketPath::root().is_root());
+    }
+
+    #[test]
+    fn home_folders_hold_every_path() {
+        let home = BucketPath::parse_str("team/alice/").unwrap_or_else(|_| BucketPath::root());
+        let at = |s: &str| {
+            BucketPath::parse_str(s)
+                .and_then(|p| p.within(&home))
+                .unwrap_or_else(|e| panic!("{s}: {e}"))
+        };
+        for (input, key, display) in [
+            ("/", "team/alice", "/"),
+            ("/x.txt", "team/alice/x.txt", "/x.txt"),
+            (
+                "/../../bob/secret.txt",
+                "team/alice/bob/secret.txt",
+                "/bob/secret.txt",
+            ),
+            ("..\\..\\..", "team/alice", "/"),
+            ("/a/../../../b/", "team/alice/b", "/b"),
+        ] {
+            let p = at(input);
+            assert_eq!(p.key(), key, "{input}");
+            assert_eq!(p.display(), display, "{input}");
+        }
+        let root = at("/");
+        assert!(root.is_root());
+        assert_eq!(root.prefix(), "team/alice/");
+        assert_eq!(at("/d/f").parent(), at("/d"));
+        assert!(at("/d/f").starts_with(&at("/d")));
+        assert!(
+            !at("/d")
+                .starts_with(&BucketPath::parse_str("/d").unwrap_or_else(|_| BucketPath::root()))
+        );
+        // The home itself counts towards the key length.
+        let long_home = BucketPath::parse_str(&vec!["h".repeat(200); 4].join("/"))
+            .unwrap_or_else(|_| BucketPath::root());
+        let deep = BucketPath::parse_str(&vec!["y".repeat(200); 2].join("/"))
+            .unwrap_or_else(|_| BucketPath::root());
+        assert_eq!(deep.within(&long_home), Err(PathError::KeyTooLong));
+        assert_eq!(
+            BucketPath::root().within(&BucketPath::root()),
+            Ok(BucketPath::root())
+        );
     }
 }

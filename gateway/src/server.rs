@@ -48,6 +48,8 @@ pub struct ServerParts {
     pub relay: Arc<RelayConfig>,
     /// Stale multipart upload cleanup, when on.
     pub janitor: Option<Arc<crate::janitor::Janitor>>,
+    /// Team logins, when configured.
+    pub users: Option<Arc<crate::users::UserTable>>,
 }
 
 /// The live sessions' control sockets, so that stop can end them.
@@ -163,13 +165,16 @@ async fn serve_admitted(
         Box::new(move || S3Backend::new(backend_shared.clone(), backend_conn.clone())),
         Arc::new(SlotUserProvider::new(slot.clone())),
     )
-    .authenticator(Arc::new(S3Authenticator::new(
-        parts.factories.clone(),
-        conn,
-        slot,
-        parts.lockout.clone(),
-        parts.janitor.clone(),
-    )))
+    .authenticator(Arc::new(
+        S3Authenticator::new(
+            parts.factories.clone(),
+            conn,
+            slot,
+            parts.lockout.clone(),
+            parts.janitor.clone(),
+        )
+        .with_users(parts.users.clone()),
+    ))
     .greeting("BucketFTP ready")
     .idle_session_timeout(parts.idle_timeout.as_secs());
     // Direct data connections: libunftp listens in the passive range on loopback and says

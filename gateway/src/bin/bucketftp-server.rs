@@ -1,14 +1,23 @@
 //! `bucketftp-server`: the headless gateway. With `--endpoint` or `--provider` it serves a
 //! real object store; with neither it serves a local bucket kept in a folder on this machine
 //! through an embedded S3 server, so it works with no cloud account.
+//!
+//! `--config FILE` reads a TOML file ([`gateway::config_file`]): its `[server]` keys are these
+//! options (a flag on the command line wins), its `[[storage]]` and `[[user]]` entries are
+//! team logins. SIGHUP reloads the users and storages without dropping sessions.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::ffi::OsString;
+use std::sync::Arc;
+
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use gateway::config::{parse_port_range, parse_size};
+use gateway::config_file::ConfigFile;
+use gateway::users::UserTable;
 use gateway::{Addressing, Gateway, GatewayConfig, Provider, S3Settings, TransferLimits};
 
 /// An FTP server on 127.0.0.1 bridged to S3-compatible object storage.
@@ -18,11 +27,22 @@ use gateway::{Addressing, Gateway, GatewayConfig, Provider, S3Settings, Transfer
 #[command(
     name = "bucketftp-server",
     version,
-    args_conflicts_with_subcommands = true
+    args_conflicts_with_subcommands = true,
+    args_override_self = true
 )]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// TOML config file: `[server]` options (as these flags, `_` for `-`), `[[storage]]`
+    /// connections and `[[user]]` logins. Flags on the command line win over the file.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// With `[[user]]` logins configured, also accept `ACCESS_KEY_ID/bucket` logins.
+    #[arg(long)]
+    key_login: bool,
+    /// Refuse (552) and do not store uploads that grow past this size (e.g. `20GiB`).
+    #[arg(long, value_parser = parse_size)]
+    max_file_size: Option<usize>,
     /// FTP listen address.
     #[arg(long, default_value = "127.0.0.1:2048")]
     listen: SocketAddr,
@@ -121,6 +141,9 @@ enum Command {
     /// Prints a FileZilla Site Manager file for a login on this server (in FileZilla:
     /// File › Import…). It asks for the password unless --include-secret is given.
     FilezillaSite(SiteArgs),
+    /// Reads a password (from the terminal without echo, or the first line of standard
+    /// input) and prints its argon2id hash for a `[[user]]`'s `password_hash`.
+    HashPassword,
 }
 
 #[derive(Debug, clap::Args)]
@@ -200,13 +223,119 @@ async fn resolve_masquerade(host: &str) -> Result<std::net::Ipv4Addr> {
         .with_context(|| format!("--masquerade {host} has no IPv4 address"))
 }
 
+/// `hash-password`: one password in, one PHC string out.
+fn hash_password() -> Result<()> {
+    use std::io::IsTerminal;
+    let password = if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ").context("cannot read the password")?;
+        let again = rpassword::prompt_password("Again: ").context("cannot read the password")?;
+        if first != again {
+            bail!("the two passwords differ");
+        }
+        first
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("cannot read the password from standard input")?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    };
+    if password.is_empty() {
+        bail!("the password is empty");
+    }
+    println!("{}", gateway::users::hash_password(&password)?);
+    Ok(())
+}
+
+/// The first line of a clap error, without its `error: ` label.
+fn clap_message(e: &clap::Error) -> String {
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or_default();
+    first.strip_prefix("error: ").unwrap_or(first).to_owned()
+}
+
+/// Parses the command line; with `--config`, the file's `[server]` keys go in front of the
+/// command line's own flags (so those win), each checked alone first so that a bad value is
+/// reported with the file, line and key.
+fn parse_cli() -> Result<(Cli, Option<ConfigFile>)> {
+    use clap::error::ErrorKind;
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let cli = Cli::parse_from(&argv);
+    let Some(path) = cli.config.clone().filter(|_| cli.command.is_none()) else {
+        return Ok((cli, None));
+    };
+    let file = ConfigFile::load(&path)?;
+    let argv0 = argv
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "bucketftp-server".into());
+    let options = file.server_options()?;
+    for option in &options {
+        let alone = std::iter::once(argv0.clone()).chain(option.args.iter().cloned());
+        if let Err(e) = Cli::try_parse_from(alone) {
+            let message = match e.kind() {
+                // Checked below, together with the rest.
+                ErrorKind::MissingRequiredArgument | ErrorKind::ArgumentConflict => continue,
+                ErrorKind::UnknownArgument => {
+                    "unknown key (the keys are the long options of `bucketftp-server --help`, with _ for -)".to_owned()
+                }
+                _ => clap_message(&e),
+            };
+            return Err(file.server_error(option, message).into());
+        }
+    }
+    let merged = std::iter::once(argv0)
+        .chain(options.iter().flat_map(|o| o.args.iter().cloned()))
+        .chain(argv.into_iter().skip(1));
+    let cli = Cli::try_parse_from(merged)
+        .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), clap_message(&e)))?;
+    Ok((cli, Some(file)))
+}
+
+/// The team users of `file`, secrets read from the environment or their files.
+fn directory(file: &ConfigFile, key_login: bool) -> Result<gateway::users::Directory> {
+    Ok(file.directory(key_login, &|var| std::env::var(var).ok())?)
+}
+
+/// On SIGHUP, reads the config file again and puts its users and storages in force for new
+/// logins; a bad file keeps the old ones and says why. `[server]` keys need a restart.
+#[cfg(unix)]
+fn reload_on_sighup(path: PathBuf, key_login: bool, table: Arc<UserTable>) -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            match ConfigFile::load(&path).and_then(|f| {
+                let dir = f.directory(key_login, &|var| std::env::var(var).ok())?;
+                Ok((f, dir))
+            }) {
+                Ok((_file, dir)) => {
+                    let users = dir.len();
+                    table.replace(dir);
+                    tracing::info!(file = %path.display(), users, "config reloaded: users and storages updated ([server] changes need a restart)");
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "config reload failed; keeping the previous users and storages");
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
-    let cli = Cli::parse();
-    if let Some(Command::FilezillaSite(args)) = &cli.command {
-        return filezilla_site(args);
+    let (cli, file) = parse_cli()?;
+    match &cli.command {
+        Some(Command::FilezillaSite(args)) => return filezilla_site(args),
+        Some(Command::HashPassword) => return hash_password(),
+        None => {}
     }
     gateway::logging::init(&cli.log_level);
+    let users = match &file {
+        Some(f) if f.has_users() => Some(Arc::new(UserTable::new(directory(f, cli.key_login)?))),
+        _ => None,
+    };
 
     if !cli.listen.ip().is_loopback() {
         if !cli.allow_remote {
@@ -220,7 +349,11 @@ async fn main() -> Result<()> {
 
     let mut local_store = None;
     let mut local_login = None;
-    let s3 = if cli.endpoint.is_none() && cli.provider.is_none() {
+    let file_storage = file.as_ref().and_then(ConfigFile::first_storage_settings);
+    let s3 = if let (None, None, Some(settings)) = (&cli.endpoint, &cli.provider, file_storage) {
+        // Team server: ACCESS_KEY_ID/bucket logins (key_login) use the first storage.
+        settings
+    } else if cli.endpoint.is_none() && cli.provider.is_none() {
         let root = match &cli.local {
             Some(d) => d.clone(),
             None => data_dir(&cli)?.join("local-store"),
@@ -235,7 +368,11 @@ async fn main() -> Result<()> {
             local.store.endpoint()
         );
         let settings = local.settings.clone();
-        local_login = Some((local.ftp_user(), local.secret_key.clone()));
+        local_login = Some((
+            local.ftp_user(),
+            local.secret_key.clone(),
+            root.join(localstore::CREDENTIALS_FILE),
+        ));
         local_store = Some(local.store);
         settings
     } else {
@@ -301,14 +438,43 @@ async fn main() -> Result<()> {
             read_only: cli.read_only,
             allow_delete: !cli.no_delete,
         },
+        max_file_size: cli.max_file_size.map(|n| n as u64),
+        users: users.clone(),
     };
     let handle = Gateway::start(config).await?;
     println!("BucketFTP listening on {}", handle.local_addr());
-    if let Some((user, password)) = &local_login {
-        // The local store's own credential: printing it is how a newcomer learns the login.
-        println!("FTP login: user \"{user}\" password \"{password}\"");
+    if let Some((user, password, file)) = &local_login {
+        use std::io::IsTerminal;
+        if std::io::stdout().is_terminal() {
+            // The local store's own credential: on a terminal, printing it is how a newcomer
+            // learns the login.
+            println!("FTP login: user \"{user}\" password \"{password}\"");
+        } else {
+            // Not a terminal (a service's journal, a log file): say where the secret is.
+            println!(
+                "FTP login: user \"{user}\", password: the secret_access_key in {}",
+                file.display()
+            );
+        }
+    } else if let Some(table) = &users {
+        let dir = table.current();
+        println!(
+            "FTP logins: {} user(s) from {}{}",
+            dir.len(),
+            file.as_ref()
+                .map_or_else(String::new, |f| f.path().display().to_string()),
+            if dir.key_login {
+                ", and ACCESS_KEY_ID/bucket"
+            } else {
+                ""
+            }
+        );
     } else {
         println!("FTP login: user \"ACCESS_KEY_ID/bucket\", password: the secret key");
+    }
+    #[cfg(unix)]
+    if let (Some(table), Some(f)) = (&users, &file) {
+        reload_on_sighup(f.path().to_path_buf(), cli.key_login, table.clone())?;
     }
 
     shutdown_signal().await;

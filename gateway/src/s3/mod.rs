@@ -206,12 +206,18 @@ impl Factories {
         else {
             return Ok(self.default.clone());
         };
+        self.for_settings(&settings)
+    }
+
+    /// The factory for `settings` (a team user's storage, a profile): built once, then
+    /// reused so the connection pool is shared.
+    pub fn for_settings(&self, settings: &S3Settings) -> Result<ClientFactory, SettingsError> {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(f) = cache.get(&settings) {
+        if let Some(f) = cache.get(settings) {
             return Ok(f.clone());
         }
-        let f = ClientFactory::new(&settings)?;
-        cache.insert(settings, f.clone());
+        let f = ClientFactory::new(settings)?;
+        cache.insert(settings.clone(), f.clone());
         Ok(f)
     }
 }

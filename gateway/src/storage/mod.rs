@@ -43,6 +43,11 @@ pub struct S3User {
     pub client: Client,
     /// Largest single CopyObject for this user's provider.
     pub max_copy_object: u64,
+    /// The user's `/` inside the bucket (the bucket's root for `ACCESS_KEY_ID/bucket`
+    /// logins, a home folder for team users).
+    pub home: BucketPath,
+    /// What this login may do.
+    pub rights: crate::users::Rights,
 }
 
 // Short on purpose: libunftp logs the user at debug level, and the client's own Debug output
@@ -52,6 +57,8 @@ impl Debug for S3User {
         f.debug_struct("S3User")
             .field("name", &self.name)
             .field("bucket", &self.bucket)
+            .field("home", &self.home.prefix())
+            .field("rights", &self.rights.letters())
             .finish_non_exhaustive()
     }
 }
@@ -77,6 +84,8 @@ pub struct Shared {
     pub events: EventBus,
     /// An upload with no data for this long is cancelled.
     pub transfer_timeout: Duration,
+    /// Uploads that grow past this many bytes are refused (552) and not stored.
+    pub max_file_size: Option<u64>,
 }
 
 /// What FTP users may change in their buckets.
@@ -98,6 +107,18 @@ impl Default for Permissions {
 }
 
 impl Permissions {
+    /// `Err` unless both the server and the login allow writing.
+    fn write_by(&self, u: &S3User) -> Res<()> {
+        self.write()?;
+        u.rights.check_write()
+    }
+
+    /// `Err` unless both the server and the login allow deleting.
+    fn delete_by(&self, u: &S3User) -> Res<()> {
+        self.delete()?;
+        u.rights.check_delete()
+    }
+
     /// `Err` when writing is off.
     fn write(&self) -> Res<()> {
         if self.read_only {
@@ -552,7 +573,7 @@ impl S3Backend {
     }
 
     async fn rename_paths(&self, u: &S3User, from: &BucketPath, to: &BucketPath) -> Res<()> {
-        self.shared.permissions.write()?;
+        self.shared.permissions.write_by(u)?;
         if from.is_root() || to.is_root() {
             return Err(Failure::AccessDenied);
         }
@@ -625,7 +646,7 @@ impl S3Backend {
 
 impl S3Backend {
     async fn delete_file(&self, u: &S3User, p: &BucketPath) -> Res<()> {
-        self.shared.permissions.delete()?;
+        self.shared.permissions.delete_by(u)?;
         if p.is_root() {
             return Err(Failure::WrongType("the root folder is not a file".into()));
         }
@@ -643,7 +664,7 @@ impl S3Backend {
     }
 
     async fn make_folder(&self, u: &S3User, p: &BucketPath) -> Res<()> {
-        self.shared.permissions.write()?;
+        self.shared.permissions.write_by(u)?;
         if p.is_root() {
             return Err(Failure::AlreadyExists("the root folder".into()));
         }
@@ -660,7 +681,7 @@ impl S3Backend {
     }
 
     async fn remove_folder(&self, u: &S3User, p: &BucketPath) -> Res<()> {
-        self.shared.permissions.delete()?;
+        self.shared.permissions.delete_by(u)?;
         if p.is_root() {
             return Err(Failure::AccessDenied);
         }
@@ -685,8 +706,10 @@ impl S3Backend {
     }
 }
 
-fn parse(path: &Path) -> Res<BucketPath> {
-    Ok(BucketPath::parse(path)?)
+/// The bucket location of an FTP path for user `u`: normalised, then placed in the user's
+/// home folder.
+fn parse(u: &S3User, path: &Path) -> Res<BucketPath> {
+    Ok(BucketPath::parse(path)?.within(&u.home)?)
 }
 
 #[async_trait]
@@ -702,7 +725,7 @@ impl StorageBackend<S3User> for S3Backend {
         u: &S3User,
         path: P,
     ) -> ftp::Result<ObjectMeta> {
-        let p = parse(path.as_ref())?;
+        let p = parse(u, path.as_ref())?;
         match self.stat(u, &p).await {
             Ok(m) => {
                 self.remember_unreadable(None);
@@ -724,7 +747,10 @@ impl StorageBackend<S3User> for S3Backend {
         u: &S3User,
         path: P,
     ) -> ftp::Result<Vec<Fileinfo<PathBuf, ObjectMeta>>> {
-        let p = parse(path.as_ref())?;
+        let p = parse(u, path.as_ref())?;
+        if let Err(f) = u.rights.check_read() {
+            return Err(self.refuse(f));
+        }
         let entries = match self.list_folder(u, &p).await {
             Ok(e) => e,
             Err(f) => return Err(self.refuse(f)),
@@ -753,7 +779,10 @@ impl StorageBackend<S3User> for S3Backend {
         path: P,
         start_pos: u64,
     ) -> ftp::Result<Box<dyn AsyncRead + Send + Sync + Unpin>> {
-        let p = parse(path.as_ref())?;
+        let p = parse(u, path.as_ref())?;
+        if let Err(f) = u.rights.check_read() {
+            return Err(self.refuse(f));
+        }
         match download::open(
             &self.shared.events,
             self.conn.session,
@@ -776,12 +805,12 @@ impl StorageBackend<S3User> for S3Backend {
         path: P,
         start_pos: u64,
     ) -> ftp::Result<u64> {
-        let p = parse(path.as_ref())?;
+        let p = parse(u, path.as_ref())?;
         if p.is_root() {
             let f = Failure::WrongType("cannot upload onto the bucket's root folder".into());
             return Err(self.refuse(f));
         }
-        if let Err(f) = self.shared.permissions.write() {
+        if let Err(f) = self.shared.permissions.write_by(u) {
             return Err(self.refuse(f));
         }
         let key = p.key();
@@ -809,6 +838,7 @@ impl StorageBackend<S3User> for S3Backend {
             tracker: &mut tracker,
             gate: self.conn.tap.as_ref(),
             idle_timeout: self.shared.transfer_timeout,
+            max_file_size: self.shared.max_file_size,
         }
         .run(input, start_pos)
         .await;
@@ -826,12 +856,12 @@ impl StorageBackend<S3User> for S3Backend {
     }
 
     async fn del<P: AsRef<Path> + Send + Debug>(&self, u: &S3User, path: P) -> ftp::Result<()> {
-        let p = parse(path.as_ref())?;
+        let p = parse(u, path.as_ref())?;
         self.delete_file(u, &p).await.map_err(|f| self.refuse(f))
     }
 
     async fn mkd<P: AsRef<Path> + Send + Debug>(&self, u: &S3User, path: P) -> ftp::Result<()> {
-        let p = parse(path.as_ref())?;
+        let p = parse(u, path.as_ref())?;
         self.make_folder(u, &p).await.map_err(|f| self.refuse(f))
     }
 
@@ -841,19 +871,23 @@ impl StorageBackend<S3User> for S3Backend {
         from: P,
         to: P,
     ) -> ftp::Result<()> {
-        let (f, t) = (parse(from.as_ref())?, parse(to.as_ref())?);
+        let (f, t) = (parse(u, from.as_ref())?, parse(u, to.as_ref())?);
         self.rename_paths(u, &f, &t)
             .await
             .map_err(|f| self.refuse(f))
     }
 
     async fn rmd<P: AsRef<Path> + Send + Debug>(&self, u: &S3User, path: P) -> ftp::Result<()> {
-        let p = parse(path.as_ref())?;
+        let p = parse(u, path.as_ref())?;
         self.remove_folder(u, &p).await.map_err(|f| self.refuse(f))
     }
 
     async fn cwd<P: AsRef<Path> + Send + Debug>(&self, u: &S3User, path: P) -> ftp::Result<()> {
-        let p = parse(path.as_ref())?;
+        let p = parse(u, path.as_ref())?;
+        if p.is_root() {
+            // The user's root always exists, even before a home folder holds anything.
+            return Ok(());
+        }
         match self.folder_probe(u, &p.prefix()).await {
             Ok(Some(_)) => Ok(()),
             Ok(None) => Err(self.refuse(Failure::NoSuchFolder)),

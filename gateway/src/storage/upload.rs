@@ -208,6 +208,33 @@ pub struct Upload<'a> {
     pub gate: &'a dyn CommitGate,
     /// No data for this long cancels the upload.
     pub idle_timeout: std::time::Duration,
+    /// The largest object this upload may produce (the server's `max_file_size`).
+    pub max_file_size: Option<u64>,
+}
+
+/// The refusal for an upload past `max` bytes (552).
+fn too_large(max: u64) -> Failure {
+    Failure::TooLarge(format!(
+        "larger than this server's limit of {} (max_file_size); nothing was stored",
+        human_size(max)
+    ))
+}
+
+/// `21474836480` → `20 GiB`, `1536` → `1.5 KiB`, `100` → `100 bytes`. Pure.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} bytes");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    let text = format!("{value:.1}");
+    let text = text.strip_suffix(".0").unwrap_or(&text);
+    format!("{text} {}", UNITS[unit])
 }
 
 /// The CopySource header value for `bucket/key`, percent-encoded except for `/`.
@@ -330,6 +357,9 @@ impl Upload<'_> {
     {
         let part_size = self.limits.part_size as u64;
         let mark = self.gate.mark();
+        if let Some(max) = self.max_file_size.filter(|m| start_pos > *m) {
+            return Err(too_large(max));
+        }
         let input = IdleTimeout::new(input, self.idle_timeout);
         // What to keep of the old object.
         let kept = if start_pos > 0 {
@@ -416,7 +446,13 @@ impl Upload<'_> {
         let mut reader = prefix.chain(input);
 
         let result = self
-            .stream_parts(&mut reader, prefix_len, &mut mpu, done_parts, mark)
+            .stream_parts(
+                &mut reader,
+                prefix_len,
+                &mut mpu,
+                done_parts,
+                (mark, start_pos),
+            )
             .await;
         match result {
             Ok(n) => Ok(n),
@@ -511,12 +547,14 @@ impl Upload<'_> {
         prefix_len: u64,
         mpu: &mut Option<(MultipartGuard, String)>,
         mut parts: Vec<CompletedPart>,
-        mark: u64,
+        (mark, start_pos): (u64, u64),
     ) -> Result<u64, Failure>
     where
         R: AsyncRead + Unpin + Send,
     {
         let part_size = self.limits.part_size;
+        // Bytes the client may still send before the object passes max_file_size.
+        let budget = self.max_file_size.map(|m| (m, m.saturating_sub(start_pos)));
         let mut total: u64 = 0;
         let mut next_number = parts.len() as u64 + 1;
         let mut set: JoinSet<DataPartResult> = JoinSet::new();
@@ -538,6 +576,11 @@ impl Upload<'_> {
                 &mut *self.tracker,
             )
             .await?;
+            if let Some((max, allowed)) = budget {
+                if client_bytes(total, prefix_len) > allowed {
+                    return Err(too_large(max));
+                }
+            }
 
             if eof {
                 tokio::time::sleep(SETTLE).await;
@@ -744,6 +787,16 @@ async fn fill<R: AsyncRead + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_in_words() {
+        assert_eq!(human_size(100), "100 bytes");
+        assert_eq!(human_size(1536), "1.5 KiB");
+        assert_eq!(human_size(21_474_836_480), "20 GiB");
+        assert_eq!(human_size(8 * 1024 * 1024), "8 MiB");
+        assert!(too_large(1024).to_string().contains("1 KiB"));
+        assert_eq!(too_large(1).reply_code(), 552);
+    }
 
     #[test]
     fn copy_source_encoding() {
