@@ -2,18 +2,20 @@
 //! process (Garage and moto), verifying results directly in S3 as well as through FTP.
 //! Every scenario runs once per server (`both!`).
 
+mod ftpops;
 mod rawftp;
 mod support;
 
 use std::time::Duration;
 
+use ftpops::{appe, get, put, refused};
 use gateway::events::Event;
 use gateway::{Gateway, GatewayConfig, GatewayHandle, S3Settings, TransferLimits};
 use rawftp::data;
 use suppaftp::tokio::AsyncFtpStream;
 use suppaftp::{FtpError, Status};
 use support::{S3Kind, TestS3};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 const BUCKET: &str = "e2e-bucket";
 const MIB: usize = 1024 * 1024;
@@ -73,20 +75,6 @@ impl Env {
     }
 }
 
-/// The reply code and text of a refused command.
-fn refused(e: FtpError) -> (u32, String) {
-    match e {
-        FtpError::UnexpectedResponse(r) => (r.status.code(), r.as_string().unwrap_or_default()),
-        other => panic!("expected an FTP reply, got {other}"),
-    }
-}
-
-async fn put(ftp: &mut AsyncFtpStream, name: &str, body: &[u8]) -> Result<(), FtpError> {
-    let mut s = ftp.put_with_stream(name).await?;
-    s.write_all(body).await.map_err(FtpError::ConnectionError)?;
-    s.finish().await
-}
-
 async fn put_at(
     ftp: &mut AsyncFtpStream,
     name: &str,
@@ -95,23 +83,6 @@ async fn put_at(
 ) -> Result<(), FtpError> {
     ftp.resume_transfer(offset).await?;
     put(ftp, name, body).await
-}
-
-async fn appe(ftp: &mut AsyncFtpStream, name: &str, body: &[u8]) -> Result<(), FtpError> {
-    let mut s = ftp.append_with_stream(name).await?;
-    s.write_all(body).await.map_err(FtpError::ConnectionError)?;
-    s.finish().await
-}
-
-async fn get(ftp: &mut AsyncFtpStream, name: &str, offset: usize) -> Result<Vec<u8>, FtpError> {
-    ftp.resume_transfer(offset).await?;
-    let mut s = ftp.retr_as_stream(name).await?;
-    let mut out = Vec::new();
-    s.read_to_end(&mut out)
-        .await
-        .map_err(FtpError::ConnectionError)?;
-    s.finish().await?;
-    Ok(out)
 }
 
 /// MLSD of a folder as (name, facts).
