@@ -20,6 +20,8 @@
 //!   details, control bytes for ABOR detection, TLS state, MLST facts).
 //! - [`filezilla`]: FileZilla Site Manager XML for "Export FileZilla site…".
 //! - [`events`]: sessions and transfers as a broadcast stream.
+//! - [`metrics`]: Prometheus metrics fed by the events and an S3 client interceptor.
+//! - [`audit`]: a JSON-lines audit log of logins and transfers.
 //! - [`limits`]: session limits and the failed-login lockout.
 //! - [`janitor`]: aborts multipart uploads left by a killed gateway (opt-in).
 //! - [`logging`]: the log filter and format both binaries use.
@@ -29,6 +31,7 @@
 //! - [`error`]: the failures and the FTP replies they become.
 //! - [`config`]: the gateway's configuration and its parsing helpers.
 
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod control_tap;
@@ -39,6 +42,7 @@ pub mod janitor;
 pub mod limits;
 pub mod local;
 pub mod logging;
+pub mod metrics;
 pub mod path;
 pub mod probe;
 pub mod relay;
@@ -57,6 +61,7 @@ use tokio::task::JoinHandle;
 pub use config::GatewayConfig;
 pub use error::Failure;
 pub use events::{Event, EventBus};
+pub use metrics::{Metrics, serve_metrics};
 pub use s3::{Addressing, LoginSettings, Provider, S3Settings};
 pub use storage::Permissions;
 pub use storage::upload::TransferLimits;
