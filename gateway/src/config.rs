@@ -43,6 +43,10 @@ pub struct GatewayConfig {
     pub login_settings: Option<std::sync::Arc<dyn crate::s3::LoginSettings>>,
     /// What users may change.
     pub permissions: crate::storage::Permissions,
+    /// Prometheus metrics this gateway feeds (sessions, logins, transfers, S3 requests).
+    pub metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
+    /// A JSON-lines audit log of logins and transfers, appended to.
+    pub audit_log: Option<std::path::PathBuf>,
 }
 
 impl GatewayConfig {
@@ -63,6 +67,8 @@ impl GatewayConfig {
             abort_stale_uploads: None,
             login_settings: None,
             permissions: crate::storage::Permissions::default(),
+            metrics: None,
+            audit_log: None,
         }
     }
 }

@@ -75,6 +75,14 @@ pub enum StartError {
     /// The transfer limits are unusable.
     #[error("invalid transfer limits: {0}")]
     Limits(String),
+    /// The audit log file could not be opened for appending.
+    #[error("cannot open the audit log {}: {source}", path.display())]
+    AuditLog {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -92,7 +100,24 @@ impl Gateway {
     /// Binds the FTP listener and starts accepting sessions.
     pub async fn start(config: GatewayConfig) -> Result<GatewayHandle, StartError> {
         config.limits.validate().map_err(StartError::Limits)?;
-        let factory = s3::ClientFactory::new(&config.s3)?;
+        let mut factory = s3::ClientFactory::new(&config.s3)?;
+        let audit = match &config.audit_log {
+            Some(path) => {
+                Some(
+                    audit::AuditLog::start(path).map_err(|source| StartError::AuditLog {
+                        path: path.clone(),
+                        source,
+                    })?,
+                )
+            }
+            None => None,
+        };
+        let mut observers = Vec::new();
+        if let Some(m) = &config.metrics {
+            factory = factory.with_metrics(m.clone());
+            observers.push(m.observer());
+        }
+        observers.extend(audit.as_ref().map(audit::AuditLog::observer));
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| StartError::Bind {
@@ -103,7 +128,7 @@ impl Gateway {
             addr: config.listen,
             source,
         })?;
-        let events = EventBus::new(1024);
+        let events = EventBus::with_observers(1024, observers);
         let shared = Arc::new(storage::Shared {
             limits: config.limits,
             memory: config.limits.memory_semaphore(),
@@ -140,6 +165,7 @@ impl Gateway {
             events,
             stop: stop_tx,
             task,
+            audit,
         })
     }
 }
@@ -150,6 +176,7 @@ pub struct GatewayHandle {
     events: EventBus,
     stop: watch::Sender<Option<Duration>>,
     task: JoinHandle<()>,
+    audit: Option<audit::AuditLog>,
 }
 
 impl GatewayHandle {
@@ -163,9 +190,13 @@ impl GatewayHandle {
         self.events.subscribe()
     }
 
-    /// Stops accepting, lets running sessions finish for up to `grace`, then closes them.
+    /// Stops accepting, lets running sessions finish for up to `grace`, then closes them;
+    /// then writes the audit log's last lines.
     pub async fn stop(self, grace: Duration) {
         let _ = self.stop.send(Some(grace));
         let _ = self.task.await;
+        if let Some(audit) = self.audit {
+            audit.close().await;
+        }
     }
 }
