@@ -256,11 +256,17 @@ impl S3Authenticator {
     }
 
     fn refuse(&self, username: &str, reason: String) -> AuthenticationError {
+        self.refuse_as(username, reason, false)
+    }
+
+    /// `locked`: refused because the address is locked out.
+    fn refuse_as(&self, username: &str, reason: String, locked: bool) -> AuthenticationError {
         tracing::info!(session = self.conn.session, user = %username, %reason, "login refused");
         self.conn.events.send(Event::LoginFailed {
             session: self.conn.session,
             user: username.to_owned(),
             reason: reason.clone(),
+            locked,
         });
         self.conn.tap.explain(&reason);
         AuthenticationError::new(reason)
@@ -281,7 +287,7 @@ impl Authenticator for S3Authenticator {
                 "too many failed logins from your address; try again in {} s",
                 wait.as_secs().max(1)
             );
-            return Err(self.refuse(username, reason));
+            return Err(self.refuse_as(username, reason, true));
         }
         if let Some(table) = &self.users {
             let dir = table.current();

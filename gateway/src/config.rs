@@ -48,6 +48,10 @@ pub struct GatewayConfig {
     /// Team logins from the config file; `None`: only `ACCESS_KEY_ID/bucket` logins. The
     /// table can be replaced while the gateway runs (SIGHUP).
     pub users: Option<std::sync::Arc<crate::users::UserTable>>,
+    /// Prometheus metrics this gateway feeds (sessions, logins, transfers, S3 requests).
+    pub metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
+    /// A JSON-lines audit log of logins and transfers, appended to.
+    pub audit_log: Option<std::path::PathBuf>,
 }
 
 impl GatewayConfig {
@@ -70,6 +74,8 @@ impl GatewayConfig {
             permissions: crate::storage::Permissions::default(),
             max_file_size: None,
             users: None,
+            metrics: None,
+            audit_log: None,
         }
     }
 }

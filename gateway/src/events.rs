@@ -50,6 +50,10 @@ pub enum Event {
         user: String,
         /// Why, in words.
         reason: String,
+        /// Refused without asking the store: the client's address is locked out after too
+        /// many failed logins.
+        #[serde(default)]
+        locked: bool,
     },
     /// A client disconnected.
     SessionClosed {
@@ -106,27 +110,53 @@ pub enum Event {
     },
 }
 
+/// A synchronous observer of every event (metrics, the audit log). It runs inside
+/// [`EventBus::send`] on the sender's task, so it must be quick and must never block or do
+/// I/O: count, or hand the event to a channel.
+pub type Observer = Arc<dyn Fn(&Event) + Send + Sync>;
+
 /// Sends events to every subscriber; cheap to clone. Sending never blocks: a slow subscriber
-/// misses events (it sees `RecvError::Lagged`), the gateway never waits for it.
-#[derive(Debug, Clone)]
+/// misses events (it sees `RecvError::Lagged`), the gateway never waits for it. Observers
+/// see every event, in order, as it is sent.
+#[derive(Clone)]
 pub struct EventBus {
     tx: broadcast::Sender<Event>,
     next_id: Arc<AtomicU64>,
+    observers: Arc<[Observer]>,
+}
+
+impl std::fmt::Debug for EventBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventBus")
+            .field("subscribers", &self.tx.receiver_count())
+            .field("observers", &self.observers.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl EventBus {
     /// A bus that keeps up to `capacity` events per lagging subscriber.
     pub fn new(capacity: usize) -> Self {
+        Self::with_observers(capacity, Vec::new())
+    }
+
+    /// A bus whose `observers` are called with every event sent (see [`Observer`]).
+    pub fn with_observers(capacity: usize, observers: Vec<Observer>) -> Self {
         let (tx, _) = broadcast::channel(capacity.max(16));
         Self {
             tx,
             next_id: Arc::new(AtomicU64::new(1)),
+            observers: observers.into(),
         }
     }
 
-    /// Sends an event (dropped when nobody listens).
+    /// Calls the observers, then sends the event to the subscribers (dropped when nobody
+    /// listens).
     pub fn send(&self, event: Event) {
         tracing::debug!(?event, "event");
+        for observe in self.observers.iter() {
+            observe(&event);
+        }
         let _ = self.tx.send(event);
     }
 
@@ -289,6 +319,33 @@ mod tests {
         ));
         let _started = rx.try_recv();
         assert!(matches!(rx.try_recv(), Ok(Event::TransferFailed { .. })));
+    }
+
+    #[test]
+    fn observers_see_every_event() {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        let observer: Observer = Arc::new(move |e: &Event| {
+            if let Ok(mut v) = sink.lock() {
+                v.push(e.clone());
+            }
+        });
+        // No subscriber at all: observers still see the events.
+        let bus = EventBus::with_observers(16, vec![observer]);
+        bus.send(Event::SessionClosed { session: 1 });
+        TransferTracker::start(&bus, 1, Direction::Upload, "/a".into(), None, false).finish();
+        let seen = seen.lock().map(|v| v.clone()).unwrap_or_default();
+        assert_eq!(seen.len(), 3);
+        assert_eq!(seen[0], Event::SessionClosed { session: 1 });
+        assert!(matches!(seen[2], Event::TransferFinished { .. }));
+    }
+
+    #[test]
+    fn login_failed_without_locked_reads_as_not_locked() {
+        let e: Result<Event, _> = serde_json::from_str(
+            r#"{"type":"login_failed","session":1,"user":"AK/b","reason":"no"}"#,
+        );
+        assert!(matches!(e, Ok(Event::LoginFailed { locked: false, .. })));
     }
 
     #[test]

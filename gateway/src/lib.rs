@@ -25,6 +25,8 @@
 //!   details, control bytes for ABOR detection, TLS state, MLST facts).
 //! - [`filezilla`]: FileZilla Site Manager XML for "Export FileZilla site…".
 //! - [`events`]: sessions and transfers as a broadcast stream.
+//! - [`metrics`]: Prometheus metrics fed by the events and an S3 client interceptor.
+//! - [`audit`]: a JSON-lines audit log of logins and transfers.
 //! - [`limits`]: session limits and the failed-login lockout.
 //! - [`janitor`]: aborts multipart uploads left by a killed gateway (opt-in).
 //! - [`logging`]: the log filter and format both binaries use.
@@ -34,6 +36,7 @@
 //! - [`error`]: the failures and the FTP replies they become.
 //! - [`config`]: the gateway's configuration and its parsing helpers.
 
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod config_file;
@@ -45,6 +48,7 @@ pub mod janitor;
 pub mod limits;
 pub mod local;
 pub mod logging;
+pub mod metrics;
 pub mod path;
 pub mod probe;
 pub mod relay;
@@ -64,6 +68,7 @@ use tokio::task::JoinHandle;
 pub use config::GatewayConfig;
 pub use error::Failure;
 pub use events::{Event, EventBus};
+pub use metrics::{Metrics, serve_metrics};
 pub use s3::{Addressing, LoginSettings, Provider, S3Settings};
 pub use storage::Permissions;
 pub use storage::upload::TransferLimits;
@@ -77,6 +82,14 @@ pub enum StartError {
     /// The transfer limits are unusable.
     #[error("invalid transfer limits: {0}")]
     Limits(String),
+    /// The audit log file could not be opened for appending.
+    #[error("cannot open the audit log {}: {source}", path.display())]
+    AuditLog {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -94,7 +107,24 @@ impl Gateway {
     /// Binds the FTP listener and starts accepting sessions.
     pub async fn start(config: GatewayConfig) -> Result<GatewayHandle, StartError> {
         config.limits.validate().map_err(StartError::Limits)?;
-        let factory = s3::ClientFactory::new(&config.s3)?;
+        let mut factory = s3::ClientFactory::new(&config.s3)?;
+        let audit = match &config.audit_log {
+            Some(path) => {
+                Some(
+                    audit::AuditLog::start(path).map_err(|source| StartError::AuditLog {
+                        path: path.clone(),
+                        source,
+                    })?,
+                )
+            }
+            None => None,
+        };
+        let mut observers = Vec::new();
+        if let Some(m) = &config.metrics {
+            factory = factory.with_metrics(m.clone());
+            observers.push(m.observer());
+        }
+        observers.extend(audit.as_ref().map(audit::AuditLog::observer));
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| StartError::Bind {
@@ -105,7 +135,7 @@ impl Gateway {
             addr: config.listen,
             source,
         })?;
-        let events = EventBus::new(1024);
+        let events = EventBus::with_observers(1024, observers);
         let shared = Arc::new(storage::Shared {
             limits: config.limits,
             memory: config.limits.memory_semaphore(),
@@ -144,6 +174,7 @@ impl Gateway {
             events,
             stop: stop_tx,
             task,
+            audit,
         })
     }
 }
@@ -154,6 +185,7 @@ pub struct GatewayHandle {
     events: EventBus,
     stop: watch::Sender<Option<Duration>>,
     task: JoinHandle<()>,
+    audit: Option<audit::AuditLog>,
 }
 
 impl GatewayHandle {
@@ -167,9 +199,13 @@ impl GatewayHandle {
         self.events.subscribe()
     }
 
-    /// Stops accepting, lets running sessions finish for up to `grace`, then closes them.
+    /// Stops accepting, lets running sessions finish for up to `grace`, then closes them;
+    /// then writes the audit log's last lines.
     pub async fn stop(self, grace: Duration) {
         let _ = self.stop.send(Some(grace));
         let _ = self.task.await;
+        if let Some(audit) = self.audit {
+            audit.close().await;
+        }
     }
 }

@@ -449,6 +449,7 @@ mod tests {
                 session: 4,
                 user: "X/y".into(),
                 reason: "the secret key does not match".into(),
+                locked: false,
             },
             300,
         );

@@ -134,6 +134,23 @@ struct Cli {
     /// Log level: error, warn, info, debug, trace (or a RUST_LOG filter).
     #[arg(long, default_value = "info")]
     log_level: String,
+    /// Serve Prometheus metrics at http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
+    /// Append a JSON-lines audit log of logins and transfers to this file.
+    #[arg(long, value_name = "PATH")]
+    audit_log: Option<PathBuf>,
+}
+
+/// `--metrics-listen`: binds, then serves the gateway's metrics in the background.
+async fn start_metrics(addr: SocketAddr) -> Result<std::sync::Arc<gateway::Metrics>> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("--metrics-listen {addr}"))?;
+    let metrics = std::sync::Arc::new(gateway::Metrics::new());
+    println!("metrics on http://{}/metrics", listener.local_addr()?);
+    tokio::spawn(gateway::serve_metrics(listener, metrics.clone()));
+    Ok(metrics)
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -409,6 +426,10 @@ async fn main() -> Result<()> {
         None => None,
     };
 
+    let metrics = match cli.metrics_listen {
+        Some(addr) => Some(start_metrics(addr).await?),
+        None => None,
+    };
     let config = GatewayConfig {
         listen: cli.listen,
         s3,
@@ -440,6 +461,8 @@ async fn main() -> Result<()> {
         },
         max_file_size: cli.max_file_size.map(|n| n as u64),
         users: users.clone(),
+        metrics,
+        audit_log: cli.audit_log.clone(),
     };
     let handle = Gateway::start(config).await?;
     println!("BucketFTP listening on {}", handle.local_addr());

@@ -119,6 +119,7 @@ impl S3Settings {
 pub struct ClientFactory {
     resolved: Resolved,
     http: SharedHttpClient,
+    metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
 }
 
 impl ClientFactory {
@@ -130,7 +131,17 @@ impl ClientFactory {
                 tls::rustls_provider::CryptoMode::AwsLc,
             ))
             .build_https();
-        Ok(Self { resolved, http })
+        Ok(Self {
+            resolved,
+            http,
+            metrics: None,
+        })
+    }
+
+    /// Every client this factory builds reports its S3 requests to `metrics`.
+    pub fn with_metrics(mut self, metrics: std::sync::Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// The resolved settings.
@@ -163,6 +174,9 @@ impl ClientFactory {
             );
         if let Some(endpoint) = &self.resolved.endpoint {
             builder = builder.endpoint_url(endpoint);
+        }
+        if let Some(metrics) = &self.metrics {
+            builder = builder.interceptor(metrics.s3_interceptor());
         }
         Client::from_conf(builder.build())
     }
@@ -216,7 +230,8 @@ impl Factories {
         if let Some(f) = cache.get(settings) {
             return Ok(f.clone());
         }
-        let f = ClientFactory::new(settings)?;
+        let mut f = ClientFactory::new(settings)?;
+        f.metrics = self.default.metrics.clone();
         cache.insert(settings.clone(), f.clone());
         Ok(f)
     }
