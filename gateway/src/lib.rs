@@ -19,6 +19,8 @@
 //! - [`control_tap`]: what the relay and the storage backend share about a session (reply
 //!   details, control bytes for ABOR detection, TLS state, MLST facts).
 //! - [`filezilla`]: FileZilla Site Manager XML for "Export FileZilla site…".
+//! - [`import`]: Tencent COS FTP Server and qsftpd configs converted to BucketFTP's server
+//!   config (TOML text).
 //! - [`events`]: sessions and transfers as a broadcast stream.
 //! - [`limits`]: session limits and the failed-login lockout.
 //! - [`janitor`]: aborts multipart uploads left by a killed gateway (opt-in).
@@ -35,6 +37,7 @@ pub mod control_tap;
 pub mod error;
 pub mod events;
 pub mod filezilla;
+pub mod import;
 pub mod janitor;
 pub mod limits;
 pub mod local;
