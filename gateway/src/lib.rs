@@ -24,6 +24,8 @@
 //! - [`control_tap`]: what the relay and the storage backend share about a session (reply
 //!   details, control bytes for ABOR detection, TLS state, MLST facts).
 //! - [`filezilla`]: FileZilla Site Manager XML for "Export FileZilla site…".
+//! - [`import`]: Tencent COS FTP Server and qsftpd configs converted to BucketFTP's server
+//!   config (TOML text).
 //! - [`events`]: sessions and transfers as a broadcast stream.
 //! - [`metrics`]: Prometheus metrics fed by the events and an S3 client interceptor.
 //! - [`audit`]: a JSON-lines audit log of logins and transfers.
@@ -44,6 +46,7 @@ pub mod control_tap;
 pub mod error;
 pub mod events;
 pub mod filezilla;
+pub mod import;
 pub mod janitor;
 pub mod limits;
 pub mod local;
