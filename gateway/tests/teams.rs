@@ -621,3 +621,80 @@ async fn config_file_reload_and_errors() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `import-cos` and `import-qsftpd` print configs this server loads, with every plain-text
+/// password hashed, and the server starts from them.
+#[test]
+fn imported_configs_load_and_start() {
+    use gateway::config_file::ConfigFile;
+    use gateway::users::verify_password;
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let dir = support::temp_dir("teams-import");
+    let cases: [(&str, &str, &[(&str, &str)]); 2] = [
+        (
+            "import-cos",
+            "cos-vsftpd.conf",
+            &[("auditor", "Audit#2024"), ("partner", "two words")],
+        ),
+        (
+            "import-qsftpd",
+            "qsftpd.yaml",
+            &[("editor", "correct horse"), ("robot", "0123")],
+        ),
+    ];
+    for (command, source, logins) in cases {
+        let out = Command::new(BIN)
+            .arg(command)
+            .arg(data.join(source))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        for (_, password) in logins {
+            assert!(
+                !text.contains(&format!("\"{password}\"")),
+                "{command}: a plain-text password in the output"
+            );
+        }
+        let path = dir.join(format!("{command}.toml"));
+        std::fs::write(&path, &text).unwrap();
+        let file = ConfigFile::parse(&path, text).unwrap_or_else(|e| panic!("{command}: {e}"));
+        let users = file.directory(false, &|_| None).unwrap();
+        assert_eq!(users.len(), logins.len(), "{command}");
+        for (name, password) in logins {
+            let u = users
+                .user(name)
+                .unwrap_or_else(|| panic!("{command}: no user {name}"));
+            assert!(
+                verify_password(&u.password_hash, password),
+                "{command}: {name}"
+            );
+        }
+        // The server starts from it (the command line moves it to a free loopback port).
+        let mut child = Command::new(BIN)
+            .arg("--config")
+            .arg(&path)
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let ready = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find(|l| l.starts_with("BucketFTP listening on 127.0.0.1:"));
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(
+            ready.is_some(),
+            "{command}: the server did not start from the imported config"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -161,6 +161,34 @@ enum Command {
     /// Reads a password (from the terminal without echo, or the first line of standard
     /// input) and prints its argon2id hash for a `[[user]]`'s `password_hash`.
     HashPassword,
+    /// Prints the BucketFTP config (TOML) equivalent to a Tencent COS FTP Server config
+    /// (`conf/vsftpd.conf`); its plain-text passwords come out hashed.
+    ImportCos {
+        /// The COS FTP Server config file.
+        file: PathBuf,
+    },
+    /// Prints the BucketFTP config (TOML) equivalent to a QingStor qsftpd config (YAML); its
+    /// plain-text passwords come out hashed.
+    ImportQsftpd {
+        /// The qsftpd config file.
+        file: PathBuf,
+    },
+}
+
+/// `import-cos` / `import-qsftpd`: reads `file`, prints the TOML.
+fn import(
+    file: &std::path::Path,
+    convert: fn(
+        &str,
+        &mut dyn FnMut(&str) -> Result<String, String>,
+    ) -> Result<String, gateway::import::ImportError>,
+) -> Result<()> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let mut hash = |pw: &str| gateway::users::hash_password(pw).map_err(|e| e.to_string());
+    let toml = convert(&text, &mut hash).with_context(|| file.display().to_string())?;
+    print!("{toml}");
+    Ok(())
 }
 
 #[derive(Debug, clap::Args)]
@@ -346,6 +374,10 @@ async fn main() -> Result<()> {
     match &cli.command {
         Some(Command::FilezillaSite(args)) => return filezilla_site(args),
         Some(Command::HashPassword) => return hash_password(),
+        Some(Command::ImportCos { file }) => return import(file, gateway::import::import_cos),
+        Some(Command::ImportQsftpd { file }) => {
+            return import(file, gateway::import::import_qsftpd);
+        }
         None => {}
     }
     gateway::logging::init(&cli.log_level);
