@@ -303,9 +303,14 @@ if [[ ${#server_debs[@]} == 1 ]]; then
             if [[ "$got" == "bucketftp-server $want" ]]; then ok "bucketftp-server --version: $got"; else
                 fail "bucketftp-server --version: '$got' (want 'bucketftp-server $want')"; fi
             if [[ -f "$root/lib/systemd/system/bucketftp-server.service" && -f "$root/etc/bucketftp/bucketftp-server.env" ]] &&
-                grep -q '^DynamicUser=yes' "$root/lib/systemd/system/bucketftp-server.service"; then
-                ok "systemd unit /lib/systemd/system/bucketftp-server.service and /etc/bucketftp/bucketftp-server.env"
+                grep -q '^User=bucketftp' "$root/lib/systemd/system/bucketftp-server.service" &&
+                grep -q '^ExecReload=' "$root/lib/systemd/system/bucketftp-server.service"; then
+                ok "systemd unit /lib/systemd/system/bucketftp-server.service (User=bucketftp, ExecReload) and /etc/bucketftp/bucketftp-server.env"
             else fail "systemd unit and env file"; fi
+            etc_mode="$(chroot "$root" stat -c '%a %G' /etc/bucketftp)"
+            if chroot "$root" getent passwd bucketftp >/dev/null && [[ "$etc_mode" == "750 bucketftp" ]]; then
+                ok "postinst made the system user bucketftp; /etc/bucketftp is 750, group bucketftp"
+            else fail "postinst: user bucketftp / /etc/bucketftp mode ($etc_mode)"; fi
             if command -v systemd-analyze >/dev/null; then
                 score="$(systemd-analyze security --offline=yes --root="$root" bucketftp-server.service 2>/dev/null |
                     sed -n 's/.*Overall exposure level for bucketftp-server.service: //p')"

@@ -23,6 +23,7 @@ Never prints a password (every output line is redacted).
 import argparse
 import ftplib
 import io
+import json
 import os
 import re
 import secrets
@@ -45,6 +46,8 @@ import s3servers  # noqa: E402  (same directory)
 
 LISTEN_RE = re.compile(r"BucketFTP listening on (\d+\.\d+\.\d+\.\d+):(\d+)")
 LOGIN_RE = re.compile(r'FTP login: user "([^"]+)" password "([^"]+)"')
+# Not on a terminal (as here: stdout is a pipe) the server names the file holding the secret.
+LOGIN_FILE_RE = re.compile(r'FTP login: user "([^"]+)", password: the secret_access_key in (.+)$')
 MODIFY_RE = re.compile(r"^\d{14}(\.\d+)?$")
 MDTM_RE = re.compile(r"^213 \d{14}(\.\d+)?$")
 TIMEOUT = 60  # seconds for any single client operation
@@ -120,6 +123,7 @@ class Gateway:
         self.stdout_lines = []
         self.port = None
         self.login = None
+        self.secret_printed = False
         self._ready = threading.Event()
         self._want_login = want_login
         logf = open(self.log_path, "wb")
@@ -148,6 +152,13 @@ class Gateway:
             if m:
                 SECRETS.add(m.group(2))  # before the line is stored anywhere printable
                 self.login = (m.group(1), m.group(2))
+                self.secret_printed = True
+            m = LOGIN_FILE_RE.search(line.rstrip("\n"))
+            if m:
+                with open(m.group(2), encoding="utf-8") as f:
+                    secret = json.load(f)["secret_access_key"]
+                SECRETS.add(secret)
+                self.login = (m.group(1), secret)
             self.stdout_lines.append(line)
             m = LISTEN_RE.search(line)
             if m:
@@ -709,6 +720,10 @@ def mode_local(binary, work):
         R.check("local mode prints listen + login lines", gw.port is not None and gw.login is not None)
         if gw.login is None:
             return
+        R.check(
+            "stdout is not a terminal: the login line names the credentials file, never the secret",
+            not gw.secret_printed and not any(gw.login[1] in line for line in gw.stdout_lines),
+        )
         user, password = gw.login
         run_clients(gw, user, password, work)
     finally:
