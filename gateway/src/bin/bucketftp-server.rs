@@ -459,6 +459,9 @@ async fn main() -> Result<()> {
     };
 
     let metrics = match cli.metrics_listen {
+        Some(addr) if !addr.ip().is_loopback() && !cli.allow_remote => {
+            bail!("refusing to serve metrics on {addr} (not loopback) without --allow-remote")
+        }
         Some(addr) => Some(start_metrics(addr).await?),
         None => None,
     };
