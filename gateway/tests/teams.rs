@@ -630,7 +630,8 @@ fn imported_configs_load_and_start() {
     use gateway::users::verify_password;
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
     let dir = support::temp_dir("teams-import");
-    let cases: [(&str, &str, &[(&str, &str)]); 2] = [
+    type Logins<'a> = &'a [(&'a str, &'a str)];
+    let cases: [(&str, &str, Logins); 2] = [
         (
             "import-cos",
             "cos-vsftpd.conf",

@@ -175,14 +175,13 @@ enum Command {
     },
 }
 
+/// A password hasher as the importers take it.
+type Hasher<'a> = &'a mut dyn FnMut(&str) -> Result<String, String>;
+/// `gateway::import::import_cos` or `import_qsftpd`.
+type Importer = fn(&str, Hasher<'_>) -> Result<String, gateway::import::ImportError>;
+
 /// `import-cos` / `import-qsftpd`: reads `file`, prints the TOML.
-fn import(
-    file: &std::path::Path,
-    convert: fn(
-        &str,
-        &mut dyn FnMut(&str) -> Result<String, String>,
-    ) -> Result<String, gateway::import::ImportError>,
-) -> Result<()> {
+fn import(file: &std::path::Path, convert: Importer) -> Result<()> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let mut hash = |pw: &str| gateway::users::hash_password(pw).map_err(|e| e.to_string());

@@ -576,10 +576,10 @@ impl Upload<'_> {
                 &mut *self.tracker,
             )
             .await?;
-            if let Some((max, allowed)) = budget {
-                if client_bytes(total, prefix_len) > allowed {
-                    return Err(too_large(max));
-                }
+            if let Some((max, allowed)) = budget
+                && client_bytes(total, prefix_len) > allowed
+            {
+                return Err(too_large(max));
             }
 
             if eof {
