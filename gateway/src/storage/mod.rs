@@ -8,6 +8,7 @@
 
 pub mod download;
 pub mod listing;
+pub mod multipart;
 pub mod upload;
 
 use std::fmt::Debug;
@@ -483,80 +484,16 @@ impl S3Backend {
                 .classified()?;
             return Ok(());
         }
-        // Parts of at least part_size, at most 10,000 of them.
-        let part = (self.shared.limits.part_size as u64)
-            .max(size.div_ceil(upload::MAX_PARTS))
-            .max(256 * 1024 * 1024);
-        let created = u
-            .client
-            .create_multipart_upload()
-            .bucket(&u.bucket)
-            .key(to)
-            .send()
-            .await
-            .classified()?;
-        let id = created.upload_id().unwrap_or_default().to_owned();
-        let result: Res<Vec<aws_sdk_s3::types::CompletedPart>> =
-            stream::iter(0..size.div_ceil(part))
-                .map(|i| {
-                    let req = u
-                        .client
-                        .upload_part_copy()
-                        .bucket(&u.bucket)
-                        .key(to)
-                        .upload_id(&id)
-                        .part_number(i32::try_from(i + 1).unwrap_or(i32::MAX))
-                        .copy_source(&source)
-                        .copy_source_range(format!(
-                            "bytes={}-{}",
-                            i * part,
-                            ((i + 1) * part).min(size) - 1
-                        ));
-                    async move {
-                        let out = req.send().await.classified()?;
-                        Ok(aws_sdk_s3::types::CompletedPart::builder()
-                            .part_number(i32::try_from(i + 1).unwrap_or(i32::MAX))
-                            .set_e_tag(
-                                out.copy_part_result()
-                                    .and_then(|r| r.e_tag())
-                                    .map(str::to_owned),
-                            )
-                            .build())
-                    }
-                })
-                .buffered(self.shared.limits.parts_in_flight)
-                .try_collect()
-                .await;
-        let finish = match result {
-            Ok(parts) => u
-                .client
-                .complete_multipart_upload()
-                .bucket(&u.bucket)
-                .key(to)
-                .upload_id(&id)
-                .multipart_upload(
-                    aws_sdk_s3::types::CompletedMultipartUpload::builder()
-                        .set_parts(Some(parts))
-                        .build(),
-                )
-                .send()
-                .await
-                .classified()
-                .map(|_| ()),
-            Err(f) => Err(f),
-        };
-        if let Err(f) = finish {
-            let _ = u
-                .client
-                .abort_multipart_upload()
-                .bucket(&u.bucket)
-                .key(to)
-                .upload_id(&id)
-                .send()
-                .await;
-            return Err(f);
-        }
-        Ok(())
+        multipart::copy_object(
+            &u.client,
+            &u.bucket,
+            from,
+            to,
+            size,
+            self.shared.limits.part_size as u64,
+            self.shared.limits.parts_in_flight,
+        )
+        .await
     }
 
     async fn copy_rebased(

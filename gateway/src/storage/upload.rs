@@ -21,18 +21,18 @@ use std::sync::Arc;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::CompletedPart;
 use bytes::{BufMut, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
+use super::multipart::MultipartUpload;
 use crate::error::Failure;
 use crate::events::TransferTracker;
 use crate::s3::error::ClassifyExt;
 
-/// S3's ceiling on parts per multipart upload.
-pub const MAX_PARTS: u64 = 10_000;
+pub use super::multipart::MAX_PARTS;
 /// S3's floor on every part but the last.
 pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
 
@@ -249,102 +249,6 @@ pub fn copy_source(bucket: &str, key: &str) -> String {
     format!("{}/{}", bucket, utf8_percent_encode(key, KEEP))
 }
 
-/// Aborts a multipart upload unless disarmed, also when dropped mid-flight.
-struct MultipartGuard {
-    client: Client,
-    bucket: String,
-    key: String,
-    upload_id: String,
-    armed: bool,
-}
-
-impl MultipartGuard {
-    async fn abort(mut self) {
-        self.armed = false;
-        abort_upload(&self.client, &self.bucket, &self.key, &self.upload_id).await;
-    }
-
-    fn disarm(mut self) {
-        self.armed = false;
-    }
-}
-
-impl Drop for MultipartGuard {
-    fn drop(&mut self) {
-        if self.armed {
-            let (client, bucket, key, id) = (
-                self.client.clone(),
-                self.bucket.clone(),
-                self.key.clone(),
-                self.upload_id.clone(),
-            );
-            if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                rt.spawn(async move { abort_upload(&client, &bucket, &key, &id).await });
-            }
-        }
-    }
-}
-
-/// Aborts a multipart upload. When the store cannot be reached, keeps trying in the
-/// background (for up to ten minutes) so that no upload is left behind once it is back.
-async fn abort_upload(client: &Client, bucket: &str, key: &str, upload_id: &str) {
-    if try_abort(client, bucket, key, upload_id).await {
-        return;
-    }
-    let (client, bucket, key, id) = (
-        client.clone(),
-        bucket.to_owned(),
-        key.to_owned(),
-        upload_id.to_owned(),
-    );
-    tokio::spawn(async move {
-        let mut wait = std::time::Duration::from_secs(1);
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(600);
-        while tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(wait).await;
-            if try_abort(&client, &bucket, &key, &id).await {
-                return;
-            }
-            wait = (wait * 2).min(std::time::Duration::from_secs(30));
-        }
-        tracing::warn!(
-            key,
-            "gave up aborting a multipart upload; a bucket lifecycle rule removes it"
-        );
-    });
-}
-
-/// One abort attempt; true when the upload is gone.
-async fn try_abort(client: &Client, bucket: &str, key: &str, upload_id: &str) -> bool {
-    let r = client
-        .abort_multipart_upload()
-        .bucket(bucket)
-        .key(key)
-        .upload_id(upload_id)
-        .send()
-        .await;
-    match r {
-        Ok(_) => {
-            tracing::debug!(key, "aborted multipart upload");
-            true
-        }
-        Err(e) => {
-            let f = crate::s3::error::classify(&e);
-            // NoSuchUpload: already gone.
-            if e.as_service_error()
-                .map(|se| se.is_no_such_upload())
-                .unwrap_or(false)
-                || f == Failure::NotFound
-            {
-                return true;
-            }
-            tracing::warn!(key, error = %f, "could not abort multipart upload yet");
-            false
-        }
-    }
-}
-
-type PartResult = Result<CompletedPart, Failure>;
 /// A data part's outcome and its size.
 type DataPartResult = Result<(CompletedPart, u64), Failure>;
 
@@ -390,7 +294,7 @@ impl Upload<'_> {
             None
         };
 
-        let mut mpu: Option<(MultipartGuard, String)> = None;
+        let mut mpu: Option<(MultipartUpload, String)> = None;
         let mut done_parts: Vec<CompletedPart> = Vec::new();
         let mut copied: u64 = 0;
 
@@ -399,7 +303,7 @@ impl Upload<'_> {
             let copy_parts = kept_len / part_size;
             if copy_parts > 0 {
                 let (guard, id) = self.create().await?;
-                match self.copy_parts(&id, copy_parts, etag.as_deref()).await {
+                match self.copy_parts(&guard, copy_parts, etag.as_deref()).await {
                     Ok(parts) => {
                         done_parts = parts;
                         copied = copy_parts * part_size;
@@ -465,87 +369,34 @@ impl Upload<'_> {
         }
     }
 
-    async fn create(&self) -> Result<(MultipartGuard, String), Failure> {
-        let out = self
-            .client
-            .create_multipart_upload()
-            .bucket(self.bucket)
-            .key(self.key)
-            .send()
-            .await
-            .classified()?;
-        let id = out
-            .upload_id()
-            .ok_or_else(|| Failure::Other("the store returned no upload id".into()))?
-            .to_owned();
-        Ok((
-            MultipartGuard {
-                client: self.client.clone(),
-                bucket: self.bucket.to_owned(),
-                key: self.key.to_owned(),
-                upload_id: id.clone(),
-                armed: true,
-            },
-            id,
-        ))
+    async fn create(&self) -> Result<(MultipartUpload, String), Failure> {
+        let upload = MultipartUpload::create(self.client, self.bucket, self.key).await?;
+        let id = upload.id().to_owned();
+        Ok((upload, id))
     }
 
+    /// Copies the first `count` whole parts of the object being resumed into `upload`.
     async fn copy_parts(
         &self,
-        upload_id: &str,
+        upload: &MultipartUpload,
         count: u64,
         etag: Option<&str>,
     ) -> Result<Vec<CompletedPart>, Failure> {
         let part_size = self.limits.part_size as u64;
+        let ranges: Vec<(u64, u64)> = (0..count)
+            .map(|i| (i * part_size, (i + 1) * part_size - 1))
+            .collect();
         let source = copy_source(self.bucket, self.key);
-        let mut set: JoinSet<PartResult> = JoinSet::new();
-        let mut parts = Vec::new();
-        for i in 0..count {
-            if set.len() >= self.limits.parts_in_flight
-                && let Some(r) = set.join_next().await
-            {
-                parts.push(joined(r)?);
-            }
-            let number = i32::try_from(i + 1).unwrap_or(i32::MAX);
-            let mut req = self
-                .client
-                .upload_part_copy()
-                .bucket(self.bucket)
-                .key(self.key)
-                .upload_id(upload_id)
-                .part_number(number)
-                .copy_source(&source)
-                .copy_source_range(format!(
-                    "bytes={}-{}",
-                    i * part_size,
-                    (i + 1) * part_size - 1
-                ));
-            if let Some(e) = etag {
-                req = req.copy_source_if_match(e);
-            }
-            set.spawn(async move {
-                let out = req.send().await.classified()?;
-                let etag = out
-                    .copy_part_result()
-                    .and_then(|r| r.e_tag())
-                    .map(str::to_owned);
-                Ok(CompletedPart::builder()
-                    .part_number(number)
-                    .set_e_tag(etag)
-                    .build())
-            });
-        }
-        while let Some(r) = set.join_next().await {
-            parts.push(joined(r)?);
-        }
-        Ok(parts)
+        upload
+            .copy_parts(&source, &ranges, etag, self.limits.parts_in_flight)
+            .await
     }
 
     async fn stream_parts<R>(
         &mut self,
         reader: &mut R,
         prefix_len: u64,
-        mpu: &mut Option<(MultipartGuard, String)>,
+        mpu: &mut Option<(MultipartUpload, String)>,
         mut parts: Vec<CompletedPart>,
         (mark, start_pos): (u64, u64),
     ) -> Result<u64, Failure>
@@ -653,34 +504,12 @@ impl Upload<'_> {
             parts.push(joined_data(r)?.0);
         }
         self.gate.check(mark)?;
-        parts.sort_by_key(|p| p.part_number());
-        let (guard, upload_id) = mpu
+        let (upload, _) = mpu
             .take()
             .ok_or_else(|| Failure::Other("multipart upload vanished".into()))?;
-        let done = self
-            .client
-            .complete_multipart_upload()
-            .bucket(self.bucket)
-            .key(self.key)
-            .upload_id(&upload_id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts))
-                    .build(),
-            )
-            .send()
-            .await
-            .classified();
-        match done {
-            Ok(_) => {
-                guard.disarm();
-                Ok(client_bytes(total, prefix_len))
-            }
-            Err(f) => {
-                guard.abort().await;
-                Err(f)
-            }
-        }
+        // The commit: the object exists only after this succeeds; a failure aborts.
+        upload.complete(parts).await?;
+        Ok(client_bytes(total, prefix_len))
     }
 }
 
@@ -742,10 +571,6 @@ async fn upload_part(
 }
 
 fn joined_data(r: Result<DataPartResult, tokio::task::JoinError>) -> DataPartResult {
-    r.map_err(|e| Failure::Other(format!("part upload task failed: {e}")))?
-}
-
-fn joined(r: Result<PartResult, tokio::task::JoinError>) -> PartResult {
     r.map_err(|e| Failure::Other(format!("part upload task failed: {e}")))?
 }
 
