@@ -76,8 +76,17 @@ if ((!SERVER_ONLY)); then
 fi
 
 # --- the headless server -----------------------------------------------------------------
-step "cargo build --release --locked -p gateway --bin bucketftp-server"
-cargo build --release --locked -p gateway --bin bucketftp-server
+# Resolved together with the desktop crate (and its custom-protocol feature), the server's
+# dependencies get the same features as in the desktop build just made, so cargo reuses them
+# instead of building every dependency again for a gateway-only feature set.
+if ((SERVER_ONLY)); then
+    server_build=(cargo build --release --locked -p gateway --bin bucketftp-server)
+else
+    server_build=(cargo build --release --locked -p gateway -p bucketftp --bin bucketftp-server
+        --features tauri/custom-protocol)
+fi
+step "${server_build[*]}"
+"${server_build[@]}"
 SERVER_BIN="$TARGET_DIR/release/bucketftp-server"
 # The desktop binary as packaged (target/release/bucketftp may be rebuilt by others later).
 DESKTOP_BIN="$(ls "$TARGET_DIR"/release/bundle/deb/*/data/usr/bin/bucketftp 2>/dev/null | head -n1)"

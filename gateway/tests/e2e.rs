@@ -4,6 +4,7 @@
 
 mod ftpops;
 mod rawftp;
+#[macro_use]
 mod support;
 
 use std::time::Duration;
@@ -96,21 +97,6 @@ async fn mlsd(ftp: &mut AsyncFtpStream, dir: &str) -> Vec<(String, String)> {
             Some((name.trim_end().to_owned(), facts.to_owned()))
         })
         .collect()
-}
-
-macro_rules! both {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn garage() {
-                super::$name(super::S3Kind::Garage).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn moto() {
-                super::$name(super::S3Kind::Moto).await
-            }
-        }
-    };
 }
 
 // ---------------------------------------------------------------- login

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod ftpops;
+#[macro_use]
 mod support;
 
 use std::io::{BufRead, BufReader, Write as _};
@@ -132,21 +133,6 @@ async fn names(ftp: &mut AsyncFtpStream, dir: &str) -> Vec<String> {
         .collect();
     n.sort();
     n
-}
-
-macro_rules! both {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn garage() {
-                super::$name(super::S3Kind::Garage).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn moto() {
-                super::$name(super::S3Kind::Moto).await
-            }
-        }
-    };
 }
 
 both!(homes_keep_users_apart);

@@ -730,3 +730,21 @@ impl Drop for TestS3 {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// `both!(scenario)`: runs `async fn scenario(kind: S3Kind)` of the including test file once
+/// against Garage and once against moto, as two tests `scenario::garage` and `scenario::moto`.
+#[allow(unused_macros)] // only some test binaries use it
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn garage() {
+                super::$name(super::S3Kind::Garage).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn moto() {
+                super::$name(super::S3Kind::Moto).await
+            }
+        }
+    };
+}
