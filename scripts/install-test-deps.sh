@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # scripts/install-test-deps.sh — installs what BucketFTP's tests need, idempotently:
-#   * Debian packages: lftp, curl, python3-venv (FTP clients for the system test)
+#   * Debian packages: lftp, curl, python3-venv (FTP clients for the system test), haproxy
+#     (the load balancer of the cluster test tests/cluster/cluster_test.py)
 #   * Garage 2.5.0 (real S3 server for e2e tests; `cargo install`, ~10 min cold on 2 cores)
 #   * .venv-test/ at the repo root with moto[server] 5.2.5 (second S3 server) and boto3
 #     (direct-S3 baseline for bench/throughput.sh)
@@ -38,10 +39,11 @@ need_apt=()
 command -v lftp >/dev/null 2>&1 || need_apt+=(lftp)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 dpkg -s python3-venv >/dev/null 2>&1 || need_apt+=(python3-venv)
+command -v haproxy >/dev/null 2>&1 || [[ -x /usr/sbin/haproxy ]] || need_apt+=(haproxy)
 if ((${#need_apt[@]})); then
     apt_install "${need_apt[@]}"
 else
-    log "lftp, curl, python3-venv present"
+    log "lftp, curl, python3-venv, haproxy present"
 fi
 
 # --- Python venv with moto + boto3 -----------------------------------------

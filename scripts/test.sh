@@ -3,7 +3,9 @@
 # Runs every Rust test of the workspace (`cargo test --workspace --no-fail-fast`: unit tests,
 # doc tests, and the end-to-end tests against real Garage and moto servers), then the system
 # test tests/system/ftp_clients.py (ftplib, curl and lftp against the built bucketftp-server,
-# in local mode and against Garage), then the real FileZilla GUI against it under Xvfb
+# in local mode and against Garage), then the cluster test tests/cluster/cluster_test.py (three
+# bucketftp-server instances behind HAProxy on a 3-node Garage cluster, a gateway and a Garage
+# node killed under load), then the real FileZilla GUI against it under Xvfb
 # (scripts/test-filezilla.sh), then the desktop app's real-parts tests
 # (scripts/test-desktop.sh --no-unit: Secret Service keychain, WebDriver e2e, tray), then the
 # packages: scripts/package.sh (release build, .deb/.rpm/.tar.gz in target/dist) and the
@@ -67,6 +69,17 @@ if cargo build -p gateway --bin bucketftp-server; then
     tally "system test" "$LOG_DIR/system.log" "${PIPESTATUS[0]}"
 else
     echo "bucketftp-server does not build: system test not run"
+    failed=$((failed + 1))
+fi
+
+# --- Cluster test --------------------------------------------------------------------------
+# Three instances of the bucketftp-server built above behind HAProxy on a 3-node Garage cluster.
+if ((server_built)); then
+    echo "==> tests/cluster/cluster_test.py"
+    python3 tests/cluster/cluster_test.py 2>&1 | tee "$LOG_DIR/cluster.log"
+    tally "cluster test" "$LOG_DIR/cluster.log" "${PIPESTATUS[0]}"
+else
+    echo "bucketftp-server does not build: cluster test not run"
     failed=$((failed + 1))
 fi
 

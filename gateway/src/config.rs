@@ -1,5 +1,5 @@
 //! The gateway's configuration and the pure parsers the command line and settings use
-//! (sizes like `8MiB`, port ranges like `50000-50100`).
+//! (sizes like `8MiB`, port ranges like `50000-50100`, durations like `15m`).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::ops::RangeInclusive;
@@ -122,6 +122,28 @@ pub fn parse_port_range(text: &str) -> Result<RangeInclusive<u16>, String> {
     Ok(a..=b)
 }
 
+/// Parses a duration: a whole number with a unit, `30s`, `15m`, `2h`, `1d`; a bare number
+/// counts in `bare` units (e.g. hours, where a flag took hours before it took units).
+pub fn parse_duration(text: &str, bare: Duration) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 30s, 15m or 2h"))?;
+    let unit_secs = match unit.trim().to_ascii_lowercase().as_str() {
+        "" => bare.as_secs(),
+        "s" | "sec" | "secs" => 1,
+        "m" | "min" | "mins" => 60,
+        "h" | "hour" | "hours" => 3600,
+        "d" | "day" | "days" => 86_400,
+        other => return Err(format!("unknown duration unit {other:?} in {text:?}")),
+    };
+    n.checked_mul(unit_secs)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("{text:?} is out of range"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,5 +167,25 @@ mod tests {
         assert!(parse_port_range("10-5").is_err());
         assert!(parse_port_range("0-5").is_err());
         assert!(parse_port_range("a-b").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        let hour = Duration::from_secs(3600);
+        let secs = Duration::from_secs;
+        assert_eq!(parse_duration("30s", hour), Ok(secs(30)));
+        assert_eq!(parse_duration("15m", hour), Ok(secs(900)));
+        assert_eq!(parse_duration("2h", hour), Ok(secs(7200)));
+        assert_eq!(parse_duration("1d", hour), Ok(secs(86_400)));
+        assert_eq!(parse_duration(" 45 min ", hour), Ok(secs(2700)));
+        assert_eq!(parse_duration("24", hour), Ok(secs(86_400)), "bare: hours");
+        assert_eq!(parse_duration("24", secs(1)), Ok(secs(24)), "bare: seconds");
+        assert_eq!(parse_duration("0", hour), Ok(Duration::ZERO));
+        assert!(parse_duration("", hour).is_err());
+        assert!(parse_duration("h", hour).is_err());
+        assert!(parse_duration("1.5h", hour).is_err());
+        assert!(parse_duration("-1s", hour).is_err());
+        assert!(parse_duration("3 fortnights", hour).is_err());
+        assert!(parse_duration("18446744073709551615h", hour).is_err());
     }
 }

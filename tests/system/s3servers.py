@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """tests/system/s3servers.py — starts a throw-away single-node Garage S3 server on 127.0.0.1
-for BucketFTP's system test (ftp_clients.py) and benchmark (bench/throughput.sh).
+for BucketFTP's system test (ftp_clients.py) and benchmark (bench/throughput.sh), or a
+3-node Garage cluster for the cluster test (tests/cluster/cluster_test.py); and a minimal
+SigV4 S3 client (S3Client) for checking a bucket directly.
 
 Python stdlib only. Same recipe as the Rust harness (gateway/tests/support/mod.rs):
 temp dir + garage.toml on free ports, `garage server`, `layout assign` + `layout apply`,
 `key import`, `bucket create`, `bucket allow --read --write --owner`.
 
 As a library:   g = Garage(); g.start(); g.create_bucket("b"); ...; g.stop()
+                c = GarageCluster(3); c.start(); c.create_bucket("b"); c.kill_node(1); c.stop()
 As a command:   s3servers.py garage --bucket NAME --env-file PATH
     starts Garage, creates the bucket, writes S3_ENDPOINT, S3_REGION, S3_ACCESS_KEY,
     S3_SECRET_KEY, S3_BUCKET, GARAGE_PID as shell assignments to PATH (mode 600), then waits
@@ -16,6 +19,9 @@ Garage binary: $GARAGE_BIN, else `garage` on PATH, else ~/.cargo/bin/garage.
 Secrets are never printed.
 """
 
+import datetime
+import hashlib
+import hmac
 import os
 import secrets
 import shutil
@@ -26,7 +32,9 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
+import xml.etree.ElementTree as ET
 
 READY_TIMEOUT = 30.0
 
@@ -77,18 +85,25 @@ def tail(path, n=40):
 
 
 class Garage:
-    """One single-node Garage server in its own temp dir. Region "garage"."""
+    """One Garage server in its own temp dir. Region "garage". Alone (the default: start()
+    makes a single-node layout and a key) or one node of a GarageCluster (launch() only;
+    the cluster shares the rpc_secret and the replication factor and sets up the layout).
+    `log` puts the server's log elsewhere (kept after stop(), which deletes the temp dir)."""
 
     region = "garage"
 
-    def __init__(self):
+    def __init__(self, rpc_secret=None, replication_factor=1, admin_api=False, log=None):
         self.bin = garage_bin()
         self.dir = tempfile.mkdtemp(prefix="bucketftp-garage-")
         self.cfg = os.path.join(self.dir, "garage.toml")
-        self.log = os.path.join(self.dir, "server.log")
+        self.log = log or os.path.join(self.dir, "server.log")
         self.proc = None
         self.s3_port = 0
         self.rpc_port = 0
+        self.admin_port = 0
+        self.rpc_secret = rpc_secret or secrets.token_hex(32)
+        self.replication_factor = replication_factor
+        self.admin_api = admin_api
         # Garage key ids are "GK" + 24 hex digits; secrets 64 hex digits.
         self.access_key = "GK" + secrets.token_hex(12)
         self.secret_key = secrets.token_hex(32)
@@ -99,19 +114,27 @@ class Garage:
 
     def _write_config(self):
         self.s3_port, self.rpc_port = free_port(), free_port()
-        cfg = f"""# Garage single-node test config written by tests/system/s3servers.py
+        admin = ""
+        if self.admin_api:
+            # Only the unauthenticated endpoints (/health, /metrics) are used: no token.
+            self.admin_port = free_port()
+            admin = f"""
+[admin]
+api_bind_addr = "127.0.0.1:{self.admin_port}"
+"""
+        cfg = f"""# Garage test config written by tests/system/s3servers.py
 metadata_dir = "{self.dir}/meta"
 data_dir = "{self.dir}/data"
 db_engine = "sqlite"
-replication_factor = 1
+replication_factor = {self.replication_factor}
 rpc_bind_addr = "127.0.0.1:{self.rpc_port}"
 rpc_public_addr = "127.0.0.1:{self.rpc_port}"
-rpc_secret = "{secrets.token_hex(32)}"
+rpc_secret = "{self.rpc_secret}"
 
 [s3_api]
 s3_region = "garage"
 api_bind_addr = "127.0.0.1:{self.s3_port}"
-"""
+{admin}"""
         fd = os.open(self.cfg, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(cfg)
@@ -134,6 +157,21 @@ api_bind_addr = "127.0.0.1:{self.s3_port}"
     def start(self):
         """Starts the server and sets up layout + key. Returns seconds to ready."""
         t0 = time.monotonic()
+        self.launch()
+        node = self.node_id()
+        self.cli("layout", "assign", "-z", "dc1", "-c", "1G", node)
+        self.cli("layout", "apply", "--version", "1")
+        self.import_key(self.access_key, self.secret_key, "test")
+        self.cli("key", "allow", "--create-bucket", self.access_key)
+        return time.monotonic() - t0
+
+    def node_id(self):
+        """The full node id (public key)."""
+        return self.cli("node", "id", "-q").strip().split("@")[0]
+
+    def launch(self):
+        """Starts `garage server` on free ports (new ones when a port was taken meanwhile)
+        and waits until it answers `garage status` and HTTP on its S3 port."""
         for attempt in range(3):
             self._write_config()
             logf = open(self.log, "ab")
@@ -156,12 +194,6 @@ api_bind_addr = "127.0.0.1:{self.s3_port}"
                 if attempt < 2 and in_use:
                     continue
                 raise RuntimeError(f"Garage failed to start ({e}); log {self.log}:\n{tail(self.log)}") from None
-        node = self.cli("node", "id", "-q").strip().split("@")[0]
-        self.cli("layout", "assign", "-z", "dc1", "-c", "1G", node)
-        self.cli("layout", "apply", "--version", "1")
-        self.import_key(self.access_key, self.secret_key, "test")
-        self.cli("key", "allow", "--create-bucket", self.access_key)
-        return time.monotonic() - t0
 
     def _wait_ready(self):
         deadline = time.monotonic() + READY_TIMEOUT
@@ -198,8 +230,12 @@ api_bind_addr = "127.0.0.1:{self.s3_port}"
         self.cli("bucket", "allow", "--read", "--write", "--owner", name, "--key", key or self.access_key)
 
     def kill(self):
+        """SIGKILL to the server's process group (it was started in a session of its own)."""
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             self.proc.wait()
 
     def stop(self):
@@ -212,6 +248,203 @@ api_bind_addr = "127.0.0.1:{self.s3_port}"
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class GarageCluster:
+    """`n` Garage nodes on loopback, one zone each (dc1…dcN), replication factor `n`, one
+    shared rpc_secret; each node has its own data/meta dirs and its own RPC, S3 API and
+    admin API ports. start(): launch all, `node connect` the first to the others, `layout
+    assign` + `layout apply`, wait until every node's admin /health says 200, import a key.
+    Logs go to `log_dir` (kept) when given."""
+
+    region = "garage"
+
+    def __init__(self, n=3, log_dir=None):
+        secret = secrets.token_hex(32)
+        self.nodes = [
+            Garage(
+                rpc_secret=secret,
+                replication_factor=n,
+                admin_api=True,
+                log=os.path.join(log_dir, f"garage-{i + 1}.log") if log_dir else None,
+            )
+            for i in range(n)
+        ]
+        self.access_key = "GK" + secrets.token_hex(12)
+        self.secret_key = secrets.token_hex(32)
+
+    def live(self):
+        return [g for g in self.nodes if g.proc is not None and g.proc.poll() is None]
+
+    def cli(self, *args, secret_args=False):
+        """`garage ARGS` through the first live node."""
+        return self.live()[0].cli(*args, secret_args=secret_args)
+
+    def start(self):
+        """Returns seconds until the cluster is healthy, with a key that may create buckets."""
+        t0 = time.monotonic()
+        for g in self.nodes:
+            g.launch()
+        ids = [g.node_id() for g in self.nodes]
+        first = self.nodes[0]
+        for g, node in zip(self.nodes[1:], ids[1:]):
+            first.cli("node", "connect", f"{node}@127.0.0.1:{g.rpc_port}")
+        for i, node in enumerate(ids):
+            first.cli("layout", "assign", "-z", f"dc{i + 1}", "-c", "1G", node)
+        first.cli("layout", "apply", "--version", "1")
+        self.wait_healthy()
+        first.import_key(self.access_key, self.secret_key, "test")
+        first.cli("key", "allow", "--create-bucket", self.access_key)
+        return time.monotonic() - t0
+
+    def health(self, g):
+        """The HTTP status of node g's admin /health (200: it can serve with quorum)."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{g.admin_port}/health", timeout=2) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+        except OSError:
+            return None
+
+    def wait_healthy(self, timeout=READY_TIMEOUT):
+        """Until every live node reports 200 on /health and `garage status` lists no node down."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if all(self.health(g) == 200 for g in self.live()):
+                return
+            if time.monotonic() > deadline:
+                states = {g.admin_port: self.health(g) for g in self.live()}
+                raise RuntimeError(f"Garage cluster not healthy after {timeout:.0f} s: /health {states}")
+            time.sleep(0.1)
+
+    def create_bucket(self, name, key=None):
+        self.cli("bucket", "create", name)
+        self.cli("bucket", "allow", "--read", "--write", "--owner", name, "--key", key or self.access_key)
+
+    def kill_node(self, i):
+        """SIGKILL to node i."""
+        self.nodes[i].kill()
+
+    def stop(self):
+        for g in self.nodes:
+            g.stop()
+
+
+def _xml_children(elem, name):
+    return [c for c in elem if c.tag.rsplit("}", 1)[-1] == name]
+
+
+def _xml_text(elem, name, default=None):
+    found = _xml_children(elem, name)
+    return found[0].text if found and found[0].text is not None else default
+
+
+class S3Client:
+    """A minimal S3 client for checks from tests: AWS Signature V4, path-style addressing,
+    stdlib only (urllib). Not for bulk data: every body is read into memory."""
+
+    def __init__(self, endpoint, region, access_key, secret_key, timeout=30):
+        self.endpoint = endpoint.rstrip("/")
+        self.host = urllib.parse.urlsplit(self.endpoint).netloc
+        self.region = region
+        self.access_key = access_key
+        self.secret_key = secret_key
+        self.timeout = timeout
+
+    def request(self, method, bucket, key="", query=None, body=b""):
+        """Returns (status, headers, body); HTTP errors are returned, not raised."""
+        path = "/" + urllib.parse.quote(bucket, safe="")
+        if key:
+            path += "/" + urllib.parse.quote(key, safe="/~")
+        q = sorted((query or {}).items())
+        canonical_query = "&".join(
+            f"{urllib.parse.quote(k, safe='~')}={urllib.parse.quote(str(v), safe='~')}" for k, v in q
+        )
+        now = datetime.datetime.now(datetime.timezone.utc)
+        amz_date = now.strftime("%Y%m%dT%H%M%SZ")
+        day = amz_date[:8]
+        payload_hash = hashlib.sha256(body).hexdigest()
+        headers = {"host": self.host, "x-amz-content-sha256": payload_hash, "x-amz-date": amz_date}
+        signed = ";".join(sorted(headers))
+        canonical = "\n".join(
+            [
+                method,
+                path,
+                canonical_query,
+                "".join(f"{k}:{headers[k]}\n" for k in sorted(headers)),
+                signed,
+                payload_hash,
+            ]
+        )
+        scope = f"{day}/{self.region}/s3/aws4_request"
+        to_sign = "\n".join(
+            ["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()]
+        )
+        k = ("AWS4" + self.secret_key).encode()
+        for part in (day, self.region, "s3", "aws4_request"):
+            k = hmac.new(k, part.encode(), hashlib.sha256).digest()
+        signature = hmac.new(k, to_sign.encode(), hashlib.sha256).hexdigest()
+        headers["authorization"] = (
+            f"AWS4-HMAC-SHA256 Credential={self.access_key}/{scope}, "
+            f"SignedHeaders={signed}, Signature={signature}"
+        )
+        del headers["host"]  # urllib sends it from the URL, byte for byte the same
+        url = self.endpoint + path + (f"?{canonical_query}" if canonical_query else "")
+        data = body if method in ("PUT", "POST") else None
+        req = urllib.request.Request(url, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as r:
+                return r.status, dict(r.headers), r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), e.read()
+
+    def _ok(self, what, status, body):
+        if status // 100 != 2:
+            raise RuntimeError(f"S3 {what}: HTTP {status}: {body[:300]!r}")
+
+    def get_object(self, bucket, key):
+        """The object's bytes, or None when it does not exist."""
+        status, _h, body = self.request("GET", bucket, key)
+        if status == 404:
+            return None
+        self._ok(f"GET {key}", status, body)
+        return body
+
+    def list_objects(self, bucket, prefix=""):
+        """{key: size} of every object under prefix (ListObjectsV2, all pages)."""
+        found, token = {}, None
+        while True:
+            q = {"list-type": "2", "prefix": prefix}
+            if token:
+                q["continuation-token"] = token
+            status, _h, body = self.request("GET", bucket, query=q)
+            self._ok("ListObjectsV2", status, body)
+            root = ET.fromstring(body)
+            for c in _xml_children(root, "Contents"):
+                found[_xml_text(c, "Key")] = int(_xml_text(c, "Size", "0"))
+            token = _xml_text(root, "NextContinuationToken")
+            if _xml_text(root, "IsTruncated") != "true" or not token:
+                return found
+
+    def list_multipart_uploads(self, bucket):
+        """[(key, upload_id)] of every multipart upload in progress (all pages)."""
+        found, key_marker, id_marker = [], None, None
+        while True:
+            q = {"uploads": ""}
+            if key_marker:
+                q["key-marker"] = key_marker
+            if id_marker:
+                q["upload-id-marker"] = id_marker
+            status, _h, body = self.request("GET", bucket, query=q)
+            self._ok("ListMultipartUploads", status, body)
+            root = ET.fromstring(body)
+            for u in _xml_children(root, "Upload"):
+                found.append((_xml_text(u, "Key"), _xml_text(u, "UploadId")))
+            key_marker = _xml_text(root, "NextKeyMarker")
+            id_marker = _xml_text(root, "NextUploadIdMarker")
+            if _xml_text(root, "IsTruncated") != "true" or not key_marker:
+                return found
 
 
 def _serve(argv):

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use gateway::config::{parse_port_range, parse_size};
+use gateway::config::{parse_duration, parse_port_range, parse_size};
 use gateway::config_file::ConfigFile;
 use gateway::users::UserTable;
 use gateway::{Addressing, Gateway, GatewayConfig, Provider, S3Settings, TransferLimits};
@@ -116,11 +116,11 @@ struct Cli {
     /// Refuse DELE and RMD.
     #[arg(long)]
     no_delete: bool,
-    /// Abort multipart uploads older than this many hours in each bucket after its first
-    /// login: uploads left behind when this server was killed mid-upload (0: off, leave them
-    /// to the bucket's lifecycle rule).
-    #[arg(long, default_value_t = 0)]
-    abort_stale_uploads: u64,
+    /// Abort multipart uploads older than this (30s, 15m, 2h, 1d; a bare number is hours) in
+    /// each bucket after its first login: uploads left behind when this server was killed
+    /// mid-upload (0: off, leave them to the bucket's lifecycle rule).
+    #[arg(long, value_parser = stale_age, default_value = "0")]
+    abort_stale_uploads: Duration,
     /// Folder for the generated certificate and the local bucket (default: the app's data
     /// folder for this user).
     #[arg(long)]
@@ -239,6 +239,11 @@ fn filezilla_site(args: &SiteArgs) -> Result<()> {
     };
     print!("{}", gateway::filezilla::site_manager_xml(&[site]));
     Ok(())
+}
+
+/// `--abort-stale-uploads`: a duration; a bare number is hours, as before units were taken.
+fn stale_age(text: &str) -> Result<Duration, String> {
+    parse_duration(text, Duration::from_secs(3600))
 }
 
 fn data_dir(cli: &Cli) -> Result<PathBuf> {
@@ -486,8 +491,8 @@ async fn main() -> Result<()> {
         tls,
         require_tls: cli.require_tls,
         masquerade,
-        abort_stale_uploads: (cli.abort_stale_uploads > 0)
-            .then(|| Duration::from_secs(cli.abort_stale_uploads * 3600)),
+        abort_stale_uploads: (!cli.abort_stale_uploads.is_zero())
+            .then_some(cli.abort_stale_uploads),
         login_settings: None,
         permissions: gateway::Permissions {
             read_only: cli.read_only,

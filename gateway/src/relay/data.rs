@@ -7,7 +7,9 @@
 //! connection from the client's address, and joins it to libunftp's port on loopback. The
 //! bytes (TLS records under `PROT P`, which libunftp encrypts) pass through unchanged; an end
 //! of the client's side is passed on as the same kind of end: a FIN as a FIN, a reset as a
-//! reset, so a cancelled upload stays an error for libunftp's upload.
+//! reset, so a cancelled upload stays an error for libunftp's upload. The relay learns when
+//! libunftp's end has been passed on ([`Passive::delivered`]): a download's success reply
+//! must not overtake its last bytes.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -16,6 +18,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::oneshot;
 
 /// How long a client has to connect to an announced passive port (libunftp's own value).
 const ACCEPT_WITHIN: Duration = Duration::from_secs(15);
@@ -24,18 +27,49 @@ const IDLE: Duration = Duration::from_secs(300);
 /// Ports tried before giving up on a busy range.
 const BIND_TRIES: usize = 32;
 
+/// One relayed passive connection.
+#[derive(Debug)]
+pub struct Passive {
+    /// The port to announce.
+    pub port: u16,
+    task: tokio::task::AbortHandle,
+    delivered: Option<oneshot::Receiver<bool>>,
+    outcome: bool,
+}
+
+impl Passive {
+    /// Ends the wait for the client, or the connection.
+    pub fn abort(&self) {
+        self.task.abort();
+    }
+
+    /// Waits until everything libunftp sent has been written to the client's socket and
+    /// followed by a FIN (`true`), or until that can no longer happen: the client never
+    /// connected, or the connection broke (`false`). Once written, the bytes reach the client
+    /// even if this process dies; before, they would be lost with it while the client saw a
+    /// clean end. Once known, the answer is kept.
+    pub async fn delivered(&mut self) -> bool {
+        if let Some(rx) = self.delivered.as_mut() {
+            self.outcome = rx.await.unwrap_or(false);
+            self.delivered = None;
+        }
+        self.outcome
+    }
+}
+
 /// Connects to libunftp's passive port at `target` at once (so no other local process can
 /// take it), listens on a free port of `ports` at `bind_ip`, and joins the first connection
-/// from `client_ip` to it. Returns the port to announce and a handle that ends the wait.
+/// from `client_ip` to it.
 pub async fn open(
     bind_ip: IpAddr,
     ports: RangeInclusive<u16>,
     client_ip: IpAddr,
     target: SocketAddr,
-) -> io::Result<(u16, tokio::task::AbortHandle)> {
+) -> io::Result<Passive> {
     let inner = TcpStream::connect(target).await?;
     let listener = bind_in_range(bind_ip, ports)?;
     let port = listener.local_addr()?.port();
+    let (delivered_tx, delivered) = oneshot::channel();
     let task = tokio::spawn(async move {
         let accepted = tokio::time::timeout(ACCEPT_WITHIN, async {
             loop {
@@ -57,12 +91,17 @@ pub async fn open(
         .await;
         drop(listener);
         match accepted {
-            Ok(Some(client)) => pipe(client, inner).await,
+            Ok(Some(client)) => pipe(client, inner, delivered_tx).await,
             // Never connected: libunftp's side ends with the connection.
             _ => reset(&inner),
         }
     });
-    Ok((port, task.abort_handle()))
+    Ok(Passive {
+        port,
+        task: task.abort_handle(),
+        delivered: Some(delivered),
+        outcome: false,
+    })
 }
 
 /// A port from `ports` picked from a varying starting point, so that sessions do not all
@@ -94,7 +133,10 @@ fn bind_in_range(ip: IpAddr, ports: RangeInclusive<u16>) -> io::Result<TcpListen
 
 /// Copies both ways until both sides are done; an error on either side resets both, and so
 /// does silence in both directions for [`IDLE`] (a client that keeps its side open forever).
-async fn pipe(mut client: TcpStream, mut inner: TcpStream) {
+/// `delivered` gets `true` once libunftp's end has been passed on to the client (dropped
+/// unsent when the connection breaks first).
+async fn pipe(mut client: TcpStream, mut inner: TcpStream, delivered: oneshot::Sender<bool>) {
+    let mut delivered = Some(delivered);
     let _ = client.set_nodelay(true);
     let _ = inner.set_nodelay(true);
     let (mut client_rd, mut client_wr) = client.split();
@@ -116,6 +158,9 @@ async fn pipe(mut client: TcpStream, mut inner: TcpStream) {
                     0 => {
                         client_wr.shutdown().await?;
                         down_open = false;
+                        if let Some(tx) = delivered.take() {
+                            let _ = tx.send(true);
+                        }
                     }
                     n => client_wr.write_all(&down[..n]).await?,
                 },
@@ -137,4 +182,88 @@ async fn pipe(mut client: TcpStream, mut inner: TcpStream) {
 /// Makes the close of `stream` a reset instead of a FIN.
 fn reset(stream: &TcpStream) {
     let _ = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO));
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+
+    /// libunftp's side (a listener), a relayed passive connection to it, and both ends.
+    async fn relayed() -> (Passive, TcpStream, TcpStream) {
+        let unftp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let free = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = free.local_addr().unwrap().port();
+        drop(free);
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let passive = open(lo, port..=port, lo, unftp.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (inner, _) = unftp.accept().await.unwrap();
+        let client = TcpStream::connect((lo, passive.port)).await.unwrap();
+        (passive, inner, client)
+    }
+
+    #[tokio::test]
+    async fn delivered_only_once_the_client_socket_has_every_byte() {
+        let (mut passive, mut inner, mut client) = relayed().await;
+        // More than all the socket buffers on the way hold, so the relay cannot be done
+        // before the client reads.
+        const LEN: usize = 64 << 20;
+        let writer = tokio::spawn(async move {
+            let chunk = vec![7u8; 1 << 20];
+            for _ in 0..LEN >> 20 {
+                inner.write_all(&chunk).await.unwrap();
+            }
+            inner.shutdown().await.unwrap();
+            inner
+        });
+        let early = tokio::time::timeout(Duration::from_millis(300), passive.delivered()).await;
+        assert!(
+            early.is_err(),
+            "delivered while the client had read nothing"
+        );
+        let mut got = 0;
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            match client.read(&mut buf).await.unwrap() {
+                0 => break,
+                n => got += n,
+            }
+        }
+        assert_eq!(got, LEN);
+        let _inner = writer.await.unwrap();
+        assert!(passive.delivered().await);
+        assert!(passive.delivered().await, "the answer is kept");
+    }
+
+    #[tokio::test]
+    async fn not_delivered_when_the_client_resets_or_never_comes() {
+        let (mut passive, mut inner, client) = relayed().await;
+        socket2::SockRef::from(&client)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(client);
+        let chunk = vec![7u8; 1 << 20];
+        // The relay's writes to the reset client fail; libunftp's side is reset in turn.
+        for _ in 0..64 {
+            if inner.write_all(&chunk).await.is_err() {
+                break;
+            }
+        }
+        let _ = inner.shutdown().await;
+        assert!(!passive.delivered().await);
+        assert!(!passive.delivered().await, "the answer is kept");
+
+        let unftp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let free = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = free.local_addr().unwrap().port();
+        drop(free);
+        let mut passive = open(lo, port..=port, lo, unftp.local_addr().unwrap())
+            .await
+            .unwrap();
+        passive.abort();
+        assert!(!passive.delivered().await, "no client ever connected");
+    }
 }

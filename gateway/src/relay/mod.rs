@@ -201,6 +201,11 @@ fn is_transfer(verb: &str) -> bool {
     )
 }
 
+/// Transfers whose data flows to the client.
+fn is_download(verb: &str) -> bool {
+    matches!(verb, "RETR" | "LIST" | "NLST" | "MLSD")
+}
+
 /// Commands a client sends while an earlier one is still running, and that must reach
 /// libunftp at once (RFC 959 §4.1.3: ABOR, STAT and QUIT interrupt a transfer).
 fn is_interrupt(verb: &str) -> bool {
@@ -311,8 +316,8 @@ struct Relay {
     cwd: String,
     /// Since when a command has been waiting for earlier replies.
     blocked_since: Option<Instant>,
-    /// The relayed passive listener of this session, if any.
-    passive: Option<tokio::task::AbortHandle>,
+    /// The relayed passive connection of this session, if any.
+    passive: Option<data::Passive>,
 }
 
 /// Runs the relay until either side closes: `client` is the accepted control connection,
@@ -605,6 +610,18 @@ impl Relay {
         let front = self.answered(&reply);
         let verb = front.as_ref().map(|p| p.cmd.verb.as_str()).unwrap_or("");
         let arg = front.as_ref().map(|p| p.cmd.arg.as_str()).unwrap_or("");
+        // libunftp says a download is done once its last byte is in its socket; relayed, the
+        // bytes may still be in this process (lost if it dies while the client sees a clean
+        // end and the 226). The success reply waits until they reached the client's socket.
+        let mut undelivered = false;
+        if (200..300).contains(&reply.code)
+            && is_download(verb)
+            && let Some(mut p) = self.passive.take()
+        {
+            // Taken: the transfer is over, and a later transfer (PORT) must not see this
+            // connection's outcome.
+            undelivered = !p.delivered().await;
+        }
         let mut bytes = match (reply.code, verb) {
             (257, "PWD" | "XPWD" | "MKD" | "XMKD") if reply.lines.len() == 1 => {
                 wire::rewrite_257(&reply.last_text()).into_bytes()
@@ -665,6 +682,9 @@ impl Relay {
             }
             _ => reply.bytes(),
         };
+        if undelivered {
+            bytes = b"426 The data connection broke before all data was sent.\r\n".to_vec();
+        }
         if reply.code >= 400
             && let Some(reason) = self.tap.take_reason()
         {
@@ -712,8 +732,9 @@ impl Relay {
         )
         .await
         {
-            Ok((port, handle)) => {
-                self.passive = Some(handle);
+            Ok(passive) => {
+                let port = passive.port;
+                self.passive = Some(passive);
                 match announce {
                     Some(ip) if !extended => wire::format_227(ip, port).into_bytes(),
                     _ => wire::format_229(port).into_bytes(),
