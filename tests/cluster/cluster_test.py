@@ -167,48 +167,79 @@ def haproxy_bin():
     return found
 
 
-def gateway_args(binary, s3_endpoint, listen_port, prange, data_dir, stale_age="1h"):
-    """The command line of one gateway instance: all instances alike but for the listen port,
-    the passive range and the data folder. `stale_age`: --abort-stale-uploads (the instances
-    under load use an hour, far above any upload here, so no live upload is ever aborted)."""
+TEAM_USER = "loader"
+SECRET_ENV = "BUCKETFTP_CLUSTER_SECRET"
+
+
+def write_team_config(binary, work, s3_endpoint, access_key):
+    """The one config file every instance runs from: [server] settings shared by all, the
+    cluster's storage (its secret from the environment) and one team user. Returns the path and
+    the user's password (hashed in the file by `bucketftp-server hash-password`)."""
+    password = secrets.token_urlsafe(18)
+    fc.SECRETS.add(password)
+    hashed = subprocess.run(
+        [binary, "hash-password"], input=password + "\n", capture_output=True, text=True, check=True
+    ).stdout.strip()
+    path = os.path.join(work, "cluster.toml")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(f"""# The config all three instances share; each command line adds only its listen port,
+# passive range, data folder and janitor age (flags on the command line win over the file).
+[server]
+masquerade = "{LB}"
+no_tls = true
+# Every session comes from the load balancer's one address: limits per client address and the
+# login lockout would count all clients together (HAProxy's maxconn limits).
+max_sessions = 256
+max_sessions_per_ip = 256
+log_level = "info"
+
+[[storage]]
+name = "garage-cluster"
+endpoint = "{s3_endpoint}"
+region = "garage"
+path_style = true
+access_key_id = "{access_key}"
+secret_access_key_env = "{SECRET_ENV}"
+
+[[user]]
+name = "{TEAM_USER}"
+password_hash = "{hashed}"
+storage = "garage-cluster"
+bucket = "{BUCKET}"
+permissions = "rw"
+delete = true
+""")
+    return path, password
+
+
+def gateway_args(binary, config, listen_port, prange, data_dir, stale_age="1h"):
+    """The command line of one gateway instance: the shared config file, plus what differs
+    between instances: the listen port, the passive range and the data folder. `stale_age`:
+    --abort-stale-uploads (the instances under load use an hour, far above any upload here, so
+    no live upload is ever aborted)."""
     return [
         binary,
-        "--provider",
-        "custom",
-        "--endpoint",
-        s3_endpoint,
-        "--region",
-        "garage",
-        "--path-style",
+        "--config",
+        config,
         "--listen",
         f"127.0.0.1:{listen_port}",
         "--passive-ports",
         f"{prange[0]}-{prange[1]}",
-        "--masquerade",
-        LB,
         "--data-dir",
         data_dir,
-        "--no-tls",
-        # Every session comes from the load balancer's one address: limits per client address
-        # and the login lockout would count all clients together (HAProxy's maxconn limits).
-        "--max-sessions",
-        "256",
-        "--max-sessions-per-ip",
-        "256",
         "--abort-stale-uploads",
         stale_age,
-        "--log-level",
-        "info",
     ]
 
 
 class GatewayProc:
     """One bucketftp-server instance, stdout+stderr to its log file."""
 
-    def __init__(self, n, binary, s3_endpoint, prange, log_dir, work):
+    def __init__(self, n, binary, config, prange, log_dir, work, secret):
         self.n = n  # 1-based
         self.binary = binary
-        self.s3_endpoint = s3_endpoint
+        self.config = config
+        self.secret = secret
         self.prange = prange
         self.port = s3servers.free_port(avoid=range(prange[0], prange[1] + 1))
         self.data_dir = os.path.join(work, f"gw{n}")
@@ -217,7 +248,7 @@ class GatewayProc:
         self.killed_at = None
 
     def start(self, stale_age="1h"):
-        args = gateway_args(self.binary, self.s3_endpoint, self.port, self.prange, self.data_dir, stale_age)
+        args = gateway_args(self.binary, self.config, self.port, self.prange, self.data_dir, stale_age)
         offset = os.path.getsize(self.log) if os.path.exists(self.log) else 0
         logf = open(self.log, "ab")
         logf.write(f"==> {' '.join(args)}\n".encode())
@@ -227,7 +258,7 @@ class GatewayProc:
             stdin=subprocess.DEVNULL,
             stdout=logf,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "RUST_BACKTRACE": "1", "NO_COLOR": "1"},
+            env={**os.environ, "RUST_BACKTRACE": "1", "NO_COLOR": "1", SECRET_ENV: self.secret},
             start_new_session=True,
         )
         logf.close()
@@ -780,10 +811,13 @@ def run_cluster(binary, log_dir, work):
         R.check(f"3-node Garage cluster healthy (replication 3, zones dc1-dc3) in {secs:.1f} s", True)
 
         ranges = free_ranges(GATEWAYS, PASSIVE_SPAN, ["127.0.0.1", LB])
-        gateways = [GatewayProc(n + 1, binary, None, ranges[n], log_dir, work) for n in range(GATEWAYS)]
+        gateways = [
+            GatewayProc(n + 1, binary, None, ranges[n], log_dir, work, cluster.secret_key) for n in range(GATEWAYS)
+        ]
         lb = HAProxy(work, log_dir, cluster.nodes, gateways)
+        config, password = write_team_config(binary, work, lb.s3_endpoint, cluster.access_key)
         for gw in gateways:
-            gw.s3_endpoint = lb.s3_endpoint
+            gw.config = config
         lb.start()
         for gw in gateways:
             gw.start()
@@ -797,7 +831,8 @@ def run_cluster(binary, log_dir, work):
         )
 
         out(f"setup took {time.monotonic() - t_start:.1f} s")
-        ctx = Context(lb, gateways, f"{cluster.access_key}/{BUCKET}", cluster.secret_key, log_dir)
+        # The team user of the shared config file: no cloud key reaches the FTP clients.
+        ctx = Context(lb, gateways, TEAM_USER, password, log_dir)
         load(ctx, cluster, lb, gateways)
         after_load(ctx, cluster, lb, gateways)
     finally:
