@@ -100,6 +100,15 @@ pub fn refusal_text(f: &Failure, login: &Login) -> String {
     }
 }
 
+/// Password checks running at once, across all sessions.
+fn verify_slots() -> &'static Arc<tokio::sync::Semaphore> {
+    static SLOTS: std::sync::OnceLock<Arc<tokio::sync::Semaphore>> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cpus = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        Arc::new(tokio::sync::Semaphore::new(cpus))
+    })
+}
+
 /// Per-connection facts the authenticator and the backend need.
 #[derive(Debug, Clone)]
 pub struct Connection {
@@ -160,13 +169,20 @@ impl S3Authenticator {
         user: Option<TeamUser>,
         password: &str,
     ) -> Result<S3User, Option<Failure>> {
-        let hash = user
-            .as_ref()
-            .map_or_else(|| decoy_hash().to_owned(), |u| u.password_hash.clone());
+        let hash = user.as_ref().map(|u| u.password_hash.clone());
         let password = password.to_owned();
-        let matches = tokio::task::spawn_blocking(move || verify_password(&hash, &password))
-            .await
-            .unwrap_or(false);
+        // argon2 takes ~19 MiB and tens of ms per check: a few at a time, off the async
+        // threads (the permit is dropped with the closure).
+        let permit = verify_slots().clone().acquire_owned().await.ok();
+        let matches = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            match &hash {
+                Some(h) => verify_password(h, &password),
+                None => verify_password(decoy_hash(), &password),
+            }
+        })
+        .await
+        .unwrap_or(false);
         let user = match user {
             Some(u) if matches => u,
             _ => return Err(None),
@@ -292,7 +308,11 @@ impl Authenticator for S3Authenticator {
         if let Some(table) = &self.users {
             let dir = table.current();
             let team_user = dir.user(username).cloned();
-            if team_user.is_some() || !dir.key_login {
+            // With team users, every name that is not an allowed ACCESS_KEY_ID/bucket login
+            // gets the team refusal, so a refusal never tells whether a user exists. Without
+            // any (a config file of storages only), logins are ACCESS_KEY_ID/bucket as usual.
+            let key_shaped = dir.key_login && parse_login(username).is_ok();
+            if team_user.is_some() || (!dir.is_empty() && !key_shaped) {
                 let password = creds.password.as_deref().unwrap_or_default();
                 return match self.team_login(team_user, password).await {
                     Ok(user) => Ok(self.logged_in(username, user)),

@@ -106,14 +106,25 @@ pub struct ServerOption {
     /// The arguments it stands for: `["--part-size", "8MiB"]`, `["--allow-remote"]`, or none
     /// for a `false` switch.
     pub args: Vec<OsString>,
+    /// What to check the key with: `args`, or the switch itself for a `false` switch (so that
+    /// a misspelt `alow_remote = false` is still an unknown key).
+    pub check: Vec<OsString>,
 }
 
 /// A parsed config file.
-#[derive(Debug)]
 pub struct ConfigFile {
     path: PathBuf,
     text: String,
     doc: Document,
+}
+
+// The text and entries hold secrets and password hashes: Debug shows the path only.
+impl std::fmt::Debug for ConfigFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfigFile")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ConfigFile {
@@ -193,6 +204,10 @@ impl ConfigFile {
                 return Err(fail("a config file cannot name another one".into()));
             }
             let flag = OsString::from(format!("--{}", key.replace('_', "-")));
+            let check = match value {
+                toml::Value::Boolean(false) => vec![flag.clone()],
+                _ => Vec::new(),
+            };
             let args = match value {
                 toml::Value::String(s) => vec![flag, OsString::from(s)],
                 toml::Value::Integer(n) => vec![flag, OsString::from(n.to_string())],
@@ -206,10 +221,16 @@ impl ConfigFile {
                     )));
                 }
             };
+            let check = if check.is_empty() {
+                args.clone()
+            } else {
+                check
+            };
             out.push(ServerOption {
                 key: key.clone(),
                 line,
                 args,
+                check,
             });
         }
         out.sort_by_key(|o| o.line);
@@ -361,10 +382,26 @@ impl ConfigFile {
                 }
             }),
         };
-        settings.resolve().map_err(|err| {
+        let resolved = settings.resolve().map_err(|err| {
             self.error(span, Some("endpoint"), label("endpoint"), err.to_string())
         })?;
+        if resolved.discover_region {
+            // Team users' buckets are fixed: say their region rather than look it up per login.
+            return Err(self.error(
+                span,
+                None,
+                label("region"),
+                "give the buckets' region (e.g. region = \"eu-west-1\")".into(),
+            ));
+        }
         Ok(settings)
+    }
+
+    /// `[server] key_login = true` in the file.
+    pub fn key_login(&self) -> bool {
+        self.doc.server.as_ref().is_some_and(|t| {
+            t.get_ref().get("key_login").and_then(toml::Value::as_bool) == Some(true)
+        })
     }
 
     /// True when the file defines team users.
@@ -462,11 +499,15 @@ impl ConfigFile {
                     msg,
                 )
             })?;
+            // The bucket as the login parser reads it (check_entries proved it parses).
+            let bucket = crate::auth::parse_login(&format!("user/{}", e.bucket))
+                .map(|l| l.bucket)
+                .unwrap_or_else(|_| e.bucket.clone());
             users.push(TeamUser {
                 name: e.name.clone(),
                 password_hash: e.password_hash.clone().unwrap_or_default(),
                 storage,
-                bucket: e.bucket.clone(),
+                bucket,
                 home,
                 rights,
             });
@@ -731,6 +772,16 @@ permissions = "r"
                 26,
                 "[[user]] \"team/alice\" name",
                 "without `/`",
+            ),
+            (
+                sample().replacen(
+                    "provider = \"cos\"\nregion = \"ap-guangzhou\"",
+                    "provider = \"aws\"",
+                    1,
+                ),
+                10,
+                "[[storage]] \"main\" region",
+                "give the buckets' region",
             ),
             (
                 sample().replacen("[server]\n", "[server]\ntags = [1, 2]\n", 1),

@@ -133,7 +133,7 @@ pub struct Storage {
 }
 
 /// One FTP user (`[[user]]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct TeamUser {
     /// The FTP user name.
     pub name: String,
@@ -147,6 +147,19 @@ pub struct TeamUser {
     pub home: BucketPath,
     /// What the user may do.
     pub rights: Rights,
+}
+
+// The password hash stays out of Debug output (an offline guessing target).
+impl std::fmt::Debug for TeamUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TeamUser")
+            .field("name", &self.name)
+            .field("storage", &self.storage.name)
+            .field("bucket", &self.bucket)
+            .field("home", &self.home.prefix())
+            .field("rights", &self.rights)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Every team login, plus whether `ACCESS_KEY_ID/bucket` logins are allowed too.
@@ -311,6 +324,23 @@ mod tests {
     fn secrets_do_not_debug_print() {
         let s = Secret::new("wJalrXUtnFEMI");
         assert!(!format!("{s:?}").contains("wJal"));
+        let storage = Arc::new(Storage {
+            name: "main".into(),
+            settings: S3Settings::custom("http://127.0.0.1:1", "r"),
+            access_key_id: "AK".into(),
+            secret: s,
+        });
+        let user = TeamUser {
+            name: "alice".into(),
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g".into(),
+            storage,
+            bucket: "bkt".into(),
+            home: BucketPath::root(),
+            rights: Rights::ALL,
+        };
+        let dir = Directory::new(vec![user], false);
+        let text = format!("{dir:?}");
+        assert!(!text.contains("wJal") && !text.contains("argon2"), "{text}");
     }
 
     #[test]

@@ -318,6 +318,9 @@ async fn who_may_log_in(kind: S3Kind) {
     t.table.replace(Directory::new(vec![alice, dave], true));
     t.login("dave").await;
     assert_eq!(refused_login(&t, "bob", "team-pass").await.0, 530);
+    // With key logins on, a name that is neither a user nor ACCESS_KEY_ID/bucket still gets
+    // the team refusal, not a hint about the name's form.
+    assert_eq!(refused_login(&t, "mallory", "team-pass").await.1, wrong_pw);
     t.try_login(&key_user, &t.s3.secret_key).await.unwrap();
     // The session that logged in before the reload carries on.
     put(&mut kept, "still.txt", b"here").await.unwrap();
@@ -589,6 +592,10 @@ async fn config_file_reload_and_errors() {
             ":3: [server] listen_port: unknown key",
         ),
         (
+            "[server]\nalow_remote = false\n",
+            ":2: [server] alow_remote: unknown key",
+        ),
+        (
             &config_text(&s3, &[("alice", "hunter2")]) as &str,
             ":15: [[user]] \"alice\" password_hash: not an argon2 hash",
         ),
@@ -683,5 +690,49 @@ fn imported_configs_load_and_start() {
             "{command}: the server did not start from the imported config"
         );
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// SIGHUP never ends a server, with or without a config file to reload (`systemctl reload`).
+#[test]
+fn sighup_without_a_config_keeps_serving() {
+    let dir = support::temp_dir("teams-hup");
+    let log = dir.join("server.log");
+    let mut child = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--local"])
+        .arg(dir.join("store"))
+        .arg("--data-dir")
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let port: u16 = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.strip_prefix("BucketFTP listening on ")
+                .and_then(|a| a.rsplit(':').next()?.parse().ok())
+        })
+        .unwrap();
+    std::thread::spawn(move || for _ in lines {});
+    for _ in 0..2 {
+        let ok = Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "SIGHUP ended the server"
+    );
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("nothing to reload"), "{text}");
+    let _ = child.kill();
+    let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }

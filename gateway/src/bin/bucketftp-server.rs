@@ -320,7 +320,7 @@ fn parse_cli() -> Result<(Cli, Option<ConfigFile>)> {
         .unwrap_or_else(|| "bucketftp-server".into());
     let options = file.server_options()?;
     for option in &options {
-        let alone = std::iter::once(argv0.clone()).chain(option.args.iter().cloned());
+        let alone = std::iter::once(argv0.clone()).chain(option.check.iter().cloned());
         if let Err(e) = Cli::try_parse_from(alone) {
             let message = match e.kind() {
                 // Checked below, together with the rest.
@@ -346,22 +346,44 @@ fn directory(file: &ConfigFile, key_login: bool) -> Result<gateway::users::Direc
     Ok(file.directory(key_login, &|var| std::env::var(var).ok())?)
 }
 
-/// On SIGHUP, reads the config file again and puts its users and storages in force for new
-/// logins; a bad file keeps the old ones and says why. `[server]` keys need a restart.
+/// What SIGHUP reloads: the config file and the live user table.
+struct Reload {
+    path: PathBuf,
+    table: Arc<UserTable>,
+    /// `--key-login` on the real command line (the file's `key_login` is read again).
+    key_login_flag: bool,
+}
+
+/// Handles SIGHUP for the whole life of the server (installed first thing, so that a SIGHUP,
+/// e.g. `systemctl reload`, never ends the process). With a config file, re-reads it and puts
+/// its users and storages in force for new logins; a bad file keeps the old ones and says why.
+/// `[server]` keys need a restart.
 #[cfg(unix)]
-fn reload_on_sighup(path: PathBuf, key_login: bool, table: Arc<UserTable>) -> Result<()> {
+fn handle_sighup() -> Result<tokio::sync::oneshot::Sender<Option<Reload>>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<Option<Reload>>();
     tokio::spawn(async move {
+        let mut rx = Some(rx);
+        let mut reload: Option<Reload> = None;
         while hup.recv().await.is_some() {
-            match ConfigFile::load(&path).and_then(|f| {
-                let dir = f.directory(key_login, &|var| std::env::var(var).ok())?;
-                Ok((f, dir))
-            }) {
-                Ok((_file, dir)) => {
-                    let users = dir.len();
-                    table.replace(dir);
-                    tracing::info!(file = %path.display(), users, "config reloaded: users and storages updated ([server] changes need a restart)");
+            if let Some(r) = rx.as_mut().and_then(|r| r.try_recv().ok()) {
+                reload = r;
+                rx = None;
+            }
+            let Some(r) = &reload else {
+                tracing::info!("SIGHUP: nothing to reload (no --config file)");
+                continue;
+            };
+            let loaded = ConfigFile::load(&r.path).and_then(|f| {
+                let key_login = r.key_login_flag || f.key_login();
+                f.directory(key_login, &|var| std::env::var(var).ok())
+            });
+            match loaded {
+                Ok(dir) => {
+                    let (users, key_login) = (dir.len(), dir.key_login);
+                    r.table.replace(dir);
+                    tracing::info!(file = %r.path.display(), users, key_login, "config reloaded: users and storages updated ([server] changes need a restart)");
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "config reload failed; keeping the previous users and storages");
@@ -369,7 +391,7 @@ fn reload_on_sighup(path: PathBuf, key_login: bool, table: Arc<UserTable>) -> Re
             }
         }
     });
-    Ok(())
+    Ok(tx)
 }
 
 #[tokio::main]
@@ -385,9 +407,12 @@ async fn main() -> Result<()> {
         None => {}
     }
     gateway::logging::init(&cli.log_level);
+    #[cfg(unix)]
+    let sighup = handle_sighup()?;
+    // With a config file the table always exists, so that a reload can add the first users.
     let users = match &file {
-        Some(f) if f.has_users() => Some(Arc::new(UserTable::new(directory(f, cli.key_login)?))),
-        _ => None,
+        Some(f) => Some(Arc::new(UserTable::new(directory(f, cli.key_login)?))),
+        None => None,
     };
 
     if !cli.listen.ip().is_loopback() {
@@ -525,7 +550,7 @@ async fn main() -> Result<()> {
             dir.len(),
             file.as_ref()
                 .map_or_else(String::new, |f| f.path().display().to_string()),
-            if dir.key_login {
+            if dir.key_login || dir.is_empty() {
                 ", and ACCESS_KEY_ID/bucket"
             } else {
                 ""
@@ -535,8 +560,16 @@ async fn main() -> Result<()> {
         println!("FTP login: user \"ACCESS_KEY_ID/bucket\", password: the secret key");
     }
     #[cfg(unix)]
-    if let (Some(table), Some(f)) = (&users, &file) {
-        reload_on_sighup(f.path().to_path_buf(), cli.key_login, table.clone())?;
+    {
+        let reload = match (&users, &file) {
+            (Some(table), Some(f)) => Some(Reload {
+                path: f.path().to_path_buf(),
+                table: table.clone(),
+                key_login_flag: std::env::args_os().any(|a| a == "--key-login"),
+            }),
+            _ => None,
+        };
+        let _ = sighup.send(reload);
     }
 
     shutdown_signal().await;

@@ -37,6 +37,13 @@ pub struct Passive {
     outcome: bool,
 }
 
+impl Drop for Passive {
+    /// A relayed connection never outlives its handle (a new PASV, the session's end).
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 impl Passive {
     /// Ends the wait for the client, or the connection.
     pub fn abort(&self) {
@@ -152,7 +159,7 @@ async fn pipe(mut client: TcpStream, mut inner: TcpStream, delivered: oneshot::S
                         inner_wr.shutdown().await?;
                         up_open = false;
                     }
-                    n => inner_wr.write_all(&up[..n]).await?,
+                    n => write_within(&mut inner_wr, &up[..n]).await?,
                 },
                 r = inner_rd.read(&mut down), if down_open => match r? {
                     0 => {
@@ -162,7 +169,7 @@ async fn pipe(mut client: TcpStream, mut inner: TcpStream, delivered: oneshot::S
                             let _ = tx.send(true);
                         }
                     }
-                    n => client_wr.write_all(&down[..n]).await?,
+                    n => write_within(&mut client_wr, &down[..n]).await?,
                 },
                 _ = tokio::time::sleep(IDLE) => {
                     return Err(io::Error::new(io::ErrorKind::TimedOut, "data connection idle"));
@@ -177,6 +184,14 @@ async fn pipe(mut client: TcpStream, mut inner: TcpStream, delivered: oneshot::S
         reset(&client);
         reset(&inner);
     }
+}
+
+/// Writes `buf`, failing when the peer takes nothing for [`IDLE`] (a client that keeps its
+/// side open but never reads).
+async fn write_within<W: AsyncWriteExt + Unpin>(w: &mut W, buf: &[u8]) -> io::Result<()> {
+    tokio::time::timeout(IDLE, w.write_all(buf))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "data connection stalled"))?
 }
 
 /// Makes the close of `stream` a reset instead of a FIN.

@@ -588,6 +588,24 @@ impl Relay {
     }
 
     /// Which waiting command a final reply answers.
+    /// Waits until a relayed download's data reached the client's socket. The client may not
+    /// read it (it sent ABOR, or left): when anything arrives on its control connection, or it
+    /// closes, the data connection is ended and the transfer counts as not delivered.
+    async fn wait_delivered(&self, p: &mut data::Passive) -> bool {
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            tokio::select! {
+                delivered = p.delivered() => return delivered,
+                _ = tick.tick() => {
+                    if self.tap.client_state() != crate::control_tap::ControlState::Idle {
+                        p.abort();
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+
     fn answered(&mut self, reply: &Reply) -> Option<Pending> {
         if is_abor_reply(reply)
             && let Some(i) = self.pending.iter().position(|p| p.cmd.verb == "ABOR")
@@ -620,7 +638,7 @@ impl Relay {
         {
             // Taken: the transfer is over, and a later transfer (PORT) must not see this
             // connection's outcome.
-            undelivered = !p.delivered().await;
+            undelivered = !self.wait_delivered(&mut p).await;
         }
         let mut bytes = match (reply.code, verb) {
             (257, "PWD" | "XPWD" | "MKD" | "XMKD") if reply.lines.len() == 1 => {
