@@ -42,8 +42,9 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.options import ArgOptions  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
-APP = os.environ.get("BUCKETFTP_APP", os.path.join(REPO, "target", "debug", "bucketftp"))
-SHOTS = os.path.join(REPO, "target", "e2e-screenshots")
+TARGET = os.path.join(REPO, os.environ.get("CARGO_TARGET_DIR") or "target")  # absolute stays absolute
+APP = os.environ.get("BUCKETFTP_APP", os.path.join(TARGET, "debug", "bucketftp"))
+SHOTS = os.path.join(TARGET, "e2e-screenshots")
 BUCKET = "e2e"
 SECRETS = set()
 

@@ -33,8 +33,9 @@ sys.path.insert(0, HERE)
 import s3servers  # noqa: E402
 import xwin  # noqa: E402
 
-APP = os.environ.get("BUCKETFTP_APP", os.path.join(REPO, "target", "debug", "bucketftp"))
-SHOTS = os.path.join(REPO, "target", "e2e-screenshots")
+TARGET = os.path.join(REPO, os.environ.get("CARGO_TARGET_DIR") or "target")  # absolute stays absolute
+APP = os.environ.get("BUCKETFTP_APP", os.path.join(TARGET, "debug", "bucketftp"))
+SHOTS = os.path.join(TARGET, "e2e-screenshots")
 ICON_CLASS = "tray-icon tray app"
 
 
