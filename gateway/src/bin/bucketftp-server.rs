@@ -347,6 +347,7 @@ fn directory(file: &ConfigFile, key_login: bool) -> Result<gateway::users::Direc
 }
 
 /// What SIGHUP reloads: the config file and the live user table.
+#[cfg(unix)]
 struct Reload {
     path: PathBuf,
     table: Arc<UserTable>,
