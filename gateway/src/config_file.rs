@@ -167,21 +167,12 @@ impl ConfigFile {
         &self.path
     }
 
-    fn error(
-        &self,
-        span: &Range<usize>,
-        key: Option<&str>,
-        label: String,
-        msg: String,
-    ) -> ConfigError {
-        ConfigError {
-            file: self.path.clone(),
-            line: Some(match key {
-                Some(k) => line_of_key(&self.text, span, k),
-                None => line_at(&self.text, span.start),
-            }),
-            key: Some(label),
-            message: msg,
+    /// The table entry `table` (`[[user]] "alice"`) spanning `span`, for its errors.
+    fn entry<'a>(&'a self, table: String, span: Range<usize>) -> Entry<'a> {
+        Entry {
+            file: self,
+            table,
+            span,
         }
     }
 
@@ -250,23 +241,12 @@ impl ConfigFile {
     fn check_entries(&self) -> Result<(), ConfigError> {
         let mut storages = HashSet::new();
         for s in &self.doc.storage {
-            let (span, e) = (s.span(), s.get_ref());
-            let label = |k: &str| format!("[[storage]] {:?} {k}", e.name);
+            let (e, at) = (s.get_ref(), self.storage_entry(s));
             if e.name.trim().is_empty() {
-                return Err(self.error(
-                    &span,
-                    Some("name"),
-                    "[[storage]] name".into(),
-                    "must not be empty".into(),
-                ));
+                return Err(at.key("name", "must not be empty".into()));
             }
             if !storages.insert(e.name.as_str()) {
-                return Err(self.error(
-                    &span,
-                    Some("name"),
-                    label("name"),
-                    "a storage of this name is already defined".into(),
-                ));
+                return Err(at.key("name", "a storage of this name is already defined".into()));
             }
             let sources = [
                 e.secret_access_key.is_some(),
@@ -274,127 +254,75 @@ impl ConfigFile {
                 e.secret_access_key_file.is_some(),
             ];
             if sources.iter().filter(|b| **b).count() != 1 {
-                return Err(self.error(
-                    &span,
-                    None,
-                    label("secret_access_key"),
+                return Err(at.missing(
+                    "secret_access_key",
                     "give exactly one of secret_access_key, secret_access_key_env and secret_access_key_file".into(),
                 ));
             }
             if e.access_key_id.trim().is_empty() {
-                return Err(self.error(
-                    &span,
-                    Some("access_key_id"),
-                    label("access_key_id"),
-                    "must not be empty".into(),
-                ));
+                return Err(at.key("access_key_id", "must not be empty".into()));
             }
-            self.settings(e, &span)?;
+            settings(e, &at)?;
         }
         let mut users = HashSet::new();
         for u in &self.doc.user {
-            let (span, e) = (u.span(), u.get_ref());
-            let label = |k: &str| format!("[[user]] {:?} {k}", e.name);
+            let (e, at) = (u.get_ref(), self.user_entry(u));
             let bad_name = e.name.is_empty()
                 || e.name.contains('/')
                 || e.name.chars().any(|c| c.is_whitespace() || c.is_control());
             if bad_name {
-                return Err(self.error(
-                    &span,
-                    Some("name"),
-                    label("name"),
+                return Err(at.key(
+                    "name",
                     "a user name must be non-empty, without spaces and without `/` (names with `/` are ACCESS_KEY_ID/bucket logins)".into(),
                 ));
             }
             if !users.insert(e.name.as_str()) {
-                return Err(self.error(
-                    &span,
-                    Some("name"),
-                    label("name"),
-                    "a user of this name is already defined".into(),
-                ));
+                return Err(at.key("name", "a user of this name is already defined".into()));
             }
             if e.password.is_some() {
-                return Err(self.error(
-                    &span,
-                    Some("password"),
-                    label("password"),
+                return Err(at.key(
+                    "password",
                     "plain-text passwords are refused; put the output of `bucketftp-server hash-password` in password_hash".into(),
                 ));
             }
             match &e.password_hash {
                 None => {
-                    return Err(self.error(
-                        &span,
-                        None,
-                        label("password_hash"),
+                    return Err(at.missing(
+                        "password_hash",
                         "missing; make one with `bucketftp-server hash-password`".into(),
                     ));
                 }
                 Some(h) if !is_password_hash(h) => {
-                    return Err(self.error(
-                        &span,
-                        Some("password_hash"),
-                        label("password_hash"),
+                    return Err(at.key(
+                        "password_hash",
                         "not an argon2 hash (plain-text passwords are refused); make one with `bucketftp-server hash-password`".into(),
                     ));
                 }
                 Some(_) => {}
             }
             if !storages.contains(e.storage.as_str()) {
-                return Err(self.error(
-                    &span,
-                    Some("storage"),
-                    label("storage"),
+                return Err(at.key(
+                    "storage",
                     format!("no [[storage]] is named {:?}", e.storage),
                 ));
             }
-            if let Err(err) = crate::auth::parse_login(&format!("user/{}", e.bucket)) {
-                return Err(self.error(&span, Some("bucket"), label("bucket"), err.to_string()));
-            }
-            if let Err(msg) = home_path(&e.home) {
-                return Err(self.error(&span, Some("home"), label("home"), msg));
-            }
-            if let Err(msg) = Rights::parse(&e.permissions, e.delete) {
-                return Err(self.error(&span, Some("permissions"), label("permissions"), msg));
-            }
+            user_fields(e, &at)?;
         }
         Ok(())
     }
 
-    fn settings(&self, e: &StorageEntry, span: &Range<usize>) -> Result<S3Settings, ConfigError> {
-        let label = |k: &str| format!("[[storage]] {:?} {k}", e.name);
-        let provider = match &e.provider {
-            Some(p) => p.parse::<Provider>().map_err(|err| {
-                self.error(span, Some("provider"), label("provider"), err.to_string())
-            })?,
-            None => Provider::Custom,
+    fn storage_entry(&self, s: &Spanned<StorageEntry>) -> Entry<'_> {
+        let name = &s.get_ref().name;
+        let table = if name.trim().is_empty() {
+            "[[storage]]".to_owned()
+        } else {
+            format!("[[storage]] {name:?}")
         };
-        let settings = S3Settings {
-            provider,
-            endpoint: e.endpoint.clone(),
-            region: e.region.clone(),
-            addressing: e.path_style.map(|p| {
-                if p {
-                    Addressing::Path
-                } else {
-                    Addressing::VirtualHost
-                }
-            }),
-        };
-        let resolved = settings.resolve().map_err(|err| {
-            self.error(span, Some("endpoint"), label("endpoint"), err.to_string())
-        })?;
-        if resolved.discover_region {
-            // Team users' buckets are fixed: say their region rather than look it up per login.
-            return Err(self.error(
-                span,
-                None,
-                label("region"),
-                "give the buckets' region (e.g. region = \"eu-west-1\")".into(),
-            ));
-        }
-        Ok(settings)
+        self.entry(table, s.span())
+    }
+
+    fn user_entry(&self, u: &Spanned<UserEntry>) -> Entry<'_> {
+        self.entry(format!("[[user]] {:?}", u.get_ref().name), u.span())
     }
 
     /// `[server] key_login = true` in the file.
@@ -413,7 +341,7 @@ impl ConfigFile {
     /// command line names no endpoint).
     pub fn first_storage_settings(&self) -> Option<S3Settings> {
         let s = self.doc.storage.first()?;
-        self.settings(s.get_ref(), &s.span()).ok()
+        settings(s.get_ref(), &self.storage_entry(s)).ok()
     }
 
     /// The team users, with each storage's secret read from where the file says (an
@@ -425,34 +353,27 @@ impl ConfigFile {
     ) -> Result<Directory, ConfigError> {
         let mut storages: Vec<Arc<Storage>> = Vec::new();
         for s in &self.doc.storage {
-            let (span, e) = (s.span(), s.get_ref());
-            let label = |k: &str| format!("[[storage]] {:?} {k}", e.name);
+            let (e, at) = (s.get_ref(), self.storage_entry(s));
             let secret = if let Some(v) = &e.secret_access_key {
                 v.clone()
             } else if let Some(var) = &e.secret_access_key_env {
                 env(var).filter(|v| !v.is_empty()).ok_or_else(|| {
-                    self.error(
-                        &span,
-                        Some("secret_access_key_env"),
-                        label("secret_access_key_env"),
+                    at.key(
+                        "secret_access_key_env",
                         format!("the environment variable {var} is not set"),
                     )
                 })?
             } else if let Some(f) = &e.secret_access_key_file {
                 let text = std::fs::read_to_string(f).map_err(|err| {
-                    self.error(
-                        &span,
-                        Some("secret_access_key_file"),
-                        label("secret_access_key_file"),
+                    at.key(
+                        "secret_access_key_file",
                         format!("cannot read {}: {err}", f.display()),
                     )
                 })?;
                 let first = text.lines().next().unwrap_or_default().trim().to_owned();
                 if first.is_empty() {
-                    return Err(self.error(
-                        &span,
-                        Some("secret_access_key_file"),
-                        label("secret_access_key_file"),
+                    return Err(at.key(
+                        "secret_access_key_file",
                         format!("{} is empty", f.display()),
                     ));
                 }
@@ -463,46 +384,25 @@ impl ConfigFile {
             };
             storages.push(Arc::new(Storage {
                 name: e.name.clone(),
-                settings: self.settings(e, &span)?,
+                settings: settings(e, &at)?,
                 access_key_id: e.access_key_id.trim().to_owned(),
                 secret: Secret::new(secret),
             }));
         }
         let mut users = Vec::new();
         for u in &self.doc.user {
-            let (span, e) = (u.span(), u.get_ref());
+            let (e, at) = (u.get_ref(), self.user_entry(u));
             let storage = storages
                 .iter()
                 .find(|s| s.name == e.storage)
                 .cloned()
                 .ok_or_else(|| {
-                    self.error(
-                        &span,
-                        Some("storage"),
-                        format!("[[user]] {:?} storage", e.name),
+                    at.key(
+                        "storage",
                         format!("no [[storage]] is named {:?}", e.storage),
                     )
                 })?;
-            let home = home_path(&e.home).map_err(|msg| {
-                self.error(
-                    &span,
-                    Some("home"),
-                    format!("[[user]] {:?} home", e.name),
-                    msg,
-                )
-            })?;
-            let rights = Rights::parse(&e.permissions, e.delete).map_err(|msg| {
-                self.error(
-                    &span,
-                    Some("permissions"),
-                    format!("[[user]] {:?} permissions", e.name),
-                    msg,
-                )
-            })?;
-            // The bucket as the login parser reads it (check_entries proved it parses).
-            let bucket = crate::auth::parse_login(&format!("user/{}", e.bucket))
-                .map(|l| l.bucket)
-                .unwrap_or_else(|_| e.bucket.clone());
+            let (bucket, home, rights) = user_fields(e, &at)?;
             users.push(TeamUser {
                 name: e.name.clone(),
                 password_hash: e.password_hash.clone().unwrap_or_default(),
@@ -514,6 +414,79 @@ impl ConfigFile {
         }
         Ok(Directory::new(users, key_login))
     }
+}
+
+/// One `[[storage]]` or `[[user]]` entry of a file, to name in errors.
+struct Entry<'a> {
+    file: &'a ConfigFile,
+    table: String,
+    span: Range<usize>,
+}
+
+impl Entry<'_> {
+    fn error(&self, key: &str, line: usize, message: String) -> ConfigError {
+        ConfigError {
+            file: self.file.path.clone(),
+            line: Some(line),
+            key: Some(format!("{} {key}", self.table)),
+            message,
+        }
+    }
+
+    /// What is wrong with `key`, at its line.
+    fn key(&self, key: &str, message: String) -> ConfigError {
+        self.error(key, line_of_key(&self.file.text, &self.span, key), message)
+    }
+
+    /// What is wrong about `key` that the entry lacks or cannot pin to one line: at the
+    /// entry's first line.
+    fn missing(&self, key: &str, message: String) -> ConfigError {
+        self.error(key, line_at(&self.file.text, self.span.start), message)
+    }
+}
+
+/// A storage entry's connection settings, checked.
+fn settings(e: &StorageEntry, at: &Entry<'_>) -> Result<S3Settings, ConfigError> {
+    let provider = match &e.provider {
+        Some(p) => p
+            .parse::<Provider>()
+            .map_err(|err| at.key("provider", err.to_string()))?,
+        None => Provider::Custom,
+    };
+    let settings = S3Settings {
+        provider,
+        endpoint: e.endpoint.clone(),
+        region: e.region.clone(),
+        addressing: e.path_style.map(|p| {
+            if p {
+                Addressing::Path
+            } else {
+                Addressing::VirtualHost
+            }
+        }),
+    };
+    let resolved = settings
+        .resolve()
+        .map_err(|err| at.key("endpoint", err.to_string()))?;
+    if resolved.discover_region {
+        // Team users' buckets are fixed: say their region rather than look it up per login.
+        return Err(at.missing(
+            "region",
+            "give the buckets' region (e.g. region = \"eu-west-1\")".into(),
+        ));
+    }
+    Ok(settings)
+}
+
+/// A user entry's bucket (as the login parser reads it), home folder and rights, checked.
+fn user_fields(e: &UserEntry, at: &Entry<'_>) -> Result<(String, BucketPath, Rights), ConfigError> {
+    let bucket = crate::auth::parse_login(&format!("user/{}", e.bucket))
+        .map_err(|err| at.key("bucket", err.to_string()))?
+        .bucket;
+    let home = home_path(&e.home).map_err(|msg| at.key("home", msg))?;
+    let rights =
+        Rights::parse(&e.permissions, e.delete).map_err(|msg| at.key("permissions", msg))?;
+    Ok((bucket, home, rights))
 }
 
 /// A `home` value as a folder: `team/alice/`, `/team/alice`, or empty for the whole bucket.

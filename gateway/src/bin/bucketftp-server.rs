@@ -376,10 +376,9 @@ fn handle_sighup() -> Result<tokio::sync::oneshot::Sender<Option<Reload>>> {
                 tracing::info!("SIGHUP: nothing to reload (no --config file)");
                 continue;
             };
-            let loaded = ConfigFile::load(&r.path).and_then(|f| {
-                let key_login = r.key_login_flag || f.key_login();
-                f.directory(key_login, &|var| std::env::var(var).ok())
-            });
+            let loaded = ConfigFile::load(&r.path)
+                .map_err(anyhow::Error::from)
+                .and_then(|f| directory(&f, r.key_login_flag || f.key_login()));
             match loaded {
                 Ok(dir) => {
                     let (users, key_login) = (dir.len(), dir.key_login);
