@@ -207,6 +207,7 @@ impl S3Authenticator {
             bucket: user.bucket.clone(),
             client,
             max_copy_object: factory.resolved().max_copy_object,
+            equal_parts: factory.resolved().equal_parts,
             home: user.home.clone(),
             rights: user.rights,
         })
@@ -250,6 +251,7 @@ impl S3Authenticator {
                         bucket: login.bucket.clone(),
                         client,
                         max_copy_object: factory.resolved().max_copy_object,
+                        equal_parts: factory.resolved().equal_parts,
                         home: crate::path::BucketPath::root(),
                         rights: crate::users::Rights::ALL,
                     });

@@ -74,7 +74,7 @@ pub use events::{Event, EventBus};
 pub use metrics::{Metrics, serve_metrics};
 pub use s3::{Addressing, LoginSettings, Provider, S3Settings};
 pub use storage::Permissions;
-pub use storage::upload::TransferLimits;
+pub use storage::parts::{LimitsError, TransferLimits};
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -82,9 +82,6 @@ pub enum StartError {
     /// The S3 settings are unusable.
     #[error(transparent)]
     Settings(#[from] s3::SettingsError),
-    /// The transfer limits are unusable.
-    #[error("invalid transfer limits: {0}")]
-    Limits(String),
     /// The audit log file could not be opened for appending.
     #[error("cannot open the audit log {}: {source}", path.display())]
     AuditLog {
@@ -109,7 +106,6 @@ pub struct Gateway;
 impl Gateway {
     /// Binds the FTP listener and starts accepting sessions.
     pub async fn start(config: GatewayConfig) -> Result<GatewayHandle, StartError> {
-        config.limits.validate().map_err(StartError::Limits)?;
         let mut factory = s3::ClientFactory::new(&config.s3)?;
         let audit = match &config.audit_log {
             Some(path) => {

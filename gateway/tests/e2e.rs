@@ -33,11 +33,8 @@ impl Env {
         let mut config =
             GatewayConfig::new(S3Settings::custom(s3.endpoint.clone(), s3.region.clone()));
         config.listen = "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"));
-        config.limits = TransferLimits {
-            part_size: 5 * MIB,
-            parts_in_flight: 3,
-            memory_limit: 64 * MIB,
-        };
+        config.limits =
+            TransferLimits::new(5 * MIB, 3, 64 * MIB).unwrap_or_else(|e| panic!("limits: {e}"));
         let gw = Gateway::start(config)
             .await
             .unwrap_or_else(|e| panic!("gateway: {e}"));

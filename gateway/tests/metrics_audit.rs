@@ -66,11 +66,7 @@ async fn metrics_and_audit_log_follow_a_session() {
     let audit_path = dir.join("audit.log");
     let mut config = GatewayConfig::new(S3Settings::custom(s3.endpoint.clone(), s3.region.clone()));
     config.listen = "127.0.0.1:0".parse().unwrap();
-    config.limits = TransferLimits {
-        part_size: 5 * MIB,
-        parts_in_flight: 2,
-        memory_limit: 32 * MIB,
-    };
+    config.limits = TransferLimits::new(5 * MIB, 2, 32 * MIB).unwrap();
     config.metrics = Some(metrics.clone());
     config.audit_log = Some(audit_path.clone());
     let gw = Gateway::start(config).await.unwrap();

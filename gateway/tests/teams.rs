@@ -84,11 +84,7 @@ impl Team {
         let table = Arc::new(UserTable::new(Directory::new(users, false)));
         let mut config = GatewayConfig::new(settings);
         config.listen = "127.0.0.1:0".parse().unwrap();
-        config.limits = TransferLimits {
-            part_size: 5 * MIB,
-            parts_in_flight: 2,
-            memory_limit: 64 * MIB,
-        };
+        config.limits = TransferLimits::new(5 * MIB, 2, 64 * MIB).unwrap();
         config.users = Some(table.clone());
         config.max_file_size = max_file_size;
         let gw = Gateway::start(config).await.unwrap();

@@ -570,7 +570,7 @@ impl Core {
         let mut config = GatewayConfig::new(default);
         config.listen = SocketAddr::from(([127, 0, 0, 1], s.listen_port));
         config.passive_ports = s.passive_range().map_err(|e| e.to_string())?;
-        config.limits = s.transfer_limits();
+        config.limits = s.transfer_limits().map_err(|e| e.to_string())?;
         config.permissions = gateway::Permissions {
             read_only: s.read_only,
             allow_delete: s.allow_delete,

@@ -100,19 +100,17 @@ impl Settings {
                 "the passive ports must not include the listen port",
             ));
         }
-        if !(5..=5120).contains(&self.part_size_mib) {
-            return Err(invalid(
-                "part_size_mib",
-                "err.part_size",
-                "the part size must be between 5 and 5120 MiB",
-            ));
-        }
-        if !(1..=32).contains(&self.parts_in_flight) {
-            return Err(invalid(
-                "parts_in_flight",
-                "err.parts_in_flight",
-                "parts in flight must be between 1 and 32",
-            ));
+        // The engine's own check, so the form and the engine share one set of bounds.
+        match self.transfer_limits() {
+            Ok(_) => {}
+            Err(e @ gateway::LimitsError::PartsInFlight(_)) => {
+                return Err(invalid(
+                    "parts_in_flight",
+                    "err.parts_in_flight",
+                    e.to_string(),
+                ));
+            }
+            Err(e) => return Err(invalid("part_size_mib", "err.part_size", e.to_string())),
         }
         if !matches!(self.language.as_str(), "auto" | "en" | "zh-CN" | "ja") {
             return Err(invalid(
@@ -131,15 +129,15 @@ impl Settings {
     }
 
     /// The gateway's transfer limits: memory for at least two uploads at full speed, and
-    /// never less than 512 MiB.
-    pub fn transfer_limits(&self) -> gateway::TransferLimits {
-        let part_size = self.part_size_mib as usize * MIB;
-        let parts = self.parts_in_flight.max(1) as usize;
-        gateway::TransferLimits {
-            part_size,
-            parts_in_flight: parts,
-            memory_limit: (part_size * (parts + 1) * 2).max(512 * MIB),
-        }
+    /// never less than the engine's default (which lets parts grow far enough for 5 TiB).
+    pub fn transfer_limits(&self) -> Result<gateway::TransferLimits, gateway::LimitsError> {
+        let part_size = (self.part_size_mib as usize).saturating_mul(MIB);
+        let parts = self.parts_in_flight as usize;
+        let memory = part_size
+            .saturating_mul(parts.saturating_add(1))
+            .saturating_mul(2)
+            .max(gateway::TransferLimits::default().memory_limit());
+        gateway::TransferLimits::new(part_size, parts, memory)
     }
 
     /// True when `other` differs in a field the running FTP server uses (so it must restart).
@@ -224,9 +222,8 @@ mod tests {
         assert_eq!(s.validate(), Ok(()));
         assert_eq!(s.listen_port, 2048);
         assert!(s.start_server_on_launch);
-        let l = s.transfer_limits();
-        assert_eq!(l.part_size, 8 * MIB);
-        assert!(l.validate().is_ok());
+        let l = s.transfer_limits().unwrap();
+        assert_eq!(l.part_size(), 8 * MIB);
     }
 
     #[test]
@@ -260,7 +257,7 @@ mod tests {
             parts_in_flight: 8,
             ..Settings::default()
         };
-        assert!(s.transfer_limits().validate().is_ok());
+        assert!(s.transfer_limits().is_ok());
     }
 
     #[test]

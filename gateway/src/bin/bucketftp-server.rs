@@ -73,8 +73,9 @@ struct Cli {
     /// Parts uploading at once per upload.
     #[arg(long, default_value_t = 4)]
     parts_in_flight: usize,
-    /// Memory for part buffers across all sessions.
-    #[arg(long, value_parser = parse_size, default_value = "512MiB")]
+    /// Memory for part buffers across all sessions (it also bounds the part size an upload
+    /// grows to: half of it; 1.5GiB lets one upload reach S3's 5 TiB).
+    #[arg(long, value_parser = parse_size, default_value = "1536MiB")]
     memory_limit: usize,
     /// Seconds a session may stay idle.
     #[arg(long, default_value_t = 600)]
@@ -498,11 +499,8 @@ async fn main() -> Result<()> {
         listen: cli.listen,
         s3,
         passive_ports: cli.passive_ports.clone(),
-        limits: TransferLimits {
-            part_size: cli.part_size,
-            parts_in_flight: cli.parts_in_flight,
-            memory_limit: cli.memory_limit,
-        },
+        limits: TransferLimits::new(cli.part_size, cli.parts_in_flight, cli.memory_limit)
+            .context("--part-size, --parts-in-flight, --memory-limit")?,
         idle_timeout: Duration::from_secs(cli.idle_timeout),
         transfer_timeout: Duration::from_secs(cli.transfer_timeout.max(1)),
         sessions: gateway::limits::SessionLimits {

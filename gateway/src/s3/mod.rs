@@ -73,6 +73,8 @@ pub struct Resolved {
     pub discover_region: bool,
     /// Largest single CopyObject.
     pub max_copy_object: u64,
+    /// True when every part of a multipart upload but the last must be the same size.
+    pub equal_parts: bool,
 }
 
 impl S3Settings {
@@ -109,6 +111,7 @@ impl S3Settings {
             region,
             path_style: addressing == Addressing::Path,
             max_copy_object: preset.max_copy_object,
+            equal_parts: preset.equal_parts,
         })
     }
 }

@@ -59,6 +59,9 @@ pub struct Preset {
     /// True when the user must give the endpoint (R2's carries the account id; MinIO and
     /// custom servers live anywhere).
     pub endpoint_required: bool,
+    /// True when every part of a multipart upload but the last must be the same size
+    /// (R2), so uploads cannot grow their parts.
+    pub equal_parts: bool,
 }
 
 const GIB: u64 = 1024 * 1024 * 1024;
@@ -105,6 +108,7 @@ impl Provider {
                 addressing: Addressing::VirtualHost,
                 max_copy_object: 5 * GIB,
                 endpoint_required: false,
+                equal_parts: false,
             },
             Provider::Oss => Preset {
                 name: "oss",
@@ -127,6 +131,7 @@ impl Provider {
                 addressing: Addressing::VirtualHost,
                 max_copy_object: GIB,
                 endpoint_required: false,
+                equal_parts: false,
             },
             Provider::Cos => Preset {
                 name: "cos",
@@ -149,6 +154,7 @@ impl Provider {
                 addressing: Addressing::VirtualHost,
                 max_copy_object: 5 * GIB,
                 endpoint_required: false,
+                equal_parts: false,
             },
             Provider::Qingstor => Preset {
                 name: "qingstor",
@@ -159,6 +165,7 @@ impl Provider {
                 addressing: Addressing::VirtualHost,
                 max_copy_object: 5 * GIB,
                 endpoint_required: false,
+                equal_parts: false,
             },
             Provider::R2 => Preset {
                 name: "r2",
@@ -169,6 +176,7 @@ impl Provider {
                 addressing: Addressing::Path,
                 max_copy_object: 5 * GIB,
                 endpoint_required: true,
+                equal_parts: true,
             },
             Provider::Minio => Preset {
                 name: "minio",
@@ -179,6 +187,7 @@ impl Provider {
                 addressing: Addressing::Path,
                 max_copy_object: 5 * GIB,
                 endpoint_required: true,
+                equal_parts: false,
             },
             Provider::B2 => Preset {
                 name: "b2",
@@ -195,6 +204,7 @@ impl Provider {
                 addressing: Addressing::VirtualHost,
                 max_copy_object: 5 * GIB,
                 endpoint_required: false,
+                equal_parts: false,
             },
             Provider::Wasabi => Preset {
                 name: "wasabi",
@@ -214,6 +224,7 @@ impl Provider {
                 addressing: Addressing::VirtualHost,
                 max_copy_object: 5 * GIB,
                 endpoint_required: false,
+                equal_parts: false,
             },
             Provider::Custom => Preset {
                 name: "custom",
@@ -224,6 +235,7 @@ impl Provider {
                 addressing: Addressing::Path,
                 max_copy_object: 5 * GIB,
                 endpoint_required: true,
+                equal_parts: false,
             },
         }
     }
@@ -321,6 +333,8 @@ mod tests {
         assert_eq!(Provider::R2.preset().default_region, "auto");
         assert_eq!(Provider::Oss.preset().max_copy_object, GIB);
         assert!(Provider::R2.preset().endpoint_required);
+        assert!(Provider::R2.preset().equal_parts);
+        assert!(!Provider::Minio.preset().equal_parts);
         for p in Provider::ALL {
             let preset = p.preset();
             assert!(preset.regions.contains(&preset.default_region), "{p}");

@@ -9,6 +9,7 @@
 pub mod download;
 pub mod listing;
 pub mod multipart;
+pub mod parts;
 pub mod upload;
 
 use std::fmt::Debug;
@@ -44,6 +45,8 @@ pub struct S3User {
     pub client: Client,
     /// Largest single CopyObject for this user's provider.
     pub max_copy_object: u64,
+    /// True when the user's store needs parts of one size (uploads keep fixed parts).
+    pub equal_parts: bool,
     /// The user's `/` inside the bucket (the bucket's root for `ACCESS_KEY_ID/bucket`
     /// logins, a home folder for team users).
     pub home: BucketPath,
@@ -490,8 +493,8 @@ impl S3Backend {
             from,
             to,
             size,
-            self.shared.limits.part_size as u64,
-            self.shared.limits.parts_in_flight,
+            self.shared.limits.part_size() as u64,
+            self.shared.limits.parts_in_flight(),
         )
         .await
     }
@@ -771,6 +774,7 @@ impl StorageBackend<S3User> for S3Backend {
             bucket: &u.bucket,
             key: &key,
             limits: self.shared.limits,
+            equal_parts: u.equal_parts,
             memory: self.shared.memory.clone(),
             tracker: &mut tracker,
             gate: self.conn.tap.as_ref(),

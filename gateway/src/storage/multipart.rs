@@ -14,8 +14,7 @@ use tokio::task::JoinSet;
 use crate::error::Failure;
 use crate::s3::error::ClassifyExt;
 
-/// S3's limit on the number of parts of one object.
-pub const MAX_PARTS: u64 = 10_000;
+use super::parts::MAX_PARTS;
 
 /// One multipart upload in progress; aborts it unless completed (see the module docs).
 #[derive(Debug)]

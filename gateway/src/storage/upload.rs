@@ -1,10 +1,11 @@
 //! Streaming upload of one FTP STOR/APPE into one S3 object.
 //!
-//! The client's bytes are cut into parts of `part_size` in memory (never on disk). A file that
-//! ends inside the first part becomes one PutObject; anything larger becomes a multipart
-//! upload with up to `parts_in_flight` parts uploading while the next one fills. Memory per
-//! upload is therefore at most `part_size × (parts_in_flight + 1)`, and every part buffer also
-//! holds permits of a global semaphore so all sessions together stay under the memory limit.
+//! The client's bytes are cut into parts in memory (never on disk), sized by the upload's
+//! [`PartSchedule`] (`storage/parts.rs`): `part_size` first, growing as the upload grows. A
+//! file that ends inside the first part becomes one PutObject ([`Upload::put_single`]);
+//! anything larger becomes a multipart upload with up to `parts_in_flight` parts uploading
+//! while the next one fills (fewer as parts grow). Every part buffer holds permits of a global
+//! semaphore, so all sessions together stay under the memory limit.
 //!
 //! Nothing is visible at the key until PutObject or CompleteMultipartUpload succeeds, and that
 //! happens only after the input ended cleanly *and* the [`CommitGate`] agrees the transfer was
@@ -32,61 +33,7 @@ use crate::error::Failure;
 use crate::events::TransferTracker;
 use crate::s3::error::ClassifyExt;
 
-pub use super::multipart::MAX_PARTS;
-/// S3's floor on every part but the last.
-pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
-
-/// Sizes that bound an upload's memory and parallelism.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TransferLimits {
-    /// Bytes per part (and the threshold between PutObject and multipart).
-    pub part_size: usize,
-    /// Parts uploading at once per upload.
-    pub parts_in_flight: usize,
-    /// Bytes of part buffers across all sessions.
-    pub memory_limit: usize,
-}
-
-impl Default for TransferLimits {
-    fn default() -> Self {
-        Self {
-            part_size: 8 * 1024 * 1024,
-            parts_in_flight: 4,
-            memory_limit: 512 * 1024 * 1024,
-        }
-    }
-}
-
-impl TransferLimits {
-    /// Checks the limits make sense together.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.part_size < MIN_PART_SIZE {
-            return Err(format!(
-                "part size must be at least 5 MiB, got {} bytes",
-                self.part_size
-            ));
-        }
-        if self.part_size > 5 * 1024 * 1024 * 1024 {
-            return Err("part size must be at most 5 GiB".into());
-        }
-        if self.parts_in_flight == 0 || self.parts_in_flight > 64 {
-            return Err("parts in flight must be between 1 and 64".into());
-        }
-        if self.memory_limit < self.part_size * 2 {
-            return Err("the memory limit must hold at least two parts".into());
-        }
-        Ok(())
-    }
-
-    /// A semaphore sized to the memory limit, in KiB permits.
-    pub fn memory_semaphore(&self) -> Arc<Semaphore> {
-        Arc::new(Semaphore::new(self.memory_limit / 1024))
-    }
-
-    fn part_permits(&self) -> u32 {
-        u32::try_from(self.part_size.div_ceil(1024)).unwrap_or(u32::MAX)
-    }
-}
+pub use super::parts::{LimitsError, MAX_PARTS, MIN_PART_SIZE, PartSchedule, TransferLimits};
 
 /// Decides whether the transfer really completed or was cancelled in a way that looks like a
 /// clean end of the data stream (see `control_tap`).
@@ -200,6 +147,8 @@ pub struct Upload<'a> {
     pub key: &'a str,
     /// Part size and parallelism.
     pub limits: TransferLimits,
+    /// True when the store needs every part but the last to be the same size (R2).
+    pub equal_parts: bool,
     /// Global memory permits (KiB).
     pub memory: Arc<Semaphore>,
     /// Progress reporting.
@@ -259,7 +208,7 @@ impl Upload<'_> {
     where
         R: AsyncRead + Unpin + Send,
     {
-        let part_size = self.limits.part_size as u64;
+        let schedule = self.limits.schedule(self.equal_parts);
         let mark = self.gate.mark();
         if let Some(max) = self.max_file_size.filter(|m| start_pos > *m) {
             return Err(too_large(max));
@@ -300,13 +249,13 @@ impl Upload<'_> {
 
         // Whole parts of the kept prefix are copied inside the store.
         if let Some((kept_len, etag)) = &kept {
-            let copy_parts = kept_len / part_size;
-            if copy_parts > 0 {
+            let ranges = schedule.whole_parts_within(*kept_len);
+            if let Some(&(_, last)) = ranges.last() {
                 let (guard, id) = self.create().await?;
-                match self.copy_parts(&guard, copy_parts, etag.as_deref()).await {
+                match self.copy_parts(&guard, &ranges, etag.as_deref()).await {
                     Ok(parts) => {
                         done_parts = parts;
-                        copied = copy_parts * part_size;
+                        copied = last + 1;
                         mpu = Some((guard, id));
                     }
                     Err(Failure::Transient(t)) => {
@@ -355,7 +304,7 @@ impl Upload<'_> {
                 prefix_len,
                 &mut mpu,
                 done_parts,
-                (mark, start_pos),
+                (schedule, mark, start_pos),
             )
             .await;
         match result {
@@ -375,21 +324,33 @@ impl Upload<'_> {
         Ok((upload, id))
     }
 
-    /// Copies the first `count` whole parts of the object being resumed into `upload`.
+    /// Copies the whole parts (`ranges`, as the schedule cuts them) of the object being
+    /// resumed into `upload`.
     async fn copy_parts(
         &self,
         upload: &MultipartUpload,
-        count: u64,
+        ranges: &[(u64, u64)],
         etag: Option<&str>,
     ) -> Result<Vec<CompletedPart>, Failure> {
-        let part_size = self.limits.part_size as u64;
-        let ranges: Vec<(u64, u64)> = (0..count)
-            .map(|i| (i * part_size, (i + 1) * part_size - 1))
-            .collect();
         let source = copy_source(self.bucket, self.key);
         upload
-            .copy_parts(&source, &ranges, etag, self.limits.parts_in_flight)
+            .copy_parts(&source, ranges, etag, self.limits.parts_in_flight())
             .await
+    }
+
+    /// The commit of a file that fits its first part: one PutObject.
+    async fn put_single(&self, body: bytes::Bytes) -> Result<(), Failure> {
+        let len = i64::try_from(body.len()).unwrap_or(i64::MAX);
+        self.client
+            .put_object()
+            .bucket(self.bucket)
+            .key(self.key)
+            .content_length(len)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .classified()?;
+        Ok(())
     }
 
     async fn stream_parts<R>(
@@ -398,12 +359,11 @@ impl Upload<'_> {
         prefix_len: u64,
         mpu: &mut Option<(MultipartUpload, String)>,
         mut parts: Vec<CompletedPart>,
-        (mark, start_pos): (u64, u64),
+        (schedule, mark, start_pos): (PartSchedule, u64, u64),
     ) -> Result<u64, Failure>
     where
         R: AsyncRead + Unpin + Send,
     {
-        let part_size = self.limits.part_size;
         // Bytes the client may still send before the object passes max_file_size.
         let budget = self.max_file_size.map(|m| (m, m.saturating_sub(start_pos)));
         let mut total: u64 = 0;
@@ -411,10 +371,16 @@ impl Upload<'_> {
         let mut set: JoinSet<DataPartResult> = JoinSet::new();
         let mut window = DrainWindow::new(DRAIN_BUDGET);
         loop {
+            // Past the last part only one byte is read: enough to know the file is too large.
+            let part_size = if next_number > schedule.max_parts() {
+                1
+            } else {
+                usize::try_from(schedule.size(next_number)).unwrap_or(usize::MAX)
+            };
             let permit = self
                 .memory
                 .clone()
-                .acquire_many_owned(self.limits.part_permits())
+                .acquire_many_owned(super::parts::permits(part_size as u64))
                 .await
                 .map_err(|_| Failure::Other("gateway is shutting down".into()))?;
             let mut buf = BytesMut::with_capacity(part_size);
@@ -440,34 +406,26 @@ impl Upload<'_> {
             self.gate.check(mark)?;
             // The whole file fits one part and nothing was copied: a single PutObject.
             if mpu.is_none() && eof {
-                let len = buf.len() as i64;
-                self.client
-                    .put_object()
-                    .bucket(self.bucket)
-                    .key(self.key)
-                    .content_length(len)
-                    .body(ByteStream::from(buf.freeze()))
-                    .send()
-                    .await
-                    .classified()?;
+                self.put_single(buf.freeze()).await?;
                 drop(permit);
                 return Ok(client_bytes(total, prefix_len));
             }
-            if mpu.is_none() {
-                *mpu = Some(self.create().await?);
-            }
-            let upload_id = mpu.as_ref().map(|(_, id)| id.clone()).unwrap_or_default();
+            let upload_id = match mpu {
+                Some((_, id)) => id.clone(),
+                None => {
+                    let (upload, id) = self.create().await?;
+                    *mpu = Some((upload, id.clone()));
+                    id
+                }
+            };
 
             if !buf.is_empty() || next_number == 1 {
-                if next_number > MAX_PARTS {
-                    return Err(Failure::TooLarge(format!(
-                        "more than {MAX_PARTS} parts of {} MiB; raise the part size",
-                        part_size / (1024 * 1024)
-                    )));
+                if next_number > schedule.max_parts() {
+                    return Err(schedule.too_large());
                 }
                 let len = buf.len() as u64;
                 while !set.is_empty()
-                    && (set.len() >= self.limits.parts_in_flight
+                    && (set.len() >= schedule.in_flight(len)
                         || !window.allows(len, std::time::Instant::now()))
                 {
                     if let Some(r) = set.join_next().await {
@@ -503,13 +461,23 @@ impl Upload<'_> {
         while let Some(r) = set.join_next().await {
             parts.push(joined_data(r)?.0);
         }
+        self.complete(mpu, parts, mark).await?;
+        Ok(client_bytes(total, prefix_len))
+    }
+
+    /// The commit of a multipart upload, once every part is stored: the gate is asked a last
+    /// time, then CompleteMultipartUpload makes the object visible. Any failure aborts.
+    async fn complete(
+        &self,
+        mpu: &mut Option<(MultipartUpload, String)>,
+        parts: Vec<CompletedPart>,
+        mark: u64,
+    ) -> Result<(), Failure> {
         self.gate.check(mark)?;
         let (upload, _) = mpu
             .take()
             .ok_or_else(|| Failure::Other("multipart upload vanished".into()))?;
-        // The commit: the object exists only after this succeeds; a failure aborts.
-        upload.complete(parts).await?;
-        Ok(client_bytes(total, prefix_len))
+        upload.complete(parts).await
     }
 }
 
@@ -628,27 +596,6 @@ mod tests {
         assert_eq!(copy_source("b", "a/b c.txt"), "b/a/b%20c.txt");
         assert_eq!(copy_source("b", "测试/x+y"), "b/%E6%B5%8B%E8%AF%95/x%2By");
         assert_eq!(copy_source("b", "a-b_c.d~e"), "b/a-b_c.d~e");
-    }
-
-    #[test]
-    fn limits_validation() {
-        assert!(TransferLimits::default().validate().is_ok());
-        let small = TransferLimits {
-            part_size: 1024,
-            ..TransferLimits::default()
-        };
-        assert!(small.validate().is_err());
-        let none = TransferLimits {
-            parts_in_flight: 0,
-            ..TransferLimits::default()
-        };
-        assert!(none.validate().is_err());
-        let tight = TransferLimits {
-            memory_limit: 8 * 1024 * 1024,
-            ..TransferLimits::default()
-        };
-        assert!(tight.validate().is_err());
-        assert_eq!(TransferLimits::default().part_permits(), 8 * 1024);
     }
 
     #[test]

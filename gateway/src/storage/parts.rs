@@ -1,0 +1,404 @@
+//! How an upload is cut into parts, decided before any byte arrives: the validated
+//! [`TransferLimits`] and the pure [`PartSchedule`] derived from them. No I/O.
+//!
+//! FTP never says how large a file will be, and S3 allows 10,000 parts per object. Fixed 8 MiB
+//! parts would refuse every upload past 78 GiB, so the part size grows as the upload grows: the
+//! schedule doubles it every twentieth of the part budget (every 500 parts), up to the largest
+//! part the memory limit can hold twice (one part filling while one uploads), and never above
+//! S3's 5 GiB. A small file keeps small parts (cheap retries, fine-grained resume); a 5 TiB
+//! upload fits with the default limits. As parts grow, fewer of them upload at once, so the
+//! bytes one upload keeps in memory stay near `part_size × (parts_in_flight + 1)`.
+//!
+//! Stores that need every part but the last to be the same size (Cloudflare R2) keep fixed
+//! parts; their largest upload is `part_size × 10,000`, and the refusal says so.
+
+use std::ops::RangeInclusive;
+
+use crate::error::Failure;
+
+/// S3's limit on the number of parts of one object.
+pub const MAX_PARTS: u64 = 10_000;
+/// S3's floor on every part but the last.
+pub const MIN_PART_SIZE: usize = 5 * MIB;
+/// S3's ceiling on one part.
+pub const MAX_PART_SIZE: usize = 5 * 1024 * MIB;
+/// S3's ceiling on one object.
+pub const MAX_OBJECT_SIZE: u64 = 5 * 1024 * 1024 * MIB as u64;
+/// The part sizes an upload may start with.
+pub const PART_SIZES: RangeInclusive<usize> = MIN_PART_SIZE..=MAX_PART_SIZE;
+/// How many parts of one upload may upload at once.
+pub const PARTS_IN_FLIGHT: RangeInclusive<usize> = 1..=32;
+/// The part budget is cut into this many steps; the part size doubles at each.
+const GROWTH_STEPS: u64 = 20;
+
+const MIB: usize = 1024 * 1024;
+
+/// Why a set of transfer limits was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LimitsError {
+    /// The part size is outside [`PART_SIZES`].
+    #[error("the part size must be between 5 MiB and 5 GiB, got {}", super::upload::human_size(*.0 as u64))]
+    PartSize(usize),
+    /// The parallelism is outside [`PARTS_IN_FLIGHT`].
+    #[error("parts in flight must be between {lo} and {hi}, got {0}", lo = PARTS_IN_FLIGHT.start(), hi = PARTS_IN_FLIGHT.end())]
+    PartsInFlight(usize),
+    /// The memory limit cannot hold two parts.
+    #[error("the memory limit ({}) must hold at least two parts of {}", super::upload::human_size(*.memory as u64), super::upload::human_size(*.part_size as u64))]
+    Memory {
+        /// The memory limit asked for.
+        memory: usize,
+        /// The part size asked for.
+        part_size: usize,
+    },
+}
+
+/// Sizes that bound an upload's memory and parallelism, checked once when they are made: a
+/// value of this type is always valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransferLimits {
+    part_size: usize,
+    parts_in_flight: usize,
+    memory_limit: usize,
+    max_parts: u64,
+}
+
+impl Default for TransferLimits {
+    /// 8 MiB parts, 4 in flight, 1.5 GiB of part buffers in all: enough for a part of
+    /// 768 MiB to fill while another uploads, which is what a 5 TiB upload needs.
+    fn default() -> Self {
+        Self {
+            part_size: 8 * MIB,
+            parts_in_flight: 4,
+            memory_limit: 1536 * MIB,
+            max_parts: MAX_PARTS,
+        }
+    }
+}
+
+impl TransferLimits {
+    /// Checks the limits make sense together: `part_size` in [`PART_SIZES`],
+    /// `parts_in_flight` in [`PARTS_IN_FLIGHT`], and memory for at least two parts.
+    pub fn new(
+        part_size: usize,
+        parts_in_flight: usize,
+        memory_limit: usize,
+    ) -> Result<Self, LimitsError> {
+        if !PART_SIZES.contains(&part_size) {
+            return Err(LimitsError::PartSize(part_size));
+        }
+        if !PARTS_IN_FLIGHT.contains(&parts_in_flight) {
+            return Err(LimitsError::PartsInFlight(parts_in_flight));
+        }
+        if memory_limit / 2 < part_size {
+            return Err(LimitsError::Memory {
+                memory: memory_limit,
+                part_size,
+            });
+        }
+        Ok(Self {
+            part_size,
+            parts_in_flight,
+            memory_limit,
+            max_parts: MAX_PARTS,
+        })
+    }
+
+    /// A lower part ceiling than S3's 10,000, so that tests reach it with small files.
+    #[doc(hidden)]
+    pub fn with_part_ceiling(mut self, max_parts: u64) -> Self {
+        self.max_parts = max_parts.clamp(1, MAX_PARTS);
+        self
+    }
+
+    /// Bytes of the first parts (and the threshold between PutObject and multipart).
+    pub fn part_size(&self) -> usize {
+        self.part_size
+    }
+
+    /// Parts of one upload uploading at once, at the first part size.
+    pub fn parts_in_flight(&self) -> usize {
+        self.parts_in_flight
+    }
+
+    /// Bytes of part buffers across all sessions.
+    pub fn memory_limit(&self) -> usize {
+        self.memory_limit
+    }
+
+    /// A semaphore sized to the memory limit, in KiB permits (see [`permits`]).
+    pub fn memory_semaphore(&self) -> std::sync::Arc<tokio::sync::Semaphore> {
+        std::sync::Arc::new(tokio::sync::Semaphore::new(self.memory_limit / 1024))
+    }
+
+    /// The part schedule of one upload to a store that does (`equal_parts`) or does not
+    /// need equal parts.
+    pub fn schedule(&self, equal_parts: bool) -> PartSchedule {
+        let largest = if equal_parts {
+            self.part_size
+        } else {
+            (self.memory_limit / 2).min(MAX_PART_SIZE)
+        };
+        PartSchedule {
+            first: self.part_size as u64,
+            largest: largest.max(self.part_size) as u64,
+            max_parts: self.max_parts,
+            step: (self.max_parts / GROWTH_STEPS).max(1),
+            parts_in_flight: self.parts_in_flight as u64,
+            memory_limit: self.memory_limit as u64,
+            equal_parts,
+        }
+    }
+}
+
+/// The memory-semaphore permits (KiB) a part buffer of `bytes` holds.
+pub fn permits(bytes: u64) -> u32 {
+    u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX)
+}
+
+/// The size of every part of one upload (see the module docs). Pure and cheap to copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartSchedule {
+    first: u64,
+    largest: u64,
+    max_parts: u64,
+    step: u64,
+    parts_in_flight: u64,
+    memory_limit: u64,
+    equal_parts: bool,
+}
+
+impl PartSchedule {
+    /// The size of part `number` (1-based).
+    pub fn size(&self, number: u64) -> u64 {
+        if self.equal_parts {
+            return self.first;
+        }
+        let doublings = (number.saturating_sub(1) / self.step).min(32);
+        self.first.saturating_mul(1 << doublings).min(self.largest)
+    }
+
+    /// The highest part number allowed.
+    pub fn max_parts(&self) -> u64 {
+        self.max_parts
+    }
+
+    /// The byte range (`first..=last`) of part `number` in the object.
+    pub fn range(&self, number: u64) -> (u64, u64) {
+        let start = self.offset(number);
+        (start, start + self.size(number) - 1)
+    }
+
+    /// Where part `number` starts in the object: the sizes of the parts before it.
+    pub fn offset(&self, number: u64) -> u64 {
+        if self.equal_parts {
+            return self.first.saturating_mul(number.saturating_sub(1));
+        }
+        let before = number.saturating_sub(1);
+        let mut offset: u64 = 0;
+        let mut done: u64 = 0;
+        while done < before {
+            let size = self.size(done + 1);
+            // The parts up to the next doubling (or all the rest once the size is capped).
+            let run = if size == self.largest {
+                before - done
+            } else {
+                (self.step - done % self.step).min(before - done)
+            };
+            offset = offset.saturating_add(size.saturating_mul(run));
+            done += run;
+        }
+        offset
+    }
+
+    /// The whole parts that fit in the first `len` bytes of an object: the part ranges a
+    /// resume copies inside the store.
+    pub fn whole_parts_within(&self, len: u64) -> Vec<(u64, u64)> {
+        let mut ranges = Vec::new();
+        let mut number = 1;
+        while number <= self.max_parts {
+            let (first, last) = self.range(number);
+            if last >= len {
+                break;
+            }
+            ranges.push((first, last));
+            number += 1;
+        }
+        ranges
+    }
+
+    /// The largest object this schedule can make: every part full, capped at S3's 5 TiB.
+    pub fn capacity(&self) -> u64 {
+        self.offset(self.max_parts + 1).min(MAX_OBJECT_SIZE)
+    }
+
+    /// How many parts of `size` bytes may upload at once: as parts grow, fewer, so that one
+    /// upload's part buffers stay near what its first parts needed.
+    pub fn in_flight(&self, size: u64) -> usize {
+        let budget = self.first * self.parts_in_flight;
+        let n = (budget / size.max(1)).clamp(1, self.parts_in_flight);
+        usize::try_from(n).unwrap_or(1)
+    }
+
+    /// The refusal for an upload that outgrew the schedule (552), naming the limit that
+    /// follows and what raises it.
+    pub fn too_large(&self) -> Failure {
+        use super::upload::human_size;
+        let capacity = human_size(self.capacity());
+        Failure::TooLarge(if self.capacity() == MAX_OBJECT_SIZE {
+            format!("larger than S3's object size limit of {capacity}; nothing was stored")
+        } else if self.equal_parts {
+            format!(
+                "this store needs parts of one size: with {} parts the largest upload is {capacity} \
+                 ({} parts); raise part_size to store larger files; nothing was stored",
+                human_size(self.first),
+                self.max_parts
+            )
+        } else {
+            format!(
+                "the largest upload with memory_limit {} is {capacity} ({} parts of up to {}); \
+                 raise memory_limit to store larger files; nothing was stored",
+                human_size(self.memory_limit),
+                self.max_parts,
+                human_size(self.largest)
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const TIB: u64 = 1024 * 1024 * MIB as u64;
+
+    #[test]
+    fn limits_are_checked_once() {
+        assert!(TransferLimits::new(8 * MIB, 4, 512 * MIB).is_ok());
+        assert_eq!(
+            TransferLimits::new(1024, 4, 512 * MIB),
+            Err(LimitsError::PartSize(1024))
+        );
+        assert_eq!(
+            TransferLimits::new(8 * MIB, 0, 512 * MIB),
+            Err(LimitsError::PartsInFlight(0))
+        );
+        assert_eq!(
+            TransferLimits::new(8 * MIB, 33, 512 * MIB),
+            Err(LimitsError::PartsInFlight(33))
+        );
+        assert!(matches!(
+            TransferLimits::new(8 * MIB, 4, 15 * MIB),
+            Err(LimitsError::Memory { .. })
+        ));
+        let d = TransferLimits::default();
+        assert_eq!(
+            TransferLimits::new(d.part_size(), d.parts_in_flight(), d.memory_limit()),
+            Ok(d)
+        );
+        assert!(
+            LimitsError::PartSize(1024)
+                .to_string()
+                .contains("between 5 MiB and 5 GiB")
+        );
+    }
+
+    #[test]
+    fn part_sizes_grow_every_twentieth_of_the_budget() {
+        let s = TransferLimits::default().schedule(false);
+        // (part number, size in MiB)
+        let table = [
+            (1, 8),
+            (500, 8),
+            (501, 16),
+            (1000, 16),
+            (1001, 32),
+            (1501, 64),
+            (2001, 128),
+            (2501, 256),
+            (3001, 512),
+            (3501, 768),
+            (10_000, 768),
+        ];
+        for (n, mib) in table {
+            assert_eq!(s.size(n), mib * MIB as u64, "part {n}");
+        }
+    }
+
+    #[test]
+    fn offsets_add_up_the_sizes_before() {
+        let s = TransferLimits::new(5 * MIB, 4, 64 * MIB)
+            .unwrap()
+            .with_part_ceiling(40)
+            .schedule(false);
+        let mut offset = 0;
+        for n in 1..=41 {
+            assert_eq!(s.offset(n), offset, "part {n}");
+            if n <= 40 {
+                assert_eq!(s.range(n), (offset, offset + s.size(n) - 1));
+                offset += s.size(n);
+            }
+        }
+        assert_eq!(s.capacity(), offset);
+    }
+
+    #[test]
+    fn the_defaults_reach_five_tib() {
+        let s = TransferLimits::default().schedule(false);
+        assert_eq!(s.capacity(), 5 * TIB);
+        // 512 MiB of memory: parts up to 256 MiB, about 1.9 TiB, and the refusal says why.
+        let small = TransferLimits::new(8 * MIB, 4, 512 * MIB)
+            .unwrap()
+            .schedule(false);
+        assert!(small.capacity() > TIB && small.capacity() < 2 * TIB);
+        let text = small.too_large().to_string();
+        assert!(text.contains("memory_limit 512 MiB"), "{text}");
+        assert_eq!(small.too_large().reply_code(), 552);
+        assert!(s.too_large().to_string().contains("5 TiB"));
+    }
+
+    #[test]
+    fn equal_parts_stay_fixed_and_say_their_limit() {
+        let s = TransferLimits::default().schedule(true);
+        assert_eq!(s.size(1), 8 * MIB as u64);
+        assert_eq!(s.size(9_999), 8 * MIB as u64);
+        assert_eq!(s.capacity(), 10_000 * 8 * MIB as u64);
+        assert_eq!(s.offset(3), 16 * MIB as u64);
+        let text = s.too_large().to_string();
+        assert!(
+            text.contains("78.1 GiB") && text.contains("part_size"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn fewer_parts_in_flight_as_parts_grow() {
+        let s = TransferLimits::default().schedule(false);
+        assert_eq!(s.in_flight(8 * MIB as u64), 4);
+        assert_eq!(s.in_flight(16 * MIB as u64), 2);
+        assert_eq!(s.in_flight(32 * MIB as u64), 1);
+        assert_eq!(s.in_flight(768 * MIB as u64), 1);
+        // Never more part memory than the limit: two of the largest parts fit.
+        assert!(2 * s.size(10_000) <= TransferLimits::default().memory_limit() as u64);
+    }
+
+    #[test]
+    fn resume_copies_whole_parts_of_the_schedule() {
+        let s = TransferLimits::new(5 * MIB, 2, 64 * MIB)
+            .unwrap()
+            .with_part_ceiling(20)
+            .schedule(false);
+        // One part per step: 5, 10, 20, 32 (capped), 32, ...
+        assert_eq!(s.size(2), 10 * MIB as u64);
+        assert_eq!(s.size(4), 32 * MIB as u64);
+        let m = MIB as u64;
+        assert_eq!(s.whole_parts_within(5 * m - 1), vec![]);
+        assert_eq!(
+            s.whole_parts_within(16 * m),
+            vec![(0, 5 * m - 1), (5 * m, 15 * m - 1)]
+        );
+        assert_eq!(s.whole_parts_within(35 * m).len(), 3);
+        // Never more parts than the ceiling.
+        assert_eq!(s.whole_parts_within(u64::MAX).len(), 20);
+    }
+}
