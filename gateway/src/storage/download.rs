@@ -1,19 +1,64 @@
-//! Streaming download: a ranged GetObject whose body is handed to libunftp as an `AsyncRead`,
-//! counted on the way for progress events. REST n returns exactly the bytes from n on; REST at
-//! the file's size returns nothing; REST past the end is an error that names the size.
+//! Streaming download. REST n returns exactly the bytes from n on; REST at the file's size
+//! returns nothing; REST past the end is an error that names the size.
+//!
+//! RETR goes through [`Download::copy_to`]: the object is fetched as ranged GETs of
+//! [`CHUNK`] bytes, the first streamed straight to the client while up to [`CHUNKS_AHEAD`]
+//! following ones download in parallel (each holding memory permits, pinned to the first
+//! reply's ETag so a concurrent overwrite fails the download instead of mixing versions), and
+//! every chunk the SDK hands over is written to the data connection as it is, with no copy
+//! into an intermediate buffer. [`Download::into_reader`] (libunftp's `get`) is one plain
+//! streamed GET, counted on the way.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, ReadBuf};
+use aws_sdk_s3::Client;
+use aws_sdk_s3::primitives::ByteStream;
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
 
 use super::S3User;
 use crate::control_tap::ControlTap;
 use crate::error::Failure;
 use crate::events::{Direction, EventBus, SessionId, TransferTracker};
 use crate::path::BucketPath;
-use crate::s3::error::classify;
+use crate::s3::error::{ClassifyExt, classify};
+
+/// Bytes per ranged GET of a split download.
+pub const CHUNK: u64 = 8 * 1024 * 1024;
+/// Chunks downloading ahead of the one being written to the client.
+pub const CHUNKS_AHEAD: usize = 3;
+
+/// An opened download: the first reply, and where the rest comes from.
+pub struct Download {
+    body: Option<ByteStream>,
+    tracker: Option<TransferTracker>,
+    rest: Option<Rest>,
+}
+
+/// The chunks after the first of a split download.
+struct Rest {
+    client: Client,
+    bucket: String,
+    key: String,
+    etag: Option<String>,
+    next: u64,
+    size: u64,
+    memory: Arc<Semaphore>,
+}
+
+/// How to fetch an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fetch {
+    /// One GET of everything from the offset on.
+    Whole,
+    /// Ranged GETs of [`CHUNK`] bytes, [`CHUNKS_AHEAD`] ahead in parallel.
+    Split,
+}
 
 /// Opens `path` for reading from `start_pos`.
 pub async fn open(
@@ -23,14 +68,19 @@ pub async fn open(
     path: &BucketPath,
     start_pos: u64,
     tap: &ControlTap,
-) -> Result<Box<dyn AsyncRead + Send + Sync + Unpin>, Failure> {
+    (fetch, memory): (Fetch, &Arc<Semaphore>),
+) -> Result<Download, Failure> {
     if path.is_root() {
         return Err(Failure::WrongType("the root folder is not a file".into()));
     }
     let key = path.key();
     let mut req = u.client.get_object().bucket(&u.bucket).key(&key);
-    if start_pos > 0 {
-        req = req.range(format!("bytes={start_pos}-"));
+    match fetch {
+        Fetch::Split => {
+            req = req.range(format!("bytes={start_pos}-{}", start_pos + CHUNK - 1));
+        }
+        Fetch::Whole if start_pos > 0 => req = req.range(format!("bytes={start_pos}-")),
+        Fetch::Whole => {}
     }
     let out = match req.send().await {
         Ok(o) => o,
@@ -61,7 +111,11 @@ pub async fn open(
                         tap.data_tls(),
                     );
                     tracker.finish();
-                    return Ok(Box::new(tokio::io::empty()));
+                    return Ok(Download {
+                        body: None,
+                        tracker: None,
+                        rest: None,
+                    });
                 }
                 return Err(Failure::BadOffset {
                     offset: start_pos,
@@ -71,7 +125,16 @@ pub async fn open(
             return Err(failure);
         }
     };
-    let size = out.content_length().map(|l| l.max(0) as u64);
+    // A ranged reply says the object's size after the slash of its Content-Range.
+    let object_size = out
+        .content_range()
+        .and_then(|r| r.rsplit_once('/'))
+        .and_then(|(_, total)| total.parse::<u64>().ok());
+    let first_len = out.content_length().map(|l| l.max(0) as u64);
+    let size = match (fetch, object_size) {
+        (Fetch::Split, Some(total)) => Some(total.saturating_sub(start_pos)),
+        _ => first_len,
+    };
     let tracker = TransferTracker::start(
         events,
         session,
@@ -81,10 +144,178 @@ pub async fn open(
         tap.data_tls(),
     )
     .mirrored(tap.transfer_counter());
-    Ok(Box::new(Counting {
-        inner: Box::pin(out.body.into_async_read()),
-        tracker: Mutex::new(Some(tracker)),
-    }))
+    let rest = match (fetch, object_size, first_len) {
+        (Fetch::Split, Some(total), Some(first)) if start_pos + first < total => Some(Rest {
+            client: u.client.clone(),
+            bucket: u.bucket.clone(),
+            key,
+            etag: out.e_tag().map(str::to_owned),
+            next: start_pos + first,
+            size: total,
+            memory: memory.clone(),
+        }),
+        _ => None,
+    };
+    Ok(Download {
+        body: Some(out.body),
+        tracker: Some(tracker),
+        rest,
+    })
+}
+
+impl Download {
+    /// The download as a reader (one streamed GET), counted for progress events.
+    pub fn into_reader(self) -> Box<dyn AsyncRead + Send + Sync + Unpin> {
+        match (self.body, self.tracker) {
+            (Some(body), tracker) => Box::new(Counting {
+                inner: Box::pin(body.into_async_read()),
+                tracker: Mutex::new(tracker),
+            }),
+            _ => Box::new(tokio::io::empty()),
+        }
+    }
+
+    /// Writes the whole download to `out` (see the module docs); returns the bytes written.
+    /// A failure, including the client going away, is reported on the transfer's event.
+    pub async fn copy_to<W>(mut self, out: &mut W) -> Result<u64, Failure>
+    where
+        W: AsyncWrite + Unpin + ?Sized,
+    {
+        let result = self.write_all(out).await;
+        if let Some(tracker) = self.tracker.take() {
+            match &result {
+                Ok(_) => tracker.finish(),
+                Err(f) => tracker.fail(format!("download failed: {f}")),
+            }
+        }
+        result
+    }
+
+    async fn write_all<W>(&mut self, out: &mut W) -> Result<u64, Failure>
+    where
+        W: AsyncWrite + Unpin + ?Sized,
+    {
+        let mut written = 0;
+        if let Some(body) = self.body.take() {
+            written += self.write_stream(body, out).await?;
+        }
+        let Some(rest) = self.rest.take() else {
+            return Ok(written);
+        };
+        let mut ahead = Ahead::default();
+        let mut next = rest.next;
+        loop {
+            // Memory is taken here, in order: a download waits for memory only while it holds
+            // none, so downloads never wait on each other's chunks.
+            while ahead.0.len() < CHUNKS_AHEAD && next < rest.size {
+                let last = (next + CHUNK).min(rest.size) - 1;
+                let permits = super::parts::permits(last - next + 1);
+                let permit = match rest.memory.clone().try_acquire_many_owned(permits) {
+                    Ok(p) => p,
+                    Err(_) if !ahead.0.is_empty() => break,
+                    Err(_) => rest
+                        .memory
+                        .clone()
+                        .acquire_many_owned(permits)
+                        .await
+                        .map_err(|_| Failure::Other("gateway is shutting down".into()))?,
+                };
+                ahead
+                    .0
+                    .push_back(tokio::spawn(rest.fetch(next, last, permit)));
+                next = last + 1;
+            }
+            let Some(task) = ahead.0.pop_front() else {
+                break;
+            };
+            let chunk = task
+                .await
+                .map_err(|e| Failure::Other(format!("download task failed: {e}")))??;
+            write(out, &chunk.0).await?;
+            drop(chunk.1);
+            written += chunk.0.len() as u64;
+            if let Some(t) = self.tracker.as_mut() {
+                t.add(chunk.0.len() as u64);
+            }
+        }
+        Ok(written)
+    }
+
+    /// Writes every piece of `body` to `out` as the SDK hands it over.
+    async fn write_stream<W>(&mut self, mut body: ByteStream, out: &mut W) -> Result<u64, Failure>
+    where
+        W: AsyncWrite + Unpin + ?Sized,
+    {
+        let mut written = 0;
+        while let Some(piece) = body.next().await {
+            let piece =
+                piece.map_err(|e| Failure::Transient(format!("reading from the store: {e}")))?;
+            write(out, &piece).await?;
+            written += piece.len() as u64;
+            if let Some(t) = self.tracker.as_mut() {
+                t.add(piece.len() as u64);
+            }
+        }
+        Ok(written)
+    }
+}
+
+/// Writes to the client's data connection; a failure there is the client going away.
+async fn write<W: AsyncWrite + Unpin + ?Sized>(out: &mut W, bytes: &[u8]) -> Result<(), Failure> {
+    out.write_all(bytes)
+        .await
+        .map_err(|e| Failure::Aborted(format!("data connection failed: {}", e.kind())))
+}
+
+/// The chunks downloading ahead, in order; dropping it (the client went away, a chunk
+/// failed) cancels them.
+#[derive(Default)]
+struct Ahead(VecDeque<JoinHandle<Result<(Bytes, tokio::sync::OwnedSemaphorePermit), Failure>>>);
+
+impl Drop for Ahead {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+impl Rest {
+    /// Fetches bytes `first..=last` whole; `permit` (memory for them) is held until written.
+    fn fetch(
+        &self,
+        first: u64,
+        last: u64,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) -> impl Future<Output = Result<(Bytes, tokio::sync::OwnedSemaphorePermit), Failure>> + Send + 'static
+    {
+        let mut req = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .range(format!("bytes={first}-{last}"));
+        if let Some(etag) = &self.etag {
+            req = req.if_match(etag);
+        }
+        async move {
+            let out = req.send().await.classified()?;
+            let bytes = out
+                .body
+                .collect()
+                .await
+                .map_err(|e| Failure::Transient(format!("reading from the store: {e}")))?
+                .into_bytes();
+            if bytes.len() as u64 != last - first + 1 {
+                return Err(Failure::Transient(format!(
+                    "the store sent {} bytes for a range of {}",
+                    bytes.len(),
+                    last - first + 1
+                )));
+            }
+            Ok((bytes, permit))
+        }
+    }
 }
 
 /// Counts bytes read and reports the outcome; dropping it early reports a cancel.

@@ -585,6 +585,30 @@ impl S3Backend {
 }
 
 impl S3Backend {
+    async fn open_download(
+        &self,
+        u: &S3User,
+        path: &Path,
+        start_pos: u64,
+        fetch: download::Fetch,
+    ) -> ftp::Result<download::Download> {
+        let p = parse(u, path)?;
+        if let Err(f) = u.rights.check_read() {
+            return Err(self.refuse(f));
+        }
+        download::open(
+            &self.shared.events,
+            self.conn.session,
+            u,
+            &p,
+            start_pos,
+            &self.conn.tap,
+            (fetch, &self.shared.memory),
+        )
+        .await
+        .map_err(|f| self.refuse(f))
+    }
+
     async fn delete_file(&self, u: &S3User, p: &BucketPath) -> Res<()> {
         self.shared.permissions.delete_by(u)?;
         if p.is_root() {
@@ -719,23 +743,28 @@ impl StorageBackend<S3User> for S3Backend {
         path: P,
         start_pos: u64,
     ) -> ftp::Result<Box<dyn AsyncRead + Send + Sync + Unpin>> {
-        let p = parse(u, path.as_ref())?;
-        if let Err(f) = u.rights.check_read() {
-            return Err(self.refuse(f));
-        }
-        match download::open(
-            &self.shared.events,
-            self.conn.session,
-            u,
-            &p,
-            start_pos,
-            &self.conn.tap,
-        )
-        .await
-        {
-            Ok(r) => Ok(r),
-            Err(f) => Err(self.refuse(f)),
-        }
+        let download = self
+            .open_download(u, path.as_ref(), start_pos, download::Fetch::Whole)
+            .await?;
+        Ok(download.into_reader())
+    }
+
+    // RETR: ranged GETs in parallel, written to the data connection without a copy.
+    async fn get_into<'a, P, W: ?Sized>(
+        &self,
+        u: &S3User,
+        path: P,
+        start_pos: u64,
+        output: &'a mut W,
+    ) -> ftp::Result<u64>
+    where
+        W: tokio::io::AsyncWrite + Unpin + Sync + Send,
+        P: AsRef<Path> + Send + Debug,
+    {
+        let download = self
+            .open_download(u, path.as_ref(), start_pos, download::Fetch::Split)
+            .await?;
+        download.copy_to(output).await.map_err(|f| self.refuse(f))
     }
 
     async fn put<P: AsRef<Path> + Send + Debug, R: AsyncRead + Send + Sync + Unpin + 'static>(
