@@ -1,12 +1,14 @@
-//! Files that must survive a crash mid-write: JSON written atomically (temporary file in the
-//! same folder, `fsync`, rename over the old file, `fsync` of the folder), and read back with
-//! a corrupt file renamed aside (`NAME.corrupt-<unix seconds>`) rather than silently replaced.
+//! Files that must survive a crash mid-write: JSON written atomically
+//! ([`localstore::atomic`]: temporary file in the same folder, `fsync`, rename over the old
+//! file, `fsync` of the folder), and read back with a corrupt file renamed aside
+//! (`NAME.corrupt-<unix seconds>`) rather than silently replaced.
 
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use localstore::atomic::{Access, Staged, WriteError, write_atomic};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -43,81 +45,24 @@ fn err(path: &Path) -> impl FnOnce(io::Error) -> PersistError + '_ {
     }
 }
 
-/// Writes `bytes` to `path` so that a crash leaves either the old or the new content.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PersistError> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    fs::create_dir_all(&dir).map_err(err(&dir))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "file".into());
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let written = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()
-    })();
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(err(&tmp)(e));
+impl From<WriteError> for PersistError {
+    fn from(WriteError { path, source }: WriteError) -> Self {
+        PersistError { path, source }
     }
-    if let Err(e) = fs::rename(&tmp, path) {
-        let _ = fs::remove_file(&tmp);
-        return Err(err(path)(e));
-    }
-    // The rename itself must reach the disk too (POSIX: fsync the folder).
-    #[cfg(unix)]
-    File::open(&dir)
-        .and_then(|d| d.sync_all())
-        .map_err(err(&dir))?;
-    Ok(())
 }
 
 /// Writes `bytes` as a new file `name` in `dir` (`stem-2.ext`, `stem-3.ext`, … when taken),
-/// never replacing an existing file and never leaving a half-written one: the content goes
-/// to a temporary file first (owner-only on Unix), which is then linked under the free name.
-/// Returns the path written.
+/// owner-only, never replacing an existing file and never leaving a half-written one
+/// ([`Staged::link_new`]). Returns the path written.
 pub fn write_new(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf, PersistError> {
-    fs::create_dir_all(dir).map_err(err(dir))?;
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let written = (|| {
-        let mut options = fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut f = options.open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()
-    })();
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(err(&tmp)(e));
-    }
-    let result = (|| {
-        for n in 1u32.. {
-            let candidate = dir.join(numbered(name, n));
-            if candidate.exists() {
-                continue;
-            }
-            match fs::hard_link(&tmp, &candidate) {
-                Ok(()) => return Ok(candidate),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                // No hard links here (FAT, some network shares): the name was free a moment ago.
-                Err(_) => return fs::rename(&tmp, &candidate).map(|()| candidate),
-            }
+    let staged = Staged::in_dir(dir, name, bytes, Access::OwnerOnly)?;
+    for n in 1u32.. {
+        let candidate = dir.join(numbered(name, n));
+        if staged.link_new(&candidate)? {
+            return Ok(candidate);
         }
-        Err(io::Error::other("no free file name"))
-    })();
-    let _ = fs::remove_file(&tmp);
-    let path = result.map_err(err(dir))?;
-    #[cfg(unix)]
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(err(dir))?;
-    Ok(path)
+    }
+    Err(err(dir)(io::Error::other("no free file name")))
 }
 
 /// `name` for `n == 1`, else `stem-n.ext`. Pure.
@@ -138,7 +83,7 @@ pub fn save_json<T: Serialize>(path: &Path, value: &T) -> Result<(), PersistErro
         source: io::Error::other(e),
     })?;
     bytes.push(b'\n');
-    write_atomic(path, &bytes)
+    Ok(write_atomic(path, &bytes, Access::Default)?)
 }
 
 /// Reads `path` as JSON. A file that does not parse is renamed aside and reported; a file
