@@ -1,0 +1,27 @@
+//! The [`Shell`] trait: what the actions need from the desktop around them. The real app's
+//! implementation is [`crate::shell::TauriShell`]; tests put a recorder in its place.
+
+use gateway::Event;
+
+use crate::server::ServerStatus;
+use crate::settings::Settings;
+
+/// What the actions need from the desktop around them.
+pub trait Shell: Send + Sync {
+    /// The server state changed (tray icon, tooltip and menu; the window's header).
+    fn server_changed(&self, status: &ServerStatus);
+    /// Profiles were added, edited or deleted (tray "Copy login" submenu).
+    fn profiles_changed(&self);
+    /// The language or other settings changed.
+    fn settings_changed(&self, settings: &Settings);
+    /// A gateway event, after the Activity model took it.
+    fn gateway_event(&self, event: &Event);
+    /// Turns "start at login" on or off.
+    fn set_start_at_login(&self, on: bool) -> Result<(), String>;
+    /// Puts text on the clipboard.
+    fn copy_text(&self, text: &str) -> Result<(), String>;
+    /// Shows and focuses the window.
+    fn show_window(&self);
+    /// The banner messages changed (the window reloads them).
+    fn notices_changed(&self);
+}
