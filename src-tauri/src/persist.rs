@@ -19,13 +19,20 @@ pub enum Loaded<T> {
     Missing,
     /// The file parsed.
     Ok(T),
-    /// The file did not parse; it was renamed to `kept_at`.
-    Corrupt {
-        /// Where the unreadable file now is.
-        kept_at: PathBuf,
-        /// Why it did not parse.
-        reason: String,
-    },
+    /// The file did not parse; it was moved aside.
+    Corrupt(Corrupt),
+}
+
+/// A file that did not parse and was renamed aside rather than replaced: a fact for the
+/// caller to report (the actions layer makes it a banner message).
+#[derive(Debug)]
+pub struct Corrupt {
+    /// The file as it was named.
+    pub path: PathBuf,
+    /// Where it now is.
+    pub kept_at: PathBuf,
+    /// Why it did not parse.
+    pub error: serde_json::Error,
 }
 
 /// A file that could not be read or written.
@@ -101,10 +108,11 @@ pub fn load_json<T: DeserializeOwned>(path: &Path) -> Result<Loaded<T>, PersistE
             fs::rename(path, &kept_at).map_err(err(path))?;
             tracing::warn!(file = %path.display(), kept = %kept_at.display(), error = %e,
                 "unreadable file moved aside");
-            Ok(Loaded::Corrupt {
+            Ok(Loaded::Corrupt(Corrupt {
+                path: path.to_path_buf(),
                 kept_at,
-                reason: e.to_string(),
-            })
+                error: e,
+            }))
         }
     }
 }
@@ -160,19 +168,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("doc.json");
         fs::write(&path, b"{\"a\": 1,,").unwrap();
-        let Loaded::Corrupt { kept_at, reason } = load_json::<Doc>(&path).unwrap() else {
+        let Loaded::Corrupt(Corrupt {
+            path: named,
+            kept_at,
+            error,
+        }) = load_json::<Doc>(&path).unwrap()
+        else {
             panic!("expected corrupt");
         };
+        assert_eq!(named, path);
         assert!(!path.exists());
         assert_eq!(fs::read(&kept_at).unwrap(), b"{\"a\": 1,,");
         let kept = kept_at.file_name().unwrap().to_string_lossy().into_owned();
         assert!(kept.starts_with("doc.json.corrupt-"), "{kept}");
-        assert!(!reason.is_empty());
+        assert!(error.is_syntax() || error.is_eof(), "{error}");
         // A second corrupt file the same second gets its own name.
         fs::write(&path, b"nope").unwrap();
-        let Loaded::Corrupt {
+        let Loaded::Corrupt(Corrupt {
             kept_at: second, ..
-        } = load_json::<Doc>(&path).unwrap()
+        }) = load_json::<Doc>(&path).unwrap()
         else {
             panic!("expected corrupt");
         };

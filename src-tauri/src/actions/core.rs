@@ -102,10 +102,10 @@ impl Core {
     ) -> Result<Self, OpenError> {
         let catalog = Catalog::load()?;
         let mut notices = Vec::new();
-        let (settings, n) = SettingsStore::load(&paths.config_dir.join("settings.json"))?;
-        notices.extend(n);
+        let (settings, corrupt) = SettingsStore::load(&paths.config_dir.join("settings.json"))?;
+        notices.extend(corrupt.as_ref().map(Notice::corrupt));
         let (profiles, report) = ProfileStore::load(&paths.config_dir.join("profiles.json"))?;
-        notices.extend(report.notice);
+        notices.extend(report.corrupt.as_ref().map(Notice::corrupt));
         if report.first_run {
             tracing::info!(dir = %paths.config_dir.display(), "first run: profile \"This computer\" created");
         }

@@ -3,6 +3,7 @@
 
 use serde::{Serialize, Serializer};
 
+use crate::form::FieldError;
 use crate::persist::PersistError;
 use crate::secrets::SecretError;
 use crate::settings::SaveError;
@@ -12,15 +13,8 @@ use crate::settings::SaveError;
 #[derive(Debug, thiserror::Error)]
 pub enum ActionError {
     /// A form field is wrong.
-    #[error("{detail}")]
-    Invalid {
-        /// The field at fault.
-        field: &'static str,
-        /// Translation key.
-        key: &'static str,
-        /// English detail.
-        detail: String,
-    },
+    #[error("{}", .0.detail)]
+    Invalid(#[from] FieldError),
     /// No such profile.
     #[error("no profile {0:?}")]
     NoProfile(String),
@@ -57,7 +51,7 @@ impl ActionError {
     /// The translation key of the message.
     pub fn key(&self) -> &'static str {
         match self {
-            ActionError::Invalid { key, .. } => key,
+            ActionError::Invalid(e) => e.key,
             ActionError::NoProfile(_) => "err.no_profile",
             ActionError::Builtin => "err.builtin",
             ActionError::SecretRequired => "err.secret_required",
@@ -73,7 +67,7 @@ impl ActionError {
 
     fn kind(&self) -> &'static str {
         match self {
-            ActionError::Invalid { .. } => "invalid",
+            ActionError::Invalid(_) => "invalid",
             ActionError::NoProfile(_) => "no_profile",
             ActionError::Builtin => "builtin",
             ActionError::SecretRequired => "secret_required",
@@ -89,7 +83,7 @@ impl ActionError {
 
     pub(super) fn detail(&self) -> String {
         match self {
-            ActionError::Invalid { detail, .. } => detail.clone(),
+            ActionError::Invalid(e) => e.detail.clone(),
             ActionError::Keychain(e) => e.0.clone(),
             ActionError::Save(e) => e.to_string(),
             ActionError::Start(d)
@@ -113,7 +107,7 @@ impl Serialize for ActionError {
             message: String,
         }
         let field = match self {
-            ActionError::Invalid { field, .. } => Some(*field),
+            ActionError::Invalid(e) => Some(e.field),
             ActionError::SecretRequired => Some("secret"),
             _ => None,
         };
@@ -128,24 +122,10 @@ impl Serialize for ActionError {
     }
 }
 
-impl From<crate::profiles::InvalidProfile> for ActionError {
-    fn from(e: crate::profiles::InvalidProfile) -> Self {
-        ActionError::Invalid {
-            field: e.field,
-            key: e.key,
-            detail: e.detail,
-        }
-    }
-}
-
 impl From<SaveError> for ActionError {
     fn from(e: SaveError) -> Self {
         match e {
-            SaveError::Invalid(i) => ActionError::Invalid {
-                field: i.field,
-                key: i.key,
-                detail: i.detail,
-            },
+            SaveError::Invalid(e) => ActionError::Invalid(e),
             SaveError::Write(w) => ActionError::Save(w),
         }
     }

@@ -3,12 +3,12 @@
 //! background work (local bucket, FTPS, a tray export) become notices here, and only here.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use serde::Serialize;
 
 use super::Core;
 use super::core::lock;
+use crate::persist::Corrupt;
 
 /// A message for the window's banner: a translation key plus arguments.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -28,13 +28,13 @@ impl Notice {
     }
 
     /// A settings or profiles file that did not parse and was kept aside.
-    pub fn corrupt(file: &Path, kept: &Path, reason: &str) -> Self {
+    pub fn corrupt(c: &Corrupt) -> Self {
         Self::new(
             "notice.corrupt",
             &[
-                ("file", file.display().to_string()),
-                ("kept", kept.display().to_string()),
-                ("reason", reason.to_owned()),
+                ("file", c.path.display().to_string()),
+                ("kept", c.kept_at.display().to_string()),
+                ("reason", c.error.to_string()),
             ],
         )
     }

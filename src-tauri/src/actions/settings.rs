@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::{ActionError, Core};
+use crate::form::invalid;
 use crate::settings::{SaveError, Settings};
 
 /// Result of saving settings.
@@ -26,11 +27,12 @@ impl Core {
     pub async fn save_settings(&self, new: Settings) -> Result<SettingsSaved, ActionError> {
         new.validate().map_err(SaveError::Invalid)?;
         if self.profiles.get(&new.default_profile).is_none() {
-            return Err(ActionError::Invalid {
-                field: "default_profile",
-                key: "err.default_profile",
-                detail: format!("no profile {:?}", new.default_profile),
-            });
+            return Err(invalid(
+                "default_profile",
+                "err.default_profile",
+                format!("no profile {:?}", new.default_profile),
+            )
+            .into());
         }
         let old = self.settings.get();
         if new.start_at_login != old.start_at_login {
