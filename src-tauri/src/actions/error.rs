@@ -3,6 +3,7 @@
 
 use serde::{Serialize, Serializer};
 
+use super::ShellError;
 use crate::form::FieldError;
 use crate::persist::PersistError;
 use crate::secrets::SecretError;
@@ -38,10 +39,10 @@ pub enum ActionError {
     LocalUnavailable(String),
     /// Start at login could not be changed.
     #[error("could not change start at login: {0}")]
-    Autostart(String),
+    Autostart(ShellError),
     /// The clipboard refused.
     #[error("could not copy: {0}")]
-    Clipboard(String),
+    Clipboard(ShellError),
     /// The FileZilla site file could not be written.
     #[error("could not export the FileZilla sites: {0}")]
     Export(String),
@@ -86,11 +87,10 @@ impl ActionError {
             ActionError::Invalid(e) => e.detail.clone(),
             ActionError::Keychain(e) => e.0.clone(),
             ActionError::Save(e) => e.to_string(),
-            ActionError::Start(d)
-            | ActionError::LocalUnavailable(d)
-            | ActionError::Autostart(d)
-            | ActionError::Clipboard(d)
-            | ActionError::Export(d) => d.clone(),
+            ActionError::Start(d) | ActionError::LocalUnavailable(d) | ActionError::Export(d) => {
+                d.clone()
+            }
+            ActionError::Autostart(e) | ActionError::Clipboard(e) => e.to_string(),
             other => other.to_string(),
         }
     }

@@ -50,7 +50,7 @@ impl Core {
         let mut skipped = Vec::new();
         for v in self.profiles() {
             let name = self.display_name(&v.profile);
-            if v.profile.access_key.is_empty() || v.profile.bucket.is_empty() {
+            if !v.has_login() {
                 skipped.push(name);
                 continue;
             }

@@ -6,8 +6,9 @@
 //!
 //! One file per area: `core` (the state and opening it), `server`, `profiles`, `probe`
 //! (Test connection), `connect` (FileZilla settings, clipboard, login URLs), `export`
-//! (FileZilla site file), `settings`, `language`, `notices` (the banner), `error`
-//! ([`ActionError`]) and `shell` (the [`Shell`] trait).
+//! (FileZilla site file), `settings`, `language`, `notices` (the banner and the window),
+//! `tray` (the tray's state as plain data), `error` ([`ActionError`]) and `shell` (the
+//! [`Shell`] trait).
 
 mod connect;
 mod core;
@@ -20,6 +21,7 @@ mod profiles;
 mod server;
 mod settings;
 mod shell;
+mod tray;
 
 pub use self::core::{AppPaths, Core, OpenError};
 pub use connect::{ConnectInfo, CopyField, HOST, ftp_url, url_user};
@@ -29,6 +31,6 @@ pub use language::StringsView;
 pub use notices::Notice;
 pub use probe::{PROBE_TIMEOUT, ProbeView, probe_failure};
 pub use profiles::{PresetView, ProfileView};
-pub use server::{STOP_GRACE, now_ms};
+pub use server::{ConfigError, STOP_GRACE, now_ms};
 pub use settings::SettingsSaved;
-pub use shell::Shell;
+pub use shell::{Feature, Shell, ShellError};

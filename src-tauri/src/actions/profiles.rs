@@ -41,6 +41,14 @@ pub struct PresetView {
     pub endpoint_required: bool,
 }
 
+impl ProfileView {
+    /// True when the profile has an access key and a default bucket, so a FileZilla login
+    /// `AK/bucket` can be made of it (tray "Copy FileZilla login", the site export).
+    pub fn has_login(&self) -> bool {
+        !self.profile.access_key.is_empty() && !self.profile.bucket.is_empty()
+    }
+}
+
 impl Core {
     pub(super) fn view(&self, p: Profile) -> ProfileView {
         if p.local {

@@ -10,6 +10,7 @@ use gateway::{Event, GatewayConfig, S3Settings};
 use super::core::lock;
 use super::{ActionError, Core};
 use crate::activity::Snapshot;
+use crate::form::FieldError;
 use crate::profiles::LOCAL_PROFILE_ID;
 use crate::server::ServerStatus;
 
@@ -24,6 +25,24 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Why the settings and profiles make no gateway configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A setting is wrong (a settings file edited by hand).
+    #[error("setting {0}")]
+    Invalid(#[from] FieldError),
+    /// Neither the default profile nor the local bucket can serve logins.
+    #[error(
+        "no profile can serve logins: the local bucket is not running and the default profile is gone"
+    )]
+    NoProfile,
+    /// "Require TLS" without a certificate would refuse every login.
+    #[error(
+        "\"Require TLS\" is on but FTPS is off (no certificate), so no one could log in: turn \"Require TLS\" off in Settings"
+    )]
+    TlsWithoutCertificate,
+}
+
 impl Core {
     /// The server's state.
     pub fn status(&self) -> ServerStatus {
@@ -31,18 +50,16 @@ impl Core {
     }
 
     /// The gateway configuration from the settings and profiles.
-    pub fn gateway_config(&self) -> Result<GatewayConfig, String> {
+    pub fn gateway_config(&self) -> Result<GatewayConfig, ConfigError> {
         let s = self.settings.get();
-        s.validate().map_err(|e| e.to_string())?;
+        s.validate()?;
         let default = self
             .endpoint_settings(&s.default_profile)
             .or_else(|| self.endpoint_settings(LOCAL_PROFILE_ID))
-            .ok_or_else(|| {
-                "no profile can serve logins: the local bucket is not running and the default profile is gone".to_owned()
-            })?;
+            .ok_or(ConfigError::NoProfile)?;
         let mut config = GatewayConfig::new(default);
         config.listen = SocketAddr::from(([127, 0, 0, 1], s.listen_port));
-        config.passive_ports = s.passive_range().map_err(|e| e.to_string())?;
+        config.passive_ports = s.passive_range()?;
         config.limits = s.transfer_limits();
         config.permissions = gateway::Permissions {
             read_only: s.read_only,
@@ -50,9 +67,7 @@ impl Core {
         };
         config.tls = self.tls.clone();
         if s.require_tls && self.tls.is_none() {
-            return Err(
-                "\"Require TLS\" is on but FTPS is off (no certificate), so no one could log in: turn \"Require TLS\" off in Settings".to_owned(),
-            );
+            return Err(ConfigError::TlsWithoutCertificate);
         }
         config.require_tls = s.require_tls;
         let local = self
