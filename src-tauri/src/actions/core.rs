@@ -91,6 +91,22 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     }
 }
 
+/// The value of `result`; on an error `None`, and a banner message `key` with the error as
+/// its `detail`.
+fn or_notice<T, E: std::fmt::Display>(
+    result: Result<T, E>,
+    key: &'static str,
+    notices: &mut Vec<Notice>,
+) -> Option<T> {
+    match result {
+        Ok(v) => Some(v),
+        Err(e) => {
+            notices.push(Notice::new(key, &[("detail", e.to_string())]));
+            None
+        }
+    }
+}
+
 impl Core {
     /// Loads settings and profiles, starts the local bucket and prepares FTPS. Unreadable
     /// (corrupt) files, a local bucket that does not start and FTPS problems become notices;
@@ -109,37 +125,19 @@ impl Core {
         if report.first_run {
             tracing::info!(dir = %paths.config_dir.display(), "first run: profile \"This computer\" created");
         }
-        let local =
-            match gateway::local::start_local(&paths.data_dir.join("local-store"), LOCAL_BUCKET)
-                .await
-            {
-                Ok(l) => Some(l),
-                Err(e) => {
-                    tracing::warn!(error = %e, "local bucket did not start");
-                    notices.push(Notice::new(
-                        "notice.local_failed",
-                        &[("detail", e.to_string())],
-                    ));
-                    None
-                }
-            };
+        let local = gateway::local::start_local(&paths.data_dir.join("local-store"), LOCAL_BUCKET)
+            .await
+            .inspect_err(|e| tracing::warn!(error = %e, "local bucket did not start"));
+        let local = or_notice(local, "notice.local_failed", &mut notices);
         let local_login = local.as_ref().map(|l| LocalLogin {
             access_key: l.access_key.clone(),
             secret_key: l.secret_key.clone(),
             settings: l.settings.clone(),
             folder: l.folder.clone(),
         });
-        let tls = match gateway::tls::load_or_create(&paths.data_dir) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                tracing::warn!(error = %e, "FTPS off");
-                notices.push(Notice::new(
-                    "notice.tls_failed",
-                    &[("detail", e.to_string())],
-                ));
-                None
-            }
-        };
+        let tls = gateway::tls::load_or_create(&paths.data_dir)
+            .inspect_err(|e| tracing::warn!(error = %e, "FTPS off"));
+        let tls = or_notice(tls, "notice.tls_failed", &mut notices);
         Ok(Self {
             paths,
             settings,

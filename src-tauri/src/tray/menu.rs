@@ -252,83 +252,77 @@ mod tests {
         let en = |k: &str, a: &[(&str, &str)]| catalog.t(Lang::En, k, a);
         let local = profile("local", "This computer", "LOCALKEY/local", true);
         let long_error = "x".repeat(100);
-        // State, items as (id, enabled), status line, tooltip, picture.
-        type Case = (TrayState, Vec<(&'static str, bool)>, String, String, Icon);
-        let table: Vec<Case> = vec![
-            (
-                TrayState {
+        // The menu is the same skeleton in every state; what changes is Start / Stop, the
+        // copy submenu, the state line, the tooltip and the picture.
+        struct Case {
+            state: TrayState,
+            start: bool,
+            copies: Vec<(&'static str, bool)>,
+            line: String,
+            tooltip: String,
+            icon: Icon,
+        }
+        let table = vec![
+            Case {
+                state: TrayState {
                     server: ServerStatus::Stopped,
                     profiles: vec![local.clone()],
                 },
-                vec![
-                    (ids::STATUS, false),
-                    ("-", false),
-                    (ids::START, true),
-                    (ids::STOP, false),
-                    ("-", false),
-                    (ids::OPEN, true),
-                    (ids::COPY_MENU, true),
-                    ("copy-login:local", true),
-                    (ids::EXPORT, true),
-                    ("-", false),
-                    (ids::QUIT, true),
-                ],
-                "○ Stopped".into(),
-                "BucketFTP: stopped".into(),
-                Icon::Stopped,
-            ),
-            (
-                TrayState {
+                start: true,
+                copies: vec![("copy-login:local", true)],
+                line: "○ Stopped".into(),
+                tooltip: "BucketFTP: stopped".into(),
+                icon: Icon::Stopped,
+            },
+            Case {
+                state: TrayState {
                     server: ServerStatus::Running {
                         address: "127.0.0.1:2048".into(),
                     },
                     profiles: vec![local.clone(), profile("p1", "Work", "AKW/", false)],
                 },
-                vec![
-                    (ids::STATUS, false),
-                    ("-", false),
-                    (ids::START, false),
-                    (ids::STOP, true),
-                    ("-", false),
-                    (ids::OPEN, true),
-                    (ids::COPY_MENU, true),
-                    ("copy-login:local", true),
-                    ("copy-login:p1", false),
-                    (ids::EXPORT, true),
-                    ("-", false),
-                    (ids::QUIT, true),
-                ],
-                "● Running on 127.0.0.1:2048".into(),
-                "BucketFTP: running on 127.0.0.1:2048".into(),
-                Icon::Running,
-            ),
-            (
-                // The local bucket did not start and no profile is left: an empty submenu
-                // is disabled; the error line is cut to 60 characters.
-                TrayState {
+                start: false,
+                copies: vec![("copy-login:local", true), ("copy-login:p1", false)],
+                line: "● Running on 127.0.0.1:2048".into(),
+                tooltip: "BucketFTP: running on 127.0.0.1:2048".into(),
+                icon: Icon::Running,
+            },
+            // The local bucket did not start and no profile is left: an empty submenu is
+            // disabled; the error line is cut to 60 characters.
+            Case {
+                state: TrayState {
                     server: ServerStatus::Error {
                         message: long_error.clone(),
                     },
                     profiles: vec![],
                 },
-                vec![
-                    (ids::STATUS, false),
-                    ("-", false),
-                    (ids::START, true),
-                    (ids::STOP, false),
-                    ("-", false),
-                    (ids::OPEN, true),
-                    (ids::COPY_MENU, false),
-                    (ids::EXPORT, true),
-                    ("-", false),
-                    (ids::QUIT, true),
-                ],
-                format!("⚠ Error: {}", &long_error[..60]),
-                format!("BucketFTP: error: {}", &long_error[..60]),
-                Icon::Error,
-            ),
+                start: true,
+                copies: vec![],
+                line: format!("⚠ Error: {}", &long_error[..60]),
+                tooltip: format!("BucketFTP: error: {}", &long_error[..60]),
+                icon: Icon::Error,
+            },
         ];
-        for (state, items, line, tooltip, icon) in table {
+        for case in table {
+            let Case {
+                state,
+                start,
+                copies,
+                line,
+                tooltip,
+                icon,
+            } = case;
+            let mut items = vec![
+                (ids::STATUS, false),
+                ("-", false),
+                (ids::START, start),
+                (ids::STOP, !start),
+                ("-", false),
+                (ids::OPEN, true),
+                (ids::COPY_MENU, !copies.is_empty()),
+            ];
+            items.extend(copies);
+            items.extend([(ids::EXPORT, true), ("-", false), (ids::QUIT, true)]);
             let model = menu_model(&state, &en);
             let got = flat(&model);
             let want: Vec<(String, bool)> =
