@@ -18,6 +18,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use localstore::atomic::{Access, WriteError, write_atomic};
 use rustls::ServerConfig;
 use rustls::server::ServerSessionMemoryCache;
 use rustls_pki_types::pem::PemObject;
@@ -53,6 +54,12 @@ pub enum TlsError {
     /// rustls refused the certificate or key.
     #[error("TLS setup failed: {0}")]
     Rustls(#[from] rustls::Error),
+}
+
+impl From<WriteError> for TlsError {
+    fn from(WriteError { path, source }: WriteError) -> Self {
+        TlsError::Io { path, source }
+    }
 }
 
 /// A ready TLS configuration and what to tell the user about it.
@@ -148,41 +155,9 @@ fn generate(cert_path: &Path, key_path: &Path) -> Result<(), TlsError> {
     let cert = params
         .self_signed(&key)
         .map_err(|e| TlsError::Generate(e.to_string()))?;
-    if let Some(parent) = cert_path.parent() {
-        std::fs::create_dir_all(parent).map_err(|source| TlsError::Io {
-            path: parent.into(),
-            source,
-        })?;
-    }
-    write_private(key_path, key.serialize_pem().as_bytes())?;
-    write_atomic(cert_path, cert.pem().as_bytes(), false)?;
+    write_atomic(key_path, key.serialize_pem().as_bytes(), Access::OwnerOnly)?;
+    write_atomic(cert_path, cert.pem().as_bytes(), Access::Default)?;
     Ok(())
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
-    write_atomic(path, bytes, true)
-}
-
-fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<(), TlsError> {
-    use std::io::Write;
-    let io = |source| TlsError::Io {
-        path: path.into(),
-        source,
-    };
-    let tmp = path.with_extension("tmp");
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    if private {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    #[cfg(not(unix))]
-    let _ = private;
-    let mut f = opts.open(&tmp).map_err(io)?;
-    f.write_all(bytes).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
 }
 
 /// The SHA-256 fingerprint of a DER certificate as FileZilla shows it (`AB:CD:…`).
@@ -208,6 +183,11 @@ mod tests {
         let b = load_or_create(&dir).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(a.fingerprint, b.fingerprint, "reused, not regenerated");
         assert_eq!(a.fingerprint.len(), 32 * 3 - 1);
+        let mut names: Vec<_> = std::fs::read_dir(&dir)
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        names.sort();
+        assert_eq!(names, [CERT_FILE, KEY_FILE], "no temporary file left");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

@@ -1,16 +1,15 @@
 //! Random local credentials, persisted in `local-credentials.json`.
 //!
-//! The file is written once (temp file with mode 0600 on unix, fsync, then linked into place
-//! without replacing an existing file), so two processes starting at the same time still agree
-//! on one key pair. Later calls read it back. The secret is never logged or put in an error.
+//! The file is written once ([`crate::atomic::write_new`]: mode 0600 on unix, never replacing
+//! an existing file), so two processes starting at the same time still agree on one key pair. Later calls read it back. The secret is never logged or put in an error.
 
 use std::fs;
-use std::io::Write;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::LocalStoreError;
+use crate::atomic::{Access, WriteError, write_new};
 
 /// The credentials file name inside the directory given to [`load_or_create_credentials`].
 pub const CREDENTIALS_FILE: &str = "local-credentials.json";
@@ -38,41 +37,24 @@ pub fn load_or_create_credentials(dir: &Path) -> Result<(String, String), LocalS
     if let Some(pair) = read_existing(&path)? {
         return Ok(pair);
     }
-    fs::create_dir_all(dir).map_err(|source| LocalStoreError::CredentialsIo {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-
     let file = CredentialsFile {
         version: 1,
         access_key_id: format!("LOCAL{}", random_string(15, UPPER_DIGITS)?),
         secret_access_key: random_string(40, BASE62)?,
     };
-    let io_err = |source| LocalStoreError::CredentialsIo {
-        path: path.clone(),
-        source,
-    };
     // serde_json cannot fail on a struct of strings; map it anyway rather than panic.
-    let json = serde_json::to_vec_pretty(&file)
-        .map_err(|e| io_err(std::io::Error::other(e.to_string())))?;
-
-    let tmp = dir.join(format!(
-        ".{CREDENTIALS_FILE}.tmp-{}",
-        random_string(12, BASE62)?
-    ));
-    let result = write_private(&tmp, &json).and_then(|()| publish(&tmp, &path));
-    let _ = fs::remove_file(&tmp);
-    match result {
-        Ok(true) => {
-            sync_dir(dir);
-            Ok((file.access_key_id, file.secret_access_key))
-        }
+    let json = serde_json::to_vec_pretty(&file).map_err(|e| LocalStoreError::CredentialsIo {
+        path: path.clone(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    match write_new(&path, &json, Access::OwnerOnly) {
+        Ok(true) => Ok((file.access_key_id, file.secret_access_key)),
         // Another process won the race: use its pair.
         Ok(false) => read_existing(&path)?.ok_or_else(|| LocalStoreError::CorruptCredentials {
             path: path.clone(),
             reason: "it disappeared while being created".to_owned(),
         }),
-        Err(source) => Err(io_err(source)),
+        Err(WriteError { path, source }) => Err(LocalStoreError::CredentialsIo { path, source }),
     }
 }
 
@@ -108,35 +90,6 @@ fn is_token(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic())
 }
 
-/// Creates `tmp` readable by the owner only, writes `data` and fsyncs it.
-fn write_private(tmp: &Path, data: &[u8]) -> std::io::Result<()> {
-    let mut opts = fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(tmp)?;
-    f.write_all(data)?;
-    f.sync_all()
-}
-
-/// Moves `tmp` to `path` unless `path` already exists. `Ok(false)` when it did exist.
-fn publish(tmp: &Path, path: &Path) -> std::io::Result<bool> {
-    match fs::hard_link(tmp, path) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-        // File systems without hard links (FAT, some network shares): plain rename.
-        Err(_) => {
-            if path.exists() {
-                return Ok(false);
-            }
-            fs::rename(tmp, path).map(|()| true)
-        }
-    }
-}
-
 #[cfg(unix)]
 fn tighten_permissions(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
@@ -149,16 +102,6 @@ fn tighten_permissions(path: &Path) {
 
 #[cfg(not(unix))]
 fn tighten_permissions(_path: &Path) {}
-
-/// Best-effort fsync of a directory so a rename survives a crash (unix only).
-pub(crate) fn sync_dir(dir: &Path) {
-    #[cfg(unix)]
-    if let Ok(d) = fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
-}
 
 const UPPER_DIGITS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 const BASE62: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";

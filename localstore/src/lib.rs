@@ -41,8 +41,10 @@
 //!
 //! In the source: `keys` (pure key/path rules), `listing` (S3-ordered tree walk), `store`
 //! (atomic writes, sidecars, locks), `multipart` (upload state), `s3impl` (the S3 operations),
-//! `server` (auth, accept loop), `credentials` (the persisted local key pair).
+//! `server` (auth, accept loop), `credentials` (the persisted local key pair), [`atomic`]
+//! (the workspace's one atomic small-file write).
 
+pub mod atomic;
 mod credentials;
 mod error;
 mod keys;

@@ -27,7 +27,8 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
 use crate::LocalStoreError;
-use crate::credentials::{random_hex_id, sync_dir};
+use crate::atomic::sync_dir;
+use crate::credentials::random_hex_id;
 use crate::keys::{self, ParsedKey, RESERVED_PREFIX};
 
 /// MD5 of zero bytes: the ETag of every folder marker and empty file.
@@ -526,7 +527,8 @@ impl Store {
             Err(e) => return Err(rename_error(e, key)),
         }
         if let Some(parent) = dest.parent() {
-            sync_dir(parent);
+            // Best effort: the object is in place either way.
+            let _ = sync_dir(parent);
         }
         Ok(meta)
     }

@@ -12,7 +12,8 @@
 //! - [`server`]: the running gateway and its state.
 //! - [`activity`]: sessions, transfers, errors and log tail from gateway events.
 //! - [`profiles`], [`settings`], [`persist`]: the JSON files (atomic writes, corrupt files
-//!   kept aside) and the per-login endpoint settings handed to the gateway.
+//!   kept aside and reported as [`persist::Corrupt`]) and the per-login endpoint settings
+//!   handed to the gateway; [`form`]: the one form-field error of both.
 //! - [`secrets`]: secret keys in the OS keychain.
 //! - [`i18n`]: English, 简体中文, 日本語.
 //! - `webkit_network` (Linux): ends WebKit's network process when no window is left.
@@ -25,6 +26,7 @@
 pub mod actions;
 pub mod activity;
 pub mod commands;
+pub mod form;
 pub mod i18n;
 pub mod persist;
 pub mod profiles;

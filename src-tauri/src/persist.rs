@@ -1,12 +1,14 @@
-//! Files that must survive a crash mid-write: JSON written atomically (temporary file in the
-//! same folder, `fsync`, rename over the old file, `fsync` of the folder), and read back with
-//! a corrupt file renamed aside (`NAME.corrupt-<unix seconds>`) rather than silently replaced.
+//! Files that must survive a crash mid-write: JSON written atomically
+//! ([`localstore::atomic`]: temporary file in the same folder, `fsync`, rename over the old
+//! file, `fsync` of the folder), and read back with a corrupt file renamed aside
+//! (`NAME.corrupt-<unix seconds>`) rather than silently replaced.
 
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use localstore::atomic::{Access, Staged, WriteError, write_atomic};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -17,13 +19,20 @@ pub enum Loaded<T> {
     Missing,
     /// The file parsed.
     Ok(T),
-    /// The file did not parse; it was renamed to `kept_at`.
-    Corrupt {
-        /// Where the unreadable file now is.
-        kept_at: PathBuf,
-        /// Why it did not parse.
-        reason: String,
-    },
+    /// The file did not parse; it was moved aside.
+    Corrupt(Corrupt),
+}
+
+/// A file that did not parse and was renamed aside rather than replaced: a fact for the
+/// caller to report (the actions layer makes it a banner message).
+#[derive(Debug)]
+pub struct Corrupt {
+    /// The file as it was named.
+    pub path: PathBuf,
+    /// Where it now is.
+    pub kept_at: PathBuf,
+    /// Why it did not parse.
+    pub error: serde_json::Error,
 }
 
 /// A file that could not be read or written.
@@ -43,81 +52,24 @@ fn err(path: &Path) -> impl FnOnce(io::Error) -> PersistError + '_ {
     }
 }
 
-/// Writes `bytes` to `path` so that a crash leaves either the old or the new content.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PersistError> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    fs::create_dir_all(&dir).map_err(err(&dir))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "file".into());
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let written = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()
-    })();
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(err(&tmp)(e));
+impl From<WriteError> for PersistError {
+    fn from(WriteError { path, source }: WriteError) -> Self {
+        PersistError { path, source }
     }
-    if let Err(e) = fs::rename(&tmp, path) {
-        let _ = fs::remove_file(&tmp);
-        return Err(err(path)(e));
-    }
-    // The rename itself must reach the disk too (POSIX: fsync the folder).
-    #[cfg(unix)]
-    File::open(&dir)
-        .and_then(|d| d.sync_all())
-        .map_err(err(&dir))?;
-    Ok(())
 }
 
 /// Writes `bytes` as a new file `name` in `dir` (`stem-2.ext`, `stem-3.ext`, … when taken),
-/// never replacing an existing file and never leaving a half-written one: the content goes
-/// to a temporary file first (owner-only on Unix), which is then linked under the free name.
-/// Returns the path written.
+/// owner-only, never replacing an existing file and never leaving a half-written one
+/// ([`Staged::link_new`]). Returns the path written.
 pub fn write_new(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf, PersistError> {
-    fs::create_dir_all(dir).map_err(err(dir))?;
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let written = (|| {
-        let mut options = fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut f = options.open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()
-    })();
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(err(&tmp)(e));
-    }
-    let result = (|| {
-        for n in 1u32.. {
-            let candidate = dir.join(numbered(name, n));
-            if candidate.exists() {
-                continue;
-            }
-            match fs::hard_link(&tmp, &candidate) {
-                Ok(()) => return Ok(candidate),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                // No hard links here (FAT, some network shares): the name was free a moment ago.
-                Err(_) => return fs::rename(&tmp, &candidate).map(|()| candidate),
-            }
+    let staged = Staged::in_dir(dir, name, bytes, Access::OwnerOnly)?;
+    for n in 1u32.. {
+        let candidate = dir.join(numbered(name, n));
+        if staged.link_new(&candidate)? {
+            return Ok(candidate);
         }
-        Err(io::Error::other("no free file name"))
-    })();
-    let _ = fs::remove_file(&tmp);
-    let path = result.map_err(err(dir))?;
-    #[cfg(unix)]
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(err(dir))?;
-    Ok(path)
+    }
+    Err(err(dir)(io::Error::other("no free file name")))
 }
 
 /// `name` for `n == 1`, else `stem-n.ext`. Pure.
@@ -138,7 +90,7 @@ pub fn save_json<T: Serialize>(path: &Path, value: &T) -> Result<(), PersistErro
         source: io::Error::other(e),
     })?;
     bytes.push(b'\n');
-    write_atomic(path, &bytes)
+    Ok(write_atomic(path, &bytes, Access::Default)?)
 }
 
 /// Reads `path` as JSON. A file that does not parse is renamed aside and reported; a file
@@ -156,10 +108,11 @@ pub fn load_json<T: DeserializeOwned>(path: &Path) -> Result<Loaded<T>, PersistE
             fs::rename(path, &kept_at).map_err(err(path))?;
             tracing::warn!(file = %path.display(), kept = %kept_at.display(), error = %e,
                 "unreadable file moved aside");
-            Ok(Loaded::Corrupt {
+            Ok(Loaded::Corrupt(Corrupt {
+                path: path.to_path_buf(),
                 kept_at,
-                reason: e.to_string(),
-            })
+                error: e,
+            }))
         }
     }
 }
@@ -215,19 +168,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("doc.json");
         fs::write(&path, b"{\"a\": 1,,").unwrap();
-        let Loaded::Corrupt { kept_at, reason } = load_json::<Doc>(&path).unwrap() else {
+        let Loaded::Corrupt(Corrupt {
+            path: named,
+            kept_at,
+            error,
+        }) = load_json::<Doc>(&path).unwrap()
+        else {
             panic!("expected corrupt");
         };
+        assert_eq!(named, path);
         assert!(!path.exists());
         assert_eq!(fs::read(&kept_at).unwrap(), b"{\"a\": 1,,");
         let kept = kept_at.file_name().unwrap().to_string_lossy().into_owned();
         assert!(kept.starts_with("doc.json.corrupt-"), "{kept}");
-        assert!(!reason.is_empty());
+        assert!(error.is_syntax() || error.is_eof(), "{error}");
         // A second corrupt file the same second gets its own name.
         fs::write(&path, b"nope").unwrap();
-        let Loaded::Corrupt {
+        let Loaded::Corrupt(Corrupt {
             kept_at: second, ..
-        } = load_json::<Doc>(&path).unwrap()
+        }) = load_json::<Doc>(&path).unwrap()
         else {
             panic!("expected corrupt");
         };

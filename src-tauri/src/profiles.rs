@@ -13,7 +13,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use gateway::{Addressing, Provider, S3Settings};
 use serde::{Deserialize, Serialize};
 
-use crate::persist::{self, Loaded, PersistError};
+use crate::form::{FieldError, invalid};
+use crate::persist::{self, Corrupt, Loaded, PersistError};
 
 /// Id of the built-in "This computer" profile.
 pub const LOCAL_PROFILE_ID: &str = "local";
@@ -101,26 +102,6 @@ pub struct ProfileInput {
     pub bucket: String,
 }
 
-/// A form field that is wrong: the field and the message key (see `ui/locales`).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("profile {field}: {detail}")]
-pub struct InvalidProfile {
-    /// The field at fault.
-    pub field: &'static str,
-    /// Translation key of the message.
-    pub key: &'static str,
-    /// The message in English.
-    pub detail: String,
-}
-
-fn invalid(field: &'static str, key: &'static str, detail: impl Into<String>) -> InvalidProfile {
-    InvalidProfile {
-        field,
-        key,
-        detail: detail.into(),
-    }
-}
-
 fn opt(s: &str) -> Option<String> {
     let t = s.trim();
     (!t.is_empty()).then(|| t.to_owned())
@@ -128,7 +109,7 @@ fn opt(s: &str) -> Option<String> {
 
 impl ProfileInput {
     /// Turns the form into a profile with `id`, checking each field. Pure.
-    pub fn to_profile(&self, id: &str) -> Result<Profile, InvalidProfile> {
+    pub fn to_profile(&self, id: &str) -> Result<Profile, FieldError> {
         let name = self.name.trim();
         if name.is_empty() {
             return Err(invalid("name", "err.name", "give the profile a name"));
@@ -188,8 +169,8 @@ pub struct ProfileStore {
 pub struct LoadReport {
     /// True when there was no file (first run): "This computer" was created.
     pub first_run: bool,
-    /// Set when the file was unreadable and moved aside.
-    pub notice: Option<crate::actions::Notice>,
+    /// Set when the file did not parse and was moved aside.
+    pub corrupt: Option<Corrupt>,
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -217,8 +198,8 @@ impl ProfileStore {
                 report.first_run = true;
                 Vec::new()
             }
-            Loaded::Corrupt { kept_at, reason } => {
-                report.notice = Some(crate::actions::Notice::corrupt(path, &kept_at, &reason));
+            Loaded::Corrupt(c) => {
+                report.corrupt = Some(c);
                 Vec::new()
             }
         };
@@ -229,7 +210,7 @@ impl ProfileStore {
             path: path.to_path_buf(),
             list: Arc::new(RwLock::new(profiles)),
         };
-        if report.first_run || report.notice.is_some() {
+        if report.first_run || report.corrupt.is_some() {
             store.write_file()?;
         }
         Ok((store, report))
@@ -445,8 +426,8 @@ mod tests {
         let path = dir.path().join("profiles.json");
         std::fs::write(&path, "{ not json").unwrap();
         let (store, report) = ProfileStore::load(&path).unwrap();
-        let notice = report.notice.unwrap();
-        assert_eq!(notice.key, "notice.corrupt");
+        let corrupt = report.corrupt.unwrap();
+        assert_eq!(corrupt.path, path);
         assert_eq!(store.all(), vec![Profile::local()]);
         let kept: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
@@ -454,6 +435,7 @@ mod tests {
             .filter(|n| n.starts_with("profiles.json.corrupt-"))
             .collect();
         assert_eq!(kept.len(), 1);
+        assert_eq!(corrupt.kept_at, dir.path().join(&kept[0]));
         assert_eq!(
             std::fs::read_to_string(dir.path().join(&kept[0])).unwrap(),
             "{ not json"

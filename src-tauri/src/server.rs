@@ -74,9 +74,9 @@ impl ServerController {
 
     /// Starts the gateway with `config` unless it runs already; each event goes to
     /// `on_event`. Returns the new state and whether this call started it.
-    pub async fn start(
+    pub async fn start<E: std::fmt::Display>(
         &self,
-        config: impl FnOnce() -> Result<GatewayConfig, String>,
+        config: impl FnOnce() -> Result<GatewayConfig, E>,
         on_event: Arc<dyn Fn(Event) + Send + Sync>,
     ) -> (ServerStatus, bool) {
         let mut slot = self.running.lock().await;
@@ -85,7 +85,7 @@ impl ServerController {
         }
         let result = match config() {
             Ok(c) => Gateway::start(c).await.map_err(|e| e.to_string()),
-            Err(e) => Err(e),
+            Err(e) => Err(e.to_string()),
         };
         let status = match result {
             Ok(handle) => {

@@ -8,7 +8,8 @@ use std::sync::RwLock;
 
 use serde::{Deserialize, Serialize};
 
-use crate::persist::{self, Loaded, PersistError};
+use crate::form::{FieldError, invalid};
+use crate::persist::{self, Corrupt, Loaded, PersistError};
 use crate::profiles::LOCAL_PROFILE_ID;
 
 /// Default FTP port of the desktop app.
@@ -62,29 +63,9 @@ impl Default for Settings {
     }
 }
 
-/// A setting that cannot work: the field and the message key (see `ui/locales`).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("setting {field}: {detail}")]
-pub struct Invalid {
-    /// The field at fault.
-    pub field: &'static str,
-    /// Translation key of the message.
-    pub key: &'static str,
-    /// The message in English.
-    pub detail: String,
-}
-
-fn invalid(field: &'static str, key: &'static str, detail: impl Into<String>) -> Invalid {
-    Invalid {
-        field,
-        key,
-        detail: detail.into(),
-    }
-}
-
 impl Settings {
     /// Checks every field. Pure.
-    pub fn validate(&self) -> Result<(), Invalid> {
+    pub fn validate(&self) -> Result<(), FieldError> {
         if self.listen_port == 0 {
             return Err(invalid(
                 "listen_port",
@@ -123,7 +104,7 @@ impl Settings {
     }
 
     /// The passive port range.
-    pub fn passive_range(&self) -> Result<RangeInclusive<u16>, Invalid> {
+    pub fn passive_range(&self) -> Result<RangeInclusive<u16>, FieldError> {
         gateway::config::parse_port_range(&self.passive_ports)
             .map_err(|e| invalid("passive_ports", "err.passive_ports", e))
     }
@@ -161,23 +142,20 @@ pub struct SettingsStore {
 }
 
 impl SettingsStore {
-    /// Reads `path`; missing means defaults, corrupt means defaults plus a notice naming
-    /// where the old file was kept.
-    pub fn load(path: &Path) -> Result<(Self, Option<crate::actions::Notice>), PersistError> {
-        let (settings, notice) = match persist::load_json::<Settings>(path)? {
+    /// Reads `path`; missing means defaults, corrupt means defaults plus the [`Corrupt`]
+    /// fact (where the old file was kept).
+    pub fn load(path: &Path) -> Result<(Self, Option<Corrupt>), PersistError> {
+        let (settings, corrupt) = match persist::load_json::<Settings>(path)? {
             Loaded::Missing => (Settings::default(), None),
             Loaded::Ok(s) => (s, None),
-            Loaded::Corrupt { kept_at, reason } => (
-                Settings::default(),
-                Some(crate::actions::Notice::corrupt(path, &kept_at, &reason)),
-            ),
+            Loaded::Corrupt(c) => (Settings::default(), Some(c)),
         };
         Ok((
             Self {
                 path: path.to_path_buf(),
                 current: RwLock::new(settings),
             },
-            notice,
+            corrupt,
         ))
     }
 
@@ -205,8 +183,8 @@ impl SettingsStore {
 #[derive(Debug, thiserror::Error)]
 pub enum SaveError {
     /// A field is wrong.
-    #[error(transparent)]
-    Invalid(Invalid),
+    #[error("setting {0}")]
+    Invalid(FieldError),
     /// The file could not be written.
     #[error("cannot write settings: {0}")]
     Write(PersistError),
@@ -288,8 +266,8 @@ mod tests {
     fn store_refuses_invalid_and_keeps_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("settings.json");
-        let (store, notice) = SettingsStore::load(&path).unwrap();
-        assert!(notice.is_none());
+        let (store, corrupt) = SettingsStore::load(&path).unwrap();
+        assert!(corrupt.is_none());
         let good = Settings {
             listen_port: 2121,
             ..Settings::default()
@@ -303,5 +281,20 @@ mod tests {
         assert_eq!(store.get(), good);
         let (again, _) = SettingsStore::load(&path).unwrap();
         assert_eq!(again.get(), good);
+    }
+
+    #[test]
+    fn a_corrupt_file_means_defaults_and_is_reported_as_a_fact() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("settings.json");
+        std::fs::write(&path, "{\"listen_port\": 21,").unwrap();
+        let (store, corrupt) = SettingsStore::load(&path).unwrap();
+        assert_eq!(store.get(), Settings::default());
+        let c = corrupt.unwrap();
+        assert_eq!(c.path, path);
+        assert_eq!(
+            std::fs::read_to_string(&c.kept_at).unwrap(),
+            "{\"listen_port\": 21,"
+        );
     }
 }

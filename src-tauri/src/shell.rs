@@ -4,7 +4,7 @@
 
 use tauri::{AppHandle, Emitter, Manager, Runtime};
 
-use crate::actions::Shell;
+use crate::actions::{Feature, Shell, ShellError};
 use crate::server::ServerStatus;
 use crate::settings::Settings;
 
@@ -86,31 +86,39 @@ impl<R: Runtime> Shell for TauriShell<R> {
         let _ = self.app.emit(events::GATEWAY_EVENT, event);
     }
 
-    fn set_start_at_login(&self, on: bool) -> Result<(), String> {
+    fn set_start_at_login(&self, on: bool) -> Result<(), ShellError> {
+        let feature = Feature::StartAtLogin;
         let Some(manager) = self
             .app
             .try_state::<tauri_plugin_autostart::AutoLaunchManager>()
         else {
-            return Err("start at login is not available".into());
+            return Err(ShellError::Unavailable(feature));
         };
         let result = if on {
             manager.enable()
         } else {
             manager.disable()
         };
-        result.map_err(|e| e.to_string())
+        result.map_err(|e| ShellError::Failed {
+            feature,
+            source: Box::new(e),
+        })
     }
 
-    fn copy_text(&self, text: &str) -> Result<(), String> {
+    fn copy_text(&self, text: &str) -> Result<(), ShellError> {
+        let feature = Feature::Clipboard;
         let Some(clipboard) = self
             .app
             .try_state::<tauri_plugin_clipboard_manager::Clipboard<R>>()
         else {
-            return Err("the clipboard is not available".into());
+            return Err(ShellError::Unavailable(feature));
         };
         clipboard
             .write_text(text.to_owned())
-            .map_err(|e| e.to_string())
+            .map_err(|e| ShellError::Failed {
+                feature,
+                source: Box::new(e),
+            })
     }
 
     fn show_window(&self) {

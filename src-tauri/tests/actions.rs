@@ -9,7 +9,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bucketftp::actions::{ActionError, AppPaths, CopyField, Core, Shell};
+use bucketftp::actions::{ActionError, AppPaths, CopyField, Core, Shell, ShellError};
 use bucketftp::activity::Outcome;
 use bucketftp::profiles::ProfileInput;
 use bucketftp::secrets::{Keychain, SecretStore};
@@ -47,11 +47,11 @@ impl Shell for Recorder {
     fn gateway_event(&self, event: &gateway::Event) {
         self.calls.lock().unwrap().push(format!("event:{event:?}"));
     }
-    fn set_start_at_login(&self, on: bool) -> Result<(), String> {
+    fn set_start_at_login(&self, on: bool) -> Result<(), ShellError> {
         *self.autostart.lock().unwrap() = Some(on);
         Ok(())
     }
-    fn copy_text(&self, text: &str) -> Result<(), String> {
+    fn copy_text(&self, text: &str) -> Result<(), ShellError> {
         *self.clipboard.lock().unwrap() = Some(text.to_owned());
         Ok(())
     }
