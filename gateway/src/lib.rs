@@ -57,6 +57,7 @@ pub mod probe;
 pub mod relay;
 pub mod s3;
 pub mod server;
+pub mod session;
 pub mod storage;
 pub mod tls;
 pub mod users;

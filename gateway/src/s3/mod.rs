@@ -16,7 +16,6 @@ use aws_sdk_s3::config::{
 };
 use aws_smithy_http_client::tls;
 
-pub use error::S3Failure;
 pub use provider::{Addressing, Provider};
 
 /// How to reach the object store: a provider preset plus the user's overrides.

@@ -8,12 +8,12 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, ReadBuf};
 
-use super::S3User;
 use crate::control_tap::ControlTap;
 use crate::error::Failure;
 use crate::events::{Direction, EventBus, SessionId, TransferTracker};
 use crate::path::BucketPath;
 use crate::s3::error::classify;
+use crate::session::S3User;
 
 /// Opens `path` for reading from `start_pos`.
 pub async fn open(
