@@ -25,6 +25,11 @@ pub struct Rights {
     pub delete: bool,
 }
 
+/// A `permissions` value other than `r`, `w` or `rw` (the text as given).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("permissions must be \"r\", \"w\" or \"rw\", not {0:?}")]
+pub struct BadPermissions(pub String);
+
 impl Rights {
     /// Everything: the `ACCESS_KEY_ID/bucket` login, whose limits are the key's own.
     pub const ALL: Rights = Rights {
@@ -34,17 +39,13 @@ impl Rights {
     };
 
     /// Parses COS-style `permissions`: `"r"`, `"w"` or `"rw"` (any order, any case). Pure.
-    pub fn parse(permissions: &str, delete: bool) -> Result<Rights, String> {
+    pub fn parse(permissions: &str, delete: bool) -> Result<Rights, BadPermissions> {
         let p = permissions.trim().to_ascii_lowercase();
         let (read, write) = match p.as_str() {
             "r" => (true, false),
             "w" => (false, true),
             "rw" | "wr" => (true, true),
-            _ => {
-                return Err(format!(
-                    "permissions must be \"r\", \"w\" or \"rw\", not {permissions:?}"
-                ));
-            }
+            _ => return Err(BadPermissions(permissions.to_owned())),
         };
         Ok(Rights {
             read,
