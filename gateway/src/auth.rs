@@ -27,9 +27,9 @@ use crate::users::{TeamUser, UserTable, decoy_hash, verify_password};
 /// A parsed login name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Login {
-    /// The access key id.
+    /// The access key id before the `/`: picks the profile settings and signs requests.
     pub access_key: String,
-    /// The bucket.
+    /// The bucket after the `/`, checked against S3's naming rules.
     pub bucket: String,
 }
 

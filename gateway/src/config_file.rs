@@ -29,7 +29,7 @@ use crate::users::{Directory, Rights, Secret, Storage, TeamUser, is_password_has
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}", self.render())]
 pub struct ConfigError {
-    /// The file.
+    /// The config file the mistake is in.
     pub file: PathBuf,
     /// 1-based line, when known.
     pub line: Option<usize>,
@@ -101,7 +101,7 @@ struct UserEntry {
 pub struct ServerOption {
     /// The key, e.g. `part_size`.
     pub key: String,
-    /// Its line in the file.
+    /// The 1-based line of the key, for error messages.
     pub line: usize,
     /// The arguments it stands for: `["--part-size", "8MiB"]`, `["--allow-remote"]`, or none
     /// for a `false` switch.
@@ -111,7 +111,7 @@ pub struct ServerOption {
     pub check: Vec<OsString>,
 }
 
-/// A parsed config file.
+/// A config file read and parsed as TOML, kept with its text so errors can name lines.
 pub struct ConfigFile {
     path: PathBuf,
     text: String,

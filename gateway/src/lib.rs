@@ -89,17 +89,17 @@ pub enum StartError {
     /// The audit log file could not be opened for appending.
     #[error("cannot open the audit log {}: {source}", path.display())]
     AuditLog {
-        /// The file.
+        /// The audit log file as configured.
         path: std::path::PathBuf,
-        /// The OS error.
+        /// Why the OS refused.
         source: std::io::Error,
     },
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
-        /// The address.
+        /// The configured listen address.
         addr: SocketAddr,
-        /// The OS error.
+        /// Why the OS refused (in use, not an address of this host, …).
         source: std::io::Error,
     },
 }

@@ -123,26 +123,26 @@ impl std::fmt::Debug for Secret {
 /// A named S3 connection with its credential (`[[storage]]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Storage {
-    /// Its name in the config file.
+    /// The `name` users refer to it by in the config file.
     pub name: String,
     /// Provider, endpoint, region, addressing.
     pub settings: S3Settings,
-    /// The access key id.
+    /// The access key id every user of this storage is signed with.
     pub access_key_id: String,
-    /// The secret access key.
+    /// The secret access key (never printed: see [`Secret`]).
     pub secret: Secret,
 }
 
 /// One FTP user (`[[user]]`).
 #[derive(Clone, PartialEq, Eq)]
 pub struct TeamUser {
-    /// The FTP user name.
+    /// The name the user logs in with (no `/`, so it cannot be taken for a key login).
     pub name: String,
     /// argon2id PHC string.
     pub password_hash: String,
     /// Where the user's bucket lives.
     pub storage: Arc<Storage>,
-    /// The bucket.
+    /// The bucket of `storage` this user works in.
     pub bucket: String,
     /// The user's `/`: a normalised folder inside the bucket (the root when empty).
     pub home: BucketPath,
@@ -210,7 +210,8 @@ impl UserTable {
         }
     }
 
-    /// The directory now in force.
+    /// The directory now in force; a reload swaps it whole, so a caller keeps a consistent
+    /// one.
     pub fn current(&self) -> Arc<Directory> {
         self.current
             .read()

@@ -21,7 +21,7 @@ pub use provider::{Addressing, Provider};
 /// How to reach the object store: a provider preset plus the user's overrides.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct S3Settings {
-    /// The provider preset.
+    /// The provider whose preset gives the endpoint template, region and limits.
     pub provider: Provider,
     /// An explicit endpoint URL; overrides the preset's template.
     pub endpoint: Option<String>,
@@ -143,7 +143,8 @@ impl ClientFactory {
         self
     }
 
-    /// The resolved settings.
+    /// The settings after the preset filled in what the user left out (endpoint, region,
+    /// addressing, copy limit).
     pub fn resolved(&self) -> &Resolved {
         &self.resolved
     }
