@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::error::Failure;
-use crate::relay::wire::Facts;
+use crate::relay::wire::{Facts, one_line};
 
 /// How long a reason waits for its error reply before it is dropped as stale.
 const REASON_FRESH: Duration = Duration::from_secs(60);
@@ -97,15 +97,6 @@ pub fn split(
             transfer_bytes: Arc::new(AtomicU64::new(0)),
         },
     ))
-}
-
-/// Text safe to put on one reply line.
-pub fn one_line(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect::<String>()
-        .trim()
-        .to_owned()
 }
 
 impl ControlTap {
@@ -260,11 +251,6 @@ impl ControlTap {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn one_line_strips_breaks() {
-        assert_eq!(one_line(" a\r\nb\0c "), "a  b c");
-    }
 
     #[test]
     fn commit_decision_table() {
