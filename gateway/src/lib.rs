@@ -9,8 +9,10 @@
 //! - [`path`]: pure FTP path ⇄ S3 key mapping (normalisation, `..`, limits).
 //! - [`s3`]: client construction per credential from one HTTP client, provider presets, and
 //!   error classification.
-//! - [`storage`]: the libunftp backend: listing, download, streaming multipart upload, rename,
-//!   folders.
+//! - [`storage`]: the libunftp backend: a thin adapter over the bucket client, folder
+//!   operations, listing, download and streaming multipart upload.
+//! - [`session`]: one session's connection facts and logged-in user, shared by [`auth`],
+//!   [`storage`] and [`server`].
 //! - [`auth`]: `ACCESS_KEY_ID/bucket` + secret logins, proven by one call on the bucket, and
 //!   team logins.
 //! - [`users`]: team users from the config file: argon2id passwords, a storage, a bucket, a
