@@ -8,7 +8,6 @@
 //! authenticator and user-detail provider sharing a one-slot hand-off: the authenticator puts
 //! the session's S3 client there, the provider takes it.
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -16,22 +15,21 @@ use unftp_core::auth::{
     AuthenticationError, Authenticator, Credentials, Principal, UserDetailError, UserDetailProvider,
 };
 
-use crate::control_tap::ControlTap;
 use crate::error::Failure;
-use crate::events::{Event, EventBus, SessionId};
+use crate::events::Event;
 use crate::janitor::Janitor;
 use crate::limits::LoginLockout;
 use crate::s3::Factories;
 use crate::s3::error::{bucket_region_hint, classify};
-use crate::storage::S3User;
+use crate::session::{Connection, S3User};
 use crate::users::{TeamUser, UserTable, decoy_hash, verify_password};
 
 /// A parsed login name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Login {
-    /// The access key id.
+    /// The access key id before the `/`: picks the profile settings and signs requests.
     pub access_key: String,
-    /// The bucket.
+    /// The bucket after the `/`, checked against S3's naming rules.
     pub bucket: String,
 }
 
@@ -107,19 +105,6 @@ fn verify_slots() -> &'static Arc<tokio::sync::Semaphore> {
         let cpus = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
         Arc::new(tokio::sync::Semaphore::new(cpus))
     })
-}
-
-/// Per-connection facts the authenticator and the backend need.
-#[derive(Debug, Clone)]
-pub struct Connection {
-    /// The session id.
-    pub session: SessionId,
-    /// The client's address.
-    pub peer: SocketAddr,
-    /// The duplicate control-socket handle.
-    pub tap: Arc<ControlTap>,
-    /// Event sink.
-    pub events: EventBus,
 }
 
 /// The one-slot hand-off between authenticator and user-detail provider.

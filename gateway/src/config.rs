@@ -80,68 +80,114 @@ impl GatewayConfig {
     }
 }
 
+/// Why a size, port range or duration written as text was refused; each variant holds the
+/// text as given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// No number where a size was expected.
+    #[error("{0:?} is not a size")]
+    NotASize(String),
+    /// A size unit other than B, k/KiB, M/MiB, G/GiB.
+    #[error("unknown size unit {unit:?} in {text:?}")]
+    SizeUnit {
+        /// The unit as written.
+        unit: String,
+        /// The whole text.
+        text: String,
+    },
+    /// Not a whole number of seconds, minutes, hours or days.
+    #[error("{0:?} is not a duration like 30s, 15m or 2h")]
+    NotADuration(String),
+    /// A duration unit other than s, m, h, d.
+    #[error("unknown duration unit {unit:?} in {text:?}")]
+    DurationUnit {
+        /// The unit as written.
+        unit: String,
+        /// The whole text.
+        text: String,
+    },
+    /// A size or duration too large to hold.
+    #[error("{0:?} is out of range")]
+    OutOfRange(String),
+    /// Not one port or two joined by `-`.
+    #[error("{0:?} is not a port range like 50000-50100")]
+    NotAPortRange(String),
+    /// Port 0, or the first port after the last.
+    #[error("{0:?}: the first port must be between 1 and the last")]
+    PortOrder(String),
+}
+
 /// Parses a byte size: `8388608`, `8MiB`, `8M`, `512k`, `1GiB`, `1.5MiB`.
-pub fn parse_size(text: &str) -> Result<usize, String> {
+pub fn parse_size(text: &str) -> Result<usize, ParseError> {
     let t = text.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("{text:?} is not a size"))?;
+    let n: f64 = num
+        .parse()
+        .map_err(|_| ParseError::NotASize(text.to_owned()))?;
     let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1.0,
         "k" | "kb" | "kib" => 1024.0,
         "m" | "mb" | "mib" => 1024.0 * 1024.0,
         "g" | "gb" | "gib" => 1024.0 * 1024.0 * 1024.0,
-        other => return Err(format!("unknown size unit {other:?} in {text:?}")),
+        other => {
+            return Err(ParseError::SizeUnit {
+                unit: other.to_owned(),
+                text: text.to_owned(),
+            });
+        }
     };
     let bytes = n * mult;
     if !bytes.is_finite() || bytes < 0.0 || bytes > usize::MAX as f64 {
-        return Err(format!("{text:?} is out of range"));
+        return Err(ParseError::OutOfRange(text.to_owned()));
     }
     Ok(bytes as usize)
 }
 
 /// Parses a port range `A-B` (or a single port).
-pub fn parse_port_range(text: &str) -> Result<RangeInclusive<u16>, String> {
+pub fn parse_port_range(text: &str) -> Result<RangeInclusive<u16>, ParseError> {
     let (a, b) = match text.split_once('-') {
         Some((a, b)) => (a.trim(), b.trim()),
         None => (text.trim(), text.trim()),
     };
-    let a: u16 = a
-        .parse()
-        .map_err(|_| format!("{text:?} is not a port range like 50000-50100"))?;
-    let b: u16 = b
-        .parse()
-        .map_err(|_| format!("{text:?} is not a port range like 50000-50100"))?;
+    let port = |p: &str| {
+        p.parse::<u16>()
+            .map_err(|_| ParseError::NotAPortRange(text.to_owned()))
+    };
+    let (a, b) = (port(a)?, port(b)?);
     if a == 0 || a > b {
-        return Err(format!(
-            "{text:?}: the first port must be between 1 and the last"
-        ));
+        return Err(ParseError::PortOrder(text.to_owned()));
     }
     Ok(a..=b)
 }
 
 /// Parses a duration: a whole number with a unit, `30s`, `15m`, `2h`, `1d`; a bare number
 /// counts in `bare` units (e.g. hours, where a flag took hours before it took units).
-pub fn parse_duration(text: &str, bare: Duration) -> Result<Duration, String> {
+pub fn parse_duration(text: &str, bare: Duration) -> Result<Duration, ParseError> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let n: u64 = num
         .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 30s, 15m or 2h"))?;
+        .map_err(|_| ParseError::NotADuration(text.to_owned()))?;
     let unit_secs = match unit.trim().to_ascii_lowercase().as_str() {
         "" => bare.as_secs(),
         "s" | "sec" | "secs" => 1,
         "m" | "min" | "mins" => 60,
         "h" | "hour" | "hours" => 3600,
         "d" | "day" | "days" => 86_400,
-        other => return Err(format!("unknown duration unit {other:?} in {text:?}")),
+        other => {
+            return Err(ParseError::DurationUnit {
+                unit: other.to_owned(),
+                text: text.to_owned(),
+            });
+        }
     };
     n.checked_mul(unit_secs)
         .map(Duration::from_secs)
-        .ok_or_else(|| format!("{text:?} is out of range"))
+        .ok_or_else(|| ParseError::OutOfRange(text.to_owned()))
 }
 
 #[cfg(test)]
@@ -156,17 +202,36 @@ mod tests {
         assert_eq!(parse_size("1GiB"), Ok(1 << 30));
         assert_eq!(parse_size("1.5MiB"), Ok(1572864));
         assert_eq!(parse_size("100"), Ok(100));
-        assert!(parse_size("8 parsecs").is_err());
-        assert!(parse_size("MiB").is_err());
+        assert_eq!(
+            parse_size("8 parsecs"),
+            Err(ParseError::SizeUnit {
+                unit: "parsecs".into(),
+                text: "8 parsecs".into()
+            })
+        );
+        assert_eq!(
+            parse_size("8 parsecs").map_err(|e| e.to_string()),
+            Err("unknown size unit \"parsecs\" in \"8 parsecs\"".into())
+        );
+        assert_eq!(parse_size("MiB"), Err(ParseError::NotASize("MiB".into())));
     }
 
     #[test]
     fn port_ranges() {
         assert_eq!(parse_port_range("50000-50100"), Ok(50000..=50100));
         assert_eq!(parse_port_range("2121"), Ok(2121..=2121));
-        assert!(parse_port_range("10-5").is_err());
-        assert!(parse_port_range("0-5").is_err());
-        assert!(parse_port_range("a-b").is_err());
+        assert_eq!(
+            parse_port_range("10-5"),
+            Err(ParseError::PortOrder("10-5".into()))
+        );
+        assert_eq!(
+            parse_port_range("0-5"),
+            Err(ParseError::PortOrder("0-5".into()))
+        );
+        assert_eq!(
+            parse_port_range("a-b"),
+            Err(ParseError::NotAPortRange("a-b".into()))
+        );
     }
 
     #[test]
@@ -185,7 +250,13 @@ mod tests {
         assert!(parse_duration("h", hour).is_err());
         assert!(parse_duration("1.5h", hour).is_err());
         assert!(parse_duration("-1s", hour).is_err());
-        assert!(parse_duration("3 fortnights", hour).is_err());
-        assert!(parse_duration("18446744073709551615h", hour).is_err());
+        assert!(matches!(
+            parse_duration("3 fortnights", hour),
+            Err(ParseError::DurationUnit { .. })
+        ));
+        assert!(matches!(
+            parse_duration("18446744073709551615h", hour),
+            Err(ParseError::OutOfRange(_))
+        ));
     }
 }

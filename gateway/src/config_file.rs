@@ -29,7 +29,7 @@ use crate::users::{Directory, Rights, Secret, Storage, TeamUser, is_password_has
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}", self.render())]
 pub struct ConfigError {
-    /// The file.
+    /// The config file the mistake is in.
     pub file: PathBuf,
     /// 1-based line, when known.
     pub line: Option<usize>,
@@ -101,7 +101,7 @@ struct UserEntry {
 pub struct ServerOption {
     /// The key, e.g. `part_size`.
     pub key: String,
-    /// Its line in the file.
+    /// The 1-based line of the key, for error messages.
     pub line: usize,
     /// The arguments it stands for: `["--part-size", "8MiB"]`, `["--allow-remote"]`, or none
     /// for a `false` switch.
@@ -111,7 +111,7 @@ pub struct ServerOption {
     pub check: Vec<OsString>,
 }
 
-/// A parsed config file.
+/// A config file read and parsed as TOML, kept with its text so errors can name lines.
 pub struct ConfigFile {
     path: PathBuf,
     text: String,
@@ -483,19 +483,30 @@ fn user_fields(e: &UserEntry, at: &Entry<'_>) -> Result<(String, BucketPath, Rig
     let bucket = crate::auth::parse_login(&format!("user/{}", e.bucket))
         .map_err(|err| at.key("bucket", err.to_string()))?
         .bucket;
-    let home = home_path(&e.home).map_err(|msg| at.key("home", msg))?;
-    let rights =
-        Rights::parse(&e.permissions, e.delete).map_err(|msg| at.key("permissions", msg))?;
+    let home = home_path(&e.home).map_err(|err| at.key("home", err.to_string()))?;
+    let rights = Rights::parse(&e.permissions, e.delete)
+        .map_err(|err| at.key("permissions", err.to_string()))?;
     Ok((bucket, home, rights))
 }
 
 /// A `home` value as a folder: `team/alice/`, `/team/alice`, or empty for the whole bucket.
 /// `..` is refused rather than resolved, so a typo cannot widen a home. Pure.
-fn home_path(home: &str) -> Result<BucketPath, String> {
+fn home_path(home: &str) -> Result<BucketPath, HomeError> {
     if home.split(['/', '\\']).any(|s| s == "..") {
-        return Err("must not contain `..`".into());
+        return Err(HomeError::DotDot);
     }
-    BucketPath::parse_str(home).map_err(|e| e.to_string())
+    Ok(BucketPath::parse_str(home)?)
+}
+
+/// Why a user's `home` is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum HomeError {
+    /// A `..` segment.
+    #[error("must not contain `..`")]
+    DotDot,
+    /// Not a path a bucket key can start with.
+    #[error(transparent)]
+    Path(#[from] crate::path::PathError),
 }
 
 /// The 1-based line holding byte `offset` of `text`. Pure.
@@ -798,5 +809,7 @@ permissions = "r"
         assert_eq!(line_of_key(t, &(6..7), "zz"), 2);
         assert_eq!(home_path("/team/alice").unwrap().prefix(), "team/alice/");
         assert!(home_path("").unwrap().is_root());
+        assert_eq!(home_path("team/../x"), Err(HomeError::DotDot));
+        assert!(matches!(home_path("a\0b"), Err(HomeError::Path(_))));
     }
 }

@@ -28,7 +28,8 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::relay::wire::Facts;
+use crate::error::Failure;
+use crate::relay::wire::{Facts, one_line};
 
 /// How long a reason waits for its error reply before it is dropped as stale.
 const REASON_FRESH: Duration = Duration::from_secs(60);
@@ -96,15 +97,6 @@ pub fn split(
             transfer_bytes: Arc::new(AtomicU64::new(0)),
         },
     ))
-}
-
-/// Text safe to put on one reply line.
-pub fn one_line(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect::<String>()
-        .trim()
-        .to_owned()
 }
 
 impl ControlTap {
@@ -235,30 +227,30 @@ pub fn may_commit(
     Ok(())
 }
 
-/// The tap as the upload's commit gate: see [`may_commit`].
-impl crate::storage::upload::CommitGate for ControlTap {
-    fn mark(&self) -> u64 {
+/// The tap's side of the upload's commit gate (the storage backend implements the upload's
+/// `CommitGate` with these): see [`may_commit`].
+impl ControlTap {
+    /// Where the current upload began in the count of the client's control bytes: the end
+    /// of its command line, or now when no upload command was forwarded.
+    pub fn upload_mark(&self) -> u64 {
         match self.transfer_mark.load(Ordering::SeqCst) {
             NO_MARK => self.client_bytes(),
             mark => mark,
         }
     }
 
-    fn check(&self, mark: u64) -> Result<(), crate::error::Failure> {
+    /// `Err` when the upload begun at `mark` must not be committed: the client is gone or
+    /// sent something since.
+    pub fn check_commit(&self, mark: u64) -> Result<(), Failure> {
         let gone = self.client_gone.load(Ordering::SeqCst) || self.state() == ControlState::Closed;
         may_commit(mark, self.client_bytes(), self.client_state(), gone)
-            .map_err(|why| crate::error::Failure::Aborted(why.into()))
+            .map_err(|why| Failure::Aborted(why.into()))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn one_line_strips_breaks() {
-        assert_eq!(one_line(" a\r\nb\0c "), "a  b c");
-    }
 
     #[test]
     fn commit_decision_table() {
@@ -286,16 +278,21 @@ mod tests {
         let (server, _) = listener.accept().await.unwrap_or_else(|e| panic!("{e}"));
         let (_server, tap) = split(server).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(tap.state(), ControlState::Idle);
-        use crate::storage::upload::CommitGate;
-        let mark = tap.mark();
-        assert!(tap.check(mark).is_ok());
+        let mark = tap.upload_mark();
+        assert!(tap.check_commit(mark).is_ok());
         tap.count_client_bytes(6);
-        assert!(tap.check(mark).is_err(), "bytes arrived since the mark");
-        assert!(tap.check(tap.mark()).is_ok());
+        assert!(
+            tap.check_commit(mark).is_err(),
+            "bytes arrived since the mark"
+        );
+        assert!(tap.check_commit(tap.upload_mark()).is_ok());
         // An upload's mark is where its command ended, not when put() began.
         tap.set_transfer_mark(3);
-        assert_eq!(tap.mark(), 3);
-        assert!(tap.check(tap.mark()).is_err(), "bytes after the STOR line");
+        assert_eq!(tap.upload_mark(), 3);
+        assert!(
+            tap.check_commit(tap.upload_mark()).is_err(),
+            "bytes after the STOR line"
+        );
         tap.set_transfer_mark(tap.client_bytes());
         tap.explain("no such\r\nfile");
         assert_eq!(tap.take_reason().as_deref(), Some("no such  file"));
@@ -314,16 +311,16 @@ mod tests {
         };
         let std_side = server_side.into_std().unwrap_or_else(|e| panic!("{e}"));
         tap.watch_client(std_side.try_clone().unwrap_or_else(|e| panic!("{e}")));
-        let mark = tap.mark();
-        assert!(tap.check(mark).is_ok());
+        let mark = tap.upload_mark();
+        assert!(tap.check_commit(mark).is_ok());
         drop(client);
         tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(tap.check(mark).is_err(), "client's FIN seen");
+        assert!(tap.check_commit(mark).is_err(), "client's FIN seen");
         drop(std_side);
         drop(relay);
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(tap.state(), ControlState::Closed);
-        let tap2_mark = tap.mark();
-        assert!(tap.check(tap2_mark).is_err(), "closed");
+        let tap2_mark = tap.upload_mark();
+        assert!(tap.check_commit(tap2_mark).is_err(), "closed");
     }
 }

@@ -30,21 +30,21 @@ pub enum Direction {
 pub enum Event {
     /// A client connected.
     SessionOpened {
-        /// The session.
+        /// The id this session's later events carry.
         session: SessionId,
         /// The client's address.
         client: SocketAddr,
     },
     /// A client logged in.
     LoggedIn {
-        /// The session.
+        /// The session it happened in (see `SessionOpened`).
         session: SessionId,
         /// `ACCESS_KEY_ID/bucket`.
         user: String,
     },
     /// A login was refused.
     LoginFailed {
-        /// The session.
+        /// The session it happened in (see `SessionOpened`).
         session: SessionId,
         /// The user name tried.
         user: String,
@@ -57,18 +57,18 @@ pub enum Event {
     },
     /// A client disconnected.
     SessionClosed {
-        /// The session.
+        /// The session it happened in (see `SessionOpened`).
         session: SessionId,
     },
     /// A transfer began.
     TransferStarted {
-        /// The session.
+        /// The session it happened in (see `SessionOpened`).
         session: SessionId,
-        /// The transfer.
+        /// The id this transfer's progress and outcome events carry.
         transfer: TransferId,
         /// Upload or download.
         direction: Direction,
-        /// The FTP path.
+        /// The file's FTP path as the client sees it (in its home folder).
         path: String,
         /// Total bytes when known (downloads).
         size: Option<u64>,
@@ -80,21 +80,21 @@ pub enum Event {
     },
     /// Bytes moved so far (sent at most every 250 ms per transfer).
     TransferProgress {
-        /// The transfer.
+        /// Which transfer (from its `TransferStarted`).
         transfer: TransferId,
         /// Bytes so far.
         bytes: u64,
     },
     /// The transfer completed; for uploads the object is durable.
     TransferFinished {
-        /// The transfer.
+        /// Which transfer (from its `TransferStarted`).
         transfer: TransferId,
         /// Total bytes.
         bytes: u64,
     },
     /// The transfer failed or was cancelled.
     TransferFailed {
-        /// The transfer.
+        /// Which transfer (from its `TransferStarted`).
         transfer: TransferId,
         /// Bytes moved before the failure.
         bytes: u64,

@@ -24,7 +24,7 @@ pub struct Site {
     pub name: String,
     /// Host to connect to, e.g. `127.0.0.1`.
     pub host: String,
-    /// The FTP port.
+    /// The gateway's FTP port, e.g. 2048.
     pub port: u16,
     /// The login, `ACCESS_KEY_ID/bucket`.
     pub user: String,

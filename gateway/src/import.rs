@@ -57,7 +57,7 @@ pub enum ImportError {
     Missing {
         /// The section (and its line) or file it belongs in.
         place: String,
-        /// The key.
+        /// The missing key's name in the source config.
         key: String,
     },
     /// A value that cannot be converted.
@@ -65,7 +65,7 @@ pub enum ImportError {
     Invalid {
         /// The line and section, or the file.
         place: String,
-        /// The key.
+        /// The key whose value is refused, as the source config names it.
         key: String,
         /// The value as written.
         value: String,
@@ -92,7 +92,7 @@ pub enum ImportError {
     /// The password hasher failed.
     #[error("hashing the password of user {user:?} failed: {message}")]
     Hash {
-        /// The FTP user.
+        /// The FTP user whose password was being hashed.
         user: String,
         /// The hasher's message.
         message: String,

@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 use aws_sdk_s3::Client;
 
 use crate::s3::error::classify;
+use crate::storage::Pager;
 
 /// Aborts stale multipart uploads.
 #[derive(Debug)]
@@ -53,16 +54,18 @@ impl Janitor {
     }
 }
 
+/// Aborts the uploads in `bucket` older than `age`; how many were aborted. A listing error
+/// ends the sweep (logged at debug level).
 async fn sweep(client: &Client, bucket: &str, age: Duration) -> usize {
     let mut aborted = 0;
-    let mut key_marker: Option<String> = None;
-    let mut id_marker: Option<String> = None;
-    loop {
+    let mut pager = Pager::default();
+    while let Some(markers) = pager.next_request() {
+        let (key_marker, id_marker) = markers.unzip();
         let page = match client
             .list_multipart_uploads()
             .bucket(bucket)
-            .set_key_marker(key_marker.take())
-            .set_upload_id_marker(id_marker.take())
+            .set_key_marker(key_marker)
+            .set_upload_id_marker(id_marker.flatten())
             .send()
             .await
         {
@@ -91,15 +94,16 @@ async fn sweep(client: &Client, bucket: &str, age: Duration) -> usize {
                 aborted += 1;
             }
         }
-        if page.is_truncated() != Some(true) {
-            return aborted;
-        }
-        key_marker = page.next_key_marker().map(str::to_owned);
-        id_marker = page.next_upload_id_marker().map(str::to_owned);
-        if key_marker.is_none() {
-            return aborted;
-        }
+        // The next page starts after the last key and upload id of this one.
+        let next = page.next_key_marker().map(|k| {
+            (
+                k.to_owned(),
+                page.next_upload_id_marker().map(str::to_owned),
+            )
+        });
+        pager.after_page(page.is_truncated(), next);
     }
+    aborted
 }
 
 #[cfg(test)]

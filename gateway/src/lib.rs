@@ -9,8 +9,10 @@
 //! - [`path`]: pure FTP path ⇄ S3 key mapping (normalisation, `..`, limits).
 //! - [`s3`]: client construction per credential from one HTTP client, provider presets, and
 //!   error classification.
-//! - [`storage`]: the libunftp backend: listing, download, streaming multipart upload, rename,
-//!   folders.
+//! - [`storage`]: the libunftp backend: a thin adapter over the bucket client, folder
+//!   operations, listing, download and streaming multipart upload.
+//! - [`session`]: one session's connection facts and logged-in user, shared by [`auth`],
+//!   [`storage`] and [`server`].
 //! - [`auth`]: `ACCESS_KEY_ID/bucket` + secret logins, proven by one call on the bucket, and
 //!   team logins.
 //! - [`users`]: team users from the config file: argon2id passwords, a storage, a bucket, a
@@ -57,6 +59,7 @@ pub mod probe;
 pub mod relay;
 pub mod s3;
 pub mod server;
+pub mod session;
 pub mod storage;
 pub mod tls;
 pub mod users;
@@ -85,17 +88,17 @@ pub enum StartError {
     /// The audit log file could not be opened for appending.
     #[error("cannot open the audit log {}: {source}", path.display())]
     AuditLog {
-        /// The file.
+        /// The audit log file as configured.
         path: std::path::PathBuf,
-        /// The OS error.
+        /// Why the OS refused.
         source: std::io::Error,
     },
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
-        /// The address.
+        /// The configured listen address.
         addr: SocketAddr,
-        /// The OS error.
+        /// Why the OS refused (in use, not an address of this host, …).
         source: std::io::Error,
     },
 }

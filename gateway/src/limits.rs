@@ -93,7 +93,7 @@ impl SessionCounter {
     }
 }
 
-/// The lockout rule.
+/// When failed logins lock an address out, and for how long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LockoutPolicy {
     /// Failures that lock an address.

@@ -13,9 +13,9 @@ pub enum LocalError {
     /// The folder could not be created.
     #[error("cannot create {path}: {source}")]
     Folder {
-        /// The folder.
+        /// The data folder that could not be created.
         path: PathBuf,
-        /// The OS error.
+        /// Why the OS refused.
         source: std::io::Error,
     },
     /// The embedded store failed.
@@ -30,7 +30,7 @@ pub struct LocalSetup {
     pub store: localstore::LocalStore,
     /// Settings that reach it.
     pub settings: S3Settings,
-    /// Its access key id.
+    /// The access key id of the store's own credential (the FTP login is `key/bucket`).
     pub access_key: String,
     /// Its secret key (print it only where the user asked to see the login).
     pub secret_key: String,

@@ -13,7 +13,7 @@ pub struct ProbeReport {
     pub buckets: Vec<String>,
     /// Whether the named bucket could be listed (`None` when no bucket was named).
     pub bucket_ok: Option<bool>,
-    /// The region that worked.
+    /// The region the requests were signed for in the end (the bucket's own, for AWS).
     pub region: String,
 }
 

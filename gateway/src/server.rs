@@ -15,13 +15,14 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::auth::{Connection, S3Authenticator, SlotUserProvider, UserSlot};
+use crate::auth::{S3Authenticator, SlotUserProvider, UserSlot};
 use crate::control_tap::{self, ControlTap};
 use crate::events::{Event, EventBus};
 use crate::limits::{LoginLockout, SessionCounter, SessionLimits};
 use crate::relay::{self, DataPath, RelayConfig};
 use crate::s3::Factories;
-use crate::storage::{S3Backend, S3User, Shared};
+use crate::session::{Connection, S3User};
+use crate::storage::{S3Backend, Shared};
 use crate::tls::TlsMaterial;
 
 /// What the accept loop needs.

@@ -25,6 +25,11 @@ pub struct Rights {
     pub delete: bool,
 }
 
+/// A `permissions` value other than `r`, `w` or `rw` (the text as given).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("permissions must be \"r\", \"w\" or \"rw\", not {0:?}")]
+pub struct BadPermissions(pub String);
+
 impl Rights {
     /// Everything: the `ACCESS_KEY_ID/bucket` login, whose limits are the key's own.
     pub const ALL: Rights = Rights {
@@ -34,17 +39,13 @@ impl Rights {
     };
 
     /// Parses COS-style `permissions`: `"r"`, `"w"` or `"rw"` (any order, any case). Pure.
-    pub fn parse(permissions: &str, delete: bool) -> Result<Rights, String> {
+    pub fn parse(permissions: &str, delete: bool) -> Result<Rights, BadPermissions> {
         let p = permissions.trim().to_ascii_lowercase();
         let (read, write) = match p.as_str() {
             "r" => (true, false),
             "w" => (false, true),
             "rw" | "wr" => (true, true),
-            _ => {
-                return Err(format!(
-                    "permissions must be \"r\", \"w\" or \"rw\", not {permissions:?}"
-                ));
-            }
+            _ => return Err(BadPermissions(permissions.to_owned())),
         };
         Ok(Rights {
             read,
@@ -122,26 +123,26 @@ impl std::fmt::Debug for Secret {
 /// A named S3 connection with its credential (`[[storage]]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Storage {
-    /// Its name in the config file.
+    /// The `name` users refer to it by in the config file.
     pub name: String,
     /// Provider, endpoint, region, addressing.
     pub settings: S3Settings,
-    /// The access key id.
+    /// The access key id every user of this storage is signed with.
     pub access_key_id: String,
-    /// The secret access key.
+    /// The secret access key (never printed: see [`Secret`]).
     pub secret: Secret,
 }
 
 /// One FTP user (`[[user]]`).
 #[derive(Clone, PartialEq, Eq)]
 pub struct TeamUser {
-    /// The FTP user name.
+    /// The name the user logs in with (no `/`, so it cannot be taken for a key login).
     pub name: String,
     /// argon2id PHC string.
     pub password_hash: String,
     /// Where the user's bucket lives.
     pub storage: Arc<Storage>,
-    /// The bucket.
+    /// The bucket of `storage` this user works in.
     pub bucket: String,
     /// The user's `/`: a normalised folder inside the bucket (the root when empty).
     pub home: BucketPath,
@@ -209,7 +210,8 @@ impl UserTable {
         }
     }
 
-    /// The directory now in force.
+    /// The directory now in force; a reload swaps it whole, so a caller keeps a consistent
+    /// one.
     pub fn current(&self) -> Arc<Directory> {
         self.current
             .read()

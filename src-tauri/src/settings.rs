@@ -106,7 +106,7 @@ impl Settings {
     /// The passive port range.
     pub fn passive_range(&self) -> Result<RangeInclusive<u16>, FieldError> {
         gateway::config::parse_port_range(&self.passive_ports)
-            .map_err(|e| invalid("passive_ports", "err.passive_ports", e))
+            .map_err(|e| invalid("passive_ports", "err.passive_ports", e.to_string()))
     }
 
     /// The gateway's transfer limits: memory for at least two uploads at full speed, and

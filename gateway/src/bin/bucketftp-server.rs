@@ -243,7 +243,7 @@ fn filezilla_site(args: &SiteArgs) -> Result<()> {
 }
 
 /// `--abort-stale-uploads`: a duration; a bare number is hours, as before units were taken.
-fn stale_age(text: &str) -> Result<Duration, String> {
+fn stale_age(text: &str) -> Result<Duration, gateway::config::ParseError> {
     parse_duration(text, Duration::from_secs(3600))
 }
 

@@ -30,7 +30,8 @@ const BIND_TRIES: usize = 32;
 /// One relayed passive connection.
 #[derive(Debug)]
 pub struct Passive {
-    /// The port to announce.
+    /// The port of the configured range the relay listens on for the client, announced in
+    /// the `227`/`229` reply instead of libunftp's.
     pub port: u16,
     task: tokio::task::AbortHandle,
     delivered: Option<oneshot::Receiver<bool>>,

@@ -260,7 +260,7 @@ pub fn decide(cmd: &Command, p: Protection) -> Action {
             } else {
                 Action::Answer(format!(
                     "504 AUTH {} is not supported; use AUTH TLS.\r\n",
-                    crate::control_tap::one_line(&mech)
+                    wire::one_line(&mech)
                 ))
             }
         }
@@ -563,7 +563,7 @@ impl Relay {
     /// `unread` is how many client bytes follow the command in the relay's buffer.
     fn before_forward(&mut self, cmd: &Command, unread: usize) -> Vec<u8> {
         match cmd.verb.as_str() {
-            "USER" => self.user_tried = Some(crate::control_tap::one_line(&cmd.arg)),
+            "USER" => self.user_tried = Some(wire::one_line(&cmd.arg)),
             "MLSD" | "LIST" | "NLST" => self.tap.set_listing_is_mlsd(cmd.verb == "MLSD"),
             // Until libunftp confirms PROT P, data connections count as unencrypted.
             "PROT" => self.tap.set_data_tls(false),

@@ -65,16 +65,25 @@ const LOGGED_ARG_CHARS: usize = 200;
 
 /// What a command shows in a log line: one short line, the password never.
 pub fn loggable(cmd: &Command) -> String {
-    let verb = crate::control_tap::one_line(&cmd.verb);
+    let verb = one_line(&cmd.verb);
     if verb.starts_with("PASS") || verb.starts_with("ACCT") {
         return format!("{verb} ****");
     }
-    let arg = crate::control_tap::one_line(&cmd.arg);
+    let arg = one_line(&cmd.arg);
     match arg.char_indices().nth(LOGGED_ARG_CHARS) {
         _ if arg.is_empty() => verb,
         Some((cut, _)) => format!("{verb} {}…", &arg[..cut]),
         None => format!("{verb} {arg}"),
     }
+}
+
+/// Text safe to put on one reply line.
+pub fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .trim()
+        .to_owned()
 }
 
 /// The MLST facts this server can give, as a set (RFC 3659 §7.5: type, size, modify).
@@ -347,6 +356,11 @@ pub fn format_229(port: u16) -> String {
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_line_strips_breaks() {
+        assert_eq!(one_line(" a\r\nb\0c "), "a  b c");
+    }
 
     #[test]
     fn commands() {

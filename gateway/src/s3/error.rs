@@ -5,7 +5,6 @@
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
-pub use crate::error::Failure as S3Failure;
 use crate::error::Failure;
 
 /// Classifies an S3 error code and HTTP status. Pure; see the table test.

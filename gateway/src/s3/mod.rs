@@ -16,13 +16,12 @@ use aws_sdk_s3::config::{
 };
 use aws_smithy_http_client::tls;
 
-pub use error::S3Failure;
 pub use provider::{Addressing, Provider};
 
 /// How to reach the object store: a provider preset plus the user's overrides.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct S3Settings {
-    /// The provider preset.
+    /// The provider whose preset gives the endpoint template, region and limits.
     pub provider: Provider,
     /// An explicit endpoint URL; overrides the preset's template.
     pub endpoint: Option<String>,
@@ -147,7 +146,8 @@ impl ClientFactory {
         self
     }
 
-    /// The resolved settings.
+    /// The settings after the preset filled in what the user left out (endpoint, region,
+    /// addressing, copy limit).
     pub fn resolved(&self) -> &Resolved {
         &self.resolved
     }

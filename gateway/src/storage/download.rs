@@ -21,12 +21,12 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
-use super::S3User;
 use crate::control_tap::ControlTap;
 use crate::error::Failure;
 use crate::events::{Direction, EventBus, SessionId, TransferTracker};
 use crate::path::BucketPath;
 use crate::s3::error::{ClassifyExt, classify};
+use crate::session::S3User;
 
 /// Bytes per ranged GET of a split download.
 pub const CHUNK: u64 = 8 * 1024 * 1024;

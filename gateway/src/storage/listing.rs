@@ -11,18 +11,18 @@ use crate::path::{child_name, common_prefix_name};
 /// One object as ListObjectsV2 returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedObject {
-    /// Its key.
+    /// The full key, folder prefix included.
     pub key: String,
-    /// Its size.
+    /// Bytes (0 for a folder marker).
     pub size: u64,
-    /// Its last-modified time.
+    /// LastModified, when the store gives a usable one.
     pub modified: Option<SystemTime>,
 }
 
 /// One entry of an FTP folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    /// The name shown.
+    /// The name shown: the key's last segment, without a folder's `/`.
     pub name: String,
     /// True for folders.
     pub is_dir: bool,

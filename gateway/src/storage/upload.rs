@@ -44,19 +44,6 @@ pub trait CommitGate: Send + Sync {
     fn check(&self, mark: u64) -> Result<(), Failure>;
 }
 
-/// A gate that always commits.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct AlwaysCommit;
-
-impl CommitGate for AlwaysCommit {
-    fn mark(&self) -> u64 {
-        0
-    }
-    fn check(&self, _mark: u64) -> Result<(), Failure> {
-        Ok(())
-    }
-}
-
 /// How long the parts still uploading when the client's data ends may take, at the measured
 /// rate: FileZilla gives up on a reply 20 s after the data connection closed, and the last
 /// part and CompleteMultipartUpload come after these.
