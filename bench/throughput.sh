@@ -51,7 +51,7 @@ if [[ "${BENCH_DIRECT_ONLY:-}" != 1 ]]; then
     rclone_note=""
     if ! command -v rclone >/dev/null; then
         rclone_note="rclone serve ftp: not measured (no rclone on PATH)"
-    elif ! rclone serve ftp --help >/dev/null 2>&1; then
+    elif ! rclone serve ftp --help 2>&1 | grep -- --passive-port >/dev/null; then
         rclone_note="rclone serve ftp: not measured ($(command -v rclone) has no 'serve ftp')"
     else
         paths+=(rclone)
