@@ -1,79 +1,198 @@
 #!/usr/bin/env bash
 # bench/throughput.sh — BucketFTP throughput benchmark (prints figures; asserts nothing).
-# Starts a throw-away Garage (tests/system/s3servers.py), creates a bucket, starts the gateway
-# in endpoint mode, then uploads and downloads one random file of SIZE_MIB MiB (default 512):
-#   1a. directly to S3 with boto3 (.venv-test) — multipart, 8 MiB parts, 4 threads, like the
-#       gateway's defaults (timed inside Python, so interpreter start-up is not counted)
-#   1b. directly to S3 with curl --aws-sigv4 — one PUT / one GET stream, like one FTP transfer
-#   2.  through the gateway with curl (ftp://127.0.0.1:PORT/)
-# and prints MB/s (1 MB = 10^6 bytes) for each, the ratios gateway/direct and the gateway's peak
-# RSS (VmHWM). Every download is checked byte for byte.
 #
-# Usage: bench/throughput.sh [SIZE_MIB]       env: SIZE_MIB, BUCKETFTP_BIN (default: builds and
-#        uses target/release/bucketftp-server), BENCH_DIRECT_ONLY=1 (skip the gateway part).
+# For each store in STORES (default "garage,local"):
+#   garage  a throw-away Garage (tests/system/s3servers.py) and the gateway in endpoint mode;
+#   local   the gateway's embedded local store (`bucketftp-server --local DIR`), whose own
+#           loopback S3 endpoint the direct paths use;
+# it uploads and downloads one random file of SIZE_MIB MiB, ROUNDS times, each round going
+# through every path in turn (so load on the machine spreads over all of them):
+#   boto3    directly to S3 with boto3 (.venv-test): multipart, 8 MiB parts, 4 threads like the
+#            gateway's defaults (timed inside Python, interpreter start-up not counted)
+#   curl     directly to S3 with curl --aws-sigv4: one signed PUT / GET stream, the raw S3 path
+#   gateway  through the gateway with curl ftp://
+#   rclone   through `rclone serve ftp` on an S3 remote of the same store, with curl ftp://
+#            (only when an rclone with `serve ftp` is on PATH; Debian's rclone has none)
+# and prints per path the median MB/s (1 MB = 10^6 bytes) with min-max, the ratios of the
+# medians gateway/curl (the headline; the target is >= 0.95) and gateway/boto3, rclone/curl,
+# and the peak RSS (VmHWM) of the gateway next to the part-size bound it should stay within.
+# Every download is checked byte for byte, then the object is deleted.
+#
+# The issue's figure is SIZE_MIB=1024 ROUNDS=3. The default is 512 MiB: at 1024 MiB a run moves
+# 2 x 4 paths x 3 rounds x 2 stores = 48 GiB, a quarter of an hour on a busy two-core machine.
+#
+# Usage: bench/throughput.sh [SIZE_MIB]
+#   env: SIZE_MIB (512), ROUNDS (3), STORES (garage,local), BUCKETFTP_BIN (default: builds and
+#        uses target/release/bucketftp-server), VENV_PY (default .venv-test/bin/python),
+#        BENCH_DIRECT_ONLY=1 (measure only the boto3 and curl paths).
 # Needs scripts/install-test-deps.sh. Uses about 3 x SIZE_MIB of disk under $TMPDIR.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SIZE_MIB="${1:-${SIZE_MIB:-512}}"
+ROUNDS="${ROUNDS:-3}"
+STORES="${STORES:-garage,local}"
+VENV_PY="${VENV_PY:-$REPO/.venv-test/bin/python}"
 PART_MIB=8
 PARTS_IN_FLIGHT=4
-VENV_PY="$REPO/.venv-test/bin/python"
+DOWNLOAD_CHUNK_MIB=8 # gateway downloads: one chunk streaming plus three fetched ahead
+DOWNLOAD_CHUNKS=4
 BUCKET=bench
+BYTES=$((SIZE_MIB * 1024 * 1024))
 
-[[ -x "$VENV_PY" ]] || { echo "missing $VENV_PY: run scripts/install-test-deps.sh" >&2; exit 1; }
+die() { echo "$*" >&2; exit 1; }
 
+[[ -x "$VENV_PY" ]] || die "missing $VENV_PY: run scripts/install-test-deps.sh (or set VENV_PY)"
+[[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive number"
+
+paths=(boto3 curl)
 if [[ "${BENCH_DIRECT_ONLY:-}" != 1 ]]; then
+    paths+=(gateway)
+    rclone_note=""
+    if ! command -v rclone >/dev/null; then
+        rclone_note="rclone serve ftp: not measured (no rclone on PATH)"
+    elif ! rclone serve ftp --help 2>&1 | grep -- --passive-port >/dev/null; then
+        rclone_note="rclone serve ftp: not measured ($(command -v rclone) has no 'serve ftp')"
+    else
+        paths+=(rclone)
+    fi
+fi
+if [[ " ${paths[*]} " == *" gateway "* || ",$STORES," == *",local,"* ]]; then
     if [[ -z "${BUCKETFTP_BIN:-}" ]]; then
         echo "building the release gateway (cargo build --release -p gateway --bin bucketftp-server)" >&2
         (cd "$REPO" && cargo build --release -p gateway --bin bucketftp-server) >&2
         BUCKETFTP_BIN="${CARGO_TARGET_DIR:-$REPO/target}/release/bucketftp-server"
     fi
-    [[ -x "$BUCKETFTP_BIN" ]] || { echo "gateway binary not found: $BUCKETFTP_BIN" >&2; exit 1; }
+    [[ -x "$BUCKETFTP_BIN" ]] || die "gateway binary not found: $BUCKETFTP_BIN"
 fi
 
 WORK="$(mktemp -d -t bucketftp-bench-XXXXXX)"
-garage_helper_pid=""
-gateway_pid=""
-cleanup() {
+pids=() # everything started for the current store: stopped by stop_all
+stop_all() {
     local pid
-    for pid in "$gateway_pid" "$garage_helper_pid"; do
-        if [[ -n "$pid" ]]; then
-            kill "$pid" 2>/dev/null || true
-            wait "$pid" 2>/dev/null || true
-        fi
+    for pid in "${pids[@]}"; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
     done
-    rm -rf "$WORK"
+    pids=()
 }
+cleanup() { stop_all; rm -rf "$WORK"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 now() { date +%s.%N; }
-# mbps BYTES START END -> MB/s with one decimal
-mbps() { awk -v b="$1" -v s="$2" -v e="$3" 'BEGIN { printf "%.1f", b / 1e6 / (e - s) }'; }
-ratio() { awk -v g="$1" -v d="$2" 'BEGIN { if (d > 0) printf "%.2f", g / d; else print "n/a" }'; }
+mbps() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.1f\n", b / 1e6 / s }'; } # mbps BYTES SECONDS
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+# stats FILE (one number a line) -> "MEDIAN MIN MAX"
+stats() {
+    sort -n "$1" | awk '{ v[NR] = $1 } END {
+        m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+        printf "%.1f %.1f %.1f\n", m, v[1], v[NR] }'
+}
+median() { stats "$1" | cut -d' ' -f1; }
+hwm_mib() { awk '/^VmHWM:/ { printf "%d", $2 / 1024 }' "/proc/$1/status"; }
 
-# --- Garage ------------------------------------------------------------------------------
-python3 "$REPO/tests/system/s3servers.py" garage --bucket "$BUCKET" --env-file "$WORK/s3.env" &
-garage_helper_pid=$!
-for _ in $(seq 300); do
-    [[ -f "$WORK/s3.env" ]] && break
-    kill -0 "$garage_helper_pid" 2>/dev/null || { echo "garage failed to start" >&2; exit 1; }
-    sleep 0.1
-done
-[[ -f "$WORK/s3.env" ]] || { echo "garage not ready after 30 s" >&2; exit 1; }
-# shellcheck disable=SC1091
-source "$WORK/s3.env"
-export S3_ENDPOINT S3_REGION S3_ACCESS_KEY S3_SECRET_KEY S3_BUCKET
+# free_ports N -> "FIRST LAST": N consecutive loopback ports free now, below the ephemeral range.
+free_ports() {
+    python3 - "$1" <<'PY'
+import random, socket, sys
+n = int(sys.argv[1])
+for _ in range(200):
+    base = random.randrange(20000, 32000 - n)
+    socks = []
+    try:
+        for port in range(base, base + n):
+            s = socket.socket()
+            socks.append(s)
+            s.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    finally:
+        for s in socks:
+            s.close()
+    print(base, base + n - 1)
+    break
+else:
+    sys.exit("no free port range")
+PY
+}
 
-# --- Test data ---------------------------------------------------------------------------
-BYTES=$((SIZE_MIB * 1024 * 1024))
-echo "writing ${SIZE_MIB} MiB of random data" >&2
-head -c "$BYTES" /dev/urandom >"$WORK/data.bin"
+# wait_for FILE SED_EXPR PID WHAT -> prints the first match of SED_EXPR in FILE (30 s at most).
+wait_for() {
+    local found="" _
+    for _ in $(seq 300); do
+        found="$(sed -n "$2" "$1" 2>/dev/null | head -n1)" || true
+        [[ -n "$found" ]] && break
+        kill -0 "$3" 2>/dev/null || break
+        sleep 0.1
+    done
+    [[ -n "$found" ]] || { tail -n 20 "$1" "${1%.*}.stderr" >&2 2>/dev/null; die "$4 did not start"; }
+    echo "$found"
+}
 
-# --- 1. Direct S3 (boto3) ----------------------------------------------------------------
-s3direct() { # s3direct upload|download FILE KEY
-    "$VENV_PY" - "$@" "$PART_MIB" "$PARTS_IN_FLIGHT" <<'PY'
+# --- Stores: each sets S3_ENDPOINT S3_REGION S3_ACCESS_KEY S3_SECRET_KEY S3_BUCKET -------
+start_gateway() { # start_gateway ARGS... -> sets gateway_pid, gateway_port
+    local range
+    range="$(free_ports 50)"
+    "$BUCKETFTP_BIN" --listen 127.0.0.1:0 --data-dir "$WORK/gateway-data" --log-level warn \
+        --passive-ports "${range/ /-}" --part-size "${PART_MIB}MiB" \
+        --parts-in-flight "$PARTS_IN_FLIGHT" "$@" \
+        >"$WORK/gateway.stdout" 2>"$WORK/gateway.stderr" &
+    gateway_pid=$!
+    pids+=("$gateway_pid")
+    gateway_port="$(wait_for "$WORK/gateway.stdout" \
+        's/.*BucketFTP listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$gateway_pid" gateway)"
+}
+
+start_garage() {
+    python3 "$REPO/tests/system/s3servers.py" garage --bucket "$BUCKET" --env-file "$WORK/s3.env" &
+    pids+=("$!")
+    wait_for "$WORK/s3.env" 's/^GARAGE_PID=.*/ok/p' "$!" garage >/dev/null
+    # shellcheck disable=SC1091
+    source "$WORK/s3.env"
+    if [[ " ${paths[*]} " == *" gateway "* ]]; then
+        start_gateway --endpoint "$S3_ENDPOINT" --region "$S3_REGION" --path-style
+    fi
+}
+
+start_local() {
+    start_gateway --local "$WORK/local-store" --local-bucket "$BUCKET"
+    S3_ENDPOINT="$(sed -n 's/.*embedded S3 endpoint \(http[^)]*\)).*/\1/p' "$WORK/gateway.stdout")"
+    [[ -n "$S3_ENDPOINT" ]] || die "no embedded S3 endpoint in the gateway's output"
+    S3_REGION=local # localstore::REGION, the region its clients sign with
+    S3_BUCKET="$BUCKET"
+    # The store's generated credential (never printed).
+    read -r S3_ACCESS_KEY S3_SECRET_KEY < <("$VENV_PY" -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+print(d["access_key_id"], d["secret_access_key"])' "$WORK/local-store/local-credentials.json")
+}
+
+start_rclone() { # an S3 remote from environment variables, in rclone's environment only
+    local port range
+    port="$(free_ports 1 | cut -d' ' -f1)"
+    range="$(free_ports 50)"
+    rclone_pass="$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')" # a throw-away login
+    (
+        export RCLONE_CONFIG="$WORK/no-rclone.conf" RCLONE_CONFIG_BENCHS3_TYPE=s3 \
+            RCLONE_CONFIG_BENCHS3_PROVIDER=Other RCLONE_CONFIG_BENCHS3_ENDPOINT="$S3_ENDPOINT" \
+            RCLONE_CONFIG_BENCHS3_REGION="$S3_REGION" RCLONE_CONFIG_BENCHS3_FORCE_PATH_STYLE=true \
+            RCLONE_CONFIG_BENCHS3_NO_CHECK_BUCKET=true \
+            RCLONE_CONFIG_BENCHS3_ACCESS_KEY_ID="$S3_ACCESS_KEY" \
+            RCLONE_CONFIG_BENCHS3_SECRET_ACCESS_KEY="$S3_SECRET_KEY"
+        exec rclone serve ftp "benchs3:$S3_BUCKET" --addr "127.0.0.1:$port" --user bench \
+            --pass "$rclone_pass" --passive-port "${range/ /-}" --public-ip 127.0.0.1
+    ) >"$WORK/rclone.log" 2>&1 &
+    rclone_pid=$!
+    pids+=("$rclone_pid")
+    rclone_port="$(wait_for "$WORK/rclone.log" \
+        's/.*Serving FTP on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$rclone_pid" "rclone serve ftp")"
+}
+
+# --- Transfers ---------------------------------------------------------------------------
+boto3_secs() { # boto3_secs upload|download FILE KEY -> seconds
+    S3_ENDPOINT="$S3_ENDPOINT" S3_REGION="$S3_REGION" S3_ACCESS_KEY="$S3_ACCESS_KEY" \
+        S3_SECRET_KEY="$S3_SECRET_KEY" S3_BUCKET="$S3_BUCKET" \
+        "$VENV_PY" - "$@" "$PART_MIB" "$PARTS_IN_FLIGHT" <<'PY'
 import os, sys, time
 import boto3
 from boto3.s3.transfer import TransferConfig
@@ -109,67 +228,107 @@ print(f"{time.monotonic() - t0:.6f}")
 PY
 }
 
-secs=$(s3direct upload "$WORK/data.bin" direct.bin)
-boto_up=$(mbps "$BYTES" 0 "$secs")
-secs=$(s3direct download "$WORK/direct.out" direct.bin)
-boto_down=$(mbps "$BYTES" 0 "$secs")
-cmp -s "$WORK/data.bin" "$WORK/direct.out" || { echo "boto3 download differs from upload" >&2; exit 1; }
-rm -f "$WORK/direct.out"
-
-# curl signs with SigV4 itself; Garage needs the payload-hash header.
+# curl signs with SigV4 itself; Garage and the local store both need the payload-hash header.
 s3curl() {
     curl -sS -f --aws-sigv4 "aws:amz:${S3_REGION}:s3" --user "${S3_ACCESS_KEY}:${S3_SECRET_KEY}" \
         -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$@"
 }
-t0=$(now); s3curl -T "$WORK/data.bin" "$S3_ENDPOINT/$S3_BUCKET/curl.bin"; t1=$(now)
-s3curl -o "$WORK/direct.out" "$S3_ENDPOINT/$S3_BUCKET/curl.bin"; t2=$(now)
-cmp -s "$WORK/data.bin" "$WORK/direct.out" || { echo "curl S3 download differs from upload" >&2; exit 1; }
-rm -f "$WORK/direct.out"
-curl_up=$(mbps "$BYTES" "$t0" "$t1")
-curl_down=$(mbps "$BYTES" "$t1" "$t2")
 
-echo
-echo "size:                                  ${SIZE_MIB} MiB (${BYTES} bytes), 1 MB = 10^6 bytes"
-echo "direct S3, boto3 ${PART_MIB} MiB parts x ${PARTS_IN_FLIGHT}:      upload ${boto_up} MB/s, download ${boto_down} MB/s"
-echo "direct S3, curl one stream:            upload ${curl_up} MB/s, download ${curl_down} MB/s"
+# Credentials in 0600 netrc files, not on command lines.
+write_netrcs() {
+    (umask 077
+     printf 'machine 127.0.0.1 login %s/%s password %s\n' \
+         "$S3_ACCESS_KEY" "$S3_BUCKET" "$S3_SECRET_KEY" >"$WORK/netrc.gateway"
+     printf 'machine 127.0.0.1 login bench password %s\n' "${rclone_pass:-}" >"$WORK/netrc.rclone")
+}
 
-if [[ "${BENCH_DIRECT_ONLY:-}" == 1 ]]; then
-    exit 0
-fi
+# xfer PATH upload|download FILE KEY -> seconds
+xfer() {
+    local path=$1 op=$2 file=$3 key=$4 t0 t1 url
+    local -a cmd
+    case $path in
+        boto3) boto3_secs "$op" "$file" "$key"; return ;;
+        curl) cmd=(s3curl); url="$S3_ENDPOINT/$S3_BUCKET/$key" ;;
+        gateway) cmd=(curl -sS --netrc-file "$WORK/netrc.gateway"); url="ftp://127.0.0.1:$gateway_port/$key" ;;
+        rclone) cmd=(curl -sS --netrc-file "$WORK/netrc.rclone"); url="ftp://127.0.0.1:$rclone_port/$key" ;;
+    esac
+    if [[ $op == upload ]]; then cmd+=(-T "$file"); else cmd+=(-o "$file"); fi
+    t0=$(now)
+    "${cmd[@]}" "$url"
+    t1=$(now)
+    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", b - a }'
+}
 
-# --- 2. Through the gateway (curl) -------------------------------------------------------
-pasv=$((50000 + RANDOM % 90 * 100))
-"$BUCKETFTP_BIN" --listen 127.0.0.1:0 --data-dir "$WORK/gateway-data" --endpoint "$S3_ENDPOINT" --region "$S3_REGION" --path-style \
-    --passive-ports "${pasv}-$((pasv + 100))" --part-size "${PART_MIB}MiB" \
-    --parts-in-flight "$PARTS_IN_FLIGHT" --log-level warn \
-    >"$WORK/gateway.stdout" 2>"$WORK/gateway.stderr" &
-gateway_pid=$!
-port=""
-for _ in $(seq 300); do
-    port="$(sed -n 's/.*BucketFTP listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$WORK/gateway.stdout" | head -n1)"
-    [[ -n "$port" ]] && break
-    kill -0 "$gateway_pid" 2>/dev/null || break
-    sleep 0.1
+# round STORE PATH: upload, download, compare, delete; appends MB/s to the result files.
+round() {
+    local store=$1 path=$2 key="$2.bin" secs
+    secs=$(xfer "$path" upload "$WORK/data.bin" "$key") || die "$store/$path: upload failed"
+    mbps "$BYTES" "$secs" >>"$WORK/res.$store.$path.up"
+    secs=$(xfer "$path" download "$WORK/out.bin" "$key") || die "$store/$path: download failed"
+    mbps "$BYTES" "$secs" >>"$WORK/res.$store.$path.down"
+    cmp -s "$WORK/data.bin" "$WORK/out.bin" || die "$store/$path: download differs from upload"
+    rm -f "$WORK/out.bin"
+    s3curl -X DELETE -o /dev/null "$S3_ENDPOINT/$S3_BUCKET/$key" || die "$store/$path: delete failed"
+}
+
+# --- Report ------------------------------------------------------------------------------
+declare -A label=(
+    [boto3]="boto3, ${PART_MIB} MiB parts x ${PARTS_IN_FLIGHT}"
+    [curl]="curl, one signed stream (raw S3)"
+    [gateway]="gateway, curl ftp://"
+    [rclone]="rclone serve ftp, curl ftp://"
+)
+ratio_line() { # ratio_line RESULTS_PREFIX PATH_A PATH_B TEXT: ratio of the medians A/B
+    local r=$1
+    printf '%-40s %-24s %s\n' "$4" "$(ratio "$(median "$r.$2.up")" "$(median "$r.$3.up")")" \
+        "$(ratio "$(median "$r.$2.down")" "$(median "$r.$3.down")")"
+}
+report() { # report STORE
+    local store=$1 path up down r="$WORK/res.$1"
+    printf '\n== %s: %s MiB x %s rounds; MB/s median (min-max)\n' "$store" "$SIZE_MIB" "$ROUNDS"
+    printf '%-40s %-24s %s\n' path upload download
+    for path in "${paths[@]}"; do
+        read -r up lo hi < <(stats "$r.$path.up"); up="$up ($lo-$hi)"
+        read -r down lo hi < <(stats "$r.$path.down"); down="$down ($lo-$hi)"
+        printf '%-40s %-24s %s\n' "${label[$path]}" "$up" "$down"
+    done
+    if [[ " ${paths[*]} " == *" gateway "* ]]; then
+        ratio_line "$r" gateway curl "ratio gateway/raw curl (target >= 0.95)"
+        ratio_line "$r" gateway boto3 "ratio gateway/boto3"
+    fi
+    [[ " ${paths[*]} " == *" rclone "* ]] && ratio_line "$r" rclone curl "ratio rclone/raw curl"
+    if [[ -n "${gateway_pid:-}" ]]; then
+        printf '%-40s %s MiB%s\n' "gateway peak RSS (VmHWM)" "$(hwm_mib "$gateway_pid")" \
+            "$([[ $store == local ]] && echo ", embedded store included")"
+        printf '%-40s %s MiB = part %s MiB x (%s parts in flight + 1) + download chunks %s MiB x %s\n' \
+            "part-size bound" $((PART_MIB * (PARTS_IN_FLIGHT + 1) + DOWNLOAD_CHUNK_MIB * DOWNLOAD_CHUNKS)) \
+            "$PART_MIB" "$PARTS_IN_FLIGHT" "$DOWNLOAD_CHUNK_MIB" "$DOWNLOAD_CHUNKS"
+    fi
+    [[ -n "${rclone_pid:-}" ]] && printf '%-40s %s MiB\n' "rclone peak RSS (VmHWM)" "$(hwm_mib "$rclone_pid")"
+    [[ -n "${rclone_note:-}" ]] && echo "$rclone_note"
+    return 0
+}
+
+# --- Run ---------------------------------------------------------------------------------
+echo "writing ${SIZE_MIB} MiB of random data" >&2
+head -c "$BYTES" /dev/urandom >"$WORK/data.bin"
+echo "size ${SIZE_MIB} MiB (${BYTES} bytes), ${ROUNDS} rounds, 1 MB = 10^6 bytes"
+
+IFS=, read -r -a stores <<<"$STORES"
+for store in "${stores[@]}"; do
+    gateway_pid="" rclone_pid="" rclone_pass=""
+    case $store in
+        garage) start_garage ;;
+        local) start_local ;;
+        *) die "unknown store '$store' (STORES: garage,local)" ;;
+    esac
+    [[ " ${paths[*]} " == *" rclone "* ]] && start_rclone
+    write_netrcs
+    for n in $(seq "$ROUNDS"); do
+        echo "$store: round $n/$ROUNDS" >&2
+        for path in "${paths[@]}"; do round "$store" "$path"; done
+    done
+    report "$store"
+    stop_all
+    rm -rf "$WORK/gateway-data" "$WORK/local-store" "$WORK/s3.env"
 done
-if [[ -z "$port" ]]; then
-    echo "gateway did not start; stderr tail:" >&2
-    tail -n 20 "$WORK/gateway.stderr" >&2
-    exit 1
-fi
-
-# Credentials in a 0600 netrc, not on the command line.
-(umask 077 && printf 'machine 127.0.0.1 login %s/%s password %s\n' \
-    "$S3_ACCESS_KEY" "$S3_BUCKET" "$S3_SECRET_KEY" >"$WORK/netrc")
-url="ftp://127.0.0.1:${port}/gateway.bin"
-
-t0=$(now); curl -sS --netrc-file "$WORK/netrc" -T "$WORK/data.bin" "$url"; t1=$(now)
-curl -sS --netrc-file "$WORK/netrc" -o "$WORK/gateway.out" "$url"; t2=$(now)
-cmp -s "$WORK/data.bin" "$WORK/gateway.out" || { echo "gateway download differs from upload" >&2; exit 1; }
-gw_up=$(mbps "$BYTES" "$t0" "$t1")
-gw_down=$(mbps "$BYTES" "$t1" "$t2")
-hwm_kib="$(awk '/^VmHWM:/ {print $2}' "/proc/$gateway_pid/status")"
-
-echo "gateway, curl ftp://:                  upload ${gw_up} MB/s, download ${gw_down} MB/s"
-echo "ratio gateway/direct boto3:            upload $(ratio "$gw_up" "$boto_up"), download $(ratio "$gw_down" "$boto_down")"
-echo "ratio gateway/direct curl:             upload $(ratio "$gw_up" "$curl_up"), download $(ratio "$gw_down" "$curl_down")"
-echo "gateway peak RSS (VmHWM):              $((hwm_kib / 1024)) MiB"
