@@ -6,10 +6,11 @@
 # in local mode and against Garage), then the cluster test tests/cluster/cluster_test.py (three
 # bucketftp-server instances behind HAProxy on a 3-node Garage cluster, a gateway and a Garage
 # node killed under load), then the real FileZilla GUI against it under Xvfb
-# (scripts/test-filezilla.sh), then the desktop app's real-parts tests
-# (scripts/test-desktop.sh --no-unit: Secret Service keychain, WebDriver e2e, tray), then the
-# packages: scripts/package.sh (release build, .deb/.rpm/.tar.gz in target/dist) and the
-# clean-root install test tests/install/install_test.sh (Debian 12 root made by mmdebstrap).
+# (scripts/test-filezilla.sh), then the packages: scripts/package.sh (release build,
+# .deb/.rpm/.tar.gz in target/dist) and the clean-root install test
+# tests/install/install_test.sh (Debian 12 root made by mmdebstrap), then the desktop app's
+# real-parts tests on that release app (scripts/test-desktop.sh --no-unit: Secret Service
+# keychain, WebDriver e2e, tray).
 # Runs scripts/install-test-deps.sh first (each step is skipped when already done), so it
 # works on a fresh machine.
 # Exits non-zero on any failure; the last line is always `N passed, N failed`.
@@ -97,14 +98,11 @@ else
     failed=$((failed + 1))
 fi
 
-# --- Desktop app ---------------------------------------------------------------------------
-echo "==> scripts/test-desktop.sh --no-unit (the cargo test above ran its unit tests)"
-scripts/test-desktop.sh --no-unit 2>&1 | tee "$LOG_DIR/desktop.log"
-tally "desktop test" "$LOG_DIR/desktop.log" "${PIPESTATUS[0]}"
-
 # --- Packages and the clean-root install test ------------------------------------------
 echo "==> scripts/package.sh"
+release_app=""
 if scripts/package.sh 2>&1 | tee "$LOG_DIR/package.log"; then
+    release_app="${CARGO_TARGET_DIR:-$REPO/target}/release/bucketftp"
     echo "==> tests/install/install_test.sh"
     tests/install/install_test.sh 2>&1 | tee "$LOG_DIR/install.log"
     tally "install test" "$LOG_DIR/install.log" "${PIPESTATUS[0]}"
@@ -112,6 +110,13 @@ else
     echo "scripts/package.sh failed: install test not run"
     failed=$((failed + 1))
 fi
+
+# --- Desktop app ---------------------------------------------------------------------------
+# The release app package.sh built (what users run) when there is one: no second, debug
+# build of the app; otherwise test-desktop.sh builds the debug app itself.
+echo "==> scripts/test-desktop.sh --no-unit (the cargo test above ran its unit tests)"
+BUCKETFTP_APP="$release_app" scripts/test-desktop.sh --no-unit 2>&1 | tee "$LOG_DIR/desktop.log"
+tally "desktop test" "$LOG_DIR/desktop.log" "${PIPESTATUS[0]}"
 
 echo
 echo "${passed} passed, ${failed} failed"

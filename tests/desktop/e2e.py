@@ -43,7 +43,7 @@ from selenium.webdriver.common.options import ArgOptions  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 TARGET = os.path.join(REPO, os.environ.get("CARGO_TARGET_DIR") or "target")  # absolute stays absolute
-APP = os.environ.get("BUCKETFTP_APP", os.path.join(TARGET, "debug", "bucketftp"))
+APP = os.environ.get("BUCKETFTP_APP") or os.path.join(TARGET, "debug", "bucketftp")
 SHOTS = os.path.join(TARGET, "e2e-screenshots")
 BUCKET = "e2e"
 SECRETS = set()

@@ -34,7 +34,7 @@ import s3servers  # noqa: E402
 import xwin  # noqa: E402
 
 TARGET = os.path.join(REPO, os.environ.get("CARGO_TARGET_DIR") or "target")  # absolute stays absolute
-APP = os.environ.get("BUCKETFTP_APP", os.path.join(TARGET, "debug", "bucketftp"))
+APP = os.environ.get("BUCKETFTP_APP") or os.path.join(TARGET, "debug", "bucketftp")
 SHOTS = os.path.join(TARGET, "e2e-screenshots")
 ICON_CLASS = "tray-icon tray app"
 
