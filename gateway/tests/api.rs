@@ -1,5 +1,6 @@
 //! The library API the desktop shell uses: per-profile login settings, permissions, the
-//! local bucket, and "Test connection" — against a real Garage and the embedded store.
+//! local bucket, and "Test connection" — against the embedded store, as a store of its own
+//! (`TestS3`) and as the gateway's local mode.
 
 mod rawftp;
 mod support;
@@ -27,9 +28,9 @@ impl LoginSettings for Profiles {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn profile_settings_pick_the_store_per_key() {
-    let s3 = TestS3::start(S3Kind::Garage).await;
+    let s3 = TestS3::start(S3Kind::Local).await;
     s3.create_bucket(BUCKET).await;
-    // The default points nowhere; only the profile for this key reaches Garage.
+    // The default points nowhere; only the profile for this key reaches the store.
     let port = support::free_port();
     let mut config = GatewayConfig::new(S3Settings::custom(
         format!("http://127.0.0.1:{port}"),
@@ -57,7 +58,7 @@ async fn profile_settings_pick_the_store_per_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_only_and_no_delete() {
-    let s3 = TestS3::start(S3Kind::Garage).await;
+    let s3 = TestS3::start(S3Kind::Local).await;
     s3.create_bucket(BUCKET).await;
     s3.put(BUCKET, "keep.txt", b"keep".to_vec()).await;
     for (read_only, allow_delete) in [(true, true), (false, false)] {
@@ -100,7 +101,7 @@ async fn read_only_and_no_delete() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_connection_says_what_is_wrong() {
-    let s3 = TestS3::start(S3Kind::Garage).await;
+    let s3 = TestS3::start(S3Kind::Local).await;
     s3.create_bucket(BUCKET).await;
     let settings = S3Settings::custom(s3.endpoint.clone(), s3.region.clone());
     let ok =

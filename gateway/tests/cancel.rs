@@ -1,5 +1,5 @@
 //! Interrupted uploads leave nothing behind. Each way a client can cancel a 40 MiB upload is
-//! tried at least 20 times, at random points, against Garage and moto; after every trial the
+//! tried at least 20 times, at random points, against every selected store; after every trial the
 //! key must still hold its old content and no multipart upload may be left. The counts are
 //! printed (`cargo test -p gateway --test cancel -- --nocapture`).
 //!
@@ -14,6 +14,7 @@
 //! came.
 
 mod rawftp;
+#[macro_use]
 mod support;
 
 use std::time::Duration;
@@ -289,29 +290,20 @@ const SOCKET_CASES: [Case; 5] = [
     Case::ControlClosed,
 ];
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cancelled_uploads_leave_nothing_garage() {
-    run_cases(S3Kind::Garage, &SOCKET_CASES).await;
+each_store!(cancelled_uploads_leave_nothing);
+async fn cancelled_uploads_leave_nothing(kind: S3Kind) {
+    run_cases(kind, &SOCKET_CASES).await;
 }
 
+/// The relay between the client and libunftp does not depend on the store: one store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cancelled_uploads_leave_nothing_moto() {
-    run_cases(S3Kind::Moto, &SOCKET_CASES).await;
+async fn cancelled_relayed_uploads_leave_nothing() {
+    run_cases_from(S3Kind::Local, relayed_client(), &SOCKET_CASES).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cancelled_relayed_uploads_leave_nothing_garage() {
-    run_cases_from(S3Kind::Garage, relayed_client(), &SOCKET_CASES).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_client_leaves_nothing_garage() {
-    run_cases(S3Kind::Garage, &[Case::Killed]).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_client_leaves_nothing_moto() {
-    run_cases(S3Kind::Moto, &[Case::Killed]).await;
+each_store!(killed_client_leaves_nothing);
+async fn killed_client_leaves_nothing(kind: S3Kind) {
+    run_cases(kind, &[Case::Killed]).await;
 }
 
 /// A complete upload over the same paths still succeeds: the gate does not cancel real
@@ -324,7 +316,7 @@ async fn complete_uploads_still_commit() {
 }
 
 async fn complete_uploads_commit_from(source: Option<std::net::IpAddr>) {
-    let env = Env::start_from(S3Kind::Garage, source).await;
+    let env = Env::start_from(S3Kind::Local, source).await;
     let body = data(12 * MIB + 3, 12);
     for tls in [false, true] {
         let mut ctl = if tls {
@@ -347,7 +339,7 @@ async fn complete_uploads_commit_from(source: Option<std::net::IpAddr>) {
 /// removes it at the next login (a bucket lifecycle rule does the same on the store's side).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_gateway_leaves_old_object() {
-    let s3 = TestS3::start(S3Kind::Garage).await;
+    let s3 = TestS3::start(S3Kind::Local).await;
     s3.create_bucket(BUCKET).await;
     s3.put(BUCKET, "victim.bin", b"old".to_vec()).await;
     let dir = std::env::temp_dir().join(format!("bucketftp-killgw-{}", std::process::id()));

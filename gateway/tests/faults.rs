@@ -1,11 +1,12 @@
-//! A throttling store: S3 answering `503 SlowDown` (through `faultproxy`, in front of a real
-//! Garage or moto). A few refusals are retried and the FTP client never notices; a store that
+//! A throttling store: S3 answering `503 SlowDown` (through `faultproxy`, in front of each
+//! selected store). A few refusals are retried and the FTP client never notices; a store that
 //! keeps refusing becomes `451` with the reason in words, the old object stays as it was and
 //! no multipart upload is left behind. The proxy's request count also shows that a listing
 //! costs one ListObjectsV2 per 1,000 entries and no HEAD per object.
 
 mod faultproxy;
 mod rawftp;
+#[macro_use]
 mod support;
 
 use std::time::Duration;
@@ -79,7 +80,8 @@ impl Env {
     }
 }
 
-async fn throttling(kind: S3Kind) {
+each_store!(throttling_is_retried_then_451);
+async fn throttling_is_retried_then_451(kind: S3Kind) {
     let env = Env::start(kind).await;
 
     // A few refusals are retried: the client sees nothing.
@@ -155,22 +157,12 @@ async fn throttling(kind: S3Kind) {
     assert!(env.proxy.forwarded() > 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn throttling_is_retried_then_451_garage() {
-    throttling(S3Kind::Garage).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn throttling_is_retried_then_451_moto() {
-    throttling(S3Kind::Moto).await;
-}
-
 /// The request counter of the proxy also shows what a listing costs: one ListObjectsV2 per
 /// 1,000 entries, no HEAD per object.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listing_costs_one_request_per_page() {
     use futures::StreamExt;
-    let env = Env::start(S3Kind::Garage).await;
+    let env = Env::start(S3Kind::Local).await;
     let keys: Vec<String> = (0..3_000).map(|i| format!("many/f{i:05}.txt")).collect();
     let client = env.s3.client.clone();
     let puts: Vec<_> = futures::stream::iter(keys.into_iter().map(|k| {
@@ -210,7 +202,7 @@ async fn listing_costs_one_request_per_page() {
 /// login and everything after it use that region.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aws_bucket_region_is_found_at_login() {
-    let s3 = TestS3::start(S3Kind::Garage).await;
+    let s3 = TestS3::start(S3Kind::Local).await;
     s3.create_bucket(BUCKET).await;
     let proxy = FaultProxy::start(&s3.endpoint).await;
     proxy.bucket_in_region(&s3.region);

@@ -31,7 +31,7 @@ impl Drop for Env {
 
 impl Env {
     async fn start(tweak: impl FnOnce(&mut GatewayConfig)) -> Env {
-        let s3 = TestS3::start(S3Kind::Garage).await;
+        let s3 = TestS3::start(S3Kind::Local).await;
         s3.create_bucket(BUCKET).await;
         let dir = temp_dir("first-contact");
         let mut config =
@@ -352,7 +352,7 @@ async fn clients_not_on_127_0_0_1_get_relayed_data_connections() {
 /// codes in a file, and the secret at no level.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_are_short_lines_without_secrets() {
-    let s3 = TestS3::start(S3Kind::Garage).await;
+    let s3 = TestS3::start(S3Kind::Local).await;
     s3.create_bucket(BUCKET).await;
     for level in ["info", "debug"] {
         let dir = temp_dir("log-lines");

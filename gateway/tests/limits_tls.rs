@@ -30,7 +30,7 @@ fn user(s3: &TestS3) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_limits_answer_421() {
-    let s3 = TestS3::start(S3Kind::Moto).await;
+    let s3 = TestS3::start(S3Kind::Local).await;
     s3.create_bucket(BUCKET).await;
     let gw = start(&s3, |c| {
         c.sessions = SessionLimits {
@@ -59,7 +59,7 @@ async fn session_limits_answer_421() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lockout_refuses_without_asking_the_store() {
-    let mut s3 = TestS3::start(S3Kind::Garage).await;
+    let mut s3 = TestS3::start(S3Kind::Local).await;
     s3.create_bucket(BUCKET).await;
     let gw = start(&s3, |c| {
         c.lockout = LockoutPolicy {
@@ -91,7 +91,7 @@ async fn lockout_refuses_without_asking_the_store() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_sessions_and_unused_passive_ports_time_out() {
-    let s3 = TestS3::start(S3Kind::Moto).await;
+    let s3 = TestS3::start(S3Kind::Local).await;
     s3.create_bucket(BUCKET).await;
     let gw = start(&s3, |c| {
         c.idle_timeout = Duration::from_secs(1);
@@ -136,12 +136,12 @@ async fn remote_listen_needs_explicit_option() {
     assert!(err.contains("--allow-remote"), "{err}");
 }
 
-/// Runs the real binary at trace level against Garage with TLS required, drives a full
+/// Runs the real binary at trace level against the local store with TLS required, drives a full
 /// session with curl (FTPS), lftp (FTPS) and a wrong password, and scans everything written
 /// (stdout, stderr, replies) for the secret.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ftps_with_curl_and_lftp_and_no_secret_anywhere() {
-    let s3 = TestS3::start(S3Kind::Garage).await;
+    let s3 = TestS3::start(S3Kind::Local).await;
     s3.create_bucket(BUCKET).await;
     let dir = temp_dir("ftps");
     let log = dir.join("server.log");
@@ -368,7 +368,7 @@ async fn curl(
 async fn ftps_data_connections_resume_the_tls_session() {
     use std::sync::atomic::Ordering;
     use tokio_rustls::rustls::{self, HandshakeKind};
-    let s3 = TestS3::start(S3Kind::Moto).await;
+    let s3 = TestS3::start(S3Kind::Local).await;
     s3.create_bucket(BUCKET).await;
     let dir = temp_dir("ftps-resume");
     let tls = gateway::tls::load_or_create(&dir).unwrap_or_else(|e| panic!("{e}"));
