@@ -13,6 +13,8 @@
 //! on loopback): a reset, a FIN and a missing close_notify must pass through the relay as they
 //! came.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod rawftp;
 #[macro_use]
 mod support;
@@ -63,10 +65,10 @@ impl Env {
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let tls_dir =
             std::env::temp_dir().join(format!("bucketftp-cancel-tls-{}-{n}", std::process::id()));
-        let tls = gateway::tls::load_or_create(&tls_dir).unwrap_or_else(|e| panic!("{e}"));
+        let tls = gateway::tls::load_or_create(&tls_dir).unwrap();
         let mut config =
             GatewayConfig::new(S3Settings::custom(s3.endpoint.clone(), s3.region.clone()));
-        config.listen = "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"));
+        config.listen = "127.0.0.1:0".parse().unwrap();
         config.limits = TransferLimits {
             part_size: 5 * MIB,
             parts_in_flight: 3,
@@ -74,9 +76,7 @@ impl Env {
         };
         config.transfer_timeout = Duration::from_secs(1);
         config.tls = Some(tls);
-        let gw = Gateway::start(config)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let gw = Gateway::start(config).await.unwrap();
         Env {
             s3,
             gw,
@@ -153,7 +153,7 @@ async fn trial(env: &Env, case: Case, i: usize, rng: &mut Rng, body: &[u8]) -> b
             let file =
                 std::env::temp_dir().join(format!("bucketftp-cancel-{}.bin", std::process::id()));
             if !file.exists() {
-                std::fs::write(&file, body).unwrap_or_else(|e| panic!("{e}"));
+                std::fs::write(&file, body).unwrap();
             }
             let url = format!("ftp://{}/{key}", env.gw.local_addr());
             let mut child = tokio::process::Command::new("curl")
@@ -164,7 +164,7 @@ async fn trial(env: &Env, case: Case, i: usize, rng: &mut Rng, body: &[u8]) -> b
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
                 .spawn()
-                .unwrap_or_else(|e| panic!("curl: {e}"));
+                .expect("curl");
             // Wait for the upload to start, then kill curl at a random moment of its ~2 s.
             let started = tokio::time::timeout(Duration::from_secs(20), async {
                 loop {
@@ -359,8 +359,8 @@ async fn killed_gateway_leaves_old_object() {
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let stdout = child.stdout.take().unwrap_or_else(|| panic!("stdout"));
+        .unwrap();
+    let stdout = child.stdout.take().expect("stdout");
     let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
     let addr = loop {
         let line = lines
@@ -368,9 +368,9 @@ async fn killed_gateway_leaves_old_object() {
             .await
             .ok()
             .flatten()
-            .unwrap_or_else(|| panic!("no listen line"));
+            .expect("no listen line");
         if let Some(a) = line.strip_prefix("BucketFTP listening on ") {
-            break a.parse().unwrap_or_else(|e| panic!("{e}"));
+            break a.parse().unwrap();
         }
     };
     let mut ctl = Raw::connect(addr).await;
@@ -396,11 +396,9 @@ async fn killed_gateway_leaves_old_object() {
 
     // The next gateway, told to abort stale uploads (age 0 here), cleans it up at login.
     let mut config = GatewayConfig::new(S3Settings::custom(s3.endpoint.clone(), s3.region.clone()));
-    config.listen = "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"));
+    config.listen = "127.0.0.1:0".parse().unwrap();
     config.abort_stale_uploads = Some(Duration::ZERO);
-    let gw = Gateway::start(config)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let gw = Gateway::start(config).await.unwrap();
     let mut ctl = Raw::connect(gw.local_addr()).await;
     ctl.login(&format!("{}/{BUCKET}", s3.access_key), &s3.secret_key)
         .await;

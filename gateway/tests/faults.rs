@@ -4,6 +4,8 @@
 //! no multipart upload is left behind. The proxy's request count also shows that a listing
 //! costs one ListObjectsV2 per 1,000 entries and no HEAD per object.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod faultproxy;
 mod rawftp;
 #[macro_use]
@@ -35,15 +37,13 @@ impl Env {
             proxy.endpoint.clone(),
             s3.region.clone(),
         ));
-        config.listen = "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"));
+        config.listen = "127.0.0.1:0".parse().unwrap();
         config.limits = TransferLimits {
             part_size: 5 * MIB,
             parts_in_flight: 2,
             memory_limit: 64 * MIB,
         };
-        let gw = Gateway::start(config)
-            .await
-            .unwrap_or_else(|e| panic!("gateway: {e}"));
+        let gw = Gateway::start(config).await.expect("gateway");
         Env { s3, proxy, gw }
     }
 
@@ -54,13 +54,13 @@ impl Env {
     async fn ftp(&self) -> AsyncFtpStream {
         let mut ftp = AsyncFtpStream::connect(self.gw.local_addr())
             .await
-            .unwrap_or_else(|e| panic!("connect: {e}"));
+            .expect("connect");
         ftp.login(self.user(), self.s3.secret_key.clone())
             .await
-            .unwrap_or_else(|e| panic!("login: {e}"));
+            .expect("login");
         ftp.transfer_type(suppaftp::types::FileType::Binary)
             .await
-            .unwrap_or_else(|e| panic!("TYPE I: {e}"));
+            .expect("TYPE I");
         ftp
     }
 
@@ -183,10 +183,7 @@ async fn listing_costs_one_request_per_page() {
     assert!(puts.iter().all(|r| r.is_ok()), "direct puts");
     let mut ftp = env.ftp().await;
     let before = env.proxy.forwarded();
-    let lines = ftp
-        .mlsd(Some("/many"))
-        .await
-        .unwrap_or_else(|e| panic!("MLSD: {e}"));
+    let lines = ftp.mlsd(Some("/many")).await.expect("MLSD");
     let requests = env.proxy.forwarded() - before;
     assert_eq!(lines.len(), 3_000);
     // 3 pages of 1,000; a request or two more are fine (a folder check), 3,000 HEADs are not.
@@ -212,26 +209,21 @@ async fn aws_bucket_region_is_found_at_login() {
         region: None,
         addressing: Some(gateway::Addressing::Path),
     });
-    config.listen = "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"));
-    let gw = Gateway::start(config)
-        .await
-        .unwrap_or_else(|e| panic!("gateway: {e}"));
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    let gw = Gateway::start(config).await.expect("gateway");
     let env = Env { s3, proxy, gw };
     let mut ftp = env.ftp().await;
     assert_eq!(env.proxy.redirects(), 1, "one call signed for us-east-1");
     let body = data(2 * MIB, 5);
     ftp.put_file("regional.bin", &mut &body[..])
         .await
-        .unwrap_or_else(|e| panic!("upload in the found region: {e}"));
+        .expect("upload in the found region");
     let mut back = Vec::new();
-    let mut stream = ftp
-        .retr_as_stream("regional.bin")
-        .await
-        .unwrap_or_else(|e| panic!("RETR: {e}"));
+    let mut stream = ftp.retr_as_stream("regional.bin").await.expect("RETR");
     tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut back)
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    stream.finish().await.unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
+    stream.finish().await.unwrap();
     assert_eq!(back, body);
     assert_eq!(
         env.s3.get(BUCKET, "regional.bin").await.as_deref(),
@@ -246,10 +238,8 @@ async fn aws_bucket_region_is_found_at_login() {
     // A region set by hand is not second-guessed, but a wrong one is named in the refusal.
     let mut config =
         GatewayConfig::new(S3Settings::custom(env.proxy.endpoint.clone(), "us-east-1"));
-    config.listen = "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"));
-    let pinned = Gateway::start(config)
-        .await
-        .unwrap_or_else(|e| panic!("gateway: {e}"));
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    let pinned = Gateway::start(config).await.expect("gateway");
     let mut raw = Raw::connect(pinned.local_addr()).await;
     let (code, text) = raw.try_login(&env.user(), &env.s3.secret_key).await;
     assert_eq!(code, 530, "{text}");

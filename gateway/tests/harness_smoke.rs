@@ -4,6 +4,8 @@
 //! documented. They use no gateway code beyond the client factory, so they tell a broken test
 //! environment apart from a broken gateway.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[macro_use]
 mod support;
 
@@ -63,7 +65,7 @@ async fn basic_roundtrip(kind: S3Kind) -> TestS3 {
         .key("big/obj")
         .send()
         .await
-        .unwrap_or_else(|e| panic!("CreateMultipartUpload: {e:?}"));
+        .expect("CreateMultipartUpload");
     let upload_id = created.upload_id().unwrap_or_default().to_owned();
     assert!(!upload_id.is_empty(), "no upload id");
     s3.client
@@ -75,7 +77,7 @@ async fn basic_roundtrip(kind: S3Kind) -> TestS3 {
         .body(ByteStream::from(vec![1u8; 1024]))
         .send()
         .await
-        .unwrap_or_else(|e| panic!("UploadPart: {e:?}"));
+        .expect("UploadPart");
     assert_eq!(
         s3.multipart_uploads(bucket).await,
         vec![("big/obj".to_owned(), upload_id.clone())]
@@ -87,7 +89,7 @@ async fn basic_roundtrip(kind: S3Kind) -> TestS3 {
         .upload_id(&upload_id)
         .send()
         .await
-        .unwrap_or_else(|e| panic!("AbortMultipartUpload: {e:?}"));
+        .expect("AbortMultipartUpload");
     assert!(s3.multipart_uploads(bucket).await.is_empty());
     assert_eq!(s3.get(bucket, "big/obj").await, None);
     s3
@@ -131,7 +133,7 @@ async fn garage_roundtrip_key_without_access_and_restart() {
     let (ak, sk) = s3
         .create_key_without_access()
         .await
-        .unwrap_or_else(|| panic!("Garage must provide a key without access"));
+        .expect("Garage must provide a key without access");
     let other = s3.client_with(&ak, &sk);
     assert!(
         other.list_buckets().send().await.is_ok(),

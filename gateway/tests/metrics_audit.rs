@@ -3,7 +3,7 @@
 //! metrics are scraped over real HTTP before and after a refused login, an accepted one, an
 //! upload and a download; the audit file is read after the gateway stops.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 

@@ -2,7 +2,7 @@
 //! server-side copy in parts gives the same bytes; a failed copy and a copy whose future is
 //! dropped (a session killed mid-rename) leave no multipart upload behind.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[macro_use]
 mod support;

@@ -177,18 +177,15 @@ pub fn temp_dir(label: &str) -> std::path::PathBuf {
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let d = std::env::temp_dir().join(format!("bucketftp-{label}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir_all(&d).unwrap();
     d
 }
 
 /// A free TCP port on 127.0.0.1 (bind to port 0, read the port, close). Another process may
 /// take it before it is used; `TestS3::start` retries with new ports if a bind fails.
 pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0")
-        .unwrap_or_else(|e| panic!("free_port: cannot bind 127.0.0.1:0: {e}"));
-    l.local_addr()
-        .unwrap_or_else(|e| panic!("free_port: local_addr: {e}"))
-        .port()
+    let l = TcpListener::bind("127.0.0.1:0").expect("free_port: cannot bind 127.0.0.1:0");
+    l.local_addr().expect("free_port: local_addr").port()
 }
 
 /// A client for a path-style store at `endpoint`, built by the gateway's own
@@ -204,7 +201,7 @@ fn random_hex(n: usize) -> String {
     let mut buf = vec![0u8; n];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut buf))
-        .unwrap_or_else(|e| panic!("reading /dev/urandom: {e}"));
+        .expect("reading /dev/urandom");
     buf.iter().fold(String::with_capacity(2 * n), |mut s, b| {
         let _ = write!(s, "{b:02x}");
         s
@@ -300,9 +297,7 @@ fn spawn_logged(bin: &Path, args: &[&str], log: &Path, envs: &[(&str, &str)]) ->
         .append(true)
         .open(log)
         .unwrap_or_else(|e| panic!("cannot open log {}: {e}", log.display()));
-    let err = out
-        .try_clone()
-        .unwrap_or_else(|e| panic!("cannot clone log handle: {e}"));
+    let err = out.try_clone().expect("cannot clone log handle");
     let setpriv = Path::new("/usr/bin/setpriv");
     let mut cmd = if setpriv.is_file() {
         let mut c = Command::new(setpriv);
@@ -371,8 +366,7 @@ impl TestS3 {
             attempt += 1;
             let dir = unique_temp_dir(&format!("bucketftp-{}", kind.name()));
             let (access_key, secret_key) = if kind == S3Kind::Local {
-                localstore::load_or_create_credentials(&dir)
-                    .unwrap_or_else(|e| panic!("local store credentials: {e}"))
+                localstore::load_or_create_credentials(&dir).expect("local store credentials")
             } else {
                 (access_key.clone(), secret_key.clone())
             };
