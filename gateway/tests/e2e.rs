@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use ftpops::{appe, get, put, refused};
 use gateway::events::Event;
-use gateway::{Gateway, GatewayConfig, GatewayHandle, S3Settings, TransferLimits};
+use gateway::{GatewayHandle, S3Settings};
 use rawftp::data;
 use suppaftp::tokio::AsyncFtpStream;
 use suppaftp::{FtpError, Status};
@@ -33,15 +33,8 @@ impl Env {
     async fn start(kind: S3Kind) -> Env {
         let s3 = TestS3::start(kind).await;
         s3.create_bucket(BUCKET).await;
-        let mut config =
-            GatewayConfig::new(S3Settings::custom(s3.endpoint.clone(), s3.region.clone()));
-        config.listen = "127.0.0.1:0".parse().unwrap();
-        config.limits = TransferLimits {
-            part_size: 5 * MIB,
-            parts_in_flight: 3,
-            memory_limit: 64 * MIB,
-        };
-        let gw = Gateway::start(config).await.expect("gateway");
+        let settings = S3Settings::custom(s3.endpoint.clone(), s3.region.clone());
+        let gw = support::start_gateway(settings, |c| c.limits = support::small_parts(3)).await;
         Env { s3, gw: Some(gw) }
     }
 

@@ -14,7 +14,7 @@ mod support;
 use std::time::Duration;
 
 use faultproxy::FaultProxy;
-use gateway::{Gateway, GatewayConfig, GatewayHandle, S3Settings, TransferLimits};
+use gateway::{Gateway, GatewayConfig, GatewayHandle, S3Settings};
 use rawftp::{Raw, data};
 use suppaftp::tokio::AsyncFtpStream;
 use support::{S3Kind, TestS3};
@@ -33,17 +33,8 @@ impl Env {
         let s3 = TestS3::start(kind).await;
         s3.create_bucket(BUCKET).await;
         let proxy = FaultProxy::start(&s3.endpoint).await;
-        let mut config = GatewayConfig::new(S3Settings::custom(
-            proxy.endpoint.clone(),
-            s3.region.clone(),
-        ));
-        config.listen = "127.0.0.1:0".parse().unwrap();
-        config.limits = TransferLimits {
-            part_size: 5 * MIB,
-            parts_in_flight: 2,
-            memory_limit: 64 * MIB,
-        };
-        let gw = Gateway::start(config).await.expect("gateway");
+        let settings = S3Settings::custom(proxy.endpoint.clone(), s3.region.clone());
+        let gw = support::start_gateway(settings, |c| c.limits = support::small_parts(2)).await;
         Env { s3, proxy, gw }
     }
 

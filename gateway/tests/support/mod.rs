@@ -196,6 +196,29 @@ pub fn s3_client(endpoint: &str, region: &str, access_key: &str, secret_key: &st
         .client(access_key, secret_key, None)
 }
 
+/// A gateway on a free port of 127.0.0.1 reaching the store through `settings`, with
+/// `tweak` applied to its config first.
+pub async fn start_gateway(
+    settings: S3Settings,
+    tweak: impl FnOnce(&mut gateway::GatewayConfig),
+) -> gateway::GatewayHandle {
+    let mut config = gateway::GatewayConfig::new(settings);
+    config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    tweak(&mut config);
+    gateway::Gateway::start(config).await.expect("gateway")
+}
+
+/// Transfer limits for tests: 5 MiB parts (the S3 minimum, so a few MiB make a multipart
+/// upload), `parts_in_flight` at once, 64 MiB of buffers.
+pub fn small_parts(parts_in_flight: usize) -> gateway::TransferLimits {
+    const MIB: usize = 1024 * 1024;
+    gateway::TransferLimits {
+        part_size: 5 * MIB,
+        parts_in_flight,
+        memory_limit: 64 * MIB,
+    }
+}
+
 /// `n` random bytes as lowercase hex, from /dev/urandom.
 fn random_hex(n: usize) -> String {
     let mut buf = vec![0u8; n];
