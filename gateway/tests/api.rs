@@ -1,5 +1,8 @@
 //! The library API the desktop shell uses: per-profile login settings, permissions, the
-//! local bucket, and "Test connection" — against a real Garage and the embedded store.
+//! local bucket, and "Test connection" — against the embedded store, as a store of its own
+//! (`TestS3`) and as the gateway's local mode.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod rawftp;
 mod support;
@@ -27,22 +30,20 @@ impl LoginSettings for Profiles {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn profile_settings_pick_the_store_per_key() {
-    let s3 = TestS3::start(S3Kind::Garage).await;
+    let s3 = TestS3::start(S3Kind::Local).await;
     s3.create_bucket(BUCKET).await;
-    // The default points nowhere; only the profile for this key reaches Garage.
+    // The default points nowhere; only the profile for this key reaches the store.
     let port = support::free_port();
     let mut config = GatewayConfig::new(S3Settings::custom(
         format!("http://127.0.0.1:{port}"),
         "garage",
     ));
-    config.listen = "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"));
+    config.listen = "127.0.0.1:0".parse().unwrap();
     config.login_settings = Some(Arc::new(Profiles {
         key: s3.access_key.clone(),
         settings: S3Settings::custom(s3.endpoint.clone(), s3.region.clone()),
     }));
-    let gw = Gateway::start(config)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let gw = Gateway::start(config).await.unwrap();
     let mut r = Raw::connect(gw.local_addr()).await;
     r.login(&format!("{}/{BUCKET}", s3.access_key), &s3.secret_key)
         .await;
@@ -57,20 +58,18 @@ async fn profile_settings_pick_the_store_per_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_only_and_no_delete() {
-    let s3 = TestS3::start(S3Kind::Garage).await;
+    let s3 = TestS3::start(S3Kind::Local).await;
     s3.create_bucket(BUCKET).await;
     s3.put(BUCKET, "keep.txt", b"keep".to_vec()).await;
     for (read_only, allow_delete) in [(true, true), (false, false)] {
         let mut config =
             GatewayConfig::new(S3Settings::custom(s3.endpoint.clone(), s3.region.clone()));
-        config.listen = "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"));
+        config.listen = "127.0.0.1:0".parse().unwrap();
         config.permissions = Permissions {
             read_only,
             allow_delete,
         };
-        let gw = Gateway::start(config)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let gw = Gateway::start(config).await.unwrap();
         let mut r = Raw::connect(gw.local_addr()).await;
         r.login(&format!("{}/{BUCKET}", s3.access_key), &s3.secret_key)
             .await;
@@ -100,13 +99,13 @@ async fn read_only_and_no_delete() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_connection_says_what_is_wrong() {
-    let s3 = TestS3::start(S3Kind::Garage).await;
+    let s3 = TestS3::start(S3Kind::Local).await;
     s3.create_bucket(BUCKET).await;
     let settings = S3Settings::custom(s3.endpoint.clone(), s3.region.clone());
     let ok =
         gateway::probe::test_connection(&settings, &s3.access_key, &s3.secret_key, Some(BUCKET))
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
     assert_eq!(ok.bucket_ok, Some(true));
     assert!(ok.buckets.iter().any(|b| b == BUCKET), "{ok:?}");
 
@@ -136,14 +135,10 @@ async fn test_connection_says_what_is_wrong() {
 async fn local_bucket_through_the_same_path() {
     let root = std::env::temp_dir().join(format!("bucketftp-api-local-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
-    let local = gateway::local::start_local(&root, "files")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let local = gateway::local::start_local(&root, "files").await.unwrap();
     let mut config = GatewayConfig::new(local.settings.clone());
-    config.listen = "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"));
-    let gw = Gateway::start(config)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    let gw = Gateway::start(config).await.unwrap();
     let mut r = Raw::connect(gw.local_addr()).await;
     r.login(&local.ftp_user(), &local.secret_key).await;
     assert_eq!(r.cmd("MKD 新しい フォルダ").await.0, 257);
@@ -160,7 +155,7 @@ async fn local_bucket_through_the_same_path() {
     assert!(local.folder.join("renamed").join("a.txt").exists());
     assert!(!local.folder.join("新しい フォルダ").exists());
     // The same credential comes back on the next start.
-    let again = localstore::load_or_create_credentials(&root).unwrap_or_else(|e| panic!("{e}"));
+    let again = localstore::load_or_create_credentials(&root).unwrap();
     assert_eq!(again, (local.access_key.clone(), local.secret_key.clone()));
     gw.stop(std::time::Duration::from_millis(100)).await;
     local.store.stop().await;

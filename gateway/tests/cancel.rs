@@ -1,5 +1,5 @@
 //! Interrupted uploads leave nothing behind. Each way a client can cancel a 40 MiB upload is
-//! tried at least 20 times, at random points, against Garage and moto; after every trial the
+//! tried at least 20 times, at random points, against every selected store; after every trial the
 //! key must still hold its old content and no multipart upload may be left. The counts are
 //! printed (`cargo test -p gateway --test cancel -- --nocapture`).
 //!
@@ -13,7 +13,10 @@
 //! on loopback): a reset, a FIN and a missing close_notify must pass through the relay as they
 //! came.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod rawftp;
+#[macro_use]
 mod support;
 
 use std::time::Duration;
@@ -62,17 +65,14 @@ impl Env {
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let tls_dir =
             std::env::temp_dir().join(format!("bucketftp-cancel-tls-{}-{n}", std::process::id()));
-        let tls = gateway::tls::load_or_create(&tls_dir).unwrap_or_else(|e| panic!("{e}"));
+        let tls = gateway::tls::load_or_create(&tls_dir).unwrap();
         let mut config =
             GatewayConfig::new(S3Settings::custom(s3.endpoint.clone(), s3.region.clone()));
-        config.listen = "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"));
-        config.limits =
-            TransferLimits::new(5 * MIB, 3, 128 * MIB).unwrap_or_else(|e| panic!("limits: {e}"));
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.limits = TransferLimits::new(5 * MIB, 3, 128 * MIB).unwrap();
         config.transfer_timeout = Duration::from_secs(1);
         config.tls = Some(tls);
-        let gw = Gateway::start(config)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let gw = Gateway::start(config).await.unwrap();
         Env {
             s3,
             gw,
@@ -149,7 +149,7 @@ async fn trial(env: &Env, case: Case, i: usize, rng: &mut Rng, body: &[u8]) -> b
             let file =
                 std::env::temp_dir().join(format!("bucketftp-cancel-{}.bin", std::process::id()));
             if !file.exists() {
-                std::fs::write(&file, body).unwrap_or_else(|e| panic!("{e}"));
+                std::fs::write(&file, body).unwrap();
             }
             let url = format!("ftp://{}/{key}", env.gw.local_addr());
             let mut child = tokio::process::Command::new("curl")
@@ -160,7 +160,7 @@ async fn trial(env: &Env, case: Case, i: usize, rng: &mut Rng, body: &[u8]) -> b
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
                 .spawn()
-                .unwrap_or_else(|e| panic!("curl: {e}"));
+                .expect("curl");
             // Wait for the upload to start, then kill curl at a random moment of its ~2 s.
             let started = tokio::time::timeout(Duration::from_secs(20), async {
                 loop {
@@ -286,29 +286,20 @@ const SOCKET_CASES: [Case; 5] = [
     Case::ControlClosed,
 ];
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cancelled_uploads_leave_nothing_garage() {
-    run_cases(S3Kind::Garage, &SOCKET_CASES).await;
+each_store!(cancelled_uploads_leave_nothing);
+async fn cancelled_uploads_leave_nothing(kind: S3Kind) {
+    run_cases(kind, &SOCKET_CASES).await;
 }
 
+/// The relay between the client and libunftp does not depend on the store: one store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cancelled_uploads_leave_nothing_moto() {
-    run_cases(S3Kind::Moto, &SOCKET_CASES).await;
+async fn cancelled_relayed_uploads_leave_nothing() {
+    run_cases_from(S3Kind::Local, relayed_client(), &SOCKET_CASES).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cancelled_relayed_uploads_leave_nothing_garage() {
-    run_cases_from(S3Kind::Garage, relayed_client(), &SOCKET_CASES).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_client_leaves_nothing_garage() {
-    run_cases(S3Kind::Garage, &[Case::Killed]).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_client_leaves_nothing_moto() {
-    run_cases(S3Kind::Moto, &[Case::Killed]).await;
+each_store!(killed_client_leaves_nothing);
+async fn killed_client_leaves_nothing(kind: S3Kind) {
+    run_cases(kind, &[Case::Killed]).await;
 }
 
 /// A complete upload over the same paths still succeeds: the gate does not cancel real
@@ -321,7 +312,7 @@ async fn complete_uploads_still_commit() {
 }
 
 async fn complete_uploads_commit_from(source: Option<std::net::IpAddr>) {
-    let env = Env::start_from(S3Kind::Garage, source).await;
+    let env = Env::start_from(S3Kind::Local, source).await;
     let body = data(12 * MIB + 3, 12);
     for tls in [false, true] {
         let mut ctl = if tls {
@@ -344,7 +335,7 @@ async fn complete_uploads_commit_from(source: Option<std::net::IpAddr>) {
 /// removes it at the next login (a bucket lifecycle rule does the same on the store's side).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_gateway_leaves_old_object() {
-    let s3 = TestS3::start(S3Kind::Garage).await;
+    let s3 = TestS3::start(S3Kind::Local).await;
     s3.create_bucket(BUCKET).await;
     s3.put(BUCKET, "victim.bin", b"old".to_vec()).await;
     let dir = std::env::temp_dir().join(format!("bucketftp-killgw-{}", std::process::id()));
@@ -364,8 +355,8 @@ async fn killed_gateway_leaves_old_object() {
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let stdout = child.stdout.take().unwrap_or_else(|| panic!("stdout"));
+        .unwrap();
+    let stdout = child.stdout.take().expect("stdout");
     let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
     let addr = loop {
         let line = lines
@@ -373,9 +364,9 @@ async fn killed_gateway_leaves_old_object() {
             .await
             .ok()
             .flatten()
-            .unwrap_or_else(|| panic!("no listen line"));
+            .expect("no listen line");
         if let Some(a) = line.strip_prefix("BucketFTP listening on ") {
-            break a.parse().unwrap_or_else(|e| panic!("{e}"));
+            break a.parse().unwrap();
         }
     };
     let mut ctl = Raw::connect(addr).await;
@@ -401,11 +392,9 @@ async fn killed_gateway_leaves_old_object() {
 
     // The next gateway, told to abort stale uploads (age 0 here), cleans it up at login.
     let mut config = GatewayConfig::new(S3Settings::custom(s3.endpoint.clone(), s3.region.clone()));
-    config.listen = "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"));
+    config.listen = "127.0.0.1:0".parse().unwrap();
     config.abort_stale_uploads = Some(Duration::ZERO);
-    let gw = Gateway::start(config)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let gw = Gateway::start(config).await.unwrap();
     let mut ctl = Raw::connect(gw.local_addr()).await;
     ctl.login(&format!("{}/{BUCKET}", s3.access_key), &s3.secret_key)
         .await;

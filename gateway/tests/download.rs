@@ -1,5 +1,5 @@
-//! RETR as ranged GETs in parallel (`storage/download.rs`), on real servers (`both!`: Garage
-//! and moto): every offset gives exactly the bytes from there on, across chunk borders; an
+//! RETR as ranged GETs in parallel (`storage/download.rs`), on real servers (`each_store!`: the
+//! local store, Garage, moto): every offset gives exactly the bytes from there on, across chunk borders; an
 //! object overwritten while it downloads fails the download instead of mixing two versions;
 //! a client that goes away mid-download leaves a session that still works.
 
@@ -56,7 +56,7 @@ fn body(len: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
-both!(every_offset_across_chunks);
+each_store!(every_offset_across_chunks);
 async fn every_offset_across_chunks(kind: S3Kind) {
     let env = Env::start(kind).await;
     let chunk = CHUNK as usize;
@@ -88,7 +88,7 @@ async fn every_offset_across_chunks(kind: S3Kind) {
     assert_eq!(code, 550);
 }
 
-both!(an_overwrite_mid_download_fails_it);
+each_store!(an_overwrite_mid_download_fails_it);
 async fn an_overwrite_mid_download_fails_it(kind: S3Kind) {
     let env = Env::start(kind).await;
     let chunk = CHUNK as usize;
@@ -119,7 +119,7 @@ async fn an_overwrite_mid_download_fails_it(kind: S3Kind) {
     assert!(now == body(6 * chunk, 100));
 }
 
-both!(a_client_leaving_mid_download_keeps_the_session);
+each_store!(a_client_leaving_mid_download_keeps_the_session);
 async fn a_client_leaving_mid_download_keeps_the_session(kind: S3Kind) {
     let env = Env::start(kind).await;
     let data = body(5 * CHUNK as usize, 9);

@@ -1,17 +1,20 @@
-//! A throttling store: S3 answering `503 SlowDown` (through `faultproxy`, in front of a real
-//! Garage or moto). A few refusals are retried and the FTP client never notices; a store that
+//! A throttling store: S3 answering `503 SlowDown` (through `faultproxy`, in front of each
+//! selected store). A few refusals are retried and the FTP client never notices; a store that
 //! keeps refusing becomes `451` with the reason in words, the old object stays as it was and
 //! no multipart upload is left behind. The proxy's request count also shows that a listing
 //! costs one ListObjectsV2 per 1,000 entries and no HEAD per object.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod faultproxy;
 mod rawftp;
+#[macro_use]
 mod support;
 
 use std::time::Duration;
 
 use faultproxy::FaultProxy;
-use gateway::{Gateway, GatewayConfig, GatewayHandle, S3Settings, TransferLimits};
+use gateway::{Gateway, GatewayConfig, GatewayHandle, S3Settings};
 use rawftp::{Raw, data};
 use suppaftp::tokio::AsyncFtpStream;
 use support::{S3Kind, TestS3};
@@ -30,16 +33,8 @@ impl Env {
         let s3 = TestS3::start(kind).await;
         s3.create_bucket(BUCKET).await;
         let proxy = FaultProxy::start(&s3.endpoint).await;
-        let mut config = GatewayConfig::new(S3Settings::custom(
-            proxy.endpoint.clone(),
-            s3.region.clone(),
-        ));
-        config.listen = "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"));
-        config.limits =
-            TransferLimits::new(5 * MIB, 2, 64 * MIB).unwrap_or_else(|e| panic!("limits: {e}"));
-        let gw = Gateway::start(config)
-            .await
-            .unwrap_or_else(|e| panic!("gateway: {e}"));
+        let settings = S3Settings::custom(proxy.endpoint.clone(), s3.region.clone());
+        let gw = support::start_gateway(settings, |c| c.limits = support::small_parts(2)).await;
         Env { s3, proxy, gw }
     }
 
@@ -50,13 +45,13 @@ impl Env {
     async fn ftp(&self) -> AsyncFtpStream {
         let mut ftp = AsyncFtpStream::connect(self.gw.local_addr())
             .await
-            .unwrap_or_else(|e| panic!("connect: {e}"));
+            .expect("connect");
         ftp.login(self.user(), self.s3.secret_key.clone())
             .await
-            .unwrap_or_else(|e| panic!("login: {e}"));
+            .expect("login");
         ftp.transfer_type(suppaftp::types::FileType::Binary)
             .await
-            .unwrap_or_else(|e| panic!("TYPE I: {e}"));
+            .expect("TYPE I");
         ftp
     }
 
@@ -76,7 +71,8 @@ impl Env {
     }
 }
 
-async fn throttling(kind: S3Kind) {
+each_store!(throttling_is_retried_then_451);
+async fn throttling_is_retried_then_451(kind: S3Kind) {
     let env = Env::start(kind).await;
 
     // A few refusals are retried: the client sees nothing.
@@ -152,22 +148,12 @@ async fn throttling(kind: S3Kind) {
     assert!(env.proxy.forwarded() > 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn throttling_is_retried_then_451_garage() {
-    throttling(S3Kind::Garage).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn throttling_is_retried_then_451_moto() {
-    throttling(S3Kind::Moto).await;
-}
-
 /// The request counter of the proxy also shows what a listing costs: one ListObjectsV2 per
 /// 1,000 entries, no HEAD per object.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listing_costs_one_request_per_page() {
     use futures::StreamExt;
-    let env = Env::start(S3Kind::Garage).await;
+    let env = Env::start(S3Kind::Local).await;
     let keys: Vec<String> = (0..3_000).map(|i| format!("many/f{i:05}.txt")).collect();
     let client = env.s3.client.clone();
     let puts: Vec<_> = futures::stream::iter(keys.into_iter().map(|k| {
@@ -188,10 +174,7 @@ async fn listing_costs_one_request_per_page() {
     assert!(puts.iter().all(|r| r.is_ok()), "direct puts");
     let mut ftp = env.ftp().await;
     let before = env.proxy.forwarded();
-    let lines = ftp
-        .mlsd(Some("/many"))
-        .await
-        .unwrap_or_else(|e| panic!("MLSD: {e}"));
+    let lines = ftp.mlsd(Some("/many")).await.expect("MLSD");
     let requests = env.proxy.forwarded() - before;
     assert_eq!(lines.len(), 3_000);
     // 3 pages of 1,000; a request or two more are fine (a folder check), 3,000 HEADs are not.
@@ -207,7 +190,7 @@ async fn listing_costs_one_request_per_page() {
 /// login and everything after it use that region.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aws_bucket_region_is_found_at_login() {
-    let s3 = TestS3::start(S3Kind::Garage).await;
+    let s3 = TestS3::start(S3Kind::Local).await;
     s3.create_bucket(BUCKET).await;
     let proxy = FaultProxy::start(&s3.endpoint).await;
     proxy.bucket_in_region(&s3.region);
@@ -217,26 +200,21 @@ async fn aws_bucket_region_is_found_at_login() {
         region: None,
         addressing: Some(gateway::Addressing::Path),
     });
-    config.listen = "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"));
-    let gw = Gateway::start(config)
-        .await
-        .unwrap_or_else(|e| panic!("gateway: {e}"));
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    let gw = Gateway::start(config).await.expect("gateway");
     let env = Env { s3, proxy, gw };
     let mut ftp = env.ftp().await;
     assert_eq!(env.proxy.redirects(), 1, "one call signed for us-east-1");
     let body = data(2 * MIB, 5);
     ftp.put_file("regional.bin", &mut &body[..])
         .await
-        .unwrap_or_else(|e| panic!("upload in the found region: {e}"));
+        .expect("upload in the found region");
     let mut back = Vec::new();
-    let mut stream = ftp
-        .retr_as_stream("regional.bin")
-        .await
-        .unwrap_or_else(|e| panic!("RETR: {e}"));
+    let mut stream = ftp.retr_as_stream("regional.bin").await.expect("RETR");
     tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut back)
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    stream.finish().await.unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
+    stream.finish().await.unwrap();
     assert_eq!(back, body);
     assert_eq!(
         env.s3.get(BUCKET, "regional.bin").await.as_deref(),
@@ -251,10 +229,8 @@ async fn aws_bucket_region_is_found_at_login() {
     // A region set by hand is not second-guessed, but a wrong one is named in the refusal.
     let mut config =
         GatewayConfig::new(S3Settings::custom(env.proxy.endpoint.clone(), "us-east-1"));
-    config.listen = "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"));
-    let pinned = Gateway::start(config)
-        .await
-        .unwrap_or_else(|e| panic!("gateway: {e}"));
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    let pinned = Gateway::start(config).await.expect("gateway");
     let mut raw = Raw::connect(pinned.local_addr()).await;
     let (code, text) = raw.try_login(&env.user(), &env.s3.secret_key).await;
     assert_eq!(code, 530, "{text}");

@@ -5,6 +5,8 @@
 //! `--require-tls` refusals, relayed data connections for a client not on 127.0.0.1, and one
 //! short log line per command with no secret in it.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod rawftp;
 mod support;
 
@@ -31,17 +33,15 @@ impl Drop for Env {
 
 impl Env {
     async fn start(tweak: impl FnOnce(&mut GatewayConfig)) -> Env {
-        let s3 = TestS3::start(S3Kind::Garage).await;
+        let s3 = TestS3::start(S3Kind::Local).await;
         s3.create_bucket(BUCKET).await;
         let dir = temp_dir("first-contact");
         let mut config =
             GatewayConfig::new(S3Settings::custom(s3.endpoint.clone(), s3.region.clone()));
-        config.listen = "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"));
-        config.tls = Some(gateway::tls::load_or_create(&dir).unwrap_or_else(|e| panic!("{e}")));
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.tls = Some(gateway::tls::load_or_create(&dir).unwrap());
         tweak(&mut config);
-        let gw = Gateway::start(config)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let gw = Gateway::start(config).await.unwrap();
         Env { s3, gw, dir }
     }
 
@@ -331,12 +331,10 @@ async fn clients_not_on_127_0_0_1_get_relayed_data_connections() {
         let mut buf = [0u8; 16];
         let n = tokio::time::timeout(std::time::Duration::from_secs(5), stranger.read(&mut buf))
             .await
-            .unwrap_or_else(|_| panic!("the stranger's connection was left open"));
+            .expect("the stranger's connection was left open");
         assert!(matches!(n, Ok(0) | Err(_)), "the stranger got {n:?}");
     }
-    let mut own = rawftp::connect_from(data_addr, source)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let mut own = rawftp::connect_from(data_addr, source).await.unwrap();
     let (code, text) = r.cmd("RETR relayed-false.bin").await;
     assert_eq!(code, 150, "{text}");
     let mut got = Vec::new();
@@ -352,7 +350,7 @@ async fn clients_not_on_127_0_0_1_get_relayed_data_connections() {
 /// codes in a file, and the secret at no level.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_are_short_lines_without_secrets() {
-    let s3 = TestS3::start(S3Kind::Garage).await;
+    let s3 = TestS3::start(S3Kind::Local).await;
     s3.create_bucket(BUCKET).await;
     for level in ["info", "debug"] {
         let dir = temp_dir("log-lines");
@@ -375,13 +373,11 @@ async fn logs_are_short_lines_without_secrets() {
             .arg("--data-dir")
             .arg(&dir)
             .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap_or_else(|e| panic!("{e}")))
+            .stderr(std::fs::File::create(&log).unwrap())
             .kill_on_drop(true)
             .spawn()
-            .unwrap_or_else(|e| panic!("{e}"));
-        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}")
-            .parse()
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         while tokio::net::TcpStream::connect(addr).await.is_err() {
             assert!(std::time::Instant::now() < deadline, "server did not start");
@@ -415,7 +411,7 @@ async fn logs_are_short_lines_without_secrets() {
         }
         let _ = child.start_kill();
         let _ = child.wait().await;
-        let text = std::fs::read_to_string(&log).unwrap_or_else(|e| panic!("{e}"));
+        let text = std::fs::read_to_string(&log).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         let longest = lines.iter().map(|l| l.len()).max().unwrap_or(0);
         eprintln!(

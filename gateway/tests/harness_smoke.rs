@@ -1,12 +1,36 @@
 //! Smoke tests of the test harness itself (`tests/support`): each real S3 server starts,
-//! takes objects, lists them, tracks and aborts multipart uploads, and survives (Garage) or
-//! forgets (moto) a kill + restart. They use no gateway code, so they tell a broken test
+//! takes objects, lists them, tracks and aborts multipart uploads, and survives (the local
+//! store, Garage) or forgets (moto) a kill + restart; `BUCKETFTP_TEST_STORES` is read as
+//! documented. They use no gateway code beyond the client factory, so they tell a broken test
 //! environment apart from a broken gateway.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[macro_use]
 mod support;
 
 use aws_sdk_s3::primitives::ByteStream;
-use support::{S3Kind, TestS3};
+use support::{S3Kind, TestS3, parse_stores};
+
+#[test]
+fn the_stores_variable_selects_stores() {
+    use S3Kind::{Garage, Local, Moto};
+    assert_eq!(
+        parse_stores(None),
+        vec![Local],
+        "unset: the local store only"
+    );
+    assert_eq!(parse_stores(Some("garage")), vec![Garage]);
+    assert_eq!(
+        parse_stores(Some(" moto, local ,garage,moto")),
+        vec![Moto, Local, Garage]
+    );
+    assert_eq!(parse_stores(Some("all")), vec![Local, Garage, Moto]);
+    for bad in ["", " , ", "minio", "local,garag"] {
+        let r = std::panic::catch_unwind(|| parse_stores(Some(bad)));
+        assert!(r.is_err(), "{bad:?} accepted");
+    }
+}
 
 /// put / get / keys / missing key / multipart create + abort on a fresh server of `kind`.
 async fn basic_roundtrip(kind: S3Kind) -> TestS3 {
@@ -27,11 +51,9 @@ async fn basic_roundtrip(kind: S3Kind) -> TestS3 {
     );
     assert_eq!(s3.get(bucket, "top 测试.txt").await, Some(Vec::new()));
     assert_eq!(s3.get(bucket, "missing").await, None);
-    assert_eq!(
-        s3.keys(bucket, "dir/").await,
-        vec!["dir/a.txt".to_owned(), "dir/sub/b.bin".to_owned()]
-    );
-    assert_eq!(s3.keys(bucket, "").await.len(), 3);
+    let stored = ["dir/a.txt", "dir/sub/b.bin", "top 测试.txt"];
+    assert_eq!(s3.keys(bucket, "dir/").await, s3.listed("dir/", &stored));
+    assert_eq!(s3.keys(bucket, "").await, s3.listed("", &stored));
 
     // Multipart: create, upload one part, see it listed, abort, see nothing left.
     // (Not completed here: moto's ListParts reply is unparseable by the Rust SDK, and Garage
@@ -43,7 +65,7 @@ async fn basic_roundtrip(kind: S3Kind) -> TestS3 {
         .key("big/obj")
         .send()
         .await
-        .unwrap_or_else(|e| panic!("CreateMultipartUpload: {e:?}"));
+        .expect("CreateMultipartUpload");
     let upload_id = created.upload_id().unwrap_or_default().to_owned();
     assert!(!upload_id.is_empty(), "no upload id");
     s3.client
@@ -55,7 +77,7 @@ async fn basic_roundtrip(kind: S3Kind) -> TestS3 {
         .body(ByteStream::from(vec![1u8; 1024]))
         .send()
         .await
-        .unwrap_or_else(|e| panic!("UploadPart: {e:?}"));
+        .expect("UploadPart");
     assert_eq!(
         s3.multipart_uploads(bucket).await,
         vec![("big/obj".to_owned(), upload_id.clone())]
@@ -67,14 +89,43 @@ async fn basic_roundtrip(kind: S3Kind) -> TestS3 {
         .upload_id(&upload_id)
         .send()
         .await
-        .unwrap_or_else(|e| panic!("AbortMultipartUpload: {e:?}"));
+        .expect("AbortMultipartUpload");
     assert!(s3.multipart_uploads(bucket).await.is_empty());
     assert_eq!(s3.get(bucket, "big/obj").await, None);
     s3
 }
 
 #[tokio::test]
+async fn local_roundtrip_and_restart() {
+    require_store!(Local);
+    let mut s3 = basic_roundtrip(S3Kind::Local).await;
+    let bucket = "smoke-bucket";
+    // The local store knows one key: there is no key without access.
+    assert!(s3.create_key_without_access().await.is_none());
+
+    // A wrong secret is refused (the store checks signatures).
+    let wrong = s3.client_with(&s3.access_key, "not-the-secret");
+    assert!(
+        wrong.list_buckets().send().await.is_err(),
+        "a wrong secret was accepted"
+    );
+
+    // Stopped and started again on the same port over the same folder: data survives.
+    s3.kill();
+    assert!(!s3.is_running());
+    s3.restart().await;
+    assert!(s3.is_running());
+    assert_eq!(
+        s3.get(bucket, "dir/a.txt").await.as_deref(),
+        Some(&b"hello"[..])
+    );
+    let stored = ["dir/a.txt", "dir/sub/b.bin", "top 测试.txt"];
+    assert_eq!(s3.keys(bucket, "").await, s3.listed("", &stored));
+}
+
+#[tokio::test]
 async fn garage_roundtrip_key_without_access_and_restart() {
+    require_store!(Garage);
     let mut s3 = basic_roundtrip(S3Kind::Garage).await;
     let bucket = "smoke-bucket";
 
@@ -82,7 +133,7 @@ async fn garage_roundtrip_key_without_access_and_restart() {
     let (ak, sk) = s3
         .create_key_without_access()
         .await
-        .unwrap_or_else(|| panic!("Garage must provide a key without access"));
+        .expect("Garage must provide a key without access");
     let other = s3.client_with(&ak, &sk);
     assert!(
         other.list_buckets().send().await.is_ok(),
@@ -121,6 +172,7 @@ async fn garage_roundtrip_key_without_access_and_restart() {
 
 #[tokio::test]
 async fn moto_roundtrip_and_restart() {
+    require_store!(Moto);
     let mut s3 = basic_roundtrip(S3Kind::Moto).await;
     // moto enforces no permissions: there is no key without access.
     assert!(s3.create_key_without_access().await.is_none());

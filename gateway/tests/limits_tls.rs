@@ -1,6 +1,8 @@
 //! Safe to leave running: session limits, the login lockout, idle and data-connection
 //! timeouts, masquerade, FTPS with real clients (curl, lftp), and no secret in any output.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod rawftp;
 mod support;
 
@@ -17,11 +19,9 @@ const BUCKET: &str = "limits-bucket";
 
 async fn start(s3: &TestS3, tweak: impl FnOnce(&mut GatewayConfig)) -> GatewayHandle {
     let mut config = GatewayConfig::new(S3Settings::custom(s3.endpoint.clone(), s3.region.clone()));
-    config.listen = "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"));
+    config.listen = "127.0.0.1:0".parse().unwrap();
     tweak(&mut config);
-    Gateway::start(config)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
+    Gateway::start(config).await.unwrap()
 }
 
 fn user(s3: &TestS3) -> String {
@@ -30,7 +30,7 @@ fn user(s3: &TestS3) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_limits_answer_421() {
-    let s3 = TestS3::start(S3Kind::Moto).await;
+    let s3 = TestS3::start(S3Kind::Local).await;
     s3.create_bucket(BUCKET).await;
     let gw = start(&s3, |c| {
         c.sessions = SessionLimits {
@@ -43,9 +43,7 @@ async fn session_limits_answer_421() {
     let a = Raw::connect(addr).await;
     let b = Raw::connect(addr).await;
     // A third from the same address is over the per-address limit.
-    let mut third = tokio::net::TcpStream::connect(addr)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let mut third = tokio::net::TcpStream::connect(addr).await.unwrap();
     let mut text = String::new();
     let _ = tokio::time::timeout(Duration::from_secs(5), third.read_to_string(&mut text)).await;
     assert!(text.starts_with("421 "), "{text:?}");
@@ -59,7 +57,7 @@ async fn session_limits_answer_421() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lockout_refuses_without_asking_the_store() {
-    let mut s3 = TestS3::start(S3Kind::Garage).await;
+    let mut s3 = TestS3::start(S3Kind::Local).await;
     s3.create_bucket(BUCKET).await;
     let gw = start(&s3, |c| {
         c.lockout = LockoutPolicy {
@@ -91,7 +89,7 @@ async fn lockout_refuses_without_asking_the_store() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_sessions_and_unused_passive_ports_time_out() {
-    let s3 = TestS3::start(S3Kind::Moto).await;
+    let s3 = TestS3::start(S3Kind::Local).await;
     s3.create_bucket(BUCKET).await;
     let gw = start(&s3, |c| {
         c.idle_timeout = Duration::from_secs(1);
@@ -130,18 +128,18 @@ async fn remote_listen_needs_explicit_option() {
         ])
         .output()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--allow-remote"), "{err}");
 }
 
-/// Runs the real binary at trace level against Garage with TLS required, drives a full
+/// Runs the real binary at trace level against the local store with TLS required, drives a full
 /// session with curl (FTPS), lftp (FTPS) and a wrong password, and scans everything written
 /// (stdout, stderr, replies) for the secret.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ftps_with_curl_and_lftp_and_no_secret_anywhere() {
-    let s3 = TestS3::start(S3Kind::Garage).await;
+    let s3 = TestS3::start(S3Kind::Local).await;
     s3.create_bucket(BUCKET).await;
     let dir = temp_dir("ftps");
     let log = dir.join("server.log");
@@ -159,11 +157,11 @@ async fn ftps_with_curl_and_lftp_and_no_secret_anywhere() {
         .arg(&dir)
         .env("RUST_LOG", "trace")
         .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap_or_else(|e| panic!("{e}")))
+        .stderr(std::fs::File::create(&log).unwrap())
         .kill_on_drop(true)
         .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let stdout = child.stdout.take().unwrap_or_else(|| panic!("stdout"));
+        .unwrap();
+    let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
     let mut printed = String::new();
     let addr: std::net::SocketAddr = loop {
@@ -176,14 +174,14 @@ async fn ftps_with_curl_and_lftp_and_no_secret_anywhere() {
         printed.push_str(&line);
         printed.push('\n');
         if let Some(a) = line.strip_prefix("BucketFTP listening on ") {
-            break a.parse().unwrap_or_else(|e| panic!("{e}"));
+            break a.parse().unwrap();
         }
     };
     assert!(printed.contains("SHA-256 fingerprint"), "{printed}");
     let cert = dir.join(gateway::tls::CERT_FILE);
     let body = rawftp::data(3 * 1024 * 1024 + 11, 77);
     let file = dir.join("up.bin");
-    std::fs::write(&file, &body).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&file, &body).unwrap();
     let creds = format!("{},{}", user(&s3), s3.secret_key);
     let netrc = dir.join("netrc");
     write_private(
@@ -250,8 +248,8 @@ async fn ftps_with_curl_and_lftp_and_no_secret_anywhere() {
 
     // lftp with ssl-force: mirror a folder up, list it, rename, remove.
     let src = dir.join("tree");
-    std::fs::create_dir_all(src.join("子 dir")).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(src.join("子 dir/a.txt"), b"lftp over tls").unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir_all(src.join("子 dir")).unwrap();
+    std::fs::write(src.join("子 dir/a.txt"), b"lftp over tls").unwrap();
     let script = format!(
         "set ftp:ssl-force true; set ftp:ssl-protect-data true; set ssl:ca-file {}; set ssl:check-hostname no; \
          mirror -R {} /tree; cls -1 /tree; mv /tree /tree2; rm -r /tree2; bye",
@@ -270,7 +268,7 @@ async fn ftps_with_curl_and_lftp_and_no_secret_anywhere() {
         ])
         .output()
         .await
-        .unwrap_or_else(|e| panic!("lftp: {e}"));
+        .expect("lftp");
     let lftp_out = format!(
         "{}{}",
         String::from_utf8_lossy(&lftp.stdout),
@@ -328,9 +326,8 @@ fn write_private(path: &std::path::Path, text: &str) {
         .truncate(true)
         .mode(0o600)
         .open(path)
-        .unwrap_or_else(|e| panic!("{e}"));
-    f.write_all(text.as_bytes())
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
 }
 
 /// Runs curl: flags, then one path argument (`--cacert FILE` or `--netrc-file FILE`), the URL
@@ -349,7 +346,7 @@ async fn curl(
         .args(["--max-time", "60"])
         .output()
         .await
-        .unwrap_or_else(|e| panic!("curl: {e}"));
+        .expect("curl");
     (
         out.status.code().unwrap_or(-1),
         format!(
@@ -368,10 +365,10 @@ async fn curl(
 async fn ftps_data_connections_resume_the_tls_session() {
     use std::sync::atomic::Ordering;
     use tokio_rustls::rustls::{self, HandshakeKind};
-    let s3 = TestS3::start(S3Kind::Moto).await;
+    let s3 = TestS3::start(S3Kind::Local).await;
     s3.create_bucket(BUCKET).await;
     let dir = temp_dir("ftps-resume");
-    let tls = gateway::tls::load_or_create(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let tls = gateway::tls::load_or_create(&dir).unwrap();
     let gw = start(&s3, |c| c.tls = Some(tls)).await;
     let cert = dir.join(gateway::tls::CERT_FILE);
     for versions in [

@@ -1,8 +1,9 @@
-//! End-to-end: a gateway with Prometheus metrics and an audit log, against Garage. The
+//! End-to-end: a gateway with Prometheus metrics and an audit log, against the local
+//! store. The
 //! metrics are scraped over real HTTP before and after a refused login, an accepted one, an
 //! upload and a download; the audit file is read after the gateway stops.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use gateway::{Gateway, GatewayConfig, Metrics, S3Settings, TransferLimits};
 use suppaftp::tokio::AsyncFtpStream;
-use support::TestS3;
+use support::{S3Kind, TestS3};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const BUCKET: &str = "metrics-bucket";
@@ -54,7 +55,7 @@ fn sum(text: &str, name: &str, labels: &[&str]) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_and_audit_log_follow_a_session() {
-    let s3 = TestS3::garage().await;
+    let s3 = TestS3::start(S3Kind::Local).await;
     s3.create_bucket(BUCKET).await;
 
     let metrics = Arc::new(Metrics::new());
@@ -78,7 +79,7 @@ async fn metrics_and_audit_log_follow_a_session() {
     assert!(status.starts_with("HTTP/1.1 404"), "{status}");
 
     let user = format!("{}/{BUCKET}", s3.access_key);
-    // A refused login: a wrong secret (Garage checks signatures).
+    // A refused login: a wrong secret (the store checks signatures).
     let mut wrong = AsyncFtpStream::connect(gw.local_addr()).await.unwrap();
     assert!(
         wrong

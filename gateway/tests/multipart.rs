@@ -1,9 +1,10 @@
-//! The multipart module that uploads, resumes and renames share, against real Garage: a
+//! The multipart module that uploads, resumes and renames share, against each selected store: a
 //! server-side copy in parts gives the same bytes; a failed copy and a copy whose future is
 //! dropped (a session killed mid-rename) leave no multipart upload behind.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
 mod support;
 
 use std::time::Duration;
@@ -14,15 +15,15 @@ use support::{S3Kind, TestS3};
 const BUCKET: &str = "multipart-bucket";
 const MIB: u64 = 1024 * 1024;
 
-async fn garage() -> TestS3 {
-    let s3 = TestS3::start(S3Kind::Garage).await;
+async fn store(kind: S3Kind) -> TestS3 {
+    let s3 = TestS3::start(kind).await;
     s3.create_bucket(BUCKET).await;
     s3
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn copy_in_parts_gives_the_same_bytes() {
-    let s3 = garage().await;
+each_store!(copy_in_parts_gives_the_same_bytes);
+async fn copy_in_parts_gives_the_same_bytes(kind: S3Kind) {
+    let s3 = store(kind).await;
     let body: Vec<u8> = (0..12 * MIB).map(|i| (i % 253) as u8).collect();
     s3.put(BUCKET, "src.bin", body.clone()).await;
     let ranges = part_ranges(body.len() as u64, 5 * MIB);
@@ -34,9 +35,9 @@ async fn copy_in_parts_gives_the_same_bytes() {
     assert!(s3.multipart_uploads(BUCKET).await.is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_copy_leaves_no_upload() {
-    let s3 = garage().await;
+each_store!(a_failed_copy_leaves_no_upload);
+async fn a_failed_copy_leaves_no_upload(kind: S3Kind) {
+    let s3 = store(kind).await;
     let ranges = part_ranges(12 * MIB, 5 * MIB);
     let r = copy_in_parts(&s3.client, BUCKET, "missing.bin", "dst.bin", &ranges, 2).await;
     assert!(r.is_err());
@@ -47,10 +48,10 @@ async fn a_failed_copy_leaves_no_upload() {
     assert!(s3.get(BUCKET, "dst.bin").await.is_none());
 }
 
+each_store!(a_dropped_copy_leaves_no_upload);
 /// A rename dropped half-way (the session's task is cancelled) aborts its upload.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dropped_copy_leaves_no_upload() {
-    let s3 = garage().await;
+async fn a_dropped_copy_leaves_no_upload(kind: S3Kind) {
+    let s3 = store(kind).await;
     s3.put(BUCKET, "src.bin", vec![7u8; 8192]).await;
     // Thousands of one-byte part copies, one at a time: slow enough to cancel mid-way (the
     // parts are never completed, so their size does not matter).

@@ -1,5 +1,5 @@
-//! Part sizes that grow as an upload grows, on real servers (`both!`: Garage and moto), with a
-//! test-only part ceiling of a handful of parts instead of S3's 10,000 so that small files
+//! Part sizes that grow as an upload grows, on real servers (`each_store!`: the local
+//! store, Garage, moto), with a test-only part ceiling of a handful of parts instead of S3's 10,000 so that small files
 //! reach it: an upload that fixed parts would refuse is stored in fewer, larger parts; an
 //! upload past the schedule is refused with 552 and stores nothing; a store that needs equal
 //! parts (R2's preset) keeps them fixed and says its limit; a resume copies the grown parts.
@@ -106,7 +106,7 @@ fn body(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i % 251) as u8).collect()
 }
 
-both!(parts_grow_past_the_fixed_part_ceiling);
+each_store!(parts_grow_past_the_fixed_part_ceiling);
 async fn parts_grow_past_the_fixed_part_ceiling(kind: S3Kind) {
     let env = Env::start(kind, 6, false).await;
     let mut ftp = env.login().await;
@@ -118,7 +118,7 @@ async fn parts_grow_past_the_fixed_part_ceiling(kind: S3Kind) {
     env.assert_nothing_left().await;
 }
 
-both!(past_the_schedule_is_refused_and_stores_nothing);
+each_store!(past_the_schedule_is_refused_and_stores_nothing);
 async fn past_the_schedule_is_refused_and_stores_nothing(kind: S3Kind) {
     // Three parts: 5 + 10 + 20 = 35 MiB at most.
     let env = Env::start(kind, 3, false).await;
@@ -140,7 +140,7 @@ async fn past_the_schedule_is_refused_and_stores_nothing(kind: S3Kind) {
     env.assert_nothing_left().await;
 }
 
-both!(equal_parts_stores_keep_fixed_parts);
+each_store!(equal_parts_stores_keep_fixed_parts);
 async fn equal_parts_stores_keep_fixed_parts(kind: S3Kind) {
     // Six fixed parts of 5 MiB: 30 MiB at most.
     let env = Env::start(kind, 6, true).await;
@@ -160,7 +160,7 @@ async fn equal_parts_stores_keep_fixed_parts(kind: S3Kind) {
     env.assert_nothing_left().await;
 }
 
-both!(resume_keeps_the_grown_parts);
+each_store!(resume_keeps_the_grown_parts);
 async fn resume_keeps_the_grown_parts(kind: S3Kind) {
     let env = Env::start(kind, 6, false).await;
     let mut ftp = env.login().await;

@@ -1,5 +1,5 @@
 //! Team logins end to end: `[[user]]` entries (argon2id passwords, a storage, a bucket, a
-//! home folder, rights, the delete switch) against real Garage and moto, `max_file_size`,
+//! home folder, rights, the delete switch) against every selected store, `max_file_size`,
 //! and the `bucketftp-server --config` binary itself: a flag on the command line winning
 //! over the file, start-up errors naming file, line and key, `hash-password`, and SIGHUP
 //! reloads that keep running sessions.
@@ -131,9 +131,9 @@ async fn names(ftp: &mut AsyncFtpStream, dir: &str) -> Vec<String> {
     n
 }
 
-both!(homes_keep_users_apart);
-both!(rights_and_the_delete_switch);
-both!(who_may_log_in);
+each_store!(homes_keep_users_apart);
+each_store!(rights_and_the_delete_switch);
+each_store!(who_may_log_in);
 
 /// A home folder is the user's `/`: listings, uploads, renames and every `..` stay inside it.
 async fn homes_keep_users_apart(kind: S3Kind) {
@@ -199,10 +199,10 @@ async fn homes_keep_users_apart(kind: S3Kind) {
     );
     let mut keys = t.s3.keys(BUCKET, "").await;
     keys.sort();
+    let others = t.s3.listed("", &["outside.txt", "team/bob/readme.txt"]);
     assert!(
-        keys.iter().all(|k| k.starts_with("team/alice/")
-            || k == "outside.txt"
-            || k == "team/bob/readme.txt"),
+        keys.iter()
+            .all(|k| k.starts_with("team/alice/") || others.contains(k)),
         "{keys:?}"
     );
 
@@ -238,7 +238,7 @@ async fn rights_and_the_delete_switch(kind: S3Kind) {
     assert_eq!(code, 550);
     assert_eq!(
         t.s3.keys(BUCKET, "team/bob/").await,
-        vec!["team/bob/readme.txt"]
+        t.s3.listed("team/bob/", &["team/bob/readme.txt"])
     );
     assert_eq!(
         t.s3.get(BUCKET, "team/bob/readme.txt").await.unwrap(),
@@ -337,7 +337,7 @@ async fn refused_login(t: &Team, name: &str, password: &str) -> (u32, String) {
 /// old object stays and no multipart upload is left.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_file_size_refuses_with_552() {
-    let t = Team::start(S3Kind::Garage, Some(7 * MIB as u64)).await;
+    let t = Team::start(S3Kind::Local, Some(7 * MIB as u64)).await;
     t.s3.put(BUCKET, "team/alice/big.bin", b"old".to_vec())
         .await;
     let mut a = t.login("alice").await;
@@ -409,12 +409,12 @@ fn hash_with_binary(password: &str) -> String {
 
 fn config_text(s3: &TestS3, users: &[(&str, &str)]) -> String {
     let mut text = format!(
-        "[server]\nlisten = \"127.0.0.1:1\"\nno_tls = true\n\n[[storage]]\nname = \"garage\"\nendpoint = \"{}\"\nregion = \"{}\"\npath_style = true\naccess_key_id = \"{}\"\nsecret_access_key_env = \"TEAM_TEST_SECRET\"\n",
+        "[server]\nlisten = \"127.0.0.1:1\"\nno_tls = true\n\n[[storage]]\nname = \"main\"\nendpoint = \"{}\"\nregion = \"{}\"\npath_style = true\naccess_key_id = \"{}\"\nsecret_access_key_env = \"TEAM_TEST_SECRET\"\n",
         s3.endpoint, s3.region, s3.access_key
     );
     for (name, hash) in users {
         text.push_str(&format!(
-            "\n[[user]]\nname = \"{name}\"\npassword_hash = \"{hash}\"\nstorage = \"garage\"\nbucket = \"{BUCKET}\"\nhome = \"{name}/\"\npermissions = \"rw\"\n"
+            "\n[[user]]\nname = \"{name}\"\npassword_hash = \"{hash}\"\nstorage = \"main\"\nbucket = \"{BUCKET}\"\nhome = \"{name}/\"\npermissions = \"rw\"\n"
         ));
     }
     text
@@ -505,7 +505,7 @@ impl Drop for Server {
 /// users, and a broken file at start exits non-zero naming file, line and key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn config_file_reload_and_errors() {
-    let s3 = TestS3::start(S3Kind::Garage).await;
+    let s3 = TestS3::start(S3Kind::Local).await;
     s3.create_bucket(BUCKET).await;
     let dir = support::temp_dir("teams-config");
     let config = dir.join("bucketftp.toml");

@@ -65,10 +65,8 @@ impl FaultProxy {
             .trim_end_matches('/')
             .parse()
             .unwrap_or_else(|e| panic!("upstream {upstream}: {e}"));
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
         let state = Arc::new(State::default());
         let st = state.clone();
         let task = tokio::spawn(async move {

@@ -55,15 +55,13 @@ pub fn tls_trusting_versions(
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_file_iter(cert_pem).unwrap_or_else(|e| panic!("{e}")) {
-        roots
-            .add(c.unwrap_or_else(|e| panic!("{e}")))
-            .unwrap_or_else(|e| panic!("{e}"));
+    for c in CertificateDer::pem_file_iter(cert_pem).unwrap() {
+        roots.add(c.unwrap()).unwrap();
     }
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(versions)
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
     TlsConnector::from(Arc::new(config))
@@ -133,7 +131,7 @@ impl rustls::client::ClientSessionStore for CountingStore {
 }
 
 fn server_name() -> ServerName<'static> {
-    ServerName::try_from("127.0.0.1").unwrap_or_else(|e| panic!("{e}"))
+    ServerName::try_from("127.0.0.1").unwrap()
 }
 
 impl Raw {
@@ -145,9 +143,7 @@ impl Raw {
     /// Connects from `source` (e.g. 127.0.0.2, a client the gateway relays data for) and
     /// reads the greeting; data connections come from `source` too.
     pub async fn connect_from(addr: SocketAddr, source: Option<IpAddr>) -> Raw {
-        let s = connect_from(addr, source)
-            .await
-            .unwrap_or_else(|e| panic!("connect: {e}"));
+        let s = connect_from(addr, source).await.expect("connect");
         let mut raw = Raw {
             ctl: BufReader::new(Box::new(s)),
             addr,
@@ -214,8 +210,8 @@ impl Raw {
             connector.connect(server_name(), plain),
         )
         .await
-        .unwrap_or_else(|_| panic!("no TLS handshake within 10 s"))
-        .unwrap_or_else(|e| panic!("TLS handshake after AUTH TLS: {e}"));
+        .expect("no TLS handshake within 10 s")
+        .expect("TLS handshake after AUTH TLS");
         Raw {
             ctl: BufReader::new(Box::new(tls)),
             addr: self.addr,
@@ -239,8 +235,8 @@ impl Raw {
             connector.connect(server_name(), stream),
         )
         .await
-        .unwrap_or_else(|_| panic!("no TLS handshake within 10 s"))
-        .unwrap_or_else(|e| panic!("TLS handshake with a pipelined ClientHello: {e}"));
+        .expect("no TLS handshake within 10 s")
+        .expect("TLS handshake with a pipelined ClientHello");
         let reply = String::from_utf8_lossy(&tls.get_ref().0.reply).into_owned();
         assert!(reply.starts_with("234 "), "AUTH TLS reply: {reply:?}");
         Raw {
@@ -290,14 +286,12 @@ impl Raw {
         let port = self.epsv().await;
         let tcp = connect_from(SocketAddr::new(self.addr.ip(), port), self.source)
             .await
-            .unwrap_or_else(|e| panic!("data connect: {e}"));
+            .expect("data connect");
         let (code, text) = self.cmd(cmd).await;
         assert_eq!(code, 150, "{cmd}: {text}");
         match &self.tls {
             Some(c) => DataConn::Tls(Box::new(
-                c.connect(server_name(), tcp)
-                    .await
-                    .unwrap_or_else(|e| panic!("data TLS: {e}")),
+                c.connect(server_name(), tcp).await.expect("data TLS"),
             )),
             None => DataConn::Plain(tcp),
         }

@@ -1,26 +1,46 @@
 //! Test support: real S3-compatible servers on 127.0.0.1 for BucketFTP's end-to-end tests.
 //!
-//! Include it from a test file with `mod support;`. It starts a throw-away server process
-//! per [`TestS3`] — Garage 2.5.0 (real, persistent) or moto 5.2.5 (in memory) — on free
-//! ports in a fresh temp dir, and gives a ready `aws_sdk_s3::Client` configured exactly like
-//! the gateway's (path style, static credentials, `WhenRequired` checksums).
+//! Include it from a test file with `#[macro_use] mod support;`. Each [`TestS3`] is a
+//! throw-away store in a fresh temp dir with a ready `aws_sdk_s3::Client` built by the
+//! gateway's own [`ClientFactory`] (so tests talk to the store exactly as the gateway does):
+//! - [`S3Kind::Local`]: the embedded store (`localstore`), started in the test process the way
+//!   the gateway's local mode starts it. Needs nothing installed.
+//! - [`S3Kind::Garage`]: a Garage 2.5.0 process (real, persistent): `$GARAGE_BIN`, else
+//!   `garage` on `PATH`, else `~/.cargo/bin/garage`.
+//! - [`S3Kind::Moto`]: a moto 5.2.5 process (in memory): `$MOTO_SERVER`, else
+//!   `<repo>/.venv-test/bin/moto_server`.
 //!
-//! Finding the servers (install both with `scripts/install-test-deps.sh`):
-//! - Garage: `$GARAGE_BIN`, else `garage` on `PATH`, else `~/.cargo/bin/garage`.
-//! - moto: `$MOTO_SERVER`, else `<repo>/.venv-test/bin/moto_server`.
+//! `scripts/install-test-deps.sh` installs Garage and moto.
 //!
-//! Rules of use:
-//! - One `TestS3` per test. It is tied to the test's thread and tokio runtime: the server is
-//!   started under `setpriv --pdeathsig KILL` (when available), so it dies with the thread
-//!   that started it — never keep a `TestS3` in a `static` shared between tests.
-//! - Drop kills the server (SIGKILL) and deletes its temp dir. If the test is panicking, Drop
-//!   first prints the tail of the server's log to stderr (libtest shows it for failed tests).
+//! # Which stores run
+//! `BUCKETFTP_TEST_STORES` (see [`STORES_VAR`]) lists the stores the tests run against,
+//! comma-separated: `local`, `garage`, `moto`, or `all`. Unset, it is `local`, so
+//! `cargo test -p gateway` works on a machine without Garage or moto; `scripts/test.sh` (CI)
+//! selects all three. A name it does not know fails every test. A selected store that cannot
+//! start fails the test: it is never skipped.
+//!
+//! - [`each_store!`]`(scenario)` makes one test per store, `scenario::local`,
+//!   `scenario::garage` and `scenario::moto`; the ones whose store is not selected end at once.
+//! - A test that needs one store's own behaviour starts with [`require_store!`]`(Garage)`.
+//! - A test not on a selected store writes `[stores] TEST: not run, ...` straight to stderr
+//!   (past libtest's output capture, so every `cargo test` shows it), and passes.
+//! - [`TestS3::start`] panics for a store that is not selected: a test that forgot the
+//!   check fails instead of needing a server the machine may not have.
+//!
+//! # Rules of use
+//! - One `TestS3` per test. It is tied to the test's thread and tokio runtime: the local store
+//!   runs on that runtime, and server processes are started under `setpriv --pdeathsig KILL`
+//!   (when available), so they die with the thread that started them — never keep a `TestS3`
+//!   in a `static` shared between tests.
+//! - Drop stops the store (SIGKILL for a process) and deletes its temp dir. If the test is
+//!   panicking, Drop first prints the tail of the server's log to stderr (libtest shows it
+//!   for failed tests).
 //! - Nothing here prints a secret key.
 
 #![allow(dead_code)] // each test binary uses a different subset of these helpers
 
 use std::fmt::Write as _;
-use std::io::Read as _;
+use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -28,20 +48,97 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::config::{
-    BehaviorVersion, Builder, Credentials, Region, RequestChecksumCalculation,
-    ResponseChecksumValidation,
-};
 use aws_sdk_s3::primitives::ByteStream;
+use gateway::S3Settings;
+use gateway::s3::ClientFactory;
+use localstore::{LocalStore, LocalStoreConfig};
+
+/// The environment variable that selects the stores (see the module docs).
+pub const STORES_VAR: &str = "BUCKETFTP_TEST_STORES";
 
 /// Which S3-compatible server a [`TestS3`] runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum S3Kind {
+    /// The embedded store (`localstore`) in this process: checks signatures, one key.
+    /// Data survives `kill` + `restart` (it is a folder).
+    Local,
     /// Garage 2.x single node (sqlite metadata, replication 1). Data survives `kill` + `restart`.
     Garage,
     /// moto server (in memory, accepts any credentials, enforces no permissions).
     /// Data is lost on `kill`/`restart`.
     Moto,
+}
+
+impl S3Kind {
+    /// Every store, in the order tests run them.
+    pub const ALL: [S3Kind; 3] = [S3Kind::Local, S3Kind::Garage, S3Kind::Moto];
+
+    /// The store's name in [`STORES_VAR`].
+    pub fn name(self) -> &'static str {
+        match self {
+            S3Kind::Local => "local",
+            S3Kind::Garage => "garage",
+            S3Kind::Moto => "moto",
+        }
+    }
+}
+
+/// The stores a value of [`STORES_VAR`] names (`None`: unset). Panics on a name it does not
+/// know or a list naming none, so a typo fails the tests instead of running fewer.
+pub fn parse_stores(value: Option<&str>) -> Vec<S3Kind> {
+    let Some(value) = value else {
+        return vec![S3Kind::Local];
+    };
+    let mut kinds = Vec::new();
+    for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let named: &[S3Kind] = match name.to_ascii_lowercase().as_str() {
+            "all" => &S3Kind::ALL,
+            "local" => &[S3Kind::Local],
+            "garage" => &[S3Kind::Garage],
+            "moto" => &[S3Kind::Moto],
+            _ => {
+                panic!("{STORES_VAR}={value:?}: unknown store {name:?} (local, garage, moto, all)")
+            }
+        };
+        for kind in named {
+            if !kinds.contains(kind) {
+                kinds.push(*kind);
+            }
+        }
+    }
+    assert!(
+        !kinds.is_empty(),
+        "{STORES_VAR}={value:?} names no store (local, garage, moto, all)"
+    );
+    kinds
+}
+
+/// The stores [`STORES_VAR`] selects for this run.
+pub fn selected_stores() -> Vec<S3Kind> {
+    let value = std::env::var(STORES_VAR).ok();
+    parse_stores(value.as_deref())
+}
+
+/// Whether tests run on `kind`. When not, says so on stderr, past libtest's capture, naming
+/// the test (its thread's name), and returns false: the caller returns at once.
+pub fn selected(kind: S3Kind) -> bool {
+    let stores = selected_stores();
+    if stores.contains(&kind) {
+        return true;
+    }
+    let names: Vec<&str> = stores.iter().map(|k| k.name()).collect();
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("<unnamed>")
+        .to_owned();
+    // `eprintln!` would be captured and shown only for failed tests.
+    let _ = writeln!(
+        std::io::stderr(),
+        "[stores] {test}: not run, store {} not selected ({STORES_VAR}: {})",
+        kind.name(),
+        names.join(",")
+    );
+    false
 }
 
 /// How long a server may take to become ready before `start` panics.
@@ -53,7 +150,7 @@ pub struct TestS3 {
     pub kind: S3Kind,
     /// `http://127.0.0.1:PORT` — the S3 API endpoint.
     pub endpoint: String,
-    /// The signing region (`garage` for Garage, `us-east-1` for moto).
+    /// The signing region (`local`, `garage`, `us-east-1` for moto).
     pub region: String,
     /// Access key id that owns every bucket made with [`TestS3::create_bucket`].
     pub access_key: String,
@@ -62,6 +159,8 @@ pub struct TestS3 {
     /// A client for `endpoint` with `access_key`, configured like the gateway's.
     pub client: Client,
     child: Option<Child>,
+    /// The running embedded store ([`S3Kind::Local`]).
+    local: Option<LocalStore>,
     dir: PathBuf,
     s3_port: u16,
     rpc_port: u16,
@@ -78,38 +177,42 @@ pub fn temp_dir(label: &str) -> std::path::PathBuf {
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let d = std::env::temp_dir().join(format!("bucketftp-{label}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir_all(&d).unwrap();
     d
 }
 
 /// A free TCP port on 127.0.0.1 (bind to port 0, read the port, close). Another process may
 /// take it before it is used; `TestS3::start` retries with new ports if a bind fails.
 pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0")
-        .unwrap_or_else(|e| panic!("free_port: cannot bind 127.0.0.1:0: {e}"));
-    l.local_addr()
-        .unwrap_or_else(|e| panic!("free_port: local_addr: {e}"))
-        .port()
+    let l = TcpListener::bind("127.0.0.1:0").expect("free_port: cannot bind 127.0.0.1:0");
+    l.local_addr().expect("free_port: local_addr").port()
 }
 
-/// An `aws_sdk_s3::Client` configured the way the gateway configures its own.
+/// A client for a path-style store at `endpoint`, built by the gateway's own
+/// [`ClientFactory`] (the code that makes every client of a running gateway).
 pub fn s3_client(endpoint: &str, region: &str, access_key: &str, secret_key: &str) -> Client {
-    let conf = Builder::new()
-        .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(Region::new(region.to_owned()))
-        .force_path_style(true)
-        .credentials_provider(Credentials::new(
-            access_key,
-            secret_key,
-            None,
-            None,
-            "bucketftp-test",
-        ))
-        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-        .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
-        .build();
-    Client::from_conf(conf)
+    ClientFactory::new(&S3Settings::custom(endpoint, region))
+        .expect("test endpoints are http:// URLs")
+        .client(access_key, secret_key, None)
+}
+
+/// A gateway on a free port of 127.0.0.1 reaching the store through `settings`, with
+/// `tweak` applied to its config first.
+pub async fn start_gateway(
+    settings: S3Settings,
+    tweak: impl FnOnce(&mut gateway::GatewayConfig),
+) -> gateway::GatewayHandle {
+    let mut config = gateway::GatewayConfig::new(settings);
+    config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    tweak(&mut config);
+    gateway::Gateway::start(config).await.expect("gateway")
+}
+
+/// Transfer limits for tests: 5 MiB parts (the S3 minimum, so a few MiB make a multipart
+/// upload), `parts_in_flight` at once, 64 MiB of buffers.
+pub fn small_parts(parts_in_flight: usize) -> gateway::TransferLimits {
+    const MIB: usize = 1024 * 1024;
+    gateway::TransferLimits::new(5 * MIB, parts_in_flight, 64 * MIB).unwrap()
 }
 
 /// `n` random bytes as lowercase hex, from /dev/urandom.
@@ -117,7 +220,7 @@ fn random_hex(n: usize) -> String {
     let mut buf = vec![0u8; n];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut buf))
-        .unwrap_or_else(|e| panic!("reading /dev/urandom: {e}"));
+        .expect("reading /dev/urandom");
     buf.iter().fold(String::with_capacity(2 * n), |mut s, b| {
         let _ = write!(s, "{b:02x}");
         s
@@ -213,9 +316,7 @@ fn spawn_logged(bin: &Path, args: &[&str], log: &Path, envs: &[(&str, &str)]) ->
         .append(true)
         .open(log)
         .unwrap_or_else(|e| panic!("cannot open log {}: {e}", log.display()));
-    let err = out
-        .try_clone()
-        .unwrap_or_else(|e| panic!("cannot clone log handle: {e}"));
+    let err = out.try_clone().expect("cannot clone log handle");
     let setpriv = Path::new("/usr/bin/setpriv");
     let mut cmd = if setpriv.is_file() {
         let mut c = Command::new(setpriv);
@@ -246,27 +347,54 @@ fn bind_failed(log: &Path, from: usize) -> bool {
 
 impl TestS3 {
     /// Starts a fresh server of `kind` and waits until it answers S3 requests with the test
-    /// credentials. Panics with the server's log tail if it cannot start.
+    /// credentials. Panics with the server's log tail if it cannot start, and for a store
+    /// [`STORES_VAR`] does not select (see the module docs).
     pub async fn start(kind: S3Kind) -> TestS3 {
+        assert!(
+            selected_stores().contains(&kind),
+            "{kind:?} is not selected by {STORES_VAR}: begin the test with \
+             require_store!({kind:?}), or make it with each_store!"
+        );
         let t0 = Instant::now();
-        let (bin, region) = match kind {
-            S3Kind::Garage => (garage_bin(), "garage"),
-            S3Kind::Moto => (moto_bin(), "us-east-1"),
-        };
-        let (access_key, secret_key) = match kind {
+        let (bin, region, access_key, secret_key) = match kind {
+            // The gateway's local mode keeps a generated key pair beside the data (read at
+            // the first launch, below).
+            S3Kind::Local => (
+                PathBuf::new(),
+                localstore::REGION,
+                String::new(),
+                String::new(),
+            ),
             // Garage key ids are "GK" + 24 hex digits; secrets are 64 hex digits.
-            S3Kind::Garage => (format!("GK{}", random_hex(12)), random_hex(32)),
+            S3Kind::Garage => (
+                garage_bin(),
+                "garage",
+                format!("GK{}", random_hex(12)),
+                random_hex(32),
+            ),
             // moto accepts any credentials.
-            S3Kind::Moto => ("testing".to_owned(), "testing".to_owned()),
+            S3Kind::Moto => (
+                moto_bin(),
+                "us-east-1",
+                "testing".to_owned(),
+                "testing".to_owned(),
+            ),
         };
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let dir = unique_temp_dir(match kind {
-                S3Kind::Garage => "bucketftp-garage",
-                S3Kind::Moto => "bucketftp-moto",
-            });
-            let s3_port = free_port();
+            let dir = unique_temp_dir(&format!("bucketftp-{}", kind.name()));
+            let (access_key, secret_key) = if kind == S3Kind::Local {
+                localstore::load_or_create_credentials(&dir).expect("local store credentials")
+            } else {
+                (access_key.clone(), secret_key.clone())
+            };
+            // The local store binds port 0 at the first launch and keeps that port.
+            let s3_port = if kind == S3Kind::Local {
+                0
+            } else {
+                free_port()
+            };
             let rpc_port = if kind == S3Kind::Garage {
                 free_port()
             } else {
@@ -278,10 +406,11 @@ impl TestS3 {
                 kind,
                 endpoint,
                 region: region.to_owned(),
-                access_key: access_key.clone(),
-                secret_key: secret_key.clone(),
+                access_key,
+                secret_key,
                 client,
                 child: None,
+                local: None,
                 log_path: dir.join("server.log"),
                 dir,
                 s3_port,
@@ -321,16 +450,6 @@ impl TestS3 {
         }
     }
 
-    /// `start(S3Kind::Garage)`.
-    pub async fn garage() -> TestS3 {
-        Self::start(S3Kind::Garage).await
-    }
-
-    /// `start(S3Kind::Moto)`.
-    pub async fn moto() -> TestS3 {
-        Self::start(S3Kind::Moto).await
-    }
-
     fn config_path(&self) -> PathBuf {
         self.dir.join("garage.toml")
     }
@@ -366,11 +485,49 @@ api_bind_addr = "127.0.0.1:{s3}"
         }
     }
 
+    /// Starts the embedded store over the temp dir, on `s3_port` (0 at the first launch: a
+    /// free port, which it then keeps). A failure is also appended to the log file, so
+    /// [`bind_failed`] and the failure messages see it as for a server process.
+    async fn launch_local(&mut self) -> Result<(), String> {
+        let started = LocalStore::start(LocalStoreConfig {
+            root: self.dir.clone(),
+            access_key: self.access_key.clone(),
+            secret_key: self.secret_key.clone(),
+            bind: SocketAddr::from(([127, 0, 0, 1], self.s3_port)),
+        })
+        .await;
+        let store = match started {
+            Ok(store) => store,
+            Err(e) => {
+                let msg = format!("local store: {e}");
+                let _ = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&self.log_path)
+                    .and_then(|mut log| writeln!(log, "{msg}"));
+                return Err(msg);
+            }
+        };
+        if self.s3_port == 0 {
+            self.s3_port = store.local_addr().port();
+            self.endpoint = store.endpoint();
+            self.client = s3_client(
+                &self.endpoint,
+                &self.region,
+                &self.access_key,
+                &self.secret_key,
+            );
+        }
+        self.local = Some(store);
+        Ok(())
+    }
+
     /// Spawns the server process and waits for readiness. `first` = fresh data dir (Garage:
     /// assign the layout and import the key; moto: nothing to set up).
     async fn launch(&mut self, first: bool) -> Result<(), String> {
         let deadline = Instant::now() + READY_TIMEOUT;
         match self.kind {
+            S3Kind::Local => self.launch_local().await?,
             S3Kind::Garage => {
                 let cfg = self.config_path();
                 let cfg = cfg.to_string_lossy().into_owned();
@@ -442,6 +599,13 @@ api_bind_addr = "127.0.0.1:{s3}"
     }
 
     fn check_alive(&mut self) -> Result<(), String> {
+        if let Some(store) = &self.local {
+            return if tcp_open(store.local_addr().port()) {
+                Ok(())
+            } else {
+                Err("the local store stopped listening".into())
+            };
+        }
         match self.child.as_mut().map(|c| c.try_wait()) {
             Some(Ok(Some(status))) => Err(format!("server exited early with {status}")),
             Some(Err(e)) => Err(format!("cannot poll server process: {e}")),
@@ -489,6 +653,13 @@ api_bind_addr = "127.0.0.1:{s3}"
     /// Creates `name`, readable and writable (and owned) by `access_key`.
     pub async fn create_bucket(&self, name: &str) {
         match self.kind {
+            S3Kind::Local => {
+                // As the gateway's local mode does: a folder in the store's root.
+                let store = self.local.as_ref().expect("the local store is running");
+                if let Err(e) = store.ensure_bucket(name) {
+                    panic!("create_bucket({name}) on the local store: {e}");
+                }
+            }
             S3Kind::Garage => {
                 // Create through the CLI so the bucket is a global alias any key can be granted.
                 let r = async {
@@ -519,9 +690,9 @@ api_bind_addr = "127.0.0.1:{s3}"
     }
 
     /// A second valid key pair that can neither read nor write any bucket.
-    /// `Some` on Garage (a key with no bucket permissions). `None` on moto: moto accepts any
-    /// credentials and enforces no IAM by default, so no such key exists there — tests that
-    /// need one should skip with a message when this returns `None`.
+    /// `Some` on Garage (a key with no bucket permissions). `None` on the local store (it
+    /// knows one key) and on moto (it accepts any credentials and enforces no IAM by
+    /// default): no such key exists there.
     pub async fn create_key_without_access(&self) -> Option<(String, String)> {
         match self.kind {
             S3Kind::Garage => {
@@ -534,7 +705,7 @@ api_bind_addr = "127.0.0.1:{s3}"
                 }
                 Some((ak, sk))
             }
-            S3Kind::Moto => None,
+            S3Kind::Local | S3Kind::Moto => None,
         }
     }
 
@@ -608,6 +779,22 @@ api_bind_addr = "127.0.0.1:{s3}"
         }
     }
 
+    /// What [`keys`](Self::keys)`(bucket, prefix)` lists, sorted, when the bucket holds just
+    /// `stored`: the local store keeps objects as files in folders, and lists every folder
+    /// above an object as a folder marker (`a/`, `a/b/`) too.
+    pub fn listed(&self, prefix: &str, stored: &[&str]) -> Vec<String> {
+        let mut keys: Vec<String> = stored.iter().map(|k| (*k).to_owned()).collect();
+        if self.kind == S3Kind::Local {
+            for key in stored {
+                keys.extend(key.match_indices('/').map(|(i, _)| key[..=i].to_owned()));
+            }
+        }
+        keys.retain(|k| k.starts_with(prefix));
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
     /// Every in-progress multipart upload in `bucket` as (key, upload id), all pages.
     pub async fn multipart_uploads(&self, bucket: &str) -> Vec<(String, String)> {
         let mut all = Vec::new();
@@ -659,8 +846,11 @@ api_bind_addr = "127.0.0.1:{s3}"
         left
     }
 
-    /// SIGKILLs the server now (no clean shutdown). Idempotent. The temp dir stays until Drop.
+    /// SIGKILLs the server now (no clean shutdown; the local store is dropped, which closes
+    /// its listener and ends its connections after their current request). Idempotent. The
+    /// temp dir stays until Drop.
     pub fn kill(&mut self) {
+        self.local = None;
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -669,11 +859,12 @@ api_bind_addr = "127.0.0.1:{s3}"
 
     /// Whether the server process is running.
     pub fn is_running(&mut self) -> bool {
-        self.child.is_some() && self.check_alive().is_ok()
+        (self.child.is_some() || self.local.is_some()) && self.check_alive().is_ok()
     }
 
     /// Kills the server if it runs, then starts it again on the same port and temp dir.
-    /// Garage keeps its data (buckets, keys, objects, incomplete multipart uploads).
+    /// Garage and the local store keep their data (buckets, keys, objects, incomplete
+    /// multipart uploads).
     /// moto keeps nothing: it starts empty, so buckets must be created again.
     pub async fn restart(&mut self) {
         self.kill();
@@ -718,7 +909,7 @@ api_bind_addr = "127.0.0.1:{s3}"
 
 impl Drop for TestS3 {
     fn drop(&mut self) {
-        if std::thread::panicking() && !self.quiet_drop {
+        if std::thread::panicking() && !self.quiet_drop && self.kind != S3Kind::Local {
             eprintln!(
                 "[support] test failed; last lines of {:?} log {}:\n{}",
                 self.kind,
@@ -731,20 +922,39 @@ impl Drop for TestS3 {
     }
 }
 
-/// `both!(scenario)`: runs `async fn scenario(kind: S3Kind)` of the including test file once
-/// against Garage and once against moto, as two tests `scenario::garage` and `scenario::moto`.
+/// `each_store!(scenario)`: runs `async fn scenario(kind: S3Kind)` of the including test file
+/// once per store, as the tests `scenario::local`, `scenario::garage` and `scenario::moto`.
+/// Each ends at once, saying so, when its store is not selected (see the module docs).
 #[allow(unused_macros)] // only some test binaries use it
-macro_rules! both {
+macro_rules! each_store {
     ($name:ident) => {
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn local() {
+                require_store!(Local);
+                super::$name($crate::support::S3Kind::Local).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn garage() {
-                super::$name(super::S3Kind::Garage).await
+                require_store!(Garage);
+                super::$name($crate::support::S3Kind::Garage).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn moto() {
-                super::$name(super::S3Kind::Moto).await
+                require_store!(Moto);
+                super::$name($crate::support::S3Kind::Moto).await
             }
+        }
+    };
+}
+
+/// `require_store!(Garage)` at the top of a test that needs that store's own behaviour:
+/// returns from the test, saying so, when the store is not selected (see the module docs).
+#[allow(unused_macros)] // only some test binaries use it
+macro_rules! require_store {
+    ($kind:ident) => {
+        if !$crate::support::selected($crate::support::S3Kind::$kind) {
+            return;
         }
     };
 }

@@ -1,7 +1,5 @@
 //! Helpers shared by the desktop app's integration tests (`mod common;`).
 
-#![allow(clippy::unwrap_used)]
-
 /// A free port outside 40000-41100, the passive ranges these tests give the server (a
 /// listen port inside its own passive range is refused).
 pub fn free_port() -> u16 {
