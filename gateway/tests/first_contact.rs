@@ -311,10 +311,7 @@ async fn clients_not_on_127_0_0_1_get_relayed_data_connections() {
         assert_eq!(dc.read_all().await, body);
         assert_eq!(r.reply().await.0, 226);
         if tls {
-            assert_eq!(
-                dc.handshake_kind(),
-                Some(tokio_rustls::rustls::HandshakeKind::Resumed)
-            );
+            assert_eq!(dc.handshake_kind(), Some(rustls::HandshakeKind::Resumed));
         }
     }
     // A data connection from another address than the control connection's is refused at

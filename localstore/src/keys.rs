@@ -27,7 +27,7 @@ pub(crate) struct ParsedKey<'a> {
 
 impl ParsedKey<'_> {
     /// The file system path of this key inside `bucket_dir`.
-    pub fn path_in(&self, bucket_dir: &Path) -> PathBuf {
+    pub(crate) fn path_in(&self, bucket_dir: &Path) -> PathBuf {
         let mut p = bucket_dir.to_path_buf();
         for s in &self.segments {
             p.push(s);
@@ -36,7 +36,7 @@ impl ParsedKey<'_> {
     }
 
     /// The number of folder levels above the object (0 for a top-level key).
-    pub fn depth(&self) -> usize {
+    pub(crate) fn depth(&self) -> usize {
         self.segments.len()
     }
 }

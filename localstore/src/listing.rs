@@ -32,7 +32,7 @@ pub(crate) enum Item {
 
 impl Item {
     /// The key or prefix string this item sorts as.
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         match self {
             Item::Object { key, .. } => key,
             Item::Prefix(p) => p,

@@ -34,7 +34,7 @@ pub(crate) struct UploadInfo {
 }
 
 impl UploadInfo {
-    pub fn initiated(&self) -> SystemTime {
+    pub(crate) fn initiated(&self) -> SystemTime {
         join_time(self.initiated_s, self.initiated_ns)
     }
 }
@@ -50,7 +50,7 @@ pub(crate) struct PartInfo {
 }
 
 impl PartInfo {
-    pub fn modified(&self) -> SystemTime {
+    pub(crate) fn modified(&self) -> SystemTime {
         join_time(self.modified_s, self.modified_ns)
     }
 }
@@ -71,7 +71,7 @@ impl Store {
     }
 
     /// Path of part `n`'s data file.
-    pub fn part_data_path(&self, id: &str, n: i32) -> S3Result<PathBuf> {
+    pub(crate) fn part_data_path(&self, id: &str, n: i32) -> S3Result<PathBuf> {
         Ok(self.upload_dir(id)?.join(format!("{n:05}.part")))
     }
 
@@ -80,7 +80,7 @@ impl Store {
     }
 
     /// Starts an upload and returns its id.
-    pub fn create_upload_sync(
+    pub(crate) fn create_upload_sync(
         &self,
         bucket: &str,
         key: &str,
@@ -107,7 +107,12 @@ impl Store {
     }
 
     /// Loads an upload, checking that it belongs to `bucket`/`key`.
-    pub fn load_upload_sync(&self, id: &str, bucket: &str, key: &str) -> S3Result<UploadInfo> {
+    pub(crate) fn load_upload_sync(
+        &self,
+        id: &str,
+        bucket: &str,
+        key: &str,
+    ) -> S3Result<UploadInfo> {
         let dir = self.upload_dir(id)?;
         let info = read_upload(&dir).ok_or_else(no_such_upload)?;
         if info.bucket != bucket || info.key != key {
@@ -118,7 +123,7 @@ impl Store {
 
     /// Records part `n` (data already in `temp`). Replaces an earlier upload of the same part.
     /// Call with the upload's lock held.
-    pub fn commit_part_sync(
+    pub(crate) fn commit_part_sync(
         &self,
         id: &str,
         bucket: &str,
@@ -145,7 +150,7 @@ impl Store {
     }
 
     /// The parts of an upload whose data and record agree, sorted by number.
-    pub fn list_parts_sync(&self, id: &str) -> S3Result<Vec<(i32, PartInfo)>> {
+    pub(crate) fn list_parts_sync(&self, id: &str) -> S3Result<Vec<(i32, PartInfo)>> {
         let dir = self.upload_dir(id)?;
         let entries = match fs::read_dir(&dir) {
             Ok(e) => e,
@@ -176,7 +181,7 @@ impl Store {
     }
 
     /// Every upload in progress for `bucket`, sorted by key, then start time, then id.
-    pub fn list_uploads_sync(&self, bucket: &str) -> S3Result<Vec<(String, UploadInfo)>> {
+    pub(crate) fn list_uploads_sync(&self, bucket: &str) -> S3Result<Vec<(String, UploadInfo)>> {
         let entries =
             fs::read_dir(&self.uploads).map_err(|e| io_error(e, "cannot list uploads"))?;
         let mut out = Vec::new();
@@ -204,7 +209,7 @@ impl Store {
     }
 
     /// Removes an upload and its parts. Call with the upload's lock held.
-    pub fn remove_upload_sync(&self, id: &str) -> S3Result<()> {
+    pub(crate) fn remove_upload_sync(&self, id: &str) -> S3Result<()> {
         let dir = self.upload_dir(id)?;
         match self.remove_dir_atomically_sync(&dir) {
             Ok(()) => Ok(()),
@@ -214,7 +219,7 @@ impl Store {
     }
 
     /// Removes every upload of a bucket (used when the bucket is deleted).
-    pub fn remove_bucket_uploads_sync(&self, bucket: &str) {
+    pub(crate) fn remove_bucket_uploads_sync(&self, bucket: &str) {
         if let Ok(list) = self.list_uploads_sync(bucket) {
             for (id, _) in list {
                 let _ = self.remove_upload_sync(&id);

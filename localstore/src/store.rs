@@ -109,7 +109,7 @@ pub(crate) struct TempPath {
 }
 
 impl TempPath {
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
     fn disarm(&mut self) {
@@ -134,7 +134,7 @@ pub(crate) struct Received {
 
 impl Store {
     /// Prepares the root and its internal folders, and removes leftovers of a previous run.
-    pub fn open(root: &Path) -> Result<Store, LocalStoreError> {
+    pub(crate) fn open(root: &Path) -> Result<Store, LocalStoreError> {
         let internal = root.join(INTERNAL_DIR);
         let tmp = internal.join("tmp");
         let meta = internal.join("meta");
@@ -182,13 +182,13 @@ impl Store {
     }
 
     /// The storage root.
-    pub fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         &self.root
     }
 
     /// The folder of a bucket (not checked for existence). Rejects names that break the S3
     /// rules, which also keeps every bucket path a direct child of the root.
-    pub fn bucket_dir(&self, bucket: &str) -> S3Result<PathBuf> {
+    pub(crate) fn bucket_dir(&self, bucket: &str) -> S3Result<PathBuf> {
         if !s3s::path::check_bucket_name(bucket) {
             return Err(s3_error!(InvalidBucketName, "invalid bucket name"));
         }
@@ -196,7 +196,7 @@ impl Store {
     }
 
     /// The folder of an existing bucket, or `NoSuchBucket`.
-    pub fn existing_bucket_dir_sync(&self, bucket: &str) -> S3Result<PathBuf> {
+    pub(crate) fn existing_bucket_dir_sync(&self, bucket: &str) -> S3Result<PathBuf> {
         let dir = self.bucket_dir(bucket)?;
         match fs::metadata(&dir) {
             Ok(m) if m.is_dir() => Ok(dir),
@@ -212,18 +212,18 @@ impl Store {
     ///
     /// Lock order: an upload lock may be held while taking a key lock, never the reverse, so
     /// the two stripe sets cannot deadlock.
-    pub fn key_lock(&self, bucket: &str, key: &str) -> MutexGuard<'_, ()> {
+    pub(crate) fn key_lock(&self, bucket: &str, key: &str) -> MutexGuard<'_, ()> {
         lock(stripe(&self.key_locks, bucket, key))
     }
 
     /// Locks a multipart upload id: part commits, completion and abort. Blocking, like
     /// [`Store::key_lock`].
-    pub fn upload_lock(&self, upload_id: &str) -> MutexGuard<'_, ()> {
+    pub(crate) fn upload_lock(&self, upload_id: &str) -> MutexGuard<'_, ()> {
         lock(stripe(&self.upload_locks, "", upload_id))
     }
 
     /// A fresh, empty temp file path under `.localstore/tmp/`.
-    pub fn temp_path(&self) -> io::Result<TempPath> {
+    pub(crate) fn temp_path(&self) -> io::Result<TempPath> {
         Ok(TempPath {
             path: self.tmp.join(format!("{}.tmp", random_hex_id()?)),
             armed: true,
@@ -232,7 +232,7 @@ impl Store {
 
     /// Streams a request body into a temp file, computing its MD5. Nothing is visible to
     /// clients until the temp file is committed.
-    pub async fn receive(
+    pub(crate) async fn receive(
         &self,
         body: Option<StreamingBlob>,
         expected_len: Option<i64>,
@@ -291,7 +291,7 @@ impl Store {
     }
 
     /// The sidecar of `key`, if there is one and it still describes the file `fmeta`.
-    pub fn read_meta_sync(
+    pub(crate) fn read_meta_sync(
         &self,
         bucket: &str,
         key: &str,
@@ -304,7 +304,7 @@ impl Store {
             .then_some(meta)
     }
 
-    pub fn write_meta_sync(&self, bucket: &str, meta: &ObjectMeta) -> S3Result<()> {
+    pub(crate) fn write_meta_sync(&self, bucket: &str, meta: &ObjectMeta) -> S3Result<()> {
         let path = self.meta_path(bucket, &meta.key);
         let json = serde_json::to_vec(meta)
             .map_err(|e| internal(format!("cannot encode metadata: {e}")))?;
@@ -313,17 +313,17 @@ impl Store {
     }
 
     /// Removes the sidecar of `key` (best effort).
-    pub fn remove_meta_sync(&self, bucket: &str, key: &str) {
+    pub(crate) fn remove_meta_sync(&self, bucket: &str, key: &str) {
         let _ = fs::remove_file(self.meta_path(bucket, key));
     }
 
     /// Removes every sidecar of a bucket (best effort).
-    pub fn remove_bucket_meta_sync(&self, bucket: &str) {
+    pub(crate) fn remove_bucket_meta_sync(&self, bucket: &str) {
         let _ = fs::remove_dir_all(self.meta.join(bucket));
     }
 
     /// Writes a small file atomically: temp file, fsync, rename. Creates parent folders.
-    pub fn write_small_file_sync(&self, path: &Path, data: &[u8]) -> io::Result<()> {
+    pub(crate) fn write_small_file_sync(&self, path: &Path, data: &[u8]) -> io::Result<()> {
         let mut temp = self.temp_path()?;
         {
             let mut f = fs::OpenOptions::new()
@@ -342,7 +342,12 @@ impl Store {
     }
 
     /// ETag and sidecar data for an object file.
-    pub fn info_for_file_sync(&self, bucket: &str, key: &str, fmeta: &fs::Metadata) -> ObjectInfo {
+    pub(crate) fn info_for_file_sync(
+        &self,
+        bucket: &str,
+        key: &str,
+        fmeta: &fs::Metadata,
+    ) -> ObjectInfo {
         let mtime = fmeta.modified().unwrap_or(UNIX_EPOCH);
         match self.read_meta_sync(bucket, key, fmeta) {
             Some(m) => ObjectInfo {
@@ -365,7 +370,12 @@ impl Store {
     }
 
     /// Opens an object (file or folder marker) for reading. `NoSuchKey` when it is missing.
-    pub fn open_object_sync(&self, bucket_dir: &Path, bucket: &str, key: &str) -> S3Result<Opened> {
+    pub(crate) fn open_object_sync(
+        &self,
+        bucket_dir: &Path,
+        bucket: &str,
+        key: &str,
+    ) -> S3Result<Opened> {
         let pk = keys::parse_key(key).map_err(key_error)?;
         let path = pk.path_in(bucket_dir);
         let m = match fs::metadata(&path) {
@@ -442,7 +452,7 @@ impl Store {
     }
 
     /// `PutObject` of a folder marker: `mkdir -p`. Returns the folder's mtime.
-    pub fn make_dir_marker_sync(
+    pub(crate) fn make_dir_marker_sync(
         &self,
         bucket_dir: &Path,
         pk: &ParsedKey<'_>,
@@ -456,7 +466,7 @@ impl Store {
 
     /// Moves a finished temp file into place as object `key`, writing its sidecar first.
     /// Must be called with the lock of `bucket`/`key` held.
-    pub fn commit_file_sync(
+    pub(crate) fn commit_file_sync(
         &self,
         bucket_dir: &Path,
         bucket: &str,
@@ -535,7 +545,12 @@ impl Store {
 
     /// Deletes object `key` (file or empty folder). Missing objects are not an error; a folder
     /// that still has children stays. Must be called with the lock of `bucket`/`key` held.
-    pub fn delete_object_sync(&self, bucket_dir: &Path, bucket: &str, key: &str) -> S3Result<()> {
+    pub(crate) fn delete_object_sync(
+        &self,
+        bucket_dir: &Path,
+        bucket: &str,
+        key: &str,
+    ) -> S3Result<()> {
         let pk = keys::parse_key(key).map_err(key_error)?;
         let path = pk.path_in(bucket_dir);
         let m = match fs::metadata(&path) {
@@ -571,7 +586,7 @@ impl Store {
 
     /// Copies `len` bytes of `src` starting at `offset` into a new temp file (fsynced).
     /// With `hash`, the MD5 of the copied bytes is computed on the way.
-    pub fn copy_to_temp_sync(
+    pub(crate) fn copy_to_temp_sync(
         &self,
         src: &mut fs::File,
         offset: u64,
@@ -617,7 +632,7 @@ impl Store {
     }
 
     /// A new, empty temp file (fsynced).
-    pub fn empty_temp_sync(&self) -> S3Result<TempPath> {
+    pub(crate) fn empty_temp_sync(&self) -> S3Result<TempPath> {
         let err = |e| io_error(e, "cannot create a temp file");
         let temp = self.temp_path().map_err(err)?;
         let f = fs::OpenOptions::new()
@@ -630,7 +645,7 @@ impl Store {
     }
 
     /// Appends the files `parts` into a new temp file (fsynced), in order.
-    pub fn concat_to_temp_sync(&self, parts: &[PathBuf]) -> S3Result<TempPath> {
+    pub(crate) fn concat_to_temp_sync(&self, parts: &[PathBuf]) -> S3Result<TempPath> {
         let err = |e| io_error(e, "cannot assemble the multipart object");
         let temp = self.temp_path().map_err(err)?;
         let mut out = fs::OpenOptions::new()
@@ -647,7 +662,7 @@ impl Store {
     }
 
     /// Moves a temp file to `dest` (same file system: inside `.localstore`).
-    pub fn rename_temp_sync(temp: &mut TempPath, dest: &Path) -> io::Result<()> {
+    pub(crate) fn rename_temp_sync(temp: &mut TempPath, dest: &Path) -> io::Result<()> {
         fs::rename(temp.path(), dest)?;
         temp.disarm();
         Ok(())
@@ -655,7 +670,7 @@ impl Store {
 
     /// Moves a folder under `.localstore/tmp/` and deletes it there, so it disappears from its
     /// old place atomically.
-    pub fn remove_dir_atomically_sync(&self, dir: &Path) -> io::Result<()> {
+    pub(crate) fn remove_dir_atomically_sync(&self, dir: &Path) -> io::Result<()> {
         let grave = self.tmp.join(format!("{}.deleted", random_hex_id()?));
         fs::rename(dir, &grave)?;
         fs::remove_dir_all(&grave)

@@ -144,11 +144,11 @@ struct Cli {
 }
 
 /// `--metrics-listen`: binds, then serves the gateway's metrics in the background.
-async fn start_metrics(addr: SocketAddr) -> Result<std::sync::Arc<gateway::Metrics>> {
+async fn start_metrics(addr: SocketAddr) -> Result<Arc<gateway::Metrics>> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("--metrics-listen {addr}"))?;
-    let metrics = std::sync::Arc::new(gateway::Metrics::new());
+    let metrics = Arc::new(gateway::Metrics::new());
     println!("metrics on http://{}/metrics", listener.local_addr()?);
     tokio::spawn(gateway::serve_metrics(listener, metrics.clone()));
     Ok(metrics)

@@ -37,7 +37,7 @@ struct State {
 }
 
 /// The running proxy; dropping it stops accepting.
-pub struct FaultProxy {
+pub(crate) struct FaultProxy {
     /// `http://127.0.0.1:PORT`, to give the gateway as its endpoint.
     pub endpoint: String,
     state: Arc<State>,
@@ -59,7 +59,7 @@ addressed using the specified endpoint.</Message><RequestId>fault-proxy</Request
 
 impl FaultProxy {
     /// Listens on a free loopback port and forwards to `upstream` (`http://host:port`).
-    pub async fn start(upstream: &str) -> FaultProxy {
+    pub(crate) async fn start(upstream: &str) -> FaultProxy {
         let upstream: SocketAddr = upstream
             .trim_start_matches("http://")
             .trim_end_matches('/')
@@ -86,7 +86,7 @@ impl FaultProxy {
 
     /// Answers `503 SlowDown` to requests with `method` whose target contains
     /// `target_contains`: the next `times` of them, or all with `None`.
-    pub fn slow_down(&self, method: &str, target_contains: &str, times: Option<usize>) {
+    pub(crate) fn slow_down(&self, method: &str, target_contains: &str, times: Option<usize>) {
         if let Ok(mut rules) = self.state.rules.lock() {
             rules.push(Rule {
                 method: method.to_owned(),
@@ -98,31 +98,31 @@ impl FaultProxy {
 
     /// From now on, requests signed for a region other than `region` get `301
     /// PermanentRedirect` naming `region` in `x-amz-bucket-region`, as AWS answers them.
-    pub fn bucket_in_region(&self, region: &str) {
+    pub(crate) fn bucket_in_region(&self, region: &str) {
         if let Ok(mut r) = self.state.bucket_region.lock() {
             *r = Some(region.to_owned());
         }
     }
 
     /// How many requests got the region redirect so far.
-    pub fn redirects(&self) -> usize {
+    pub(crate) fn redirects(&self) -> usize {
         self.state.redirects.load(Ordering::SeqCst)
     }
 
     /// Forwards everything again.
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         if let Ok(mut rules) = self.state.rules.lock() {
             rules.clear();
         }
     }
 
     /// How many requests got the fault reply so far.
-    pub fn faults(&self) -> usize {
+    pub(crate) fn faults(&self) -> usize {
         self.state.faults.load(Ordering::SeqCst)
     }
 
     /// How many requests went to the real server so far.
-    pub fn forwarded(&self) -> usize {
+    pub(crate) fn forwarded(&self) -> usize {
         self.state.forwarded.load(Ordering::SeqCst)
     }
 }

@@ -8,7 +8,7 @@ use suppaftp::tokio::AsyncFtpStream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The reply code and text of a refused command.
-pub fn refused(e: FtpError) -> (u32, String) {
+pub(crate) fn refused(e: FtpError) -> (u32, String) {
     match e {
         FtpError::UnexpectedResponse(r) => (r.status.code(), r.as_string().unwrap_or_default()),
         other => panic!("expected an FTP reply, got {other}"),
@@ -16,21 +16,29 @@ pub fn refused(e: FtpError) -> (u32, String) {
 }
 
 /// STOR `name` with `body`.
-pub async fn put(ftp: &mut AsyncFtpStream, name: &str, body: &[u8]) -> Result<(), FtpError> {
+pub(crate) async fn put(ftp: &mut AsyncFtpStream, name: &str, body: &[u8]) -> Result<(), FtpError> {
     let mut s = ftp.put_with_stream(name).await?;
     s.write_all(body).await.map_err(FtpError::ConnectionError)?;
     s.finish().await
 }
 
 /// APPE `body` to `name`.
-pub async fn appe(ftp: &mut AsyncFtpStream, name: &str, body: &[u8]) -> Result<(), FtpError> {
+pub(crate) async fn appe(
+    ftp: &mut AsyncFtpStream,
+    name: &str,
+    body: &[u8],
+) -> Result<(), FtpError> {
     let mut s = ftp.append_with_stream(name).await?;
     s.write_all(body).await.map_err(FtpError::ConnectionError)?;
     s.finish().await
 }
 
 /// RETR `name` from byte `offset` (REST first).
-pub async fn get(ftp: &mut AsyncFtpStream, name: &str, offset: usize) -> Result<Vec<u8>, FtpError> {
+pub(crate) async fn get(
+    ftp: &mut AsyncFtpStream,
+    name: &str,
+    offset: usize,
+) -> Result<Vec<u8>, FtpError> {
     ftp.resume_transfer(offset).await?;
     let mut s = ftp.retr_as_stream(name).await?;
     let mut out = Vec::new();

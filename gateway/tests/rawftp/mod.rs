@@ -14,11 +14,11 @@ use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::{TlsConnector, client::TlsStream, rustls};
 
 /// Any byte stream.
-pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// A control connection.
-pub struct Raw {
+pub(crate) struct Raw {
     ctl: BufReader<Box<dyn Io>>,
     addr: SocketAddr,
     tls: Option<TlsConnector>,
@@ -27,7 +27,10 @@ pub struct Raw {
 }
 
 /// A TCP connection to `addr` from `source` (any port), or from the default address.
-pub async fn connect_from(addr: SocketAddr, source: Option<IpAddr>) -> std::io::Result<TcpStream> {
+pub(crate) async fn connect_from(
+    addr: SocketAddr,
+    source: Option<IpAddr>,
+) -> std::io::Result<TcpStream> {
     match source {
         None => TcpStream::connect(addr).await,
         Some(ip) => {
@@ -42,13 +45,13 @@ pub async fn connect_from(addr: SocketAddr, source: Option<IpAddr>) -> std::io::
 }
 
 /// A TLS client config that trusts exactly `cert_pem` (the gateway's certificate).
-pub fn tls_trusting(cert_pem: &std::path::Path) -> TlsConnector {
+pub(crate) fn tls_trusting(cert_pem: &std::path::Path) -> TlsConnector {
     tls_trusting_versions(cert_pem, rustls::DEFAULT_VERSIONS)
 }
 
 /// The same, limited to the given TLS versions. One connector keeps one client session cache,
 /// so its data connections offer to resume the control connection's session.
-pub fn tls_trusting_versions(
+pub(crate) fn tls_trusting_versions(
     cert_pem: &std::path::Path,
     versions: &[&'static rustls::SupportedProtocolVersion],
 ) -> TlsConnector {
@@ -69,7 +72,7 @@ pub fn tls_trusting_versions(
 
 /// Like [`tls_trusting_versions`], and counts the TLS 1.3 tickets the server sends on every
 /// connection made with it.
-pub fn tls_counting_tickets(
+pub(crate) fn tls_counting_tickets(
     cert_pem: &std::path::Path,
     versions: &[&'static rustls::SupportedProtocolVersion],
 ) -> (TlsConnector, Arc<std::sync::atomic::AtomicUsize>) {
@@ -136,13 +139,13 @@ fn server_name() -> ServerName<'static> {
 
 impl Raw {
     /// Connects and reads the greeting.
-    pub async fn connect(addr: SocketAddr) -> Raw {
+    pub(crate) async fn connect(addr: SocketAddr) -> Raw {
         Raw::connect_from(addr, None).await
     }
 
     /// Connects from `source` (e.g. 127.0.0.2, a client the gateway relays data for) and
     /// reads the greeting; data connections come from `source` too.
-    pub async fn connect_from(addr: SocketAddr, source: Option<IpAddr>) -> Raw {
+    pub(crate) async fn connect_from(addr: SocketAddr, source: Option<IpAddr>) -> Raw {
         let s = connect_from(addr, source).await.expect("connect");
         let mut raw = Raw {
             ctl: BufReader::new(Box::new(s)),
@@ -156,7 +159,7 @@ impl Raw {
     }
 
     /// Reads one (possibly multi-line) reply.
-    pub async fn reply(&mut self) -> (u32, String) {
+    pub(crate) async fn reply(&mut self) -> (u32, String) {
         let mut all = String::new();
         let mut first_code: Option<String> = None;
         loop {
@@ -188,20 +191,20 @@ impl Raw {
     }
 
     /// Sends a command line without reading the reply.
-    pub async fn send(&mut self, cmd: &str) {
+    pub(crate) async fn send(&mut self, cmd: &str) {
         let w = self.ctl.get_mut();
         let _ = w.write_all(format!("{cmd}\r\n").as_bytes()).await;
         let _ = w.flush().await;
     }
 
     /// Sends a command and reads its reply.
-    pub async fn cmd(&mut self, cmd: &str) -> (u32, String) {
+    pub(crate) async fn cmd(&mut self, cmd: &str) -> (u32, String) {
         self.send(cmd).await;
         self.reply().await
     }
 
     /// AUTH TLS; `login` then sends PBSZ 0 + PROT P.
-    pub async fn auth_tls(mut self, connector: TlsConnector) -> Raw {
+    pub(crate) async fn auth_tls(mut self, connector: TlsConnector) -> Raw {
         let (code, text) = self.cmd("AUTH TLS").await;
         assert_eq!(code, 234, "{text}");
         let plain = self.ctl.into_inner();
@@ -223,7 +226,7 @@ impl Raw {
     /// AUTH TLS with the ClientHello sent right behind the command, before the `234` is read
     /// (both in one write when the kernel allows): the server must not read the ClientHello
     /// as a command.
-    pub async fn auth_tls_pipelined(self, connector: TlsConnector) -> Raw {
+    pub(crate) async fn auth_tls_pipelined(self, connector: TlsConnector) -> Raw {
         let stream = PipelinedAuth {
             inner: self.ctl.into_inner(),
             pending: b"AUTH TLS\r\n".to_vec(),
@@ -248,7 +251,7 @@ impl Raw {
     }
 
     /// USER + PASS + TYPE I (+ PBSZ/PROT under TLS); panics unless logged in.
-    pub async fn login(&mut self, user: &str, pass: &str) {
+    pub(crate) async fn login(&mut self, user: &str, pass: &str) {
         let (code, text) = self.try_login(user, pass).await;
         assert_eq!(code, 230, "login: {text}");
         if self.tls.is_some() {
@@ -259,7 +262,7 @@ impl Raw {
     }
 
     /// USER + PASS, returning PASS's reply.
-    pub async fn try_login(&mut self, user: &str, pass: &str) -> (u32, String) {
+    pub(crate) async fn try_login(&mut self, user: &str, pass: &str) -> (u32, String) {
         let (code, text) = self.cmd(&format!("USER {user}")).await;
         if code != 331 {
             return (code, text);
@@ -268,7 +271,7 @@ impl Raw {
     }
 
     /// EPSV: the data port.
-    pub async fn epsv(&mut self) -> u16 {
+    pub(crate) async fn epsv(&mut self) -> u16 {
         let (code, text) = self.cmd("EPSV").await;
         assert_eq!(code, 229, "{text}");
         let inner = text
@@ -282,7 +285,7 @@ impl Raw {
     }
 
     /// Opens a passive data connection and sends `cmd` (STOR x, RETR x, ...), expecting 150.
-    pub async fn data(&mut self, cmd: &str) -> DataConn {
+    pub(crate) async fn data(&mut self, cmd: &str) -> DataConn {
         let port = self.epsv().await;
         let tcp = connect_from(SocketAddr::new(self.addr.ip(), port), self.source)
             .await
@@ -298,13 +301,13 @@ impl Raw {
     }
 
     /// Drops the control connection (FIN).
-    pub async fn hang_up(mut self) {
+    pub(crate) async fn hang_up(mut self) {
         let _ = self.ctl.get_mut().shutdown().await;
     }
 }
 
 /// A data connection.
-pub enum DataConn {
+pub(crate) enum DataConn {
     /// Plain TCP.
     Plain(TcpStream),
     /// TLS (PROT P).
@@ -313,7 +316,7 @@ pub enum DataConn {
 
 impl DataConn {
     /// Writes all of `buf`; false when the server closed the connection.
-    pub async fn write(&mut self, buf: &[u8]) -> bool {
+    pub(crate) async fn write(&mut self, buf: &[u8]) -> bool {
         match self {
             DataConn::Plain(s) => s.write_all(buf).await.is_ok(),
             DataConn::Tls(s) => s.write_all(buf).await.is_ok(),
@@ -321,7 +324,7 @@ impl DataConn {
     }
 
     /// A proper end: FIN (and close_notify under TLS).
-    pub async fn finish(self) {
+    pub(crate) async fn finish(self) {
         match self {
             DataConn::Plain(mut s) => {
                 let _ = s.shutdown().await;
@@ -333,7 +336,7 @@ impl DataConn {
     }
 
     /// How the TLS handshake of this data connection went (`None` for plain TCP).
-    pub fn handshake_kind(&self) -> Option<rustls::HandshakeKind> {
+    pub(crate) fn handshake_kind(&self) -> Option<rustls::HandshakeKind> {
         match self {
             DataConn::Plain(_) => None,
             DataConn::Tls(s) => s.get_ref().1.handshake_kind(),
@@ -341,7 +344,7 @@ impl DataConn {
     }
 
     /// Reads to the end (a download or listing).
-    pub async fn read_all(&mut self) -> Vec<u8> {
+    pub(crate) async fn read_all(&mut self) -> Vec<u8> {
         use tokio::io::AsyncReadExt;
         let mut out = Vec::new();
         let _ = match self {
@@ -352,7 +355,7 @@ impl DataConn {
     }
 
     /// A TCP reset (SO_LINGER 0).
-    pub fn reset(self) {
+    pub(crate) fn reset(self) {
         let tcp = match self {
             DataConn::Plain(s) => s,
             DataConn::Tls(s) => s.into_inner().0,
@@ -362,7 +365,7 @@ impl DataConn {
     }
 
     /// Ends a TLS data channel with a bare FIN, no close_notify.
-    pub async fn fin_without_close_notify(self) {
+    pub(crate) async fn fin_without_close_notify(self) {
         let mut tcp = match self {
             DataConn::Plain(s) => s,
             DataConn::Tls(s) => s.into_inner().0,
@@ -372,7 +375,7 @@ impl DataConn {
 }
 
 /// Deterministic pseudo-random bytes.
-pub fn data(len: usize, seed: u64) -> Vec<u8> {
+pub(crate) fn data(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed
         .wrapping_mul(6364136223846793005)
         .wrapping_add(1442695040888963407)
@@ -388,11 +391,11 @@ pub fn data(len: usize, seed: u64) -> Vec<u8> {
 }
 
 /// A small pseudo-random generator for choosing cut points.
-pub struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
     /// Seeded from the clock, printed so a failure can be replayed.
-    pub fn new(label: &str) -> Rng {
+    pub(crate) fn new(label: &str) -> Rng {
         let seed = std::env::var("CANCEL_SEED")
             .ok()
             .and_then(|s| s.parse().ok())
@@ -407,7 +410,7 @@ impl Rng {
     }
 
     /// A number in `lo..hi`.
-    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+    pub(crate) fn range(&mut self, lo: u64, hi: u64) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;

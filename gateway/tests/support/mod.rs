@@ -54,11 +54,11 @@ use gateway::s3::ClientFactory;
 use localstore::{LocalStore, LocalStoreConfig};
 
 /// The environment variable that selects the stores (see the module docs).
-pub const STORES_VAR: &str = "BUCKETFTP_TEST_STORES";
+pub(crate) const STORES_VAR: &str = "BUCKETFTP_TEST_STORES";
 
 /// Which S3-compatible server a [`TestS3`] runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum S3Kind {
+pub(crate) enum S3Kind {
     /// The embedded store (`localstore`) in this process: checks signatures, one key.
     /// Data survives `kill` + `restart` (it is a folder).
     Local,
@@ -71,10 +71,10 @@ pub enum S3Kind {
 
 impl S3Kind {
     /// Every store, in the order tests run them.
-    pub const ALL: [S3Kind; 3] = [S3Kind::Local, S3Kind::Garage, S3Kind::Moto];
+    pub(crate) const ALL: [S3Kind; 3] = [S3Kind::Local, S3Kind::Garage, S3Kind::Moto];
 
     /// The store's name in [`STORES_VAR`].
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             S3Kind::Local => "local",
             S3Kind::Garage => "garage",
@@ -85,7 +85,7 @@ impl S3Kind {
 
 /// The stores a value of [`STORES_VAR`] names (`None`: unset). Panics on a name it does not
 /// know or a list naming none, so a typo fails the tests instead of running fewer.
-pub fn parse_stores(value: Option<&str>) -> Vec<S3Kind> {
+pub(crate) fn parse_stores(value: Option<&str>) -> Vec<S3Kind> {
     let Some(value) = value else {
         return vec![S3Kind::Local];
     };
@@ -114,14 +114,14 @@ pub fn parse_stores(value: Option<&str>) -> Vec<S3Kind> {
 }
 
 /// The stores [`STORES_VAR`] selects for this run.
-pub fn selected_stores() -> Vec<S3Kind> {
+pub(crate) fn selected_stores() -> Vec<S3Kind> {
     let value = std::env::var(STORES_VAR).ok();
     parse_stores(value.as_deref())
 }
 
 /// Whether tests run on `kind`. When not, says so on stderr, past libtest's capture, naming
 /// the test (its thread's name), and returns false: the caller returns at once.
-pub fn selected(kind: S3Kind) -> bool {
+pub(crate) fn selected(kind: S3Kind) -> bool {
     let stores = selected_stores();
     if stores.contains(&kind) {
         return true;
@@ -145,7 +145,7 @@ pub fn selected(kind: S3Kind) -> bool {
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A running S3-compatible server plus a client for it. See the module docs.
-pub struct TestS3 {
+pub(crate) struct TestS3 {
     /// Which server this is.
     pub kind: S3Kind,
     /// `http://127.0.0.1:PORT` — the S3 API endpoint.
@@ -172,9 +172,9 @@ pub struct TestS3 {
 
 /// A new empty folder under the system's temp folder, named after `label`, this process and
 /// a counter.
-pub fn temp_dir(label: &str) -> std::path::PathBuf {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+pub(crate) fn temp_dir(label: &str) -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let d = std::env::temp_dir().join(format!("bucketftp-{label}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
@@ -183,14 +183,19 @@ pub fn temp_dir(label: &str) -> std::path::PathBuf {
 
 /// A free TCP port on 127.0.0.1 (bind to port 0, read the port, close). Another process may
 /// take it before it is used; `TestS3::start` retries with new ports if a bind fails.
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("free_port: cannot bind 127.0.0.1:0");
     l.local_addr().expect("free_port: local_addr").port()
 }
 
 /// A client for a path-style store at `endpoint`, built by the gateway's own
 /// [`ClientFactory`] (the code that makes every client of a running gateway).
-pub fn s3_client(endpoint: &str, region: &str, access_key: &str, secret_key: &str) -> Client {
+pub(crate) fn s3_client(
+    endpoint: &str,
+    region: &str,
+    access_key: &str,
+    secret_key: &str,
+) -> Client {
     ClientFactory::new(&S3Settings::custom(endpoint, region))
         .expect("test endpoints are http:// URLs")
         .client(access_key, secret_key, None)
@@ -198,7 +203,7 @@ pub fn s3_client(endpoint: &str, region: &str, access_key: &str, secret_key: &st
 
 /// A gateway on a free port of 127.0.0.1 reaching the store through `settings`, with
 /// `tweak` applied to its config first.
-pub async fn start_gateway(
+pub(crate) async fn start_gateway(
     settings: S3Settings,
     tweak: impl FnOnce(&mut gateway::GatewayConfig),
 ) -> gateway::GatewayHandle {
@@ -210,7 +215,7 @@ pub async fn start_gateway(
 
 /// Transfer limits for tests: 5 MiB parts (the S3 minimum, so a few MiB make a multipart
 /// upload), `parts_in_flight` at once, 64 MiB of buffers.
-pub fn small_parts(parts_in_flight: usize) -> gateway::TransferLimits {
+pub(crate) fn small_parts(parts_in_flight: usize) -> gateway::TransferLimits {
     const MIB: usize = 1024 * 1024;
     gateway::TransferLimits::new(5 * MIB, parts_in_flight, 64 * MIB).unwrap()
 }
@@ -349,7 +354,7 @@ impl TestS3 {
     /// Starts a fresh server of `kind` and waits until it answers S3 requests with the test
     /// credentials. Panics with the server's log tail if it cannot start, and for a store
     /// [`STORES_VAR`] does not select (see the module docs).
-    pub async fn start(kind: S3Kind) -> TestS3 {
+    pub(crate) async fn start(kind: S3Kind) -> TestS3 {
         assert!(
             selected_stores().contains(&kind),
             "{kind:?} is not selected by {STORES_VAR}: begin the test with \
@@ -651,7 +656,7 @@ api_bind_addr = "127.0.0.1:{s3}"
     }
 
     /// Creates `name`, readable and writable (and owned) by `access_key`.
-    pub async fn create_bucket(&self, name: &str) {
+    pub(crate) async fn create_bucket(&self, name: &str) {
         match self.kind {
             S3Kind::Local => {
                 // As the gateway's local mode does: a folder in the store's root.
@@ -693,7 +698,7 @@ api_bind_addr = "127.0.0.1:{s3}"
     /// `Some` on Garage (a key with no bucket permissions). `None` on the local store (it
     /// knows one key) and on moto (it accepts any credentials and enforces no IAM by
     /// default): no such key exists there.
-    pub async fn create_key_without_access(&self) -> Option<(String, String)> {
+    pub(crate) async fn create_key_without_access(&self) -> Option<(String, String)> {
         match self.kind {
             S3Kind::Garage => {
                 let (ak, sk) = (format!("GK{}", random_hex(12)), random_hex(32));
@@ -710,12 +715,12 @@ api_bind_addr = "127.0.0.1:{s3}"
     }
 
     /// A client like `self.client` but signing with another key pair.
-    pub fn client_with(&self, access_key: &str, secret_key: &str) -> Client {
+    pub(crate) fn client_with(&self, access_key: &str, secret_key: &str) -> Client {
         s3_client(&self.endpoint, &self.region, access_key, secret_key)
     }
 
     /// The object's bytes, or None if there is no such key. Panics on any other error.
-    pub async fn get(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
+    pub(crate) async fn get(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
         match self
             .client
             .get_object()
@@ -739,7 +744,7 @@ api_bind_addr = "127.0.0.1:{s3}"
     }
 
     /// PutObject. Panics on error.
-    pub async fn put(&self, bucket: &str, key: &str, body: Vec<u8>) {
+    pub(crate) async fn put(&self, bucket: &str, key: &str, body: Vec<u8>) {
         if let Err(e) = self
             .client
             .put_object()
@@ -754,7 +759,7 @@ api_bind_addr = "127.0.0.1:{s3}"
     }
 
     /// Every key under `prefix` (ListObjectsV2, all pages, no delimiter), in S3 order.
-    pub async fn keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
+    pub(crate) async fn keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
         let mut keys = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -782,7 +787,7 @@ api_bind_addr = "127.0.0.1:{s3}"
     /// What [`keys`](Self::keys)`(bucket, prefix)` lists, sorted, when the bucket holds just
     /// `stored`: the local store keeps objects as files in folders, and lists every folder
     /// above an object as a folder marker (`a/`, `a/b/`) too.
-    pub fn listed(&self, prefix: &str, stored: &[&str]) -> Vec<String> {
+    pub(crate) fn listed(&self, prefix: &str, stored: &[&str]) -> Vec<String> {
         let mut keys: Vec<String> = stored.iter().map(|k| (*k).to_owned()).collect();
         if self.kind == S3Kind::Local {
             for key in stored {
@@ -796,7 +801,7 @@ api_bind_addr = "127.0.0.1:{s3}"
     }
 
     /// Every in-progress multipart upload in `bucket` as (key, upload id), all pages.
-    pub async fn multipart_uploads(&self, bucket: &str) -> Vec<(String, String)> {
+    pub(crate) async fn multipart_uploads(&self, bucket: &str) -> Vec<(String, String)> {
         let mut all = Vec::new();
         let mut key_marker: Option<String> = None;
         let mut id_marker: Option<String> = None;
@@ -829,7 +834,7 @@ api_bind_addr = "127.0.0.1:{s3}"
 
     /// [`multipart_uploads`](Self::multipart_uploads), asked again every `every` up to `tries`
     /// more times while some are left (aborts run in the background): what is left then.
-    pub async fn multipart_uploads_settled(
+    pub(crate) async fn multipart_uploads_settled(
         &self,
         bucket: &str,
         tries: usize,
@@ -849,7 +854,7 @@ api_bind_addr = "127.0.0.1:{s3}"
     /// SIGKILLs the server now (no clean shutdown; the local store is dropped, which closes
     /// its listener and ends its connections after their current request). Idempotent. The
     /// temp dir stays until Drop.
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         self.local = None;
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -858,7 +863,7 @@ api_bind_addr = "127.0.0.1:{s3}"
     }
 
     /// Whether the server process is running.
-    pub fn is_running(&mut self) -> bool {
+    pub(crate) fn is_running(&mut self) -> bool {
         (self.child.is_some() || self.local.is_some()) && self.check_alive().is_ok()
     }
 
@@ -866,7 +871,7 @@ api_bind_addr = "127.0.0.1:{s3}"
     /// Garage and the local store keep their data (buckets, keys, objects, incomplete
     /// multipart uploads).
     /// moto keeps nothing: it starts empty, so buckets must be created again.
-    pub async fn restart(&mut self) {
+    pub(crate) async fn restart(&mut self) {
         self.kill();
         let t0 = Instant::now();
         let mut tries = 0;
@@ -902,7 +907,7 @@ api_bind_addr = "127.0.0.1:{s3}"
     }
 
     /// Path of the server's combined stdout/stderr log.
-    pub fn log_path(&self) -> &Path {
+    pub(crate) fn log_path(&self) -> &Path {
         &self.log_path
     }
 }
