@@ -9,9 +9,9 @@ mod ftpops;
 #[macro_use]
 mod support;
 
-use ftpops::{get, refused};
+use ftpops::{binary_login, get, refused};
 use gateway::storage::download::CHUNK;
-use gateway::{Gateway, GatewayConfig, GatewayHandle, S3Settings};
+use gateway::{GatewayHandle, S3Settings};
 use suppaftp::tokio::AsyncFtpStream;
 use support::{S3Kind, TestS3};
 use tokio::io::AsyncReadExt;
@@ -28,25 +28,14 @@ impl Env {
     async fn start(kind: S3Kind) -> Env {
         let s3 = TestS3::start(kind).await;
         s3.create_bucket(BUCKET).await;
-        let mut config =
-            GatewayConfig::new(S3Settings::custom(s3.endpoint.clone(), s3.region.clone()));
-        config.listen = "127.0.0.1:0".parse().unwrap();
-        let gw = Gateway::start(config).await.unwrap();
+        let settings = S3Settings::custom(s3.endpoint.clone(), s3.region.clone());
+        let gw = support::start_gateway(settings, |_| {}).await;
         Env { s3, gw }
     }
 
     async fn login(&self) -> AsyncFtpStream {
-        let mut ftp = AsyncFtpStream::connect(self.gw.local_addr()).await.unwrap();
-        ftp.login(
-            format!("{}/{BUCKET}", self.s3.access_key),
-            self.s3.secret_key.clone(),
-        )
-        .await
-        .unwrap();
-        ftp.transfer_type(suppaftp::types::FileType::Binary)
-            .await
-            .unwrap();
-        ftp
+        let user = format!("{}/{BUCKET}", self.s3.access_key);
+        binary_login(self.gw.local_addr(), &user, &self.s3.secret_key).await
     }
 }
 

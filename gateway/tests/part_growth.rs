@@ -10,10 +10,8 @@ mod ftpops;
 #[macro_use]
 mod support;
 
-use ftpops::{put, refused};
-use gateway::{
-    Addressing, Gateway, GatewayConfig, GatewayHandle, Provider, S3Settings, TransferLimits,
-};
+use ftpops::{binary_login, put, refused};
+use gateway::{Addressing, GatewayHandle, Provider, S3Settings, TransferLimits};
 use suppaftp::tokio::AsyncFtpStream;
 use support::{S3Kind, TestS3};
 use tokio::io::AsyncWriteExt;
@@ -43,27 +41,18 @@ impl Env {
         } else {
             S3Settings::custom(s3.endpoint.clone(), s3.region.clone())
         };
-        let mut config = GatewayConfig::new(settings);
-        config.listen = "127.0.0.1:0".parse().unwrap();
-        config.limits = TransferLimits::new(5 * MIB, 2, 64 * MIB)
-            .unwrap()
-            .with_part_ceiling(ceiling);
-        let gw = Gateway::start(config).await.unwrap();
+        let gw = support::start_gateway(settings, |c| {
+            c.limits = TransferLimits::new(5 * MIB, 2, 64 * MIB)
+                .unwrap()
+                .with_part_ceiling(ceiling);
+        })
+        .await;
         Env { s3, gw }
     }
 
     async fn login(&self) -> AsyncFtpStream {
-        let mut ftp = AsyncFtpStream::connect(self.gw.local_addr()).await.unwrap();
-        ftp.login(
-            format!("{}/{BUCKET}", self.s3.access_key),
-            self.s3.secret_key.clone(),
-        )
-        .await
-        .unwrap();
-        ftp.transfer_type(suppaftp::types::FileType::Binary)
-            .await
-            .unwrap();
-        ftp
+        let user = format!("{}/{BUCKET}", self.s3.access_key);
+        binary_login(self.gw.local_addr(), &user, &self.s3.secret_key).await
     }
 
     /// The number of parts the stored object was made of, from its multipart ETag (`"…-N"`).

@@ -15,6 +15,21 @@ pub(crate) fn refused(e: FtpError) -> (u32, String) {
     }
 }
 
+/// Connects to `addr`, logs in and switches to binary: the session every transfer test
+/// starts from.
+pub(crate) async fn binary_login(
+    addr: std::net::SocketAddr,
+    user: &str,
+    password: &str,
+) -> AsyncFtpStream {
+    let mut ftp = AsyncFtpStream::connect(addr).await.expect("connect");
+    ftp.login(user, password).await.expect("login");
+    ftp.transfer_type(suppaftp::types::FileType::Binary)
+        .await
+        .expect("TYPE I");
+    ftp
+}
+
 /// STOR `name` with `body`.
 pub(crate) async fn put(ftp: &mut AsyncFtpStream, name: &str, body: &[u8]) -> Result<(), FtpError> {
     let mut s = ftp.put_with_stream(name).await?;
