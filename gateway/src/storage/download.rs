@@ -38,6 +38,8 @@ pub struct Download {
     body: Option<ByteStream>,
     tracker: Option<TransferTracker>,
     rest: Option<Rest>,
+    /// The bytes the client must get, when the store said.
+    expected: Option<u64>,
 }
 
 /// The chunks after the first of a split download.
@@ -77,7 +79,9 @@ pub async fn open(
     let mut req = u.client.get_object().bucket(&u.bucket).key(&key);
     match fetch {
         Fetch::Split => {
-            req = req.range(format!("bytes={start_pos}-{}", start_pos + CHUNK - 1));
+            // A REST near u64::MAX asks for a range the store refuses (416), not a wrapped one.
+            let last = start_pos.saturating_add(CHUNK - 1);
+            req = req.range(format!("bytes={start_pos}-{last}"));
         }
         Fetch::Whole if start_pos > 0 => req = req.range(format!("bytes={start_pos}-")),
         Fetch::Whole => {}
@@ -115,6 +119,7 @@ pub async fn open(
                         body: None,
                         tracker: None,
                         rest: None,
+                        expected: Some(0),
                     });
                 }
                 return Err(Failure::BadOffset {
@@ -125,16 +130,27 @@ pub async fn open(
             return Err(failure);
         }
     };
-    // A ranged reply says the object's size after the slash of its Content-Range.
-    let object_size = out
-        .content_range()
-        .and_then(|r| r.rsplit_once('/'))
-        .and_then(|(_, total)| total.parse::<u64>().ok());
-    let first_len = out.content_length().map(|l| l.max(0) as u64);
-    let size = match (fetch, object_size) {
-        (Fetch::Split, Some(total)) => Some(total.saturating_sub(start_pos)),
-        _ => first_len,
+    // What the reply holds: a ranged reply must start at the offset asked for; a reply
+    // without Content-Range is the whole object, which only an offset of 0 may take.
+    let (first_len, object_size) = match out.content_range().map(content_range) {
+        Some(Some((first, last, total))) if first == start_pos => (Some(last - first + 1), total),
+        Some(_) => {
+            return Err(Failure::Other(format!(
+                "the store answered the byte range from {start_pos} with {:?}",
+                out.content_range().unwrap_or_default()
+            )));
+        }
+        None if start_pos > 0 => {
+            return Err(Failure::Other(
+                "the store ignored the byte range of a resumed download".into(),
+            ));
+        }
+        None => {
+            let len = out.content_length().map(|l| l.max(0) as u64);
+            (len, len)
+        }
     };
+    let size = object_size.map(|total| total.saturating_sub(start_pos));
     let tracker = TransferTracker::start(
         events,
         session,
@@ -160,7 +176,20 @@ pub async fn open(
         body: Some(out.body),
         tracker: Some(tracker),
         rest,
+        expected: size,
     })
+}
+
+/// `bytes 0-99/1234` → `(0, 99, Some(1234))`; `bytes 0-99/*` → `(0, 99, None)`. Pure.
+fn content_range(value: &str) -> Option<(u64, u64, Option<u64>)> {
+    let (range, total) = value.strip_prefix("bytes ")?.split_once('/')?;
+    let (first, last) = range.split_once('-')?;
+    let (first, last) = (first.trim().parse().ok()?, last.trim().parse().ok()?);
+    let total = match total.trim() {
+        "*" => None,
+        t => Some(t.parse().ok()?),
+    };
+    (first <= last && total.is_none_or(|t| last < t)).then_some((first, last, total))
 }
 
 impl Download {
@@ -181,7 +210,13 @@ impl Download {
     where
         W: AsyncWrite + Unpin + ?Sized,
     {
-        let result = self.write_all(out).await;
+        let result = match self.write_all(out).await {
+            Ok(n) if self.expected.is_some_and(|e| e != n) => Err(Failure::Transient(format!(
+                "the store sent {n} bytes of {}",
+                self.expected.unwrap_or_default()
+            ))),
+            other => other,
+        };
         if let Some(tracker) = self.tracker.take() {
             match &result {
                 Ok(_) => tracker.finish(),
@@ -358,5 +393,27 @@ impl<R: AsyncRead> AsyncRead for Counting<R> {
             }
         }
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::content_range;
+
+    #[test]
+    fn content_ranges() {
+        assert_eq!(content_range("bytes 0-99/1234"), Some((0, 99, Some(1234))));
+        assert_eq!(content_range("bytes 5-5/6"), Some((5, 5, Some(6))));
+        assert_eq!(content_range("bytes 0-99/*"), Some((0, 99, None)));
+        for bad in [
+            "bytes 9-0/10",
+            "bytes 0-10/10",
+            "items 0-1/2",
+            "bytes 0-/10",
+            "bytes x-1/2",
+            "",
+        ] {
+            assert_eq!(content_range(bad), None, "{bad:?}");
+        }
     }
 }

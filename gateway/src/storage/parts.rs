@@ -13,6 +13,7 @@
 //! parts; their largest upload is `part_size × 10,000`, and the refusal says so.
 
 use std::ops::RangeInclusive;
+use std::time::Duration;
 
 use crate::error::Failure;
 
@@ -175,6 +176,21 @@ impl PartSchedule {
         }
         let doublings = (number.saturating_sub(1) / self.step).min(32);
         self.first.saturating_mul(1 << doublings).min(self.largest)
+    }
+
+    /// The size of part `number` when the store takes `rate` bytes a second: no more than
+    /// it uploads within `within` (and never below S3's 5 MiB floor), so that the part still
+    /// filling when the data ends cannot delay the final reply. Equal-part stores keep the
+    /// schedule's size; so does an upload with no rate measured yet.
+    pub fn size_at_rate(&self, number: u64, rate: Option<f64>, within: Duration) -> u64 {
+        let planned = self.size(number);
+        match rate {
+            Some(rate) if !self.equal_parts => {
+                let fits = (rate * within.as_secs_f64()) as u64;
+                planned.min(fits.max(MIN_PART_SIZE as u64))
+            }
+            _ => planned,
+        }
     }
 
     /// The highest part number allowed.
@@ -369,6 +385,21 @@ mod tests {
             text.contains("78.1 GiB") && text.contains("part_size"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_slow_store_gets_parts_it_can_take_in_time() {
+        let s = TransferLimits::default().schedule(false);
+        let m = MIB as u64;
+        let five = Duration::from_secs(5);
+        // part 3001 is 512 MiB by the schedule.
+        assert_eq!(s.size_at_rate(3001, None, five), 512 * m);
+        assert_eq!(s.size_at_rate(3001, Some(1e9), five), 512 * m);
+        assert_eq!(s.size_at_rate(3001, Some(10e6), five), 50_000_000);
+        assert_eq!(s.size_at_rate(3001, Some(1e3), five), 5 * m);
+        assert_eq!(s.size_at_rate(1, Some(1e6), five), 5 * m);
+        let equal = TransferLimits::default().schedule(true);
+        assert_eq!(equal.size_at_rate(3001, Some(1e3), five), 8 * m);
     }
 
     #[test]

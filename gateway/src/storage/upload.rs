@@ -362,7 +362,12 @@ impl Upload<'_> {
             let part_size = if next_number > schedule.max_parts() {
                 1
             } else {
-                usize::try_from(schedule.size(next_number)).unwrap_or(usize::MAX)
+                // The part filling when the data ends is uploaded after it: at the measured
+                // rate it must fit half the drain budget, or a grown part would keep the
+                // final reply past the client's timeout.
+                let rate = window.rate(std::time::Instant::now());
+                let size = schedule.size_at_rate(next_number, rate, DRAIN_BUDGET / 2);
+                usize::try_from(size).unwrap_or(usize::MAX)
             };
             let permit = self
                 .memory
@@ -384,6 +389,9 @@ impl Upload<'_> {
                 && client_bytes(total, prefix_len) > allowed
             {
                 return Err(too_large(max));
+            }
+            if start_pos.saturating_add(client_bytes(total, prefix_len)) > schedule.capacity() {
+                return Err(schedule.too_large());
             }
 
             if eof {
