@@ -7,7 +7,10 @@
 //! part the memory limit can hold twice (one part filling while one uploads), and never above
 //! S3's 5 GiB. A small file keeps small parts (cheap retries, fine-grained resume); a 5 TiB
 //! upload fits with the default limits. As parts grow, fewer of them upload at once, so the
-//! bytes one upload keeps in memory stay near `part_size × (parts_in_flight + 1)`.
+//! bytes one upload has in flight stay near `part_size × parts_in_flight` (but never under
+//! one part uploading and one filling). A slow store gets smaller parts
+//! ([`PartSchedule::size_at_rate`]), so the part still filling when the data ends never
+//! holds the final reply past the client's patience.
 //!
 //! Stores that need every part but the last to be the same size (Cloudflare R2) keep fixed
 //! parts; their largest upload is `part_size × 10,000`, and the refusal says so.
