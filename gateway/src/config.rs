@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::limits::{LockoutPolicy, SessionLimits};
 use crate::s3::S3Settings;
-use crate::storage::upload::TransferLimits;
+use crate::storage::parts::TransferLimits;
 use crate::tls::TlsMaterial;
 
 /// Everything `Gateway::start` needs.

@@ -16,7 +16,8 @@ use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use futures::stream::{self, TryStreamExt};
 
 use super::listing::ListedObject;
-use super::upload::{TransferLimits, copy_source};
+use super::parts::TransferLimits;
+use super::upload::copy_source;
 use super::{ObjectMeta, Res, multipart, to_system_time};
 use crate::error::Failure;
 use crate::s3::error::{ClassifyExt, classify};

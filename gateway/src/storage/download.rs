@@ -244,16 +244,15 @@ impl Download {
             // none, so downloads never wait on each other's chunks.
             while ahead.0.len() < CHUNKS_AHEAD && next < rest.size {
                 let last = (next + CHUNK).min(rest.size) - 1;
-                let permits = super::parts::permits(last - next + 1);
-                let permit = match rest.memory.clone().try_acquire_many_owned(permits) {
+                let bytes = last - next + 1;
+                let permit = match rest
+                    .memory
+                    .clone()
+                    .try_acquire_many_owned(super::parts::permits(bytes))
+                {
                     Ok(p) => p,
                     Err(_) if !ahead.0.is_empty() => break,
-                    Err(_) => rest
-                        .memory
-                        .clone()
-                        .acquire_many_owned(permits)
-                        .await
-                        .map_err(|_| Failure::Other("gateway is shutting down".into()))?,
+                    Err(_) => super::parts::reserve(&rest.memory, bytes).await?,
                 };
                 ahead
                     .0
@@ -263,15 +262,11 @@ impl Download {
             let Some(task) = ahead.0.pop_front() else {
                 break;
             };
-            let chunk = task
+            let (chunk, permit) = task
                 .await
                 .map_err(|e| Failure::Other(format!("download task failed: {e}")))??;
-            write(out, &chunk.0).await?;
-            drop(chunk.1);
-            written += chunk.0.len() as u64;
-            if let Some(t) = self.tracker.as_mut() {
-                t.add(chunk.0.len() as u64);
-            }
+            written += self.deliver(out, &chunk).await?;
+            drop(permit);
         }
         Ok(written)
     }
@@ -285,21 +280,26 @@ impl Download {
         while let Some(piece) = body.next().await {
             let piece =
                 piece.map_err(|e| Failure::Transient(format!("reading from the store: {e}")))?;
-            write(out, &piece).await?;
-            written += piece.len() as u64;
-            if let Some(t) = self.tracker.as_mut() {
-                t.add(piece.len() as u64);
-            }
+            written += self.deliver(out, &piece).await?;
         }
         Ok(written)
     }
-}
 
-/// Writes to the client's data connection; a failure there is the client going away.
-async fn write<W: AsyncWrite + Unpin + ?Sized>(out: &mut W, bytes: &[u8]) -> Result<(), Failure> {
-    out.write_all(bytes)
-        .await
-        .map_err(|e| Failure::Aborted(format!("data connection failed: {}", e.kind())))
+    /// Writes `bytes` to the client's data connection and counts them for progress events; a
+    /// failure there is the client going away.
+    async fn deliver<W>(&mut self, out: &mut W, bytes: &[u8]) -> Result<u64, Failure>
+    where
+        W: AsyncWrite + Unpin + ?Sized,
+    {
+        out.write_all(bytes)
+            .await
+            .map_err(|e| Failure::Aborted(format!("data connection failed: {}", e.kind())))?;
+        let n = bytes.len() as u64;
+        if let Some(t) = self.tracker.as_mut() {
+            t.add(n);
+        }
+        Ok(n)
+    }
 }
 
 /// The chunks downloading ahead, in order; dropping it (the client went away, a chunk

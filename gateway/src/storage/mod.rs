@@ -33,7 +33,7 @@ use unftp_core::storage::{self as ftp, Metadata};
 use crate::error::Failure;
 use crate::events::EventBus;
 use crate::session::S3User;
-use upload::TransferLimits;
+use parts::TransferLimits;
 
 pub use backend::S3Backend;
 pub(crate) use bucket::Pager;

@@ -159,6 +159,19 @@ pub fn permits(bytes: u64) -> u32 {
     u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX)
 }
 
+/// Waits for the memory of a `bytes`-long buffer (an upload part or a download chunk); it is
+/// given back when the permit drops.
+pub async fn reserve(
+    memory: &std::sync::Arc<tokio::sync::Semaphore>,
+    bytes: u64,
+) -> Result<tokio::sync::OwnedSemaphorePermit, Failure> {
+    memory
+        .clone()
+        .acquire_many_owned(permits(bytes))
+        .await
+        .map_err(|_| Failure::Other("gateway is shutting down".into()))
+}
+
 /// The size of every part of one upload (see the module docs). Pure and cheap to copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PartSchedule {

@@ -33,7 +33,7 @@ use crate::error::Failure;
 use crate::events::TransferTracker;
 use crate::s3::error::ClassifyExt;
 
-pub use super::parts::{LimitsError, MAX_PARTS, MIN_PART_SIZE, PartSchedule, TransferLimits};
+use super::parts::{PartSchedule, TransferLimits};
 
 /// Decides whether the transfer really completed or was cancelled in a way that looks like a
 /// clean end of the data stream (see `control_tap`).
@@ -230,7 +230,7 @@ impl Upload<'_> {
             None
         };
 
-        let mut mpu: Option<(MultipartUpload, String)> = None;
+        let mut mpu: Option<MultipartUpload> = None;
         let mut done_parts: Vec<CompletedPart> = Vec::new();
         let mut copied: u64 = 0;
 
@@ -238,12 +238,12 @@ impl Upload<'_> {
         if let Some((kept_len, etag)) = &kept {
             let ranges = schedule.whole_parts_within(*kept_len);
             if let Some(&(_, last)) = ranges.last() {
-                let (guard, id) = self.create().await?;
+                let guard = MultipartUpload::create(self.client, self.bucket, self.key).await?;
                 match self.copy_parts(&guard, &ranges, etag.as_deref()).await {
                     Ok(parts) => {
                         done_parts = parts;
                         copied = last + 1;
-                        mpu = Some((guard, id));
+                        mpu = Some(guard);
                     }
                     Err(Failure::Transient(t)) => {
                         guard.abort().await;
@@ -274,7 +274,7 @@ impl Upload<'_> {
                 match out {
                     Ok(o) => Box::new(o.body.into_async_read()),
                     Err(f) => {
-                        if let Some((g, _)) = mpu.take() {
+                        if let Some(g) = mpu.take() {
                             g.abort().await;
                         }
                         return Err(f);
@@ -297,18 +297,12 @@ impl Upload<'_> {
         match result {
             Ok(n) => Ok(n),
             Err(f) => {
-                if let Some((g, _)) = mpu.take() {
+                if let Some(g) = mpu.take() {
                     g.abort().await;
                 }
                 Err(f)
             }
         }
-    }
-
-    async fn create(&self) -> Result<(MultipartUpload, String), Failure> {
-        let upload = MultipartUpload::create(self.client, self.bucket, self.key).await?;
-        let id = upload.id().to_owned();
-        Ok((upload, id))
     }
 
     /// Copies the whole parts (`ranges`, as the schedule cuts them) of the object being
@@ -344,7 +338,7 @@ impl Upload<'_> {
         &mut self,
         reader: &mut R,
         prefix_len: u64,
-        mpu: &mut Option<(MultipartUpload, String)>,
+        mpu: &mut Option<MultipartUpload>,
         mut parts: Vec<CompletedPart>,
         (schedule, mark, start_pos): (PartSchedule, u64, u64),
     ) -> Result<u64, Failure>
@@ -369,12 +363,7 @@ impl Upload<'_> {
                 let size = schedule.size_at_rate(next_number, rate, DRAIN_BUDGET / 2);
                 usize::try_from(size).unwrap_or(usize::MAX)
             };
-            let permit = self
-                .memory
-                .clone()
-                .acquire_many_owned(super::parts::permits(part_size as u64))
-                .await
-                .map_err(|_| Failure::Other("gateway is shutting down".into()))?;
+            let permit = super::parts::reserve(&self.memory, part_size as u64).await?;
             let mut buf = BytesMut::with_capacity(part_size);
             let eof = fill(
                 reader,
@@ -406,10 +395,12 @@ impl Upload<'_> {
                 return Ok(client_bytes(total, prefix_len));
             }
             let upload_id = match mpu {
-                Some((_, id)) => id.clone(),
+                Some(upload) => upload.id().to_owned(),
                 None => {
-                    let (upload, id) = self.create().await?;
-                    *mpu = Some((upload, id.clone()));
+                    let upload =
+                        MultipartUpload::create(self.client, self.bucket, self.key).await?;
+                    let id = upload.id().to_owned();
+                    *mpu = Some(upload);
                     id
                 }
             };
@@ -464,12 +455,12 @@ impl Upload<'_> {
     /// time, then CompleteMultipartUpload makes the object visible. Any failure aborts.
     async fn complete(
         &self,
-        mpu: &mut Option<(MultipartUpload, String)>,
+        mpu: &mut Option<MultipartUpload>,
         parts: Vec<CompletedPart>,
         mark: u64,
     ) -> Result<(), Failure> {
         self.gate.check(mark)?;
-        let (upload, _) = mpu
+        let upload = mpu
             .take()
             .ok_or_else(|| Failure::Other("multipart upload vanished".into()))?;
         upload.complete(parts).await
