@@ -73,49 +73,42 @@ if ((cargo_rc != 0 && c_fail == 0)); then
     failed=$((failed + 1))
 fi
 
-# --- System test -------------------------------------------------------------------------
-echo "==> cargo build -p gateway --bin bucketftp-server"
+# --- Suites on the bucketftp-server debug build ------------------------------------------
+# suite NAME COMMAND...: runs COMMAND (tee'd to a log) and tallies its summary line; when the
+# server did not build, the suite counts as one failure instead of running.
 server_built=0
-if cargo build -p gateway --bin bucketftp-server; then
-    server_built=1
-    echo "==> tests/system/ftp_clients.py"
-    python3 tests/system/ftp_clients.py 2>&1 | tee "$LOG_DIR/system.log"
-    tally "system test" "$LOG_DIR/system.log" "${PIPESTATUS[0]}"
-else
-    echo "bucketftp-server does not build: system test not run"
-    failed=$((failed + 1))
-fi
+suite() {
+    local name="$1" log
+    shift
+    if ((!server_built)); then
+        echo "bucketftp-server does not build: $name not run"
+        failed=$((failed + 1))
+        return
+    fi
+    log="$LOG_DIR/${name// /-}.log"
+    echo "==> $*"
+    "$@" 2>&1 | tee "$log"
+    tally "$name" "$log" "${PIPESTATUS[0]}"
+}
 
-# --- Cluster test --------------------------------------------------------------------------
-# Three instances of the bucketftp-server built above behind HAProxy on a 3-node Garage cluster.
-if ((server_built)); then
-    echo "==> tests/cluster/cluster_test.py"
-    python3 tests/cluster/cluster_test.py 2>&1 | tee "$LOG_DIR/cluster.log"
-    tally "cluster test" "$LOG_DIR/cluster.log" "${PIPESTATUS[0]}"
-else
-    echo "bucketftp-server does not build: cluster test not run"
-    failed=$((failed + 1))
-fi
+echo "==> cargo build -p gateway --bin bucketftp-server"
+cargo build -p gateway --bin bucketftp-server && server_built=1
+target_dir="${CARGO_TARGET_DIR:-$REPO/target}"
+[[ "$target_dir" == /* ]] || target_dir="$REPO/$target_dir"
 
-# --- FileZilla ------------------------------------------------------------------------------
-# The real FileZilla GUI under Xvfb against the bucketftp-server built above.
-if ((server_built)); then
-    target_dir="${CARGO_TARGET_DIR:-$REPO/target}"
-    [[ "$target_dir" == /* ]] || target_dir="$REPO/$target_dir"
-    echo "==> scripts/test-filezilla.sh"
-    BUCKETFTP_SERVER="${BUCKETFTP_SERVER:-$target_dir/debug/bucketftp-server}" scripts/test-filezilla.sh 2>&1 |
-        tee "$LOG_DIR/filezilla.log"
-    tally "FileZilla test" "$LOG_DIR/filezilla.log" "${PIPESTATUS[0]}"
-else
-    echo "bucketftp-server does not build: FileZilla test not run"
-    failed=$((failed + 1))
-fi
+# ftplib, curl and lftp against the server in local mode and against Garage.
+suite "system test" python3 tests/system/ftp_clients.py
+# Three instances of the server behind HAProxy on a 3-node Garage cluster.
+suite "cluster test" python3 tests/cluster/cluster_test.py
+# The real FileZilla GUI under Xvfb against the server.
+suite "FileZilla test" env BUCKETFTP_SERVER="${BUCKETFTP_SERVER:-$target_dir/debug/bucketftp-server}" \
+    scripts/test-filezilla.sh
 
 # --- Packages and the clean-root install test ------------------------------------------
 echo "==> scripts/package.sh"
 release_app=""
 if scripts/package.sh 2>&1 | tee "$LOG_DIR/package.log"; then
-    release_app="${CARGO_TARGET_DIR:-$REPO/target}/release/bucketftp"
+    release_app="$target_dir/release/bucketftp"
     echo "==> tests/install/install_test.sh"
     tests/install/install_test.sh 2>&1 | tee "$LOG_DIR/install.log"
     tally "install test" "$LOG_DIR/install.log" "${PIPESTATUS[0]}"

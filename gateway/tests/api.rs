@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod rawftp;
+#[macro_use]
 mod support;
 
 use std::sync::Arc;
@@ -30,6 +31,7 @@ impl LoginSettings for Profiles {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn profile_settings_pick_the_store_per_key() {
+    require_store!(Local);
     let s3 = TestS3::start(S3Kind::Local).await;
     s3.create_bucket(BUCKET).await;
     // The default points nowhere; only the profile for this key reaches the store.
@@ -58,6 +60,7 @@ async fn profile_settings_pick_the_store_per_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_only_and_no_delete() {
+    require_store!(Local);
     let s3 = TestS3::start(S3Kind::Local).await;
     s3.create_bucket(BUCKET).await;
     s3.put(BUCKET, "keep.txt", b"keep".to_vec()).await;
@@ -99,6 +102,7 @@ async fn read_only_and_no_delete() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_connection_says_what_is_wrong() {
+    require_store!(Local);
     let s3 = TestS3::start(S3Kind::Local).await;
     s3.create_bucket(BUCKET).await;
     let settings = S3Settings::custom(s3.endpoint.clone(), s3.region.clone());

@@ -294,6 +294,7 @@ async fn cancelled_uploads_leave_nothing(kind: S3Kind) {
 /// The relay between the client and libunftp does not depend on the store: one store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelled_relayed_uploads_leave_nothing() {
+    require_store!(Local);
     run_cases_from(S3Kind::Local, relayed_client(), &SOCKET_CASES).await;
 }
 
@@ -306,6 +307,7 @@ async fn killed_client_leaves_nothing(kind: S3Kind) {
 /// uploads (plain and TLS).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn complete_uploads_still_commit() {
+    require_store!(Local);
     for source in [None, relayed_client()] {
         complete_uploads_commit_from(source).await;
     }
@@ -335,40 +337,16 @@ async fn complete_uploads_commit_from(source: Option<std::net::IpAddr>) {
 /// removes it at the next login (a bucket lifecycle rule does the same on the store's side).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_gateway_leaves_old_object() {
+    require_store!(Local);
     let s3 = TestS3::start(S3Kind::Local).await;
     s3.create_bucket(BUCKET).await;
     s3.put(BUCKET, "victim.bin", b"old".to_vec()).await;
     let dir = std::env::temp_dir().join(format!("bucketftp-killgw-{}", std::process::id()));
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_bucketftp-server"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--no-tls",
-            "--part-size",
-            "5MiB",
-            "--endpoint",
-        ])
-        .arg(&s3.endpoint)
-        .args(["--region", &s3.region, "--path-style", "--data-dir"])
-        .arg(&dir)
-        .stdout(std::process::Stdio::piped())
+    let mut child = support::server_command(&s3, &dir, &["--no-tls", "--part-size", "5MiB"])
         .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
-    let addr = loop {
-        let line = lines
-            .next_line()
-            .await
-            .ok()
-            .flatten()
-            .expect("no listen line");
-        if let Some(a) = line.strip_prefix("BucketFTP listening on ") {
-            break a.parse().unwrap();
-        }
-    };
+    let (addr, _, _stdout) = support::listen_address(&mut child).await;
     let mut ctl = Raw::connect(addr).await;
     ctl.login(&format!("{}/{BUCKET}", s3.access_key), &s3.secret_key)
         .await;

@@ -509,6 +509,7 @@ async fn s3_stopped_mid_upload_keeps_old_object() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_are_independent() {
+    require_store!(Local);
     let env = Env::start(S3Kind::Local).await;
     let mut slow = env.login().await;
     // A session whose upload stalls mid-stream (the client sends nothing more).
@@ -539,6 +540,7 @@ async fn sessions_are_independent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_folder_listing() {
+    require_store!(Local);
     let env = Env::start(S3Kind::Local).await;
     let keys: Vec<String> = (0..10_000).map(|i| format!("big/f{i:05}.txt")).collect();
     let client = env.s3.client.clone();
@@ -567,6 +569,7 @@ async fn large_folder_listing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_report_sessions_and_transfers_without_secrets() {
+    require_store!(Local);
     // Local: its secrets are random (moto's test key is the word "testing").
     let env = Env::start(S3Kind::Local).await;
     let mut rx = env.gw().subscribe();
@@ -609,6 +612,7 @@ async fn events_report_sessions_and_transfers_without_secrets() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_drains_then_refuses_connections() {
+    require_store!(Local);
     let mut env = Env::start(S3Kind::Local).await;
     let addr = env.gw().local_addr();
     let mut ftp = env.login().await;

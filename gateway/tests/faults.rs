@@ -152,6 +152,7 @@ async fn throttling_is_retried_then_451(kind: S3Kind) {
 /// 1,000 entries, no HEAD per object.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listing_costs_one_request_per_page() {
+    require_store!(Local);
     use futures::StreamExt;
     let env = Env::start(S3Kind::Local).await;
     let keys: Vec<String> = (0..3_000).map(|i| format!("many/f{i:05}.txt")).collect();
@@ -190,6 +191,7 @@ async fn listing_costs_one_request_per_page() {
 /// login and everything after it use that region.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aws_bucket_region_is_found_at_login() {
+    require_store!(Local);
     let s3 = TestS3::start(S3Kind::Local).await;
     s3.create_bucket(BUCKET).await;
     let proxy = FaultProxy::start(&s3.endpoint).await;

@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod rawftp;
+#[macro_use]
 mod support;
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -70,6 +71,7 @@ fn mlst_entry(text: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_tls_with_the_client_hello_glued_to_the_command() {
+    require_store!(Local);
     let env = Env::start(|_| {}).await;
     // libunftp alone read such a ClientHello as a command now and then; the relay does the
     // handshake itself, so every one of these must succeed on the first try.
@@ -86,6 +88,7 @@ async fn auth_tls_with_the_client_hello_glued_to_the_command() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opts_mlst_selects_the_facts_of_mlst_and_mlsd() {
+    require_store!(Local);
     let env = Env::start(|_| {}).await;
     env.s3.put(BUCKET, "中文.txt", b"12345".to_vec()).await;
     let mut r = env.plain().await;
@@ -142,6 +145,7 @@ async fn opts_mlst_selects_the_facts_of_mlst_and_mlsd() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replies_show_normalised_paths() {
+    require_store!(Local);
     let env = Env::start(|_| {}).await;
     env.s3.put(BUCKET, "a/b/f.txt", b"x".to_vec()).await;
     let mut r = env.plain().await;
@@ -193,6 +197,7 @@ async fn replies_show_normalised_paths() {
 /// with another code than the reason's (STAT of a missing path).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelined_commands_are_answered_in_order_with_their_reasons() {
+    require_store!(Local);
     let env = Env::start(|_| {}).await;
     env.s3.put(BUCKET, "here.txt", b"abc".to_vec()).await;
     for round in 0..10 {
@@ -226,6 +231,7 @@ async fn pipelined_commands_are_answered_in_order_with_their_reasons() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_percent_encoded_slash_separates_key_and_bucket() {
+    require_store!(Local);
     let env = Env::start(|_| {}).await;
     for sep in ["%2F", "%2f"] {
         let mut r = Raw::connect(env.gw.local_addr()).await;
@@ -237,6 +243,7 @@ async fn a_percent_encoded_slash_separates_key_and_bucket() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn require_tls_refuses_plain_logins_and_data() {
+    require_store!(Local);
     let env = Env::start(|c| c.require_tls = true).await;
     let mut r = Raw::connect(env.gw.local_addr()).await;
     let (code, text) = r.cmd(&format!("USER {}", env.user())).await;
@@ -273,6 +280,7 @@ async fn require_tls_refuses_plain_logins_and_data() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_not_on_127_0_0_1_get_relayed_data_connections() {
+    require_store!(Local);
     let env = Env::start(|c| {
         c.passive_ports = 61000..=61010;
     })
@@ -347,6 +355,7 @@ async fn clients_not_on_127_0_0_1_get_relayed_data_connections() {
 /// codes in a file, and the secret at no level.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_are_short_lines_without_secrets() {
+    require_store!(Local);
     let s3 = TestS3::start(S3Kind::Local).await;
     s3.create_bucket(BUCKET).await;
     for level in ["info", "debug"] {

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod rawftp;
+#[macro_use]
 mod support;
 
 use std::process::Stdio;
@@ -30,6 +31,7 @@ fn user(s3: &TestS3) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_limits_answer_421() {
+    require_store!(Local);
     let s3 = TestS3::start(S3Kind::Local).await;
     s3.create_bucket(BUCKET).await;
     let gw = start(&s3, |c| {
@@ -57,6 +59,7 @@ async fn session_limits_answer_421() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lockout_refuses_without_asking_the_store() {
+    require_store!(Local);
     let mut s3 = TestS3::start(S3Kind::Local).await;
     s3.create_bucket(BUCKET).await;
     let gw = start(&s3, |c| {
@@ -89,6 +92,7 @@ async fn lockout_refuses_without_asking_the_store() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_sessions_and_unused_passive_ports_time_out() {
+    require_store!(Local);
     let s3 = TestS3::start(S3Kind::Local).await;
     s3.create_bucket(BUCKET).await;
     let gw = start(&s3, |c| {
@@ -139,44 +143,17 @@ async fn remote_listen_needs_explicit_option() {
 /// (stdout, stderr, replies) for the secret.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ftps_with_curl_and_lftp_and_no_secret_anywhere() {
+    require_store!(Local);
     let s3 = TestS3::start(S3Kind::Local).await;
     s3.create_bucket(BUCKET).await;
     let dir = temp_dir("ftps");
     let log = dir.join("server.log");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_bucketftp-server"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--require-tls",
-            "--log-level",
-            "trace",
-            "--endpoint",
-        ])
-        .arg(&s3.endpoint)
-        .args(["--region", &s3.region, "--path-style", "--data-dir"])
-        .arg(&dir)
+    let mut child = support::server_command(&s3, &dir, &["--require-tls", "--log-level", "trace"])
         .env("RUST_LOG", "trace")
-        .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&log).unwrap())
-        .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let mut printed = String::new();
-    let addr: std::net::SocketAddr = loop {
-        let line = lines
-            .next_line()
-            .await
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| panic!("no listen line: {printed}"));
-        printed.push_str(&line);
-        printed.push('\n');
-        if let Some(a) = line.strip_prefix("BucketFTP listening on ") {
-            break a.parse().unwrap();
-        }
-    };
+    let (addr, mut printed, mut lines) = support::listen_address(&mut child).await;
     assert!(printed.contains("SHA-256 fingerprint"), "{printed}");
     let cert = dir.join(gateway::tls::CERT_FILE);
     let body = rawftp::data(3 * 1024 * 1024 + 11, 77);
@@ -363,6 +340,7 @@ async fn curl(
 /// client never reads them, and unread bytes turn its close into a reset).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ftps_data_connections_resume_the_tls_session() {
+    require_store!(Local);
     use std::sync::atomic::Ordering;
     use tokio_rustls::rustls::{self, HandshakeKind};
     let s3 = TestS3::start(S3Kind::Local).await;

@@ -337,6 +337,7 @@ async fn refused_login(t: &Team, name: &str, password: &str) -> (u32, String) {
 /// old object stays and no multipart upload is left.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_file_size_refuses_with_552() {
+    require_store!(Local);
     let t = Team::start(S3Kind::Local, Some(7 * MIB as u64)).await;
     t.s3.put(BUCKET, "team/alice/big.bin", b"old".to_vec())
         .await;
@@ -505,6 +506,7 @@ impl Drop for Server {
 /// users, and a broken file at start exits non-zero naming file, line and key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn config_file_reload_and_errors() {
+    require_store!(Local);
     let s3 = TestS3::start(S3Kind::Local).await;
     s3.create_bucket(BUCKET).await;
     let dir = support::temp_dir("teams-config");

@@ -411,40 +411,40 @@ class S3Client:
         self._ok(f"GET {key}", status, body)
         return body
 
+    def _pages(self, what, bucket, query, markers):
+        """The XML root of every page of a paged bucket listing: `markers` maps each query
+        parameter of the next page to the reply element that gives its value; the listing ends
+        when IsTruncated is not "true" or the first marker is missing."""
+        q = dict(query)
+        while True:
+            status, _h, body = self.request("GET", bucket, query=q)
+            self._ok(what, status, body)
+            root = ET.fromstring(body)
+            yield root
+            nexts = {param: _xml_text(root, tag) for param, tag in markers.items()}
+            if _xml_text(root, "IsTruncated") != "true" or not next(iter(nexts.values())):
+                return
+            q = dict(query)
+            q.update({param: value for param, value in nexts.items() if value})
+
     def list_objects(self, bucket, prefix=""):
         """{key: size} of every object under prefix (ListObjectsV2, all pages)."""
-        found, token = {}, None
-        while True:
-            q = {"list-type": "2", "prefix": prefix}
-            if token:
-                q["continuation-token"] = token
-            status, _h, body = self.request("GET", bucket, query=q)
-            self._ok("ListObjectsV2", status, body)
-            root = ET.fromstring(body)
+        found = {}
+        query = {"list-type": "2", "prefix": prefix}
+        markers = {"continuation-token": "NextContinuationToken"}
+        for root in self._pages("ListObjectsV2", bucket, query, markers):
             for c in _xml_children(root, "Contents"):
                 found[_xml_text(c, "Key")] = int(_xml_text(c, "Size", "0"))
-            token = _xml_text(root, "NextContinuationToken")
-            if _xml_text(root, "IsTruncated") != "true" or not token:
-                return found
+        return found
 
     def list_multipart_uploads(self, bucket):
         """[(key, upload_id)] of every multipart upload in progress (all pages)."""
-        found, key_marker, id_marker = [], None, None
-        while True:
-            q = {"uploads": ""}
-            if key_marker:
-                q["key-marker"] = key_marker
-            if id_marker:
-                q["upload-id-marker"] = id_marker
-            status, _h, body = self.request("GET", bucket, query=q)
-            self._ok("ListMultipartUploads", status, body)
-            root = ET.fromstring(body)
+        found = []
+        markers = {"key-marker": "NextKeyMarker", "upload-id-marker": "NextUploadIdMarker"}
+        for root in self._pages("ListMultipartUploads", bucket, {"uploads": ""}, markers):
             for u in _xml_children(root, "Upload"):
                 found.append((_xml_text(u, "Key"), _xml_text(u, "UploadId")))
-            key_marker = _xml_text(root, "NextKeyMarker")
-            id_marker = _xml_text(root, "NextUploadIdMarker")
-            if _xml_text(root, "IsTruncated") != "true" or not key_marker:
-                return found
+        return found
 
 
 def _serve(argv):

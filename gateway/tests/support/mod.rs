@@ -213,6 +213,50 @@ pub(crate) async fn start_gateway(
     gateway::Gateway::start(config).await.expect("gateway")
 }
 
+/// A command for the `bucketftp-server` binary in endpoint mode on a free port of 127.0.0.1
+/// against `s3` (path-style), with `dir` as its data folder, `args` added, stdout piped (see
+/// [`listen_address`]) and killed when dropped.
+pub(crate) fn server_command(s3: &TestS3, dir: &Path, args: &[&str]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_bucketftp-server"));
+    command
+        .args(["--listen", "127.0.0.1:0", "--endpoint", &s3.endpoint])
+        .args(["--region", &s3.region, "--path-style", "--data-dir"])
+        .arg(dir)
+        .args(args)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+/// Reads a [`server_command`] child's stdout up to its `BucketFTP listening on ADDR` line.
+/// Returns the address, every line printed so far, and the reader: keep it while the server
+/// runs (a closed pipe would fail its next print).
+pub(crate) async fn listen_address(
+    child: &mut tokio::process::Child,
+) -> (
+    SocketAddr,
+    String,
+    tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+) {
+    use tokio::io::AsyncBufReadExt as _;
+    let stdout = child.stdout.take().expect("server_command pipes stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let mut printed = String::new();
+    loop {
+        let line = lines
+            .next_line()
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("no listen line: {printed}"));
+        printed.push_str(&line);
+        printed.push('\n');
+        if let Some(addr) = line.strip_prefix("BucketFTP listening on ") {
+            return (addr.parse().unwrap(), printed, lines);
+        }
+    }
+}
+
 /// Transfer limits for tests: 5 MiB parts (the S3 minimum, so a few MiB make a multipart
 /// upload), `parts_in_flight` at once, 64 MiB of buffers.
 pub(crate) fn small_parts(parts_in_flight: usize) -> gateway::TransferLimits {
