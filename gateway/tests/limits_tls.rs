@@ -7,14 +7,13 @@ mod rawftp;
 #[macro_use]
 mod support;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use gateway::limits::{LockoutPolicy, SessionLimits};
 use gateway::{Gateway, GatewayConfig, GatewayHandle, S3Settings};
 use rawftp::Raw;
 use support::{S3Kind, TestS3, temp_dir};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::io::AsyncReadExt;
 
 const BUCKET: &str = "limits-bucket";
 
