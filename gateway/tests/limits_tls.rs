@@ -294,16 +294,8 @@ async fn ftps_with_curl_and_lftp_and_no_secret_anywhere() {
 }
 
 fn write_private(path: &std::path::Path, text: &str) {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
+    localstore::atomic::write_atomic(path, text.as_bytes(), localstore::atomic::Access::OwnerOnly)
         .unwrap();
-    f.write_all(text.as_bytes()).unwrap();
 }
 
 /// Runs curl: flags, then one path argument (`--cacert FILE` or `--netrc-file FILE`), the URL
