@@ -3,7 +3,7 @@
 
 use serde::{Serialize, Serializer};
 
-use super::ShellError;
+use super::{ExportError, ShellError};
 use crate::form::FieldError;
 use crate::persist::PersistError;
 use crate::secrets::SecretError;
@@ -31,7 +31,8 @@ pub enum ActionError {
     /// A file could not be written.
     #[error("cannot save {0}")]
     Save(#[from] PersistError),
-    /// The FTP server did not start.
+    /// The FTP server did not start: the words of the server's `Error` status, which is
+    /// state the window shows as it is (the typed start error became that status).
     #[error("the FTP server could not start: {0}")]
     Start(String),
     /// The local bucket is not running.
@@ -45,7 +46,7 @@ pub enum ActionError {
     Clipboard(ShellError),
     /// The FileZilla site file could not be written.
     #[error("could not export the FileZilla sites: {0}")]
-    Export(String),
+    Export(#[from] ExportError),
 }
 
 impl ActionError {
@@ -87,9 +88,8 @@ impl ActionError {
             ActionError::Invalid(e) => e.detail.clone(),
             ActionError::Keychain(e) => e.0.clone(),
             ActionError::Save(e) => e.to_string(),
-            ActionError::Start(d) | ActionError::LocalUnavailable(d) | ActionError::Export(d) => {
-                d.clone()
-            }
+            ActionError::Start(d) | ActionError::LocalUnavailable(d) => d.clone(),
+            ActionError::Export(e) => e.to_string(),
             ActionError::Autostart(e) | ActionError::Clipboard(e) => e.to_string(),
             other => other.to_string(),
         }

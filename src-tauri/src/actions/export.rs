@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::core::lock;
 use super::{ActionError, Core, HOST, Notice};
+use crate::persist::PersistError;
 
 /// The outcome of "Export FileZilla sites…".
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -21,6 +22,20 @@ pub struct ExportView {
     pub with_secrets: bool,
     /// Profiles left out because they have no default bucket or access key (display names).
     pub skipped: Vec<String>,
+}
+
+/// Why "Export FileZilla sites…" wrote nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// No profile can become a site.
+    #[error("no profile has an access key and a default bucket")]
+    NoSites,
+    /// Neither a Downloads folder nor a home folder is known.
+    #[error("no Downloads or home folder")]
+    NoFolder,
+    /// The file could not be written.
+    #[error(transparent)]
+    Write(#[from] PersistError),
 }
 
 /// The base name of the exported Site Manager file.
@@ -80,13 +95,11 @@ impl Core {
     ) -> Result<ExportView, ActionError> {
         let (sites, skipped) = self.filezilla_sites(include_secrets)?;
         if sites.is_empty() {
-            return Err(ActionError::Export(
-                "no profile has an access key and a default bucket".into(),
-            ));
+            return Err(ExportError::NoSites.into());
         }
         let xml = gateway::filezilla::site_manager_xml(&sites);
         let path = crate::persist::write_new(dir, EXPORT_FILE, xml.as_bytes())
-            .map_err(|e| ActionError::Export(e.to_string()))?;
+            .map_err(ExportError::Write)?;
         tracing::info!(file = %path.display(), sites = sites.len(), with_secrets = include_secrets,
             "FileZilla sites exported");
         Ok(ExportView {
@@ -99,8 +112,7 @@ impl Core {
 
     /// "Export FileZilla sites…" from the window: into the Downloads folder (else home).
     pub fn export_filezilla_sites(&self, include_secrets: bool) -> Result<ExportView, ActionError> {
-        let dir = export_dir()
-            .ok_or_else(|| ActionError::Export("no Downloads or home folder".into()))?;
+        let dir = export_dir().ok_or(ExportError::NoFolder)?;
         self.export_filezilla_sites_to(&dir, include_secrets)
     }
 
@@ -109,9 +121,7 @@ impl Core {
     pub fn tray_export_sites(&self) {
         match export_dir() {
             Some(dir) => self.tray_export_sites_to(&dir),
-            None => self.announce_export(Err(ActionError::Export(
-                "no Downloads or home folder".into(),
-            ))),
+            None => self.announce_export(Err(ExportError::NoFolder.into())),
         }
     }
 

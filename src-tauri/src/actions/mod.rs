@@ -26,7 +26,7 @@ mod tray;
 pub use self::core::{AppPaths, Core, OpenError};
 pub use connect::{ConnectInfo, CopyField, HOST, ftp_url, url_user};
 pub use error::ActionError;
-pub use export::{EXPORT_FILE, ExportView, export_dir};
+pub use export::{EXPORT_FILE, ExportError, ExportView, export_dir};
 pub use language::StringsView;
 pub use notices::Notice;
 pub use probe::{PROBE_TIMEOUT, ProbeView, probe_failure};
