@@ -8,13 +8,21 @@ windowclose` would destroy the X window under GTK's feet instead.
 
 import os
 import subprocess
+import time
 
 from Xlib import X, display, protocol
 
 
 def xdo(*args):
-    """Runs xdotool; its output, stripped."""
-    return subprocess.run(["xdotool", *args], capture_output=True, text=True, timeout=10).stdout.strip()
+    """Runs xdotool; its output, stripped. `xdotool search` walks every window and aborts
+    with an X `BadWindow` error, printing nothing, when one is destroyed during the walk (a
+    window just closed): such a run is repeated, up to 5 times."""
+    for _ in range(5):
+        r = subprocess.run(["xdotool", *args], capture_output=True, text=True, timeout=10)
+        if "BadWindow" not in r.stderr:
+            break
+        time.sleep(0.2)
+    return r.stdout.strip()
 
 
 def main_windows():
