@@ -264,7 +264,11 @@ async fn a_big_part_upload_leaves_memory_for_a_download(kind: S3Kind) {
 
     // The upload fills part 4 (a largest part), which the store holds, and starts part 5.
     let schedule = limits.schedule(false);
-    assert_eq!(schedule.size(4), schedule.size(6), "part 4 is a largest part");
+    assert_eq!(
+        schedule.size(4),
+        schedule.size(6),
+        "part 4 is a largest part"
+    );
     env.proxy.hold("PUT", "partNumber=4");
     let mut raw = Raw::connect(env.gw.local_addr()).await;
     raw.login(&env.user(), &env.s3.secret_key).await;

@@ -68,7 +68,8 @@ pub struct TransferLimits {
 
 impl Default for TransferLimits {
     /// 8 MiB parts, 4 in flight, 1.5 GiB of part buffers in all: enough for a part of
-    /// 768 MiB to fill while another uploads, which is what a 5 TiB upload needs.
+    /// 760 MiB to fill while another uploads (beside a 16 MiB reserve for other transfers),
+    /// which is what a 5 TiB upload needs.
     fn default() -> Self {
         Self {
             part_size: 8 * MIB,

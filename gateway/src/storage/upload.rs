@@ -4,8 +4,9 @@
 //! [`PartSchedule`] (`storage/parts.rs`): `part_size` first, growing as the upload grows. A
 //! file that ends inside the first part becomes one PutObject ([`Upload::put_single`]);
 //! anything larger becomes a multipart upload with up to `parts_in_flight` parts uploading
-//! while the next one fills (fewer as parts grow). Every part buffer holds permits of a global
-//! semaphore, so all sessions together stay under the memory limit.
+//! while the next one fills (fewer as parts grow). Every part buffer holds memory of the
+//! global [`MemoryPool`], so all sessions together stay under the memory limit; an upload
+//! with no part in flight may take its reserve, one with parts in flight waits for the rest.
 //!
 //! Nothing is visible at the key until PutObject or CompleteMultipartUpload succeeds, and that
 //! happens only after the input ended cleanly *and* the [`CommitGate`] agrees the transfer was
