@@ -57,6 +57,18 @@ pub enum Failure {
     /// 426: the transfer was cancelled or the connection broke; nothing was stored.
     #[error("transfer aborted, nothing was stored: {0}")]
     Aborted(String),
+    /// 426: a download stopped because the data connection failed or was closed; the
+    /// client has part of the file, the file on the store is as it was.
+    #[error(
+        "download stopped, the client received only part of the file (the file on the store \
+         is unchanged): {0}"
+    )]
+    Interrupted(String),
+    /// 451: the object changed on the store while it was being read (`412
+    /// PreconditionFailed` to a request pinned to its ETag or date); the words say what that
+    /// meant for the transfer.
+    #[error("{0}")]
+    Changed(String),
     /// 451: the service was busy or unreachable even after retries; try again.
     #[error("storage service unavailable, try again: {0}")]
     Transient(String),
@@ -88,10 +100,11 @@ impl Failure {
             Failure::TooLarge(_) | Failure::QuotaExceeded(_) => {
                 ErrorKind::ExceededStorageAllocationError
             }
-            Failure::Aborted(_) => ErrorKind::ConnectionClosed,
-            Failure::Transient(_) | Failure::WrongRegion(_) | Failure::Other(_) => {
-                ErrorKind::LocalError
-            }
+            Failure::Aborted(_) | Failure::Interrupted(_) => ErrorKind::ConnectionClosed,
+            Failure::Changed(_)
+            | Failure::Transient(_)
+            | Failure::WrongRegion(_)
+            | Failure::Other(_) => ErrorKind::LocalError,
         }
     }
 
@@ -146,6 +159,8 @@ mod tests {
             (Failure::BadName("x".into()), 553),
             (Failure::TooLarge("x".into()), 552),
             (Failure::Aborted("x".into()), 426),
+            (Failure::Interrupted("x".into()), 426),
+            (Failure::Changed("x".into()), 451),
             (Failure::Transient("x".into()), 451),
             (Failure::BadOffset { offset: 9, size: 3 }, 550),
         ];
@@ -157,5 +172,10 @@ mod tests {
             "the bucket lives in region eu-west-1; set that region"
         );
         assert_eq!(Failure::WrongRegion(None).reply_code(), 451);
+        let text = Failure::Interrupted("data connection failed: broken pipe".into()).to_string();
+        assert!(
+            text.contains("only part of the file") && !text.contains("nothing was stored"),
+            "{text}"
+        );
     }
 }

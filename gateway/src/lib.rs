@@ -140,7 +140,7 @@ impl Gateway {
         let events = EventBus::with_observers(1024, observers);
         let shared = Arc::new(storage::Shared {
             limits: config.limits,
-            memory: config.limits.memory_semaphore(),
+            memory: config.limits.memory_pool(),
             permissions: config.permissions,
             events: events.clone(),
             transfer_timeout: config.transfer_timeout,

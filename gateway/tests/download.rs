@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod ftpops;
+mod rawftp;
 #[macro_use]
 mod support;
 
@@ -102,7 +103,12 @@ async fn an_overwrite_mid_download_fails_it(kind: S3Kind) {
     );
     assert!(got == old[..got.len()], "bytes of two versions were mixed");
     let (code, text) = refused(reply.unwrap_err());
-    assert!(matches!(code, 426 | 451 | 550), "{code} {text}");
+    assert_eq!(code, 451, "{text}");
+    assert!(
+        text.contains("changed on the store during the download")
+            && text.contains("download the file again"),
+        "{text}"
+    );
     // The session goes on.
     let now = get(&mut ftp, "moving.bin", 0).await.unwrap();
     assert!(now == body(6 * chunk, 100));
@@ -122,4 +128,28 @@ async fn a_client_leaving_mid_download_keeps_the_session(kind: S3Kind) {
     // download on the same session.
     let got = get(&mut ftp, "left.bin", 0).await.unwrap();
     assert!(got == data, "download after a cancelled one differs");
+}
+
+each_store!(a_broken_download_says_what_the_client_has);
+async fn a_broken_download_says_what_the_client_has(kind: S3Kind) {
+    let env = Env::start(kind).await;
+    env.s3
+        .put(BUCKET, "broken.bin", body(5 * CHUNK as usize, 4))
+        .await;
+    let mut raw = rawftp::Raw::connect(env.gw.local_addr()).await;
+    let user = format!("{}/{BUCKET}", env.s3.access_key);
+    raw.login(&user, &env.s3.secret_key).await;
+    let dc = raw.data("RETR broken.bin").await;
+    // The client resets the data connection while the gateway still writes.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    dc.reset();
+    let (code, text) = raw.reply().await;
+    assert_eq!(code, 426, "{kind:?}: {text}");
+    assert!(
+        text.contains("only part of the file") && !text.contains("nothing was stored"),
+        "{kind:?}: a download's reply in a download's words: {text}"
+    );
+    // The session goes on.
+    let (code, text) = raw.cmd("NOOP").await;
+    assert_eq!(code, 200, "{text}");
 }

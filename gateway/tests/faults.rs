@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod faultproxy;
+mod ftpops;
 mod rawftp;
 #[macro_use]
 mod support;
@@ -239,5 +240,184 @@ async fn aws_bucket_region_is_found_at_login() {
     assert!(
         text.contains(&format!("lives in region {}", env.s3.region)),
         "the refusal names the bucket's region: {text}"
+    );
+}
+
+each_store!(a_big_part_upload_leaves_memory_for_a_download);
+/// One upload whose parts have grown to the largest size cannot take the memory every other
+/// transfer needs: with its largest part held by the store (the proxy) while the next one
+/// fills, a download on another session still gets chunks (from the reserve) and completes.
+async fn a_big_part_upload_leaves_memory_for_a_download(kind: S3Kind) {
+    use gateway::storage::download::CHUNK;
+    // 5 MiB first parts, 32 MiB of memory, one part per growth step: 5, 10, then the
+    // largest parts, two of which take all the memory an upload may have. (Small parts: the
+    // store must take a largest part within 5 s at the rate measured, or it gets smaller ones.)
+    let limits = gateway::TransferLimits::new(5 * MIB, 2, 32 * MIB)
+        .unwrap()
+        .with_part_ceiling(6);
+    let s3 = TestS3::start(kind).await;
+    s3.create_bucket(BUCKET).await;
+    let proxy = FaultProxy::start(&s3.endpoint).await;
+    let settings = S3Settings::custom(proxy.endpoint.clone(), s3.region.clone());
+    let gw = support::start_gateway(settings, |c| c.limits = limits).await;
+    let env = Env { s3, proxy, gw };
+    let file = data(3 * CHUNK as usize + 1000, 7);
+    env.s3.put(BUCKET, "read.bin", file.clone()).await;
+
+    // The upload fills part 4 (a largest part), which the store holds, and starts part 5.
+    let schedule = limits.schedule(false);
+    assert_eq!(
+        schedule.size(4),
+        schedule.size(6),
+        "part 4 is a largest part"
+    );
+    env.proxy.hold("PUT", "partNumber=4");
+    let mut raw = Raw::connect(env.gw.local_addr()).await;
+    raw.login(&env.user(), &env.s3.secret_key).await;
+    let mut dc = raw.data("STOR big.bin").await;
+    let mut sent = data(schedule.offset(5) as usize + MIB, 8);
+    for chunk in sent.chunks(MIB) {
+        assert!(dc.write(chunk).await, "{kind:?}: upload refused early");
+    }
+    for _ in 0..500 {
+        if env.proxy.held() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(env.proxy.held(), 1, "{kind:?}: part 4 reached the store");
+
+    // A download meanwhile: its chunks need memory while the upload holds its two parts.
+    let mut ftp = env.ftp().await;
+    let got = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut stream = ftp.retr_as_stream("read.bin").await.expect("RETR");
+        let mut back = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut back)
+            .await
+            .unwrap();
+        stream.finish().await.unwrap();
+        back
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{kind:?}: the download waited behind the upload's parts"));
+    assert!(got == file, "{kind:?}: downloaded bytes differ");
+    assert_eq!(env.proxy.held(), 1, "{kind:?}: the part was held all along");
+
+    // The store takes the part: the upload completes whole.
+    env.proxy.release();
+    let tail = data(3 * MIB, 9);
+    assert!(dc.write(&tail).await);
+    dc.finish().await;
+    let (code, text) = raw.reply().await;
+    assert_eq!(code, 226, "{kind:?}: {text}");
+    sent.extend_from_slice(&tail);
+    let stored = env.s3.get(BUCKET, "big.bin").await.unwrap();
+    assert!(stored == sent, "{kind:?}: stored object differs");
+}
+
+each_store!(without_an_etag_chunks_are_pinned_to_the_date);
+/// A store that sends no ETag: the chunks after the first are pinned to Last-Modified
+/// (`If-Unmodified-Since`), so an overwrite mid-download still fails it, in words.
+async fn without_an_etag_chunks_are_pinned_to_the_date(kind: S3Kind) {
+    use gateway::storage::download::CHUNK;
+    use tokio::io::AsyncReadExt;
+    let env = Env::start(kind).await;
+    let chunk = CHUNK as usize;
+    let old = data(6 * chunk, 1);
+    env.s3.put(BUCKET, "dated.bin", old.clone()).await;
+    // Dates are to the second: the overwrite must come in a later one.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    env.proxy.drop_reply_headers("GET", "dated.bin", &["ETag"]);
+    let mut ftp = env.ftp().await;
+    let mut stream = ftp.retr_as_stream("dated.bin").await.unwrap();
+    let mut got = vec![0u8; MIB];
+    stream.read_exact(&mut got).await.unwrap();
+    // The client stalls (see download.rs's an_overwrite_mid_download_fails_it).
+    env.s3.put(BUCKET, "dated.bin", data(6 * chunk, 2)).await;
+    let mut rest = Vec::new();
+    let _ = stream.read_to_end(&mut rest).await;
+    got.extend_from_slice(&rest);
+    let reply = stream.finish().await;
+    assert!(env.proxy.edited() >= 2, "{kind:?}: ETags were dropped");
+    assert!(
+        got.len() < old.len(),
+        "{kind:?}: the whole object arrived after an overwrite"
+    );
+    assert!(got == old[..got.len()], "{kind:?}: two versions were mixed");
+    let (code, text) = ftpops::refused(reply.unwrap_err());
+    assert_eq!(code, 451, "{kind:?}: {text}");
+    assert!(
+        text.contains("changed on the store during the download") && text.contains("again"),
+        "{kind:?}: {text}"
+    );
+}
+
+each_store!(without_validators_the_rest_is_one_stream);
+/// A store that sends neither ETag nor Last-Modified: nothing to pin chunks to, so the rest
+/// of the file after the first chunk is one GET stream.
+async fn without_validators_the_rest_is_one_stream(kind: S3Kind) {
+    use gateway::storage::download::CHUNK;
+    use tokio::io::AsyncReadExt;
+    let env = Env::start(kind).await;
+    let file = data(4 * CHUNK as usize + 5, 3);
+    env.s3.put(BUCKET, "plain.bin", file.clone()).await;
+    env.proxy
+        .drop_reply_headers("GET", "plain.bin", &["ETag", "Last-Modified"]);
+    let mut ftp = env.ftp().await;
+    for offset in [0, CHUNK as usize + 3] {
+        let before = env.proxy.edited();
+        ftp.resume_transfer(offset).await.unwrap();
+        let mut stream = ftp.retr_as_stream("plain.bin").await.unwrap();
+        let mut got = Vec::new();
+        stream.read_to_end(&mut got).await.unwrap();
+        stream.finish().await.unwrap();
+        assert!(
+            got == file[offset..],
+            "{kind:?}: REST {offset}: bytes differ"
+        );
+        assert_eq!(
+            env.proxy.edited() - before,
+            2,
+            "{kind:?}: REST {offset}: the first chunk and one GET for the rest"
+        );
+    }
+}
+
+each_store!(a_resume_whose_kept_bytes_come_back_unranged_is_refused);
+/// Resume (REST + STOR) where the store ignores the Range of the GET for the kept bytes that
+/// are not copied inside the store: refused in words, the old object stays, and the multipart
+/// upload that copied the whole parts is aborted.
+async fn a_resume_whose_kept_bytes_come_back_unranged_is_refused(kind: S3Kind) {
+    let env = Env::start(kind).await;
+    let old = data(12 * MIB, 4);
+    env.s3.put(BUCKET, "resumed.bin", old.clone()).await;
+    env.proxy.ignore_range("GET", "resumed.bin");
+    let mut raw = Raw::connect(env.gw.local_addr()).await;
+    raw.login(&env.user(), &env.s3.secret_key).await;
+    // 7 MiB kept: the first 5 MiB part copied inside the store, 2 MiB from a ranged GET.
+    let (code, text) = raw.cmd(&format!("REST {}", 7 * MIB)).await;
+    assert_eq!(code, 350, "{text}");
+    let mut dc = raw.data("STOR resumed.bin").await;
+    let _ = dc.write(&data(MIB, 5)).await;
+    dc.finish().await;
+    let (code, text) = raw.reply().await;
+    assert_eq!(code, 451, "{kind:?}: {text}");
+    assert!(
+        text.contains("ignored the range") && text.contains("nothing was stored"),
+        "{kind:?}: {text}"
+    );
+    assert_eq!(env.proxy.edited(), 1, "{kind:?}: the kept bytes' GET");
+    env.proxy.clear();
+    assert!(
+        env.s3.get(BUCKET, "resumed.bin").await.unwrap() == old,
+        "{kind:?}: the old object changed"
+    );
+    let left = env
+        .s3
+        .multipart_uploads_settled(BUCKET, 50, Duration::from_millis(100))
+        .await;
+    assert!(
+        left.is_empty(),
+        "{kind:?}: multipart uploads left: {left:?}"
     );
 }

@@ -25,8 +25,8 @@ struct Env {
 }
 
 impl Env {
-    /// A gateway with 5 MiB first parts, 64 MiB of memory (parts up to 32 MiB) and a ceiling
-    /// of `ceiling` parts, so one part per growth step: 5, 10, 20, 32, 32, ... MiB. With
+    /// A gateway with 5 MiB first parts, 64 MiB of memory (parts up to 24 MiB) and a ceiling
+    /// of `ceiling` parts, so one part per growth step: 5, 10, 20, 24, 24, ... MiB. With
     /// `equal_parts` the user's provider is R2's preset, pointed at the test server.
     async fn start(kind: S3Kind, ceiling: u64, equal_parts: bool) -> Env {
         let s3 = TestS3::start(kind).await;
@@ -166,7 +166,7 @@ async fn resume_keeps_the_grown_parts(kind: S3Kind) {
     let got = env.s3.get(BUCKET, "resumed.bin").await.unwrap();
     assert_eq!(got.len(), want.len());
     assert!(got == want, "resumed object differs");
-    // 5 + 10 + 20 + 7 (1 MiB kept + 6 MiB new, inside the 32 MiB fourth part).
+    // 5 + 10 + 20 + 7 (1 MiB kept + 6 MiB new, inside the 24 MiB fourth part).
     assert_eq!(env.part_count("resumed.bin").await, 4);
     env.assert_nothing_left().await;
 }

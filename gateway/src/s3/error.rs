@@ -7,6 +7,9 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
 use crate::error::Failure;
 
+/// A `412 PreconditionFailed` in words; the transfer that got it says what it means for it.
+const CHANGED: &str = "the file changed on the store while it was being read";
+
 /// Classifies an S3 error code and HTTP status. Pure; see the table test.
 pub fn classify_code(code: Option<&str>, status: Option<u16>, message: Option<&str>) -> Failure {
     let detail = || {
@@ -44,6 +47,7 @@ pub fn classify_code(code: Option<&str>, status: Option<u16>, message: Option<&s
         | Some("RequestTimeout")
         | Some("Throttling")
         | Some("TooManyRequests") => Failure::Transient(detail()),
+        Some("PreconditionFailed") => Failure::Changed(CHANGED.into()),
         Some("PermanentRedirect")
         | Some("AuthorizationHeaderMalformed")
         | Some("IllegalLocationConstraintException") => Failure::WrongRegion(None),
@@ -51,6 +55,7 @@ pub fn classify_code(code: Option<&str>, status: Option<u16>, message: Option<&s
             Some(404) => Failure::NotFound,
             Some(403) => Failure::AccessDenied,
             Some(301) => Failure::WrongRegion(None),
+            Some(412) => Failure::Changed(CHANGED.into()),
             Some(500..=599) | Some(429) => Failure::Transient(detail()),
             _ => Failure::Other(detail()),
         },
@@ -141,6 +146,11 @@ mod tests {
             Failure::WrongRegion(_)
         ));
         assert!(matches!(t(Some("Weird"), Some(400)), Failure::Other(_)));
+        assert!(matches!(
+            t(Some("PreconditionFailed"), Some(412)),
+            Failure::Changed(_)
+        ));
+        assert!(matches!(t(None, Some(412)), Failure::Changed(_)));
         let msg = classify_code(Some("SlowDown"), Some(503), Some("Please reduce")).to_string();
         assert!(msg.contains("SlowDown: Please reduce (HTTP 503)"), "{msg}");
     }

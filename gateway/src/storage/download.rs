@@ -4,9 +4,12 @@
 //! RETR goes through [`Download::copy_to`]: the object is fetched as ranged GETs of
 //! [`CHUNK`] bytes, the first streamed straight to the client while up to [`CHUNKS_AHEAD`]
 //! following ones download in parallel (each holding memory permits, pinned to the first
-//! reply's ETag so a concurrent overwrite fails the download instead of mixing versions), and
-//! every chunk the SDK hands over is written to the data connection as it is, with no copy
-//! into an intermediate buffer. [`Download::into_reader`] (libunftp's `get`) is one plain
+//! reply's ETag, or to its Last-Modified date when the store sent no ETag, so a concurrent
+//! overwrite fails the download instead of mixing versions), and every chunk the SDK hands
+//! over is written to the data connection as it is, with no copy into an intermediate
+//! buffer. A first reply with neither validator cannot pin anything: the rest of the object
+//! then comes as one GET stream right after the first chunk, checked to be the range and size
+//! the first reply announced. [`Download::into_reader`] (libunftp's `get`) is one plain
 //! streamed GET, counted on the way.
 
 use std::collections::VecDeque;
@@ -18,7 +21,6 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 use crate::control_tap::ControlTap;
@@ -27,6 +29,8 @@ use crate::events::{Direction, EventBus, SessionId, TransferTracker};
 use crate::path::BucketPath;
 use crate::s3::error::{ClassifyExt, classify};
 use crate::session::S3User;
+
+use super::parts::{Held, MemoryPool};
 
 /// Bytes per ranged GET of a split download.
 pub const CHUNK: u64 = 8 * 1024 * 1024;
@@ -47,11 +51,26 @@ struct Rest {
     client: Client,
     bucket: String,
     key: String,
-    etag: Option<String>,
+    pin: Validator,
     next: u64,
     size: u64,
-    memory: Arc<Semaphore>,
+    memory: Arc<MemoryPool>,
 }
+
+/// What the chunks after the first are pinned to, from the first reply.
+enum Validator {
+    /// `If-Match` on the ETag.
+    ETag(String),
+    /// `If-Unmodified-Since` on Last-Modified (to the second, as HTTP dates go).
+    Date(aws_sdk_s3::primitives::DateTime),
+    /// Nothing to pin to: the rest is one GET stream.
+    None,
+}
+
+/// The reply to a download whose object changed on the store part-way.
+const CHANGED: &str = "the file changed on the store during the download, so the download was \
+    stopped before two versions could mix; the client has an incomplete copy of the old version: \
+    download the file again";
 
 /// How to fetch an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,7 +89,7 @@ pub async fn open(
     path: &BucketPath,
     start_pos: u64,
     tap: &ControlTap,
-    (fetch, memory): (Fetch, &Arc<Semaphore>),
+    (fetch, memory): (Fetch, &Arc<MemoryPool>),
 ) -> Result<Download, Failure> {
     if path.is_root() {
         return Err(Failure::WrongType("the root folder is not a file".into()));
@@ -165,7 +184,11 @@ pub async fn open(
             client: u.client.clone(),
             bucket: u.bucket.clone(),
             key,
-            etag: out.e_tag().map(str::to_owned),
+            pin: match (out.e_tag(), out.last_modified()) {
+                (Some(etag), _) if !etag.is_empty() => Validator::ETag(etag.to_owned()),
+                (_, Some(date)) => Validator::Date(*date),
+                _ => Validator::None,
+            },
             next: start_pos + first,
             size: total,
             memory: memory.clone(),
@@ -181,7 +204,7 @@ pub async fn open(
 }
 
 /// `bytes 0-99/1234` → `(0, 99, Some(1234))`; `bytes 0-99/*` → `(0, 99, None)`. Pure.
-fn content_range(value: &str) -> Option<(u64, u64, Option<u64>)> {
+pub(crate) fn content_range(value: &str) -> Option<(u64, u64, Option<u64>)> {
     let (range, total) = value.strip_prefix("bytes ")?.split_once('/')?;
     let (first, last) = range.split_once('-')?;
     let (first, last) = (first.trim().parse().ok()?, last.trim().parse().ok()?);
@@ -215,6 +238,7 @@ impl Download {
                 "the store sent {n} bytes of {}",
                 self.expected.unwrap_or_default()
             ))),
+            Err(Failure::Changed(_)) => Err(Failure::Changed(CHANGED.into())),
             other => other,
         };
         if let Some(tracker) = self.tracker.take() {
@@ -237,6 +261,10 @@ impl Download {
         let Some(rest) = self.rest.take() else {
             return Ok(written);
         };
+        if let Validator::None = rest.pin {
+            let body = rest.stream().await?;
+            return Ok(written + self.write_stream(body, out).await?);
+        }
         let mut ahead = Ahead::default();
         let mut next = rest.next;
         loop {
@@ -245,14 +273,10 @@ impl Download {
             while ahead.0.len() < CHUNKS_AHEAD && next < rest.size {
                 let last = (next + CHUNK).min(rest.size) - 1;
                 let bytes = last - next + 1;
-                let permit = match rest
-                    .memory
-                    .clone()
-                    .try_acquire_many_owned(super::parts::permits(bytes))
-                {
-                    Ok(p) => p,
-                    Err(_) if !ahead.0.is_empty() => break,
-                    Err(_) => super::parts::reserve(&rest.memory, bytes).await?,
+                let permit = match rest.memory.try_take(bytes) {
+                    Some(p) => p,
+                    None if !ahead.0.is_empty() => break,
+                    None => rest.memory.take(bytes, true).await?,
                 };
                 ahead
                     .0
@@ -293,7 +317,7 @@ impl Download {
     {
         out.write_all(bytes)
             .await
-            .map_err(|e| Failure::Aborted(format!("data connection failed: {}", e.kind())))?;
+            .map_err(|e| Failure::Interrupted(format!("data connection failed: {}", e.kind())))?;
         let n = bytes.len() as u64;
         if let Some(t) = self.tracker.as_mut() {
             t.add(n);
@@ -305,7 +329,7 @@ impl Download {
 /// The chunks downloading ahead, in order; dropping it (the client went away, a chunk
 /// failed) cancels them.
 #[derive(Default)]
-struct Ahead(VecDeque<JoinHandle<Result<(Bytes, tokio::sync::OwnedSemaphorePermit), Failure>>>);
+struct Ahead(VecDeque<JoinHandle<Result<(Bytes, Held), Failure>>>);
 
 impl Drop for Ahead {
     fn drop(&mut self) {
@@ -321,17 +345,18 @@ impl Rest {
         &self,
         first: u64,
         last: u64,
-        permit: tokio::sync::OwnedSemaphorePermit,
-    ) -> impl Future<Output = Result<(Bytes, tokio::sync::OwnedSemaphorePermit), Failure>> + Send + 'static
-    {
+        permit: Held,
+    ) -> impl Future<Output = Result<(Bytes, Held), Failure>> + Send + 'static {
         let mut req = self
             .client
             .get_object()
             .bucket(&self.bucket)
             .key(&self.key)
             .range(format!("bytes={first}-{last}"));
-        if let Some(etag) = &self.etag {
-            req = req.if_match(etag);
+        match &self.pin {
+            Validator::ETag(etag) => req = req.if_match(etag),
+            Validator::Date(date) => req = req.if_unmodified_since(*date),
+            Validator::None => {}
         }
         async move {
             let out = req.send().await.classified()?;
@@ -349,6 +374,36 @@ impl Rest {
                 )));
             }
             Ok((bytes, permit))
+        }
+    }
+}
+
+impl Rest {
+    /// Everything from `next` on as one GET, for a first reply with no validator to pin
+    /// chunks to: the reply must be exactly that range of an object of the announced size.
+    async fn stream(&self) -> Result<ByteStream, Failure> {
+        let last = self.size - 1;
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .range(format!("bytes={}-{last}", self.next))
+            .send()
+            .await
+            .classified()?;
+        match out.content_range().map(content_range) {
+            Some(Some((first, l, Some(total))))
+                if (first, l, total) == (self.next, last, self.size) =>
+            {
+                Ok(out.body)
+            }
+            _ => Err(Failure::Changed(format!(
+                "the store answered the rest of the file ({}-{last} of {} bytes) with {:?}",
+                self.next,
+                self.size,
+                out.content_range().unwrap_or_default()
+            ))),
         }
     }
 }

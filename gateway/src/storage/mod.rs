@@ -27,7 +27,6 @@ pub mod upload;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::Semaphore;
 use unftp_core::storage::{self as ftp, Metadata};
 
 use crate::error::Failure;
@@ -43,8 +42,9 @@ pub(crate) use bucket::Pager;
 pub struct Shared {
     /// Part size and parallelism.
     pub limits: TransferLimits,
-    /// Global part-buffer memory, in KiB permits.
-    pub memory: Arc<Semaphore>,
+    /// The memory of all part buffers and download chunks (with a reserve, see
+    /// [`parts::MemoryPool`]).
+    pub memory: Arc<parts::MemoryPool>,
     /// What sessions may change.
     pub permissions: Permissions,
     /// Where transfer events go.

@@ -4,8 +4,8 @@
 //! FTP never says how large a file will be, and S3 allows 10,000 parts per object. Fixed 8 MiB
 //! parts would refuse every upload past 78 GiB, so the part size grows as the upload grows: the
 //! schedule doubles it every twentieth of the part budget (every 500 parts), up to the largest
-//! part the memory limit can hold twice (one part filling while one uploads), and never above
-//! S3's 5 GiB. A small file keeps small parts (cheap retries, fine-grained resume); a 5 TiB
+//! part the memory limit can hold twice (one part filling while one uploads) after keeping a
+//! small reserve for other transfers ([`MemoryPool`]), and never above S3's 5 GiB. A small file keeps small parts (cheap retries, fine-grained resume); a 5 TiB
 //! upload fits with the default limits. As parts grow, fewer of them upload at once, so the
 //! bytes one upload has in flight stay near `part_size × parts_in_flight` (but never under
 //! one part uploading and one filling). A slow store gets smaller parts
@@ -68,7 +68,8 @@ pub struct TransferLimits {
 
 impl Default for TransferLimits {
     /// 8 MiB parts, 4 in flight, 1.5 GiB of part buffers in all: enough for a part of
-    /// 768 MiB to fill while another uploads, which is what a 5 TiB upload needs.
+    /// 760 MiB to fill while another uploads (beside a 16 MiB reserve for other transfers),
+    /// which is what a 5 TiB upload needs.
     fn default() -> Self {
         Self {
             part_size: 8 * MIB,
@@ -129,9 +130,24 @@ impl TransferLimits {
         self.memory_limit
     }
 
-    /// A semaphore sized to the memory limit, in KiB permits (see [`permits`]).
-    pub fn memory_semaphore(&self) -> std::sync::Arc<tokio::sync::Semaphore> {
-        std::sync::Arc::new(tokio::sync::Semaphore::new(self.memory_limit / 1024))
+    /// The memory pool of all transfers, sized to the memory limit (see [`MemoryPool`]).
+    pub fn memory_pool(&self) -> std::sync::Arc<MemoryPool> {
+        let reserve = self.reserve();
+        std::sync::Arc::new(MemoryPool {
+            main: std::sync::Arc::new(tokio::sync::Semaphore::new(
+                (self.memory_limit - reserve) / 1024,
+            )),
+            main_permits: permits((self.memory_limit - reserve) as u64),
+            reserve: std::sync::Arc::new(tokio::sync::Semaphore::new(reserve / 1024)),
+            reserve_permits: permits(reserve as u64),
+        })
+    }
+
+    /// The bytes of the memory limit kept back for transfers that hold no buffer: two first
+    /// parts or two download chunks, at most a quarter of the limit.
+    fn reserve(&self) -> usize {
+        let first = self.part_size.max(super::download::CHUNK as usize);
+        (2 * first).min(self.memory_limit / 4)
     }
 
     /// The part schedule of one upload to a store that does (`equal_parts`) or does not
@@ -140,7 +156,7 @@ impl TransferLimits {
         let largest = if equal_parts {
             self.part_size
         } else {
-            (self.memory_limit / 2).min(MAX_PART_SIZE)
+            ((self.memory_limit - self.reserve()) / 2).min(MAX_PART_SIZE)
         };
         PartSchedule {
             first: self.part_size as u64,
@@ -159,17 +175,66 @@ pub fn permits(bytes: u64) -> u32 {
     u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX)
 }
 
-/// Waits for the memory of a `bytes`-long buffer (an upload part or a download chunk); it is
-/// given back when the permit drops.
-pub async fn reserve(
-    memory: &std::sync::Arc<tokio::sync::Semaphore>,
-    bytes: u64,
-) -> Result<tokio::sync::OwnedSemaphorePermit, Failure> {
-    memory
-        .clone()
-        .acquire_many_owned(permits(bytes))
-        .await
-        .map_err(|_| Failure::Other("gateway is shutting down".into()))
+/// The memory for upload part buffers and download chunks of all sessions together, in KiB
+/// permits: a main pool and a small reserve. A transfer that already holds a buffer waits
+/// for the main pool only; one that holds none may also take the reserve when the main pool
+/// has nothing free at once. The largest part is half the main pool, so one upload (a part
+/// uploading while the next fills) can take all of the main pool but never the reserve: a
+/// download or another upload always gets its first buffer, however large the parts of the
+/// uploads before it have grown (tokio's semaphore is fair: a large waiter queued first would
+/// otherwise hold back every smaller request behind it).
+#[derive(Debug)]
+pub struct MemoryPool {
+    main: std::sync::Arc<tokio::sync::Semaphore>,
+    main_permits: u32,
+    reserve: std::sync::Arc<tokio::sync::Semaphore>,
+    reserve_permits: u32,
+}
+
+/// Memory held for one buffer; given back when it drops.
+pub type Held = tokio::sync::OwnedSemaphorePermit;
+
+impl MemoryPool {
+    /// The permits a buffer of `bytes` takes from the main pool: never more than it has (a
+    /// buffer larger than the pool, possible only at the smallest limits, takes all of it).
+    fn main_share(&self, bytes: u64) -> u32 {
+        permits(bytes).min(self.main_permits)
+    }
+
+    /// Memory for a `bytes`-long buffer from the main pool if it is free now.
+    pub fn try_take(&self, bytes: u64) -> Option<Held> {
+        self.main
+            .clone()
+            .try_acquire_many_owned(self.main_share(bytes))
+            .ok()
+    }
+
+    /// Waits for the memory of a `bytes`-long buffer (an upload part or a download chunk).
+    /// `holds_none`: the transfer holds no other buffer, so it may take the reserve.
+    pub async fn take(&self, bytes: u64, holds_none: bool) -> Result<Held, Failure> {
+        let shutting_down = |_| Failure::Other("gateway is shutting down".into());
+        let main = self.main.clone().acquire_many_owned(self.main_share(bytes));
+        if !holds_none || permits(bytes) > self.reserve_permits {
+            return main.await.map_err(shutting_down);
+        }
+        if let Some(held) = self.try_take(bytes) {
+            return Ok(held);
+        }
+        let reserve = self.reserve.clone().acquire_many_owned(permits(bytes));
+        tokio::select! {
+            biased;
+            held = main => held.map_err(shutting_down),
+            held = reserve => held.map_err(shutting_down),
+        }
+    }
+
+    /// Free KiB permits of the main pool and of the reserve (for tests).
+    pub fn available(&self) -> (usize, usize) {
+        (
+            self.main.available_permits(),
+            self.reserve.available_permits(),
+        )
+    }
 }
 
 /// The size of every part of one upload (see the module docs). Pure and cheap to copy.
@@ -349,8 +414,8 @@ mod tests {
             (2001, 128),
             (2501, 256),
             (3001, 512),
-            (3501, 768),
-            (10_000, 768),
+            (3501, 760),
+            (10_000, 760),
         ];
         for (n, mib) in table {
             assert_eq!(s.size(n), mib * MIB as u64, "part {n}");
@@ -435,9 +500,9 @@ mod tests {
             .unwrap()
             .with_part_ceiling(20)
             .schedule(false);
-        // One part per step: 5, 10, 20, 32 (capped), 32, ...
+        // One part per step: 5, 10, 20, 24 (capped: half of 64 MiB less a 16 MiB reserve), ...
         assert_eq!(s.size(2), 10 * MIB as u64);
-        assert_eq!(s.size(4), 32 * MIB as u64);
+        assert_eq!(s.size(4), 24 * MIB as u64);
         let m = MIB as u64;
         assert_eq!(s.whole_parts_within(5 * m - 1), vec![]);
         assert_eq!(
@@ -447,5 +512,60 @@ mod tests {
         assert_eq!(s.whole_parts_within(35 * m).len(), 3);
         // Never more parts than the ceiling.
         assert_eq!(s.whole_parts_within(u64::MAX).len(), 20);
+    }
+
+    #[test]
+    fn one_upload_cannot_take_the_reserve() {
+        // (part size, memory limit, reserve, largest part) in MiB: the reserve holds two
+        // first parts or two 8 MiB download chunks, at most a quarter of the limit; the
+        // largest part is half of what is left, so two of them never reach the reserve.
+        let table = [
+            (8, 1536, 16, 760),
+            (8, 512, 16, 248),
+            (5, 64, 16, 24),
+            (32, 1024, 64, 480),
+            (5, 12, 3, 5),
+        ];
+        for (part, memory, reserve, largest) in table {
+            let l = TransferLimits::new(part * MIB, 2, memory * MIB).unwrap();
+            assert_eq!(l.reserve(), reserve * MIB, "{part}/{memory}");
+            let s = l.schedule(false);
+            assert_eq!(s.size(10_000), (largest * MIB) as u64, "{part}/{memory}");
+            assert!(2 * largest <= memory - reserve || largest == part);
+        }
+    }
+
+    #[tokio::test]
+    async fn the_reserve_serves_transfers_that_hold_nothing() {
+        let m = MIB as u64;
+        let pool = TransferLimits::new(5 * MIB, 2, 64 * MIB)
+            .unwrap()
+            .memory_pool();
+        assert_eq!(pool.available(), (48 * 1024, 16 * 1024));
+        // One upload's two largest parts take the whole main pool.
+        let a = pool.take(24 * m, true).await.unwrap();
+        let b = pool.take(24 * m, false).await.unwrap();
+        assert_eq!(pool.available(), (0, 16 * 1024));
+        assert!(pool.try_take(8 * m).is_none());
+        // A download chunk (or a first part) still gets memory, from the reserve...
+        let chunk = pool.take(8 * m, true).await.unwrap();
+        assert_eq!(pool.available(), (0, 8 * 1024));
+        // ...but a transfer that already holds a buffer waits for the main pool.
+        let waiting = pool.take(8 * m, false);
+        let timed_out = tokio::time::timeout(Duration::from_millis(50), waiting).await;
+        assert!(timed_out.is_err());
+        // A buffer larger than the reserve never takes it.
+        let big = pool.take(24 * m, true);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), big)
+                .await
+                .is_err()
+        );
+        drop((a, chunk));
+        assert_eq!(pool.available(), (24 * 1024, 16 * 1024));
+        // Free main memory is taken first.
+        let c = pool.take(8 * m, true).await.unwrap();
+        assert_eq!(pool.available(), (16 * 1024, 16 * 1024));
+        drop((b, c));
     }
 }

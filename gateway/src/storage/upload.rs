@@ -4,8 +4,9 @@
 //! [`PartSchedule`] (`storage/parts.rs`): `part_size` first, growing as the upload grows. A
 //! file that ends inside the first part becomes one PutObject ([`Upload::put_single`]);
 //! anything larger becomes a multipart upload with up to `parts_in_flight` parts uploading
-//! while the next one fills (fewer as parts grow). Every part buffer holds permits of a global
-//! semaphore, so all sessions together stay under the memory limit.
+//! while the next one fills (fewer as parts grow). Every part buffer holds memory of the
+//! global [`MemoryPool`], so all sessions together stay under the memory limit; an upload
+//! with no part in flight may take its reserve, one with parts in flight waits for the rest.
 //!
 //! Nothing is visible at the key until PutObject or CompleteMultipartUpload succeeds, and that
 //! happens only after the input ended cleanly *and* the [`CommitGate`] agrees the transfer was
@@ -16,7 +17,8 @@
 //! Whole parts are copied with UploadPartCopy; the remainder (and everything, when the store
 //! refuses UploadPartCopy) is streamed from a ranged GET in front of the client's bytes. Both the
 //! copy and the GET are pinned to the old object's ETag, so a concurrent change fails the upload
-//! instead of mixing two versions.
+//! instead of mixing two versions, and the GET's reply must be exactly the range asked for (a
+//! store that ignores Range fails the upload; the old object stays as it was).
 
 use std::sync::Arc;
 
@@ -25,7 +27,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::CompletedPart;
 use bytes::{BufMut, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinSet;
 
 use super::multipart::MultipartUpload;
@@ -33,7 +35,7 @@ use crate::error::Failure;
 use crate::events::TransferTracker;
 use crate::s3::error::ClassifyExt;
 
-use super::parts::{PartSchedule, TransferLimits};
+use super::parts::{MemoryPool, PartSchedule, TransferLimits};
 
 /// Decides whether the transfer really completed or was cancelled in a way that looks like a
 /// clean end of the data stream (see `control_tap`).
@@ -136,8 +138,8 @@ pub struct Upload<'a> {
     pub limits: TransferLimits,
     /// True when the store needs every part but the last to be the same size (R2).
     pub equal_parts: bool,
-    /// Global memory permits (KiB).
-    pub memory: Arc<Semaphore>,
+    /// The memory of all transfers' buffers.
+    pub memory: Arc<MemoryPool>,
     /// Progress reporting.
     pub tracker: &'a mut TransferTracker,
     /// The cancel check before commit.
@@ -147,6 +149,30 @@ pub struct Upload<'a> {
     /// The largest object this upload may produce (the server's `max_file_size`).
     pub max_file_size: Option<u64>,
 }
+
+/// The body of the reply to the GET of the kept bytes `first..=last` of a resumed upload: it
+/// must say it holds exactly them.
+fn kept_range(
+    out: aws_sdk_s3::operation::get_object::GetObjectOutput,
+    first: u64,
+    last: u64,
+) -> Result<ByteStream, Failure> {
+    match out.content_range().map(super::download::content_range) {
+        Some(Some((f, l, _))) if (f, l) == (first, last) => Ok(out.body),
+        _ => Err(Failure::Other(format!(
+            "the store answered the byte range {first}-{last} of the existing file with {}, so \
+             the bytes to keep could not be read; nothing was stored and the file is unchanged",
+            match out.content_range() {
+                Some(r) => format!("{r:?}"),
+                None => "the whole file (it ignored the range)".to_owned(),
+            }
+        ))),
+    }
+}
+
+/// The reply to a resume whose existing file changed on the store while its bytes were kept.
+const CHANGED: &str = "the existing file changed on the store while its first bytes were being \
+    kept; nothing was stored: start the upload again";
 
 /// The refusal for an upload past `max` bytes (552).
 fn too_large(max: u64) -> Failure {
@@ -245,9 +271,9 @@ impl Upload<'_> {
                         copied = last + 1;
                         mpu = Some(guard);
                     }
-                    Err(Failure::Transient(t)) => {
+                    Err(f @ (Failure::Transient(_) | Failure::Changed(_))) => {
                         guard.abort().await;
-                        return Err(Failure::Transient(t));
+                        return Err(resume_words(f));
                     }
                     Err(other) => {
                         tracing::info!(key = self.key, reason = %other, "store refused UploadPartCopy; re-sending the kept bytes instead");
@@ -270,14 +296,18 @@ impl Upload<'_> {
                 if let Some(e) = etag {
                     req = req.if_match(e);
                 }
-                let out = req.send().await.classified();
+                let out = req
+                    .send()
+                    .await
+                    .classified()
+                    .and_then(|o| kept_range(o, copied, kept_len - 1));
                 match out {
-                    Ok(o) => Box::new(o.body.into_async_read()),
+                    Ok(body) => Box::new(body.into_async_read()),
                     Err(f) => {
                         if let Some(g) = mpu.take() {
                             g.abort().await;
                         }
-                        return Err(f);
+                        return Err(resume_words(f));
                     }
                 }
             }
@@ -300,7 +330,7 @@ impl Upload<'_> {
                 if let Some(g) = mpu.take() {
                     g.abort().await;
                 }
-                Err(f)
+                Err(resume_words(f))
             }
         }
     }
@@ -363,7 +393,8 @@ impl Upload<'_> {
                 let size = schedule.size_at_rate(next_number, rate, DRAIN_BUDGET / 2);
                 usize::try_from(size).unwrap_or(usize::MAX)
             };
-            let permit = super::parts::reserve(&self.memory, part_size as u64).await?;
+            // With no part in flight the upload holds no memory, and may take the reserve.
+            let permit = self.memory.take(part_size as u64, set.is_empty()).await?;
             let mut buf = BytesMut::with_capacity(part_size);
             let eof = fill(
                 reader,
@@ -522,6 +553,14 @@ async fn upload_part(
         .set_e_tag(out.e_tag().map(str::to_owned))
         .build();
     Ok((part, bytes))
+}
+
+/// A resume's `412` in its own words: only the kept bytes are read pinned to the ETag.
+fn resume_words(f: Failure) -> Failure {
+    match f {
+        Failure::Changed(_) => Failure::Changed(CHANGED.into()),
+        other => other,
+    }
 }
 
 fn joined_data(r: Result<DataPartResult, tokio::task::JoinError>) -> DataPartResult {

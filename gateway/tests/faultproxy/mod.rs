@@ -4,7 +4,11 @@
 //! asked, requests signed for another region than the bucket's get AWS's `301
 //! PermanentRedirect` with the `x-amz-bucket-region` header; every other request goes to the
 //! real server unchanged. Nothing here imitates S3 beyond those two error replies: listings,
-//! uploads and reads are the real server's.
+//! uploads and reads are the real server's. Two more faults alter the real server's traffic
+//! without imitating it: a reply's headers can be edited on the way back (an ETag or
+//! Last-Modified dropped, a `206` range turned into a `200` without Content-Range, as from a
+//! store that ignores Range), and requests can be held until the test releases them (a store
+//! slow to take a part).
 //!
 //! Each client connection carries one request (the proxy asks the server to close after its
 //! reply), so every request is looked at.
@@ -27,9 +31,25 @@ struct Rule {
     remaining: Option<usize>,
 }
 
+/// How the replies to some requests are edited.
+#[derive(Debug, Clone)]
+struct ReplyEdit {
+    method: String,
+    target_contains: String,
+    /// Header names (lower case) left out of the reply.
+    drop: Vec<String>,
+    /// `206 Partial Content` becomes `200 OK` and Content-Range goes.
+    ignore_range: bool,
+}
+
 #[derive(Debug, Default)]
 struct State {
     rules: Mutex<Vec<Rule>>,
+    edits: Mutex<Vec<ReplyEdit>>,
+    edited: AtomicUsize,
+    /// (method, piece of the target) of requests that wait for `release`.
+    holds: Mutex<Vec<(String, String)>>,
+    held: AtomicUsize,
     bucket_region: Mutex<Option<String>>,
     redirects: AtomicUsize,
     faults: AtomicUsize,
@@ -101,6 +121,59 @@ impl FaultProxy {
     pub(crate) fn bucket_in_region(&self, region: &str) {
         if let Ok(mut r) = self.state.bucket_region.lock() {
             *r = Some(region.to_owned());
+        }
+    }
+
+    /// Leaves the headers named in `drop` out of the replies to requests with `method` whose
+    /// target contains `target_contains`.
+    pub(crate) fn drop_reply_headers(&self, method: &str, target_contains: &str, drop: &[&str]) {
+        self.edit(ReplyEdit {
+            method: method.to_owned(),
+            target_contains: target_contains.to_owned(),
+            drop: drop.iter().map(|h| h.to_ascii_lowercase()).collect(),
+            ignore_range: false,
+        });
+    }
+
+    /// Answers the matching requests as a store that ignores Range would label its reply:
+    /// `200 OK` and no Content-Range (the body is still the real server's range).
+    pub(crate) fn ignore_range(&self, method: &str, target_contains: &str) {
+        self.edit(ReplyEdit {
+            method: method.to_owned(),
+            target_contains: target_contains.to_owned(),
+            drop: vec!["content-range".to_owned()],
+            ignore_range: true,
+        });
+    }
+
+    fn edit(&self, edit: ReplyEdit) {
+        if let Ok(mut edits) = self.state.edits.lock() {
+            edits.push(edit);
+        }
+    }
+
+    /// How many replies were edited so far.
+    pub(crate) fn edited(&self) -> usize {
+        self.state.edited.load(Ordering::SeqCst)
+    }
+
+    /// Holds requests with `method` whose target contains `target_contains` (before their
+    /// body is read) until [`release`](Self::release).
+    pub(crate) fn hold(&self, method: &str, target_contains: &str) {
+        if let Ok(mut holds) = self.state.holds.lock() {
+            holds.push((method.to_owned(), target_contains.to_owned()));
+        }
+    }
+
+    /// How many requests were held so far.
+    pub(crate) fn held(&self) -> usize {
+        self.state.held.load(Ordering::SeqCst)
+    }
+
+    /// Lets held requests (and later ones) go.
+    pub(crate) fn release(&self) {
+        if let Ok(mut holds) = self.state.holds.lock() {
+            holds.clear();
         }
     }
 
@@ -238,6 +311,27 @@ async fn serve(mut client: TcpStream, upstream: SocketAddr, state: &State) -> st
         return Ok(());
     }
 
+    let matches = |m: &str, t: &str| m == method && target.contains(t);
+    let is_held = || {
+        state
+            .holds
+            .lock()
+            .map(|h| h.iter().any(|(m, t)| matches(m, t)))
+            .unwrap_or(false)
+    };
+    if is_held() {
+        state.held.fetch_add(1, Ordering::SeqCst);
+        while is_held() {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    let edit = state.edits.lock().ok().and_then(|edits| {
+        edits
+            .iter()
+            .find(|e| matches(&e.method, &e.target_contains))
+            .cloned()
+    });
+
     // Forward: the same head with `Connection: close` (not a signed header), then the rest.
     let mut out = String::with_capacity(head.len() + 24);
     out.push_str(&request_line);
@@ -254,6 +348,46 @@ async fn serve(mut client: TcpStream, upstream: SocketAddr, state: &State) -> st
     server.write_all(out.as_bytes()).await?;
     server.write_all(&buf[head_end..]).await?;
     state.forwarded.fetch_add(1, Ordering::SeqCst);
-    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+    match edit {
+        None => {
+            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+        }
+        Some(edit) => {
+            // Only for requests without a body still to come (GET, HEAD): the reply head is
+            // read whole, edited, and the body follows unchanged.
+            let mut reply = Vec::with_capacity(4096);
+            let end = loop {
+                if let Some(i) = reply.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break i + 4;
+                }
+                let mut chunk = [0u8; 4096];
+                let n = server.read(&mut chunk).await?;
+                if n == 0 {
+                    return Ok(());
+                }
+                reply.extend_from_slice(&chunk[..n]);
+            };
+            let head = String::from_utf8_lossy(&reply[..end]).into_owned();
+            let mut lines = head.split("\r\n").filter(|l| !l.is_empty());
+            let mut status = lines.next().unwrap_or_default().to_owned();
+            if edit.ignore_range && status.contains(" 206 ") {
+                status = "HTTP/1.1 200 OK".to_owned();
+            }
+            let mut out = status + "\r\n";
+            for h in lines {
+                let name = h.split(':').next().unwrap_or_default().trim();
+                if !edit.drop.contains(&name.to_ascii_lowercase()) {
+                    out.push_str(h);
+                    out.push_str("\r\n");
+                }
+            }
+            out.push_str("\r\n");
+            state.edited.fetch_add(1, Ordering::SeqCst);
+            client.write_all(out.as_bytes()).await?;
+            client.write_all(&reply[end..]).await?;
+            let _ = tokio::io::copy(&mut server, &mut client).await;
+            let _ = client.shutdown().await;
+        }
+    }
     Ok(())
 }
