@@ -5,8 +5,9 @@
 //! parts would refuse every upload past 78 GiB, so the part size grows as the upload grows: the
 //! schedule doubles it every twentieth of the part budget (every 500 parts), up to the largest
 //! part the memory limit can hold twice (one part filling while one uploads) after keeping a
-//! small reserve for other transfers ([`MemoryPool`]), and never above S3's 5 GiB. A small file keeps small parts (cheap retries, fine-grained resume); a 5 TiB
-//! upload fits with the default limits. As parts grow, fewer of them upload at once, so the
+//! small reserve for other transfers ([`MemoryPool`]), and never above S3's 5 GiB. A small
+//! file keeps small parts (cheap retries, fine-grained resume); a 5 TiB upload fits with the
+//! default limits. As parts grow, fewer of them upload at once, so the
 //! bytes one upload has in flight stay near `part_size × parts_in_flight` (but never under
 //! one part uploading and one filling). A slow store gets smaller parts
 //! ([`PartSchedule::size_at_rate`]), so the part still filling when the data ends never
