@@ -193,6 +193,7 @@ impl S3Authenticator {
             client,
             max_copy_object: factory.resolved().max_copy_object,
             equal_parts: factory.resolved().equal_parts,
+            sign_payload: factory.resolved().sign_payload,
             home: user.home.clone(),
             rights: user.rights,
         })
@@ -237,6 +238,7 @@ impl S3Authenticator {
                         client,
                         max_copy_object: factory.resolved().max_copy_object,
                         equal_parts: factory.resolved().equal_parts,
+                        sign_payload: factory.resolved().sign_payload,
                         home: crate::path::BucketPath::root(),
                         rights: crate::users::Rights::ALL,
                     });

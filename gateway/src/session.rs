@@ -43,6 +43,8 @@ pub struct S3User {
     pub max_copy_object: u64,
     /// True when the user's store needs parts of one size (uploads keep fixed parts).
     pub equal_parts: bool,
+    /// True when upload bodies are signed (see [`crate::s3::payload_signing_needed`]).
+    pub sign_payload: bool,
     /// The user's `/` inside the bucket (the bucket's root for `ACCESS_KEY_ID/bucket`
     /// logins, a home folder for team users).
     pub home: BucketPath,

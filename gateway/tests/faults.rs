@@ -421,3 +421,37 @@ async fn a_resume_whose_kept_bytes_come_back_unranged_is_refused(kind: S3Kind) {
         "{kind:?}: multipart uploads left: {left:?}"
     );
 }
+
+each_store!(loopback_uploads_go_unsigned);
+/// The store is on loopback (the proxy), so upload bodies go as `UNSIGNED-PAYLOAD` (no
+/// SHA-256 pass over every byte) and the store takes them; other requests stay signed.
+async fn loopback_uploads_go_unsigned(kind: S3Kind) {
+    let env = Env::start(kind).await;
+    let small = data(MIB, 31);
+    let large = data(11 * MIB + 5, 32);
+    assert_eq!(env.raw_stor("single.bin", &small).await.0, 226, "{kind:?}");
+    assert_eq!(env.raw_stor("parts.bin", &large).await.0, 226, "{kind:?}");
+    let puts = env.proxy.payload_hashes("PUT", "x-id=PutObject");
+    let parts = env.proxy.payload_hashes("PUT", "partNumber=");
+    assert_eq!(puts, ["UNSIGNED-PAYLOAD"], "{kind:?}: the PutObject");
+    assert_eq!(parts.len(), 3, "{kind:?}: 5 MiB parts of 11 MiB: {parts:?}");
+    assert!(
+        parts.iter().all(|h| h == "UNSIGNED-PAYLOAD"),
+        "{kind:?}: the UploadParts: {parts:?}"
+    );
+    // A request with a body the gateway does not stream (CompleteMultipartUpload) is signed.
+    let complete = env.proxy.payload_hashes("POST", "uploadId=");
+    assert_eq!(complete.len(), 1, "{kind:?}: {complete:?}");
+    assert!(
+        complete[0].len() == 64 && complete[0].bytes().all(|b| b.is_ascii_hexdigit()),
+        "{kind:?}: CompleteMultipartUpload keeps its signed hash: {complete:?}"
+    );
+    assert_eq!(
+        env.s3.get(BUCKET, "single.bin").await.as_deref(),
+        Some(&small[..])
+    );
+    assert_eq!(
+        env.s3.get(BUCKET, "parts.bin").await.as_deref(),
+        Some(&large[..])
+    );
+}

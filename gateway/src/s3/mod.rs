@@ -74,6 +74,40 @@ pub struct Resolved {
     pub max_copy_object: u64,
     /// True when every part of a multipart upload but the last must be the same size.
     pub equal_parts: bool,
+    /// True when upload bodies are signed (SHA-256 of every byte in the signature); false
+    /// when they travel as `UNSIGNED-PAYLOAD` (see [`payload_signing_needed`]).
+    pub sign_payload: bool,
+}
+
+/// Whether upload bodies to `endpoint` need their SHA-256 in the signature. Over HTTPS (an
+/// endpoint of `https://`, or none: the SDK's AWS endpoints are HTTPS) TLS already protects
+/// every byte, and on loopback (`http://127.x.x.x`, `localhost`, `[::1]`: the embedded local
+/// store, a store on the same machine) nothing travels: there the body goes as
+/// `UNSIGNED-PAYLOAD`, as `aws s3` and curl's raw PUT send it, which saves one SHA-256 pass
+/// over every byte uploaded. Plain HTTP to another machine keeps the signed hash, the only
+/// check there that the bytes arrived as sent. Pure.
+pub fn payload_signing_needed(endpoint: Option<&str>) -> bool {
+    let Some(endpoint) = endpoint else {
+        return false;
+    };
+    if endpoint.starts_with("https://") {
+        return false;
+    }
+    let Some(rest) = endpoint.strip_prefix("http://") else {
+        return true;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let authority = authority.rsplit('@').next().unwrap_or_default();
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next().unwrap_or_default()
+    } else {
+        authority.split(':').next().unwrap_or_default()
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    !loopback
 }
 
 impl S3Settings {
@@ -100,6 +134,7 @@ impl S3Settings {
             }
         };
         let addressing = self.addressing.unwrap_or(preset.addressing);
+        let sign_payload = payload_signing_needed(endpoint.as_deref());
         Ok(Resolved {
             provider: self.provider,
             // Also with an endpoint of the user's (a dual-stack or FIPS endpoint, a proxy):
@@ -111,6 +146,7 @@ impl S3Settings {
             path_style: addressing == Addressing::Path,
             max_copy_object: preset.max_copy_object,
             equal_parts: preset.equal_parts,
+            sign_payload,
         })
     }
 }
@@ -243,6 +279,30 @@ impl Factories {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn payload_is_signed_only_over_plain_http_to_another_machine() {
+        let table = [
+            (None, false),
+            (Some("https://s3.eu-west-1.amazonaws.com"), false),
+            (Some("https://192.0.2.7:9000"), false),
+            (Some("http://127.0.0.1:3900"), false),
+            (Some("http://127.8.9.10"), false),
+            (Some("http://localhost:9000/"), false),
+            (Some("http://LOCALHOST"), false),
+            (Some("http://[::1]:9000"), false),
+            (Some("http://user@127.0.0.1:1/path"), false),
+            (Some("http://192.168.1.20:9000"), true),
+            (Some("http://minio.lan:9000"), true),
+            (Some("http://[2001:db8::1]:9000"), true),
+            (Some("http://localhost.example.com"), true),
+            (Some("http://127.0.0.1.example.com"), true),
+            (Some("ftp://127.0.0.1"), true),
+        ];
+        for (endpoint, signed) in table {
+            assert_eq!(payload_signing_needed(endpoint), signed, "{endpoint:?}");
+        }
+    }
 
     #[test]
     fn resolve_presets() {

@@ -186,6 +186,7 @@ impl S3Backend {
             key: &key,
             limits: self.shared.limits,
             equal_parts: u.equal_parts,
+            sign_payload: u.sign_payload,
             memory: self.shared.memory.clone(),
             tracker: &mut tracker,
             gate: self.conn.tap.as_ref(),

@@ -138,6 +138,8 @@ pub struct Upload<'a> {
     pub limits: TransferLimits,
     /// True when the store needs every part but the last to be the same size (R2).
     pub equal_parts: bool,
+    /// False when bodies go as `UNSIGNED-PAYLOAD` (see [`crate::s3::payload_signing_needed`]).
+    pub sign_payload: bool,
     /// The memory of all transfers' buffers.
     pub memory: Arc<MemoryPool>,
     /// Progress reporting.
@@ -352,15 +354,22 @@ impl Upload<'_> {
     /// The commit of a file that fits its first part: one PutObject.
     async fn put_single(&self, body: bytes::Bytes) -> Result<(), Failure> {
         let len = i64::try_from(body.len()).unwrap_or(i64::MAX);
-        self.client
+        let req = self
+            .client
             .put_object()
             .bucket(self.bucket)
             .key(self.key)
             .content_length(len)
-            .body(ByteStream::from(body))
-            .send()
-            .await
-            .classified()?;
+            .body(ByteStream::from(body));
+        if self.sign_payload {
+            req.send().await.classified()?;
+        } else {
+            req.customize()
+                .disable_payload_signing()
+                .send()
+                .await
+                .classified()?;
+        }
         Ok(())
     }
 
@@ -463,7 +472,7 @@ impl Upload<'_> {
                     .part_number(number)
                     .content_length(buf.len() as i64)
                     .body(ByteStream::from(buf.freeze()));
-                set.spawn(upload_part(req, number, len, permit));
+                set.spawn(upload_part(req, self.sign_payload, number, len, permit));
             }
             // Reap finished parts early so an S3 failure stops the upload promptly.
             while let Some(r) = set.try_join_next() {
@@ -541,11 +550,17 @@ impl<R: AsyncRead + Unpin> AsyncRead for IdleTimeout<R> {
 
 async fn upload_part(
     req: aws_sdk_s3::operation::upload_part::builders::UploadPartFluentBuilder,
+    sign_payload: bool,
     number: i32,
     bytes: u64,
     permit: OwnedSemaphorePermit,
 ) -> DataPartResult {
-    let out = req.send().await.classified();
+    let out = if sign_payload {
+        req.send().await
+    } else {
+        req.customize().disable_payload_signing().send().await
+    }
+    .classified();
     drop(permit);
     let out = out?;
     let part = CompletedPart::builder()

@@ -54,6 +54,8 @@ struct State {
     redirects: AtomicUsize,
     faults: AtomicUsize,
     forwarded: AtomicUsize,
+    /// (method, target, `x-amz-content-sha256`) of every request, in arrival order.
+    payload_hashes: Mutex<Vec<(String, String, String)>>,
 }
 
 /// The running proxy; dropping it stops accepting.
@@ -198,6 +200,21 @@ impl FaultProxy {
     pub(crate) fn forwarded(&self) -> usize {
         self.state.forwarded.load(Ordering::SeqCst)
     }
+
+    /// The `x-amz-content-sha256` header (empty when missing) of every request with
+    /// `method` whose target contains `target_contains`, in arrival order.
+    pub(crate) fn payload_hashes(&self, method: &str, target_contains: &str) -> Vec<String> {
+        self.state
+            .payload_hashes
+            .lock()
+            .map(|seen| {
+                seen.iter()
+                    .filter(|(m, t, _)| m == method && t.contains(target_contains))
+                    .map(|(_, _, h)| h.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
 }
 
 /// The region of a SigV4 `Authorization` header's credential scope
@@ -261,6 +278,18 @@ async fn serve(mut client: TcpStream, upstream: SocketAddr, state: &State) -> st
         })
         .unwrap_or(0);
 
+    let header = |name: &str| {
+        headers.iter().find_map(|h| {
+            let (k, v) = h.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_owned())
+        })
+    };
+    if let Ok(mut seen) = state.payload_hashes.lock() {
+        let hash = header("x-amz-content-sha256").unwrap_or_default();
+        seen.push((method.clone(), target.clone(), hash));
+    }
     let signed = headers
         .iter()
         .find_map(|h| {
