@@ -16,6 +16,11 @@
 # and prints per path the median MB/s (1 MB = 10^6 bytes) with min-max, the ratios of the
 # medians gateway/curl (the headline; the target is >= 0.95) and gateway/boto3, rclone/curl,
 # and the peak RSS (VmHWM) of the gateway next to the part-size bound it should stay within.
+# It also prints where the CPU goes: per path the CPU seconds per GiB of the client (curl or
+# Python) and of the servers (the store, plus the gateway or rclone; with the local store the
+# gateway process is the store), read from /proc before and after each transfer, and how many
+# cores were busy (CPU-s / wall-s). When a path keeps every core busy it is CPU-bound, and the
+# ratio of two paths' CPU per GiB is the ceiling of their throughput ratio on this machine.
 # Every download is checked byte for byte, then the object is deleted.
 #
 # The issue's figure is SIZE_MIB=1024 ROUNDS=3. The default is 512 MiB: at 1024 MiB a run moves
@@ -91,6 +96,26 @@ stats() {
 }
 median() { stats "$1" | cut -d' ' -f1; }
 hwm_mib() { awk '/^VmHWM:/ { printf "%d", $2 / 1024 }' "/proc/$1/status"; }
+CLK_TCK="$(getconf CLK_TCK)"
+# ticks PID... -> the CPU time (user + system, in clock ticks) the processes used so far
+ticks() {
+    local pid sum=0 t
+    for pid in "$@"; do
+        # Fields after "PID (comm) ": utime and stime are the 12th and 13th.
+        t="$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat" 2>/dev/null)" || t=0
+        sum=$((sum + ${t:-0}))
+    done
+    echo "$sum"
+}
+# child_cpu: CPU seconds (user + system) of this shell's finished children, from `times`
+# (run in this shell: a subshell's own children would start again from zero).
+child_cpu() {
+    local f="$WORK/times.$BASHPID"
+    times >"$f"
+    sed -n 2p "$f" |
+        awk '{ n = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); n += a[1] * 60 + a[2] } printf "%.3f", n }'
+    rm -f "$f"
+}
 
 # free_ports N -> "FIRST LAST": N consecutive loopback ports free now, below the ephemeral range.
 free_ports() {
@@ -189,7 +214,7 @@ start_rclone() { # an S3 remote from environment variables, in rclone's environm
 }
 
 # --- Transfers ---------------------------------------------------------------------------
-boto3_secs() { # boto3_secs upload|download FILE KEY -> seconds
+boto3_secs() { # boto3_secs upload|download FILE KEY -> "SECONDS CPU_SECONDS"
     S3_ENDPOINT="$S3_ENDPOINT" S3_REGION="$S3_REGION" S3_ACCESS_KEY="$S3_ACCESS_KEY" \
         S3_SECRET_KEY="$S3_SECRET_KEY" S3_BUCKET="$S3_BUCKET" \
         "$VENV_PY" - "$@" "$PART_MIB" "$PARTS_IN_FLIGHT" <<'PY'
@@ -219,12 +244,12 @@ tc = TransferConfig(
     use_threads=True,
 )
 s3.list_buckets()  # connect and warm up outside the timed part
-t0 = time.monotonic()
+t0, c0 = time.monotonic(), time.process_time()
 if op == "upload":
     s3.upload_file(path, os.environ["S3_BUCKET"], key, Config=tc)
 else:
     s3.download_file(os.environ["S3_BUCKET"], key, path, Config=tc)
-print(f"{time.monotonic() - t0:.6f}")
+print(f"{time.monotonic() - t0:.6f} {time.process_time() - c0:.3f}")
 PY
 }
 
@@ -242,7 +267,7 @@ write_netrcs() {
      printf 'machine 127.0.0.1 login bench password %s\n' "${rclone_pass:-}" >"$WORK/netrc.rclone")
 }
 
-# xfer PATH upload|download FILE KEY -> seconds
+# xfer PATH upload|download FILE KEY -> "SECONDS CLIENT_CPU_SECONDS"
 xfer() {
     local path=$1 op=$2 file=$3 key=$4 t0 t1 url
     local -a cmd
@@ -256,16 +281,46 @@ xfer() {
     t0=$(now)
     "${cmd[@]}" "$url"
     t1=$(now)
-    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", b - a }'
+    local f="$WORK/cpu.$BASHPID"
+    child_cpu >"$f"
+    awk -v a="$t0" -v b="$t1" -v c="$(cat "$f")" 'BEGIN { printf "%.6f %s\n", b - a, c }'
+    rm -f "$f"
+}
+
+# server_pids PATH -> the server processes a transfer on PATH runs through (each once)
+server_pids() {
+    local -a p=("$store_pid")
+    case $1 in
+        gateway) [[ "$gateway_pid" != "$store_pid" ]] && p+=("$gateway_pid") ;;
+        rclone) p+=("$rclone_pid") ;;
+    esac
+    echo "${p[@]}"
+}
+
+# measure STORE PATH OP FILE KEY: one transfer; appends MB/s and CPU figures to the results.
+measure() {
+    local store=$1 path=$2 op=$3 dir r secs cpu t0 t1
+    local -a servers
+    read -r -a servers <<<"$(server_pids "$path")"
+    dir=$([[ $op == upload ]] && echo up || echo down)
+    r="$WORK/res.$store.$path.$dir"
+    t0=$(ticks "${servers[@]}")
+    read -r secs cpu < <(xfer "$path" "$op" "$4" "$5") || return 1
+    [[ -n "$cpu" ]] || return 1
+    t1=$(ticks "${servers[@]}")
+    mbps "$BYTES" "$secs" >>"$r"
+    awk -v c="$cpu" -v b="$BYTES" 'BEGIN { printf "%.3f\n", c * 1073741824 / b }' >>"$r.client"
+    awk -v t=$((t1 - t0)) -v hz="$CLK_TCK" -v b="$BYTES" \
+        'BEGIN { printf "%.3f\n", t / hz * 1073741824 / b }' >>"$r.servers"
+    awk -v c="$cpu" -v t=$((t1 - t0)) -v hz="$CLK_TCK" -v s="$secs" \
+        'BEGIN { printf "%.3f\n", (c + t / hz) / s }' >>"$r.cores"
 }
 
 # round STORE PATH: upload, download, compare, delete; appends MB/s to the result files.
 round() {
-    local store=$1 path=$2 key="$2.bin" secs
-    secs=$(xfer "$path" upload "$WORK/data.bin" "$key") || die "$store/$path: upload failed"
-    mbps "$BYTES" "$secs" >>"$WORK/res.$store.$path.up"
-    secs=$(xfer "$path" download "$WORK/out.bin" "$key") || die "$store/$path: download failed"
-    mbps "$BYTES" "$secs" >>"$WORK/res.$store.$path.down"
+    local store=$1 path=$2 key="$2.bin"
+    measure "$store" "$path" upload "$WORK/data.bin" "$key" || die "$store/$path: upload failed"
+    measure "$store" "$path" download "$WORK/out.bin" "$key" || die "$store/$path: download failed"
     cmp -s "$WORK/data.bin" "$WORK/out.bin" || die "$store/$path: download differs from upload"
     rm -f "$WORK/out.bin"
     s3curl -X DELETE -o /dev/null "$S3_ENDPOINT/$S3_BUCKET/$key" || die "$store/$path: delete failed"
@@ -282,6 +337,31 @@ ratio_line() { # ratio_line RESULTS_PREFIX PATH_A PATH_B TEXT: ratio of the medi
     local r=$1
     printf '%-40s %-24s %s\n' "$4" "$(ratio "$(median "$r.$2.up")" "$(median "$r.$3.up")")" \
         "$(ratio "$(median "$r.$2.down")" "$(median "$r.$3.down")")"
+}
+# cpu_cell RESULTS_FILE -> "client + servers = total CPU-s/GiB, cores busy" (medians)
+cpu_cell() {
+    local c s t k
+    c=$(median "$1.client")
+    s=$(median "$1.servers")
+    k=$(median "$1.cores")
+    t=$(awk -v a="$c" -v b="$s" 'BEGIN { printf "%.1f", a + b }')
+    printf '%s + %s = %s (%s cores)' "$c" "$s" "$t" "$k"
+}
+cpu_total() { awk -v a="$(median "$1.client")" -v b="$(median "$1.servers")" 'BEGIN { print a + b }'; }
+cpu_report() { # cpu_report STORE
+    local store=$1 path r="$WORK/res.$1"
+    printf '\nCPU seconds per GiB, client + servers = total (cores busy), medians; servers: %s\n' \
+        "$([[ $store == local ]] && echo "the gateway process with its embedded store" ||
+            echo "the store, plus the gateway or rclone")"
+    printf '%-40s %-30s %s\n' path upload download
+    for path in "${paths[@]}"; do
+        printf '%-40s %-30s %s\n' "${label[$path]}" "$(cpu_cell "$r.$path.up")" "$(cpu_cell "$r.$path.down")"
+    done
+    if [[ " ${paths[*]} " == *" gateway "* ]]; then
+        printf '%-40s %-30s %s\n' "CPU-bound ceiling of gateway/raw curl" \
+            "$(ratio "$(cpu_total "$r.curl.up")" "$(cpu_total "$r.gateway.up")")" \
+            "$(ratio "$(cpu_total "$r.curl.down")" "$(cpu_total "$r.gateway.down")")"
+    fi
 }
 report() { # report STORE
     local store=$1 path up down r="$WORK/res.$1"
@@ -305,6 +385,7 @@ report() { # report STORE
             "$PART_MIB" "$PARTS_IN_FLIGHT" "$DOWNLOAD_CHUNK_MIB" "$DOWNLOAD_CHUNKS"
     fi
     [[ -n "${rclone_pid:-}" ]] && printf '%-40s %s MiB\n' "rclone peak RSS (VmHWM)" "$(hwm_mib "$rclone_pid")"
+    cpu_report "$store"
     [[ -n "${rclone_note:-}" ]] && echo "$rclone_note"
     return 0
 }
@@ -318,8 +399,8 @@ IFS=, read -r -a stores <<<"$STORES"
 for store in "${stores[@]}"; do
     gateway_pid="" rclone_pid="" rclone_pass=""
     case $store in
-        garage) start_garage ;;
-        local) start_local ;;
+        garage) start_garage; store_pid="$GARAGE_PID" ;;
+        local) start_local; store_pid="$gateway_pid" ;;
         *) die "unknown store '$store' (STORES: garage,local)" ;;
     esac
     [[ " ${paths[*]} " == *" rclone "* ]] && start_rclone
