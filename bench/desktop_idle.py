@@ -48,6 +48,7 @@ def report(label, pid):
               f"shared clean {m.get('Shared_Clean', 0) / 1024:.1f} MiB; most resident: "
               + ", ".join(f"{os.path.basename(n)} {k / 1024:.1f} MiB" for n, k in xwin.biggest_mappings_kib(pid)),
               flush=True)
+    return total / 1024
 
 
 def main():
@@ -61,7 +62,7 @@ def main():
             print(f"the app's FTP server did not start; its log ends:\n{tail}")
             return 1
         time.sleep(SETTLE)
-        report("1. idle in the tray (--minimized, server running, no window)", app.pid)
+        idle = report("1. idle in the tray (--minimized, server running, no window)", app.pid)
 
         second = subprocess.run([APP], stdout=log, stderr=subprocess.STDOUT, timeout=30)
         if not wait(xwin.main_windows, 30):
@@ -75,7 +76,11 @@ def main():
             print("the window did not close")
             return 1
         time.sleep(SETTLE)
-        report("3. window closed again (back in the tray)", app.pid)
+        after = report("3. window closed again (back in the tray)", app.pid)
+        print(f"targets: idle {idle:.1f} MiB (target <= 80: {'met' if idle <= 80 else 'NOT met'}); "
+              f"after closing {after:.1f} MiB = {100 * (after / idle - 1):+.1f}% of idle "
+              f"(target <= +10% within {SETTLE:.0f} s: {'met' if after <= idle * 1.1 else 'NOT met'})",
+              flush=True)
     finally:
         app.terminate()
         try:

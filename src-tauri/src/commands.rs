@@ -1,181 +1,151 @@
-//! The window's `#[tauri::command]`s: thin adapters from IPC to the actions layer
-//! ([`crate::actions::Core`]), all returning `Result<_, ActionError>` (one serialisable
-//! error type). Arguments are snake_case in JavaScript too.
+//! The window's commands: [`dispatch`] turns a command's name and arguments object (as the
+//! page invokes it, snake_case keys) into a call on the actions layer
+//! ([`crate::actions::Core`]) and its JSON result. The same table serves the page in this
+//! process ([`invoke_handler`], used under the mock runtime in tests) and the page of the
+//! window process, whose calls arrive over [`crate::window_proc`].
 
 use std::sync::Arc;
 
-use tauri::State;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tauri::ipc::{Invoke, InvokeBody};
+use tauri::{Manager, Runtime};
 
-use crate::actions::{
-    ActionError, ConnectInfo, CopyField, Core, ExportView, Notice, PresetView, ProbeView,
-    ProfileView, SettingsSaved, StringsView,
-};
-use crate::activity::Snapshot;
-use crate::profiles::ProfileInput;
-use crate::server::ServerStatus;
-use crate::settings::Settings;
+use crate::actions::{ActionError, Core};
 
-type CoreState<'a> = State<'a, Arc<Core>>;
+/// Every command the page may invoke.
+pub const COMMANDS: &[&str] = &[
+    "server_status",
+    "start_server",
+    "stop_server",
+    "list_profiles",
+    "save_profile",
+    "delete_profile",
+    "provider_presets",
+    "test_connection",
+    "connect_info",
+    "reveal_secret",
+    "copy_field",
+    "export_filezilla_sites",
+    "activity",
+    "notices",
+    "dismiss_notice",
+    "get_settings",
+    "save_settings",
+    "strings",
+];
 
-/// The server's state.
-#[tauri::command(rename_all = "snake_case")]
-pub async fn server_status(core: CoreState<'_>) -> Result<ServerStatus, ActionError> {
-    Ok(core.status())
+/// Runs command `cmd` with the arguments object `args` on `core`: the result, or the
+/// serialised [`ActionError`].
+pub async fn dispatch(core: &Core, cmd: &str, args: &Value) -> Result<Value, Value> {
+    run(core, cmd, args).await.map_err(|e| to_json(&e))
 }
 
-/// Starts the FTP server.
-#[tauri::command(rename_all = "snake_case")]
-pub async fn start_server(core: CoreState<'_>) -> Result<ServerStatus, ActionError> {
-    core.start_server().await
+async fn run(core: &Core, cmd: &str, args: &Value) -> Result<Value, ActionError> {
+    match cmd {
+        "server_status" => ok(core.status()),
+        "start_server" => ok(core.start_server().await?),
+        "stop_server" => ok(core.stop_server().await),
+        "list_profiles" => ok(core.profiles()),
+        "save_profile" => ok(core.save_profile(arg(args, "profile")?)?),
+        "delete_profile" => ok(core.delete_profile(&arg::<String>(args, "id")?)?),
+        "provider_presets" => ok(core.presets()),
+        "test_connection" => ok(core.test_connection(arg(args, "profile")?).await?),
+        "connect_info" => ok(core.connect_info(&arg::<String>(args, "profile_id")?)?),
+        "reveal_secret" => ok(core.reveal_secret(&arg::<String>(args, "profile_id")?)?),
+        "copy_field" => ok(core.copy(&arg::<String>(args, "profile_id")?, arg(args, "field")?)?),
+        "export_filezilla_sites" => ok(core.export_filezilla_sites(arg(args, "include_secrets")?)?),
+        "activity" => ok(core.activity()),
+        "notices" => ok(core.notices()),
+        "dismiss_notice" => {
+            core.dismiss_notice(arg(args, "index")?);
+            ok(())
+        }
+        "get_settings" => ok(core.settings()),
+        "save_settings" => ok(core.save_settings(arg(args, "settings")?).await?),
+        "strings" => ok(core.strings(arg::<Option<String>>(args, "lang")?.as_deref())),
+        other => Err(ActionError::Request(format!("no command {other:?}"))),
+    }
 }
 
-/// Stops the FTP server.
-#[tauri::command(rename_all = "snake_case")]
-pub async fn stop_server(core: CoreState<'_>) -> Result<ServerStatus, ActionError> {
-    Ok(core.stop_server().await)
+/// Argument `key` of `args` (a missing key reads as `null`, which an `Option` accepts).
+fn arg<T: DeserializeOwned>(args: &Value, key: &str) -> Result<T, ActionError> {
+    let value = args.get(key).cloned().unwrap_or(Value::Null);
+    serde_json::from_value(value)
+        .map_err(|e| ActionError::Request(format!("argument {key:?}: {e}")))
 }
 
-/// Every profile.
-#[tauri::command(rename_all = "snake_case")]
-pub async fn list_profiles(core: CoreState<'_>) -> Result<Vec<ProfileView>, ActionError> {
-    Ok(core.profiles())
+fn ok<T: Serialize>(value: T) -> Result<Value, ActionError> {
+    serde_json::to_value(value).map_err(|e| ActionError::Request(format!("result: {e}")))
 }
 
-/// Adds or edits a profile.
-#[tauri::command(rename_all = "snake_case")]
-pub async fn save_profile(
-    core: CoreState<'_>,
-    profile: ProfileInput,
-) -> Result<ProfileView, ActionError> {
-    core.save_profile(profile)
+/// `error` as the page receives it.
+pub fn to_json(error: &ActionError) -> Value {
+    // ActionError serialises to an object of strings: this cannot fail; its message is the
+    // fallback all the same.
+    serde_json::to_value(error).unwrap_or_else(|_| Value::String(error.to_string()))
 }
 
-/// Deletes a profile and its secret.
-#[tauri::command(rename_all = "snake_case")]
-pub async fn delete_profile(core: CoreState<'_>, id: String) -> Result<(), ActionError> {
-    core.delete_profile(&id)
-}
-
-/// The provider presets with their regions.
-#[tauri::command(rename_all = "snake_case")]
-pub async fn provider_presets(core: CoreState<'_>) -> Result<Vec<PresetView>, ActionError> {
-    Ok(core.presets())
-}
-
-/// "Test connection" for a profile form.
-#[tauri::command(rename_all = "snake_case")]
-pub async fn test_connection(
-    core: CoreState<'_>,
-    profile: ProfileInput,
-) -> Result<ProbeView, ActionError> {
-    core.test_connection(profile).await
-}
-
-/// The FileZilla settings of a profile.
-#[tauri::command(rename_all = "snake_case")]
-pub async fn connect_info(
-    core: CoreState<'_>,
-    profile_id: String,
-) -> Result<ConnectInfo, ActionError> {
-    core.connect_info(&profile_id)
-}
-
-/// A profile's secret, on request.
-#[tauri::command(rename_all = "snake_case")]
-pub async fn reveal_secret(
-    core: CoreState<'_>,
-    profile_id: String,
-) -> Result<Option<String>, ActionError> {
-    core.reveal_secret(&profile_id)
-}
-
-/// Copies one FileZilla setting of a profile to the clipboard.
-#[tauri::command(rename_all = "snake_case")]
-pub async fn copy_field(
-    core: CoreState<'_>,
-    profile_id: String,
-    field: CopyField,
-) -> Result<(), ActionError> {
-    core.copy(&profile_id, field)
-}
-
-/// "Export FileZilla sites…": the Site Manager file in the Downloads folder; secret keys
-/// only when `include_secrets`.
-#[tauri::command(rename_all = "snake_case")]
-pub async fn export_filezilla_sites(
-    core: CoreState<'_>,
-    include_secrets: bool,
-) -> Result<ExportView, ActionError> {
-    core.export_filezilla_sites(include_secrets)
-}
-
-/// Sessions, transfers, errors and the log tail.
-#[tauri::command(rename_all = "snake_case")]
-pub async fn activity(core: CoreState<'_>) -> Result<Snapshot, ActionError> {
-    Ok(core.activity())
-}
-
-/// Banner messages.
-#[tauri::command(rename_all = "snake_case")]
-pub async fn notices(core: CoreState<'_>) -> Result<Vec<Notice>, ActionError> {
-    Ok(core.notices())
-}
-
-/// Dismisses a banner message.
-#[tauri::command(rename_all = "snake_case")]
-pub async fn dismiss_notice(core: CoreState<'_>, index: usize) -> Result<(), ActionError> {
-    core.dismiss_notice(index);
-    Ok(())
-}
-
-/// The settings.
-#[tauri::command(rename_all = "snake_case")]
-pub async fn get_settings(core: CoreState<'_>) -> Result<Settings, ActionError> {
-    Ok(core.settings())
-}
-
-/// Saves the settings.
-#[tauri::command(rename_all = "snake_case")]
-pub async fn save_settings(
-    core: CoreState<'_>,
-    settings: Settings,
-) -> Result<SettingsSaved, ActionError> {
-    core.save_settings(settings).await
-}
-
-/// The string table of `lang` (default: the language in effect).
-#[tauri::command(rename_all = "snake_case")]
-pub async fn strings(
-    core: CoreState<'_>,
-    lang: Option<String>,
-) -> Result<StringsView, ActionError> {
-    Ok(core.strings(lang.as_deref()))
-}
-
-/// Every command, for `Builder::invoke_handler`.
-#[macro_export]
-#[doc(hidden)]
-macro_rules! command_handler {
-    () => {
-        tauri::generate_handler![
-            $crate::commands::server_status,
-            $crate::commands::start_server,
-            $crate::commands::stop_server,
-            $crate::commands::list_profiles,
-            $crate::commands::save_profile,
-            $crate::commands::delete_profile,
-            $crate::commands::provider_presets,
-            $crate::commands::test_connection,
-            $crate::commands::connect_info,
-            $crate::commands::reveal_secret,
-            $crate::commands::copy_field,
-            $crate::commands::export_filezilla_sites,
-            $crate::commands::activity,
-            $crate::commands::notices,
-            $crate::commands::dismiss_notice,
-            $crate::commands::get_settings,
-            $crate::commands::save_settings,
-            $crate::commands::strings,
-        ]
+/// The invoke handler of a page in this process: every command through [`dispatch`] on the
+/// app's [`Core`], run on Tauri's async runtime.
+pub fn invoke_handler<R: Runtime>(invoke: Invoke<R>) -> bool {
+    let Some(core) = invoke
+        .message
+        .webview()
+        .try_state::<Arc<Core>>()
+        .map(|c| Arc::clone(c.inner()))
+    else {
+        invoke.resolver.reject(to_json(&ActionError::Request(
+            "the app is still starting".to_owned(),
+        )));
+        return true;
     };
+    let cmd = invoke.message.command().to_owned();
+    let args = match invoke.message.payload() {
+        InvokeBody::Json(v) => v.clone(),
+        InvokeBody::Raw(_) => Value::Null,
+    };
+    let resolver = invoke.resolver;
+    tauri::async_runtime::spawn(async move {
+        match dispatch(&core, &cmd, &args).await {
+            Ok(v) => resolver.resolve(v),
+            Err(e) => resolver.reject(e),
+        }
+    });
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `invoke("name"` (and `serverAction("name"`) in the page names a command of the
+    /// table, and every command of the table is used by the page.
+    #[test]
+    fn the_page_and_the_table_agree() {
+        let js = include_str!("../../ui/app.js");
+        let mut used: Vec<&str> = ["invoke(\"", "serverAction(\""]
+            .iter()
+            .flat_map(|call| js.split(call).skip(1))
+            .filter_map(|rest| rest.split('"').next())
+            .collect();
+        used.sort_unstable();
+        used.dedup();
+        let mut table = COMMANDS.to_vec();
+        table.sort_unstable();
+        assert_eq!(used, table);
+    }
+
+    #[test]
+    fn arguments_are_checked() {
+        let args = serde_json::json!({"index": 3, "lang": null});
+        assert_eq!(arg::<usize>(&args, "index").unwrap(), 3);
+        assert_eq!(arg::<Option<String>>(&args, "lang").unwrap(), None);
+        assert_eq!(arg::<Option<String>>(&args, "missing").unwrap(), None);
+        let e = arg::<usize>(&args, "missing").unwrap_err();
+        assert!(e.to_string().contains("\"missing\""), "{e}");
+        let e = arg::<String>(&args, "index").unwrap_err();
+        assert_eq!(e.key(), "err.request");
+    }
 }

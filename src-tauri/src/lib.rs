@@ -5,7 +5,9 @@
 //! # Layout
 //! - [`actions`]: the actions layer ([`actions::Core`]): every operation the tray and the
 //!   window can trigger; screen effects go through the [`actions::Shell`] trait.
-//! - [`commands`]: `#[tauri::command]` adapters over the actions.
+//! - [`commands`]: the window's commands: name and arguments to an action, one table.
+//! - [`window_proc`]: the window runs in its own process (`bucketftp --window`), which
+//!   ends when the window closes; the tray process never creates a webview.
 //! - [`tray`]: the tray icon, its menu model and ids.
 //! - [`shell`]: the Tauri implementation of `Shell` (events, tray refresh, clipboard,
 //!   autostart, window) and the event names.
@@ -37,6 +39,7 @@ pub mod shell;
 pub mod tray;
 #[cfg(target_os = "linux")]
 pub mod webkit_network;
+pub mod window_proc;
 
 use std::sync::Arc;
 
@@ -45,6 +48,7 @@ use tauri::{Manager, RunEvent, Runtime, WindowEvent};
 use crate::actions::{AppPaths, Core};
 use crate::secrets::{Keychain, SecretStore};
 use crate::shell::{MAIN_WINDOW, TauriShell};
+use crate::window_proc::host::WindowHost;
 
 /// The app's version (the workspace's `version`, which the packages carry too).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -102,7 +106,7 @@ pub enum SetupError {
 /// Installs the commands, the state, the tray and the window behaviour on `builder`.
 pub fn build_app<R: Runtime>(builder: tauri::Builder<R>, boot: Boot) -> tauri::Builder<R> {
     builder
-        .invoke_handler(command_handler!())
+        .invoke_handler(commands::invoke_handler)
         .setup(move |app| {
             if let Err(e) = setup(app, boot) {
                 // Tauri would panic on a setup error: say it plainly and leave instead.
@@ -180,6 +184,12 @@ fn setup<R: Runtime>(app: &mut tauri::App<R>, boot: Boot) -> Result<(), SetupErr
     Ok(())
 }
 
+/// The app's configuration and assets (`tauri.conf.json`, `ui/`), for the tray process
+/// and the window process alike.
+pub fn context() -> tauri::Context<tauri::Wry> {
+    tauri::generate_context!()
+}
+
 /// Runs the desktop app until Quit.
 pub fn run() {
     gateway::logging::init("info");
@@ -194,7 +204,16 @@ pub fn run() {
             Some(vec![MINIMIZED_FLAG]),
         ))
         .plugin(tauri_plugin_clipboard_manager::init());
-    let app = match build_app(builder, boot).build(tauri::generate_context!()) {
+    // The window opens in a process of its own (see `window_proc`); only if this
+    // program cannot find its own executable does it open here.
+    let builder = match WindowHost::for_this_exe() {
+        Ok(host) => builder.manage(Arc::new(host)),
+        Err(e) => {
+            tracing::warn!(error = %e, "the window will open in the tray process");
+            builder
+        }
+    };
+    let app = match build_app(builder, boot).build(context()) {
         Ok(app) => app,
         Err(e) => {
             eprintln!("BucketFTP could not start: {e}");
@@ -208,6 +227,9 @@ pub fn run() {
             code: None, api, ..
         } => api.prevent_exit(),
         RunEvent::Exit => {
+            if let Some(host) = handle.try_state::<Arc<WindowHost>>() {
+                host.close();
+            }
             if let Some(core) = handle.try_state::<Arc<Core>>() {
                 let core = Arc::clone(core.inner());
                 tauri::async_runtime::block_on(async move { core.shutdown().await });

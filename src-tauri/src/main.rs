@@ -28,5 +28,9 @@ fn main() {
             std::env::set_var("GDK_GL", "disable");
         }
     }
-    bucketftp::run();
+    if bucketftp::window_proc::is_window_process(std::env::args().skip(1)) {
+        bucketftp::window_proc::window::run();
+    } else {
+        bucketftp::run();
+    }
 }

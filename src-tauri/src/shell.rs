@@ -2,11 +2,15 @@
 //! plugin, the autostart plugin and the main window. Plugins that are not registered (the
 //! mock runtime in tests) make the matching call fail with a message instead of panicking.
 
+use std::sync::Arc;
+
+use serde::Serialize;
 use tauri::{AppHandle, Emitter, Manager, Runtime};
 
 use crate::actions::{Feature, Shell, ShellError};
 use crate::server::ServerStatus;
 use crate::settings::Settings;
+use crate::window_proc::host::WindowHost;
 
 /// Names of the events the window listens to.
 pub mod events {
@@ -35,12 +39,25 @@ impl<R: Runtime> TauriShell<R> {
     pub fn new(app: AppHandle<R>) -> Self {
         Self { app }
     }
+
+    /// Emits `name` to the pages of this process and to the window process, if open.
+    fn emit<S: Serialize + Clone>(&self, name: &str, payload: S) {
+        if let Some(host) = self.app.try_state::<Arc<WindowHost>>() {
+            host.event(name, &payload);
+        }
+        let _ = self.app.emit(name, payload);
+    }
 }
 
-/// Shows, un-minimises and focuses the main window, creating it (from `tauri.conf.json`)
-/// when it does not exist: closing the window destroys its webview (and WebKit's page
-/// process), and a start with `--minimized` never builds one.
+/// Shows, un-minimises and focuses the main window. In the tray process (which has a
+/// [`WindowHost`]) that is the window process's job: it is told to, or started. Elsewhere
+/// (the window process itself; tests on the mock runtime) the window is created here from
+/// `tauri.conf.json` when it does not exist.
 pub fn show_main_window<R: Runtime>(app: &AppHandle<R>) {
+    if let Some(host) = app.try_state::<Arc<WindowHost>>() {
+        host.show(app);
+        return;
+    }
     if let Some(w) = app.get_webview_window(MAIN_WINDOW) {
         let _ = w.show();
         let _ = w.unminimize();
@@ -68,22 +85,22 @@ pub fn show_main_window<R: Runtime>(app: &AppHandle<R>) {
 
 impl<R: Runtime> Shell for TauriShell<R> {
     fn server_changed(&self, status: &ServerStatus) {
-        let _ = self.app.emit(events::SERVER_STATUS, status);
+        self.emit(events::SERVER_STATUS, status);
         crate::tray::refresh(&self.app);
     }
 
     fn profiles_changed(&self) {
-        let _ = self.app.emit(events::PROFILES_CHANGED, ());
+        self.emit(events::PROFILES_CHANGED, ());
         crate::tray::refresh(&self.app);
     }
 
     fn settings_changed(&self, settings: &Settings) {
-        let _ = self.app.emit(events::SETTINGS_CHANGED, settings);
+        self.emit(events::SETTINGS_CHANGED, settings);
         crate::tray::refresh(&self.app);
     }
 
     fn gateway_event(&self, event: &gateway::Event) {
-        let _ = self.app.emit(events::GATEWAY_EVENT, event);
+        self.emit(events::GATEWAY_EVENT, event);
     }
 
     fn set_start_at_login(&self, on: bool) -> Result<(), ShellError> {
@@ -126,6 +143,6 @@ impl<R: Runtime> Shell for TauriShell<R> {
     }
 
     fn notices_changed(&self) {
-        let _ = self.app.emit(events::NOTICES_CHANGED, ());
+        self.emit(events::NOTICES_CHANGED, ());
     }
 }

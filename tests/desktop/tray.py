@@ -9,11 +9,13 @@ are temp dirs. Checks:
   2 with trayer, the tray icon is there, showing "running" (green dot)
   3 tray menu Stop: the FTP port refuses connections, the icon shows "stopped" (grey)
   4 tray menu Start: the port accepts connections again, the icon is green again
-  5 started with --minimized there is no window (no WebKit process); tray Open window shows it
-  6 closing the window (the request a window manager sends) destroys it and its WebKit page
-    process; the app, its server and the tray icon stay
+  5 started with --minimized there is no window (no WebKit process); tray Open window shows it,
+    in a window process of its own (`bucketftp --window`, WebKit below it, none below the
+    tray process itself)
+  6 closing the window (the request a window manager sends) ends the window process and
+    every WebKit process; the app, its server and the tray icon stay
   7 a second launch exits at once, leaves the first one running and brings up its window
-  8 tray menu Quit: the app exits and the port closes
+  8 tray menu Quit: the app exits, its window process with it, and the port closes
 Screenshots of the tray in target/e2e-screenshots/tray-*.png. Prints `N passed, N failed`.
 """
 
@@ -203,28 +205,71 @@ def check_start(t):
     assert wait(lambda: greenish(t.icon_rgb()), 10), f"icon not green after Start: {t.icon_rgb()}"
 
 
-def webkit_children(pid):
+def children(pid):
+    """The pids of `pid`'s child processes."""
     kids = []
-    for task in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{task}/children") as f:
-            kids += f.read().split()
-    names = []
-    for k in kids:
-        try:
-            with open(f"/proc/{k}/comm") as f:
-                names.append(f.read().strip())
-        except OSError:
-            pass
-    return [n for n in names if n.startswith("WebKit")]
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                kids += [int(k) for k in f.read().split()]
+    except OSError:
+        pass
+    return kids
+
+
+def comm(pid):
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def argv(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+    except OSError:
+        return []
+
+
+def webkit_children(pid):
+    """Names of the WebKit processes directly below `pid`."""
+    return [n for n in map(comm, children(pid)) if n.startswith("WebKit")]
+
+
+def below(pid):
+    """Every process below `pid`, as (pid, comm)."""
+    out, todo = [], children(pid)
+    while todo:
+        p = todo.pop()
+        out.append((p, comm(p)))
+        todo.extend(children(p))
+    return out
+
+
+def webkit_below(pid):
+    return [n for _, n in below(pid) if n.startswith("WebKit")]
+
+
+def window_processes(pid):
+    """The tray process's window processes (`bucketftp --window`)."""
+    return [k for k in children(pid) if "--window" in argv(k)]
 
 
 def check_open_window(t):
     # Started with --minimized: no window and no WebKit processes while idle in the tray.
     assert not main_windows(), "window shown at a minimized start"
-    assert not webkit_children(t.app.pid), f"WebKit running while in the tray: {webkit_children(t.app.pid)}"
+    assert not webkit_below(t.app.pid), f"WebKit running while in the tray: {below(t.app.pid)}"
+    assert not window_processes(t.app.pid), "a window process at a minimized start"
     t.menu("Down", "Down", "Return")  # Stop server (running), then Open window
     assert wait(main_windows, 20), "no window after Open"
-    assert wait(lambda: webkit_children(t.app.pid), 10), "no WebKit process for the window"
+    assert wait(lambda: window_processes(t.app.pid), 10), \
+        f"no window process (bucketftp --window) below the app: {below(t.app.pid)}"
+    win = window_processes(t.app.pid)[0]
+    assert wait(lambda: webkit_children(win), 10), "no WebKit process for the window"
+    assert not webkit_children(t.app.pid), \
+        f"the tray process itself started WebKit: {webkit_children(t.app.pid)}"
     assert t.port_open(), "opening the window stopped the server"
     time.sleep(1)
     os.makedirs(SHOTS, exist_ok=True)
@@ -239,10 +284,11 @@ def check_close_window(t):
     assert wins, "no window to close"
     xwin.close(wins[0])
     assert wait(lambda: not main_windows(), 15), "the window is still shown after closing it"
-    # The page's process ends with the window; WebKit's network process is shared by the
-    # app's web context and stays.
-    assert wait(lambda: "WebKitWebProcess" not in webkit_children(t.app.pid), 15), \
-        f"the page's WebKit process still runs with the window closed: {webkit_children(t.app.pid)}"
+    # The window process ends with its window, and every WebKit process with it.
+    assert wait(lambda: not window_processes(t.app.pid), 15), \
+        f"the window process still runs with the window closed: {below(t.app.pid)}"
+    assert wait(lambda: not webkit_below(t.app.pid), 15), \
+        f"WebKit still runs with the window closed: {below(t.app.pid)}"
     assert t.app.poll() is None, f"closing the window ended the app ({t.app.returncode})"
     assert t.port_open(), "closing the window stopped the server"
     assert t.icon() is not None, "the tray icon went with the window"
@@ -261,6 +307,9 @@ def check_single_instance(t):
 
 
 def check_quit(t):
+    # The window is open (the second launch brought it up): Quit ends its process too.
+    wins = window_processes(t.app.pid)
+    assert wins, f"no window process before Quit: {below(t.app.pid)}"
     t.menu("Up", "Return")  # Up from the top wraps to the last item: Quit
     try:
         t.app.wait(timeout=20)
@@ -268,6 +317,8 @@ def check_quit(t):
         raise AssertionError("Quit did not end the app")
     assert t.app.returncode == 0, f"exit code {t.app.returncode}"
     assert not t.port_open(), "port still open after Quit"
+    assert wait(lambda: not any(os.path.exists(f"/proc/{w}") and comm(w) != "" for w in wins), 15), \
+        f"the window process outlived Quit: {[(w, argv(w)) for w in wins]}"
 
 
 CHECKS = [

@@ -47,6 +47,10 @@ pub enum ActionError {
     /// The FileZilla site file could not be written.
     #[error("could not export the FileZilla sites: {0}")]
     Export(#[from] ExportError),
+    /// The page's request could not be carried out: an unknown command, a malformed
+    /// argument, or the tray process gone from under the window.
+    #[error("the request failed: {0}")]
+    Request(String),
 }
 
 impl ActionError {
@@ -64,6 +68,7 @@ impl ActionError {
             ActionError::Autostart(_) => "err.autostart",
             ActionError::Clipboard(_) => "err.clipboard",
             ActionError::Export(_) => "err.export",
+            ActionError::Request(_) => "err.request",
         }
     }
 
@@ -80,6 +85,7 @@ impl ActionError {
             ActionError::Autostart(_) => "autostart",
             ActionError::Clipboard(_) => "clipboard",
             ActionError::Export(_) => "export",
+            ActionError::Request(_) => "request",
         }
     }
 
@@ -88,7 +94,9 @@ impl ActionError {
             ActionError::Invalid(e) => e.detail.clone(),
             ActionError::Keychain(e) => e.0.clone(),
             ActionError::Save(e) => e.to_string(),
-            ActionError::Start(d) | ActionError::LocalUnavailable(d) => d.clone(),
+            ActionError::Start(d) | ActionError::LocalUnavailable(d) | ActionError::Request(d) => {
+                d.clone()
+            }
             ActionError::Export(e) => e.to_string(),
             ActionError::Autostart(e) | ActionError::Clipboard(e) => e.to_string(),
             other => other.to_string(),

@@ -1,0 +1,172 @@
+//! The tray side of the window process: [`WindowHost`] starts `bucketftp --window` when the
+//! window is asked for, answers the page's calls with [`dispatch`] on the app's one
+//! [`Core`], forwards the events the page listens to, and forgets the process when it ends
+//! (the window was closed). Without a tray icon the window was the only way in: its end
+//! quits the app.
+
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use serde::Serialize;
+use tauri::{AppHandle, Manager, Runtime};
+
+use super::WINDOW_FLAG;
+use super::protocol::{ToTray, ToWindow, decode, encode};
+use crate::actions::{ActionError, Core};
+use crate::commands::{dispatch, to_json};
+
+/// Starts and talks to the window process; at most one runs at a time.
+pub struct WindowHost {
+    exe: PathBuf,
+    current: Mutex<Option<Arc<Link>>>,
+}
+
+/// The pipe to one window process.
+struct Link {
+    pid: u32,
+    stdin: Mutex<ChildStdin>,
+}
+
+impl Link {
+    /// Writes `message`; `false` when the process is gone.
+    fn send(&self, message: &ToWindow) -> bool {
+        let line = encode(message);
+        let mut stdin = lock(&self.stdin);
+        stdin
+            .write_all(line.as_bytes())
+            .and_then(|()| stdin.flush())
+            .is_ok()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The guarded values stay consistent whatever a panicking holder did (a pipe handle,
+    // an Option swapped whole): carry on past the poison.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl WindowHost {
+    /// A host that starts `exe --window`.
+    pub fn new(exe: PathBuf) -> Self {
+        Self {
+            exe,
+            current: Mutex::new(None),
+        }
+    }
+
+    /// A host that starts this program's own executable.
+    pub fn for_this_exe() -> io::Result<Self> {
+        std::env::current_exe().map(Self::new)
+    }
+
+    /// The running window process's id, if one runs.
+    pub fn window_pid(&self) -> Option<u32> {
+        lock(&self.current).as_ref().map(|l| l.pid)
+    }
+
+    /// Brings the window forward, starting its process if none runs.
+    pub fn show<R: Runtime>(self: &Arc<Self>, app: &AppHandle<R>) {
+        let mut current = lock(&self.current);
+        if let Some(link) = current.as_ref()
+            && link.send(&ToWindow::Show)
+        {
+            return;
+        }
+        match self.spawn(app) {
+            Ok(link) => *current = Some(link),
+            Err(e) => {
+                *current = None;
+                tracing::warn!(error = %e, exe = %self.exe.display(), "cannot open the window");
+            }
+        }
+    }
+
+    /// Forwards event `name` to the window, if one is open.
+    pub fn event<S: Serialize + ?Sized>(&self, name: &str, payload: &S) {
+        let Some(link) = lock(&self.current).clone() else {
+            return;
+        };
+        let Ok(payload) = serde_json::to_value(payload) else {
+            return;
+        };
+        link.send(&ToWindow::Event {
+            name: name.to_owned(),
+            payload,
+        });
+    }
+
+    /// Closes the window, if one is open (the app quits).
+    pub fn close(&self) {
+        if let Some(link) = lock(&self.current).take() {
+            link.send(&ToWindow::Close);
+        }
+    }
+
+    fn spawn<R: Runtime>(self: &Arc<Self>, app: &AppHandle<R>) -> io::Result<Arc<Link>> {
+        let mut child = Command::new(&self.exe)
+            .arg(WINDOW_FLAG)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(io::Error::other("the window process has no pipes"));
+        };
+        let link = Arc::new(Link {
+            pid: child.id(),
+            stdin: Mutex::new(stdin),
+        });
+        tracing::debug!(pid = link.pid, "window process started");
+        let host = Arc::clone(self);
+        let served = Arc::clone(&link);
+        let app = app.clone();
+        std::thread::Builder::new()
+            .name("window-link".into())
+            .spawn(move || host.serve(&app, child, stdout, &served))?;
+        Ok(link)
+    }
+
+    /// Answers the window's calls until its output closes, then reaps it.
+    fn serve<R: Runtime>(
+        &self,
+        app: &AppHandle<R>,
+        mut child: Child,
+        out: ChildStdout,
+        link: &Arc<Link>,
+    ) {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            let Some(ToTray::Call { id, cmd, args }) = decode(&line) else {
+                continue;
+            };
+            let Some(core) = app.try_state::<Arc<Core>>().map(|c| Arc::clone(c.inner())) else {
+                let e = ActionError::Request("the app is still starting".to_owned());
+                link.send(&ToWindow::Reply {
+                    id,
+                    result: Err(to_json(&e)),
+                });
+                continue;
+            };
+            let link = Arc::clone(link);
+            tauri::async_runtime::spawn(async move {
+                let result = dispatch(&core, &cmd, &args).await;
+                link.send(&ToWindow::Reply { id, result });
+            });
+        }
+        let status = child.wait();
+        tracing::debug!(pid = link.pid, ?status, "window process ended");
+        {
+            let mut current = lock(&self.current);
+            if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, link)) {
+                *current = None;
+            }
+        }
+        if app.tray_by_id(crate::tray::TRAY_ID).is_none() {
+            app.exit(0);
+        }
+    }
+}
