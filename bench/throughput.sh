@@ -96,6 +96,7 @@ stats() {
 }
 median() { stats "$1" | cut -d' ' -f1; }
 hwm_mib() { awk '/^VmHWM:/ { printf "%d", $2 / 1024 }' "/proc/$1/status"; }
+rss_mib() { awk '/^VmRSS:/ { printf "%d", $2 / 1024 }' "/proc/$1/status"; }
 CLK_TCK="$(getconf CLK_TCK)"
 # ticks PID... -> the CPU time (user + system, in clock ticks) the processes used so far
 ticks() {
@@ -167,6 +168,7 @@ start_gateway() { # start_gateway ARGS... -> sets gateway_pid, gateway_port
     pids+=("$gateway_pid")
     gateway_port="$(wait_for "$WORK/gateway.stdout" \
         's/.*BucketFTP listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$gateway_pid" gateway)"
+    gateway_rest_mib="$(rss_mib "$gateway_pid")" # before any transfer: code, runtime, store
 }
 
 start_garage() {
@@ -378,10 +380,13 @@ report() { # report STORE
     fi
     [[ " ${paths[*]} " == *" rclone "* ]] && ratio_line "$r" rclone curl "ratio rclone/raw curl"
     if [[ -n "${gateway_pid:-}" ]]; then
-        printf '%-40s %s MiB%s\n' "gateway peak RSS (VmHWM)" "$(hwm_mib "$gateway_pid")" \
-            "$([[ $store == local ]] && echo ", embedded store included")"
-        printf '%-40s %s MiB = part %s MiB x (%s parts in flight + 1) + download chunks %s MiB x %s\n' \
-            "part-size bound" $((PART_MIB * (PARTS_IN_FLIGHT + 1) + DOWNLOAD_CHUNK_MIB * DOWNLOAD_CHUNKS)) \
+        local hwm
+        hwm="$(hwm_mib "$gateway_pid")"
+        printf '%-40s %s MiB%s; at rest %s MiB; peak - rest = %s MiB\n' "gateway peak RSS (VmHWM)" \
+            "$hwm" "$([[ $store == local ]] && echo ", embedded store included")" \
+            "$gateway_rest_mib" $((hwm - gateway_rest_mib))
+        printf '%-40s %s MiB = part %s MiB x (%s parts in flight + 1) + download chunks %s MiB x %s (peak - rest stays within it)\n' \
+            "part-size bound (buffered bytes)" $((PART_MIB * (PARTS_IN_FLIGHT + 1) + DOWNLOAD_CHUNK_MIB * DOWNLOAD_CHUNKS)) \
             "$PART_MIB" "$PARTS_IN_FLIGHT" "$DOWNLOAD_CHUNK_MIB" "$DOWNLOAD_CHUNKS"
     fi
     [[ -n "${rclone_pid:-}" ]] && printf '%-40s %s MiB\n' "rclone peak RSS (VmHWM)" "$(hwm_mib "$rclone_pid")"

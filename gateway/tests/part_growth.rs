@@ -74,11 +74,7 @@ impl Env {
     }
 
     async fn assert_nothing_left(&self) {
-        let left = self
-            .s3
-            .multipart_uploads_settled(BUCKET, 40, std::time::Duration::from_millis(250))
-            .await;
-        assert!(left.is_empty(), "multipart uploads left behind: {left:?}");
+        self.s3.assert_no_uploads_left(BUCKET, "part_growth").await;
     }
 }
 

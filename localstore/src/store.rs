@@ -230,6 +230,17 @@ impl Store {
         })
     }
 
+    /// A new temp file, created (never an existing one) and open for writing; the path
+    /// removes it when dropped unarmed.
+    fn new_temp_file(&self) -> io::Result<(TempPath, fs::File)> {
+        let temp = self.temp_path()?;
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(temp.path())?;
+        Ok((temp, file))
+    }
+
     /// Streams a request body into a temp file, computing its MD5. Nothing is visible to
     /// clients until the temp file is committed.
     pub(crate) async fn receive(
@@ -324,15 +335,10 @@ impl Store {
 
     /// Writes a small file atomically: temp file, fsync, rename. Creates parent folders.
     pub(crate) fn write_small_file_sync(&self, path: &Path, data: &[u8]) -> io::Result<()> {
-        let mut temp = self.temp_path()?;
-        {
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(temp.path())?;
-            f.write_all(data)?;
-            f.sync_all()?;
-        }
+        let (mut temp, mut f) = self.new_temp_file()?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        drop(f);
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent)?;
         }
@@ -594,12 +600,7 @@ impl Store {
         hash: bool,
     ) -> S3Result<(TempPath, Option<[u8; 16]>)> {
         let err = |e| io_error(e, "cannot copy the object data");
-        let temp = self.temp_path().map_err(err)?;
-        let mut out = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(temp.path())
-            .map_err(err)?;
+        let (temp, mut out) = self.new_temp_file().map_err(err)?;
         src.seek(SeekFrom::Start(offset)).map_err(err)?;
         let mut limited = Read::take(&mut *src, len);
         let digest = if hash {
@@ -634,12 +635,7 @@ impl Store {
     /// A new, empty temp file (fsynced).
     pub(crate) fn empty_temp_sync(&self) -> S3Result<TempPath> {
         let err = |e| io_error(e, "cannot create a temp file");
-        let temp = self.temp_path().map_err(err)?;
-        let f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(temp.path())
-            .map_err(err)?;
+        let (temp, f) = self.new_temp_file().map_err(err)?;
         f.sync_all().map_err(err)?;
         Ok(temp)
     }
@@ -647,12 +643,7 @@ impl Store {
     /// Appends the files `parts` into a new temp file (fsynced), in order.
     pub(crate) fn concat_to_temp_sync(&self, parts: &[PathBuf]) -> S3Result<TempPath> {
         let err = |e| io_error(e, "cannot assemble the multipart object");
-        let temp = self.temp_path().map_err(err)?;
-        let mut out = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(temp.path())
-            .map_err(err)?;
+        let (temp, mut out) = self.new_temp_file().map_err(err)?;
         for p in parts {
             let mut f = fs::File::open(p).map_err(err)?;
             io::copy(&mut f, &mut out).map_err(err)?;

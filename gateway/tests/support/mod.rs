@@ -895,6 +895,15 @@ api_bind_addr = "127.0.0.1:{s3}"
         left
     }
 
+    /// Asserts that no multipart upload is left in `bucket` (aborts run in the background:
+    /// asked again every 250 ms for up to 30 s while some are); `what` says after what.
+    pub(crate) async fn assert_no_uploads_left(&self, bucket: &str, what: &str) {
+        let left = self
+            .multipart_uploads_settled(bucket, 120, Duration::from_millis(250))
+            .await;
+        assert!(left.is_empty(), "{what}: multipart uploads left: {left:?}");
+    }
+
     /// SIGKILLs the server now (no clean shutdown; the local store is dropped, which closes
     /// its listener and ends its connections after their current request). Idempotent. The
     /// temp dir stays until Drop.
