@@ -6,7 +6,8 @@ from .venv-test. Needs an X display (Xvfb) and a D-Bus session with an unlocked 
 Service: scripts/test-desktop.sh provides all three and runs this with the venv's python.
 
 Steps, each with a screenshot under target/e2e-screenshots/:
-  01 the window at first start (profile "This computer")
+  01 the window at first start (profile "This computer"), shown by the window process
+     (`bucketftp --window`, a child of the tray process): every step goes through the pipe
   02 a profile against a throw-away Garage S3 server (tests/system/s3servers.py) filled in
   03 "Test connection" says the bucket is reachable; the profile is saved (secret in the
      keychain, not in profiles.json)
@@ -202,10 +203,35 @@ class Run:
         say(f"  screenshot {os.path.relpath(path, REPO)}")
 
 
+def cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+    except OSError:
+        return []
+
+
+def parent(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def step_first_window(r):
     r.until(lambda d: "This computer" in r.text("profile-list"), 20, "profile This computer")
     assert "/local" in r.text("profile-list")
     assert r.text("status-text") == "Stopped", r.text("status-text")
+    # The page under test is the window process's (`bucketftp --window`), a child of the
+    # tray process: every step below goes through the pipe between the two.
+    below = descendants(r.tauri_driver.pid)
+    apps = [p for p in below if [os.path.basename(a) for a in cmdline(p)[:1]] == [os.path.basename(APP)]]
+    windows = [p for p in apps if "--window" in cmdline(p)]
+    trays = [p for p in apps if "--window" not in cmdline(p)]
+    assert len(windows) == 1 and len(trays) == 1, \
+        f"expected one tray and one window process: {[(p, cmdline(p)) for p in below]}"
+    assert parent(windows[0]) == trays[0], "the window process is not the tray process's child"
     r.shot("01-first-start")
 
 
