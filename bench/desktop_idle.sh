@@ -6,8 +6,8 @@
 #       1. idle in the tray after `bucketftp --minimized` (the server running, no window)
 #       2. with the window open (a second launch brings it up)
 #       3. after the window is closed again (the close request a window manager sends)
-# Usage: bench/desktop_idle.sh        env: BUCKETFTP_APP (default: builds and uses
-#        target/release/bucketftp), SETTLE_SECS (default 10: wait before each reading).
+# Usage: bench/desktop_idle.sh        env: BUCKETFTP_APP (default: builds, as the package
+#        does, and uses target/release/bucketftp), SETTLE_SECS (default 10: wait before each reading).
 # Needs scripts/install-test-deps.sh (its desktop section). Touches no real config: HOME and
 # the XDG folders are a temp dir.
 set -euo pipefail
@@ -16,8 +16,10 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="$REPO/.venv-test/bin/python"
 [[ -x "$PY" ]] || { echo "missing $PY: run scripts/install-test-deps.sh" >&2; exit 1; }
 if [[ -z "${BUCKETFTP_APP:-}" ]]; then
-    echo "building the release app (cargo build --release -p bucketftp)" >&2
-    (cd "$REPO" && cargo build --release -p bucketftp) >&2
+    # As `tauri build` (scripts/package.sh) builds it: with the custom-protocol feature, so
+    # this measures the app that ships and reuses the package build's artifacts.
+    echo "building the release app (cargo build --release -p bucketftp --features tauri/custom-protocol)" >&2
+    (cd "$REPO" && cargo build --release -p bucketftp --features tauri/custom-protocol) >&2
     BUCKETFTP_APP="${CARGO_TARGET_DIR:-$REPO/target}/release/bucketftp"
 fi
 [[ -x "$BUCKETFTP_APP" ]] || { echo "app binary not found: $BUCKETFTP_APP" >&2; exit 1; }

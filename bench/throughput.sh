@@ -29,7 +29,13 @@
 # Usage: bench/throughput.sh [SIZE_MIB]
 #   env: SIZE_MIB (512), ROUNDS (3), STORES (garage,local), BUCKETFTP_BIN (default: builds and
 #        uses target/release/bucketftp-server), VENV_PY (default .venv-test/bin/python),
-#        BENCH_DIRECT_ONLY=1 (measure only the boto3 and curl paths).
+#        BENCH_DIRECT_ONLY=1 (measure only the boto3 and curl paths),
+#        PROFILE=1 (after the rounds, one more upload and download of each store through the
+#        gateway and one through the raw curl stream, each sampled machine-wide by
+#        `perf record -e cpu-clock` (Debian's linux-perf; software clock, so it works without
+#        hardware counters): prints, per transfer, the share of CPU samples of each process and
+#        shared object (threads by name: the gateway's are bucketftp-io), and the gateway's
+#        hottest functions. Not timed: perf slows them.)
 # Needs scripts/install-test-deps.sh. Uses about 3 x SIZE_MIB of disk under $TMPDIR.
 set -euo pipefail
 
@@ -328,6 +334,38 @@ round() {
     s3curl -X DELETE -o /dev/null "$S3_ENDPOINT/$S3_BUCKET/$key" || die "$store/$path: delete failed"
 }
 
+# profile STORE: PROFILE=1's sampled transfers (see the header).
+profile() {
+    local store=$1 path op data
+    command -v perf >/dev/null || { echo "profile: no perf on PATH (apt-get install linux-perf)"; return 0; }
+    for path in curl gateway; do
+        [[ " ${paths[*]} " == *" $path "* ]] || continue
+        for op in upload download; do
+            data="$WORK/perf.$store.$path.$op.data"
+            perf record -q -e cpu-clock -F 499 -a -g -o "$data" 2>/dev/null &
+            local perf_pid=$!
+            sleep 1 # perf attaches to every CPU before the transfer starts
+            if [[ $op == upload ]]; then
+                xfer "$path" upload "$WORK/data.bin" "profile.bin" >/dev/null
+            else
+                xfer "$path" download "$WORK/out.bin" "profile.bin" >/dev/null
+            fi
+            kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true
+            echo "profile $store, $path $op: share of all CPU samples by process and object (top 12)"
+            perf report -i "$data" --no-children --sort comm,dso --stdio 2>/dev/null \
+                | grep -E '^ +[0-9.]+%' | head -12 | sed 's/^/    /'
+            if [[ $path == gateway ]]; then
+                echo "  the gateway's hottest functions (share of all samples, top 12)"
+                perf report -i "$data" --no-children --comms bucketftp-io,bucketftp-serve \
+                    --sort sym --stdio 2>/dev/null | grep -E '^ +[0-9.]+%' | head -12 | sed 's/^/    /'
+            fi
+            rm -f "$data"
+        done
+        rm -f "$WORK/out.bin"
+        s3curl -X DELETE -o /dev/null "$S3_ENDPOINT/$S3_BUCKET/profile.bin" || true
+    done
+}
+
 # --- Report ------------------------------------------------------------------------------
 declare -A label=(
     [boto3]="boto3, ${PART_MIB} MiB parts x ${PARTS_IN_FLIGHT}"
@@ -415,6 +453,7 @@ for store in "${stores[@]}"; do
         for path in "${paths[@]}"; do round "$store" "$path"; done
     done
     report "$store"
+    [[ "${PROFILE:-}" == 1 ]] && profile "$store"
     stop_all
     rm -rf "$WORK/gateway-data" "$WORK/local-store" "$WORK/s3.env"
 done

@@ -395,8 +395,18 @@ fn handle_sighup() -> Result<tokio::sync::oneshot::Sender<Option<Reload>>> {
     Ok(tx)
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> Result<()> {
+    // Named worker threads: `top -H`, `ps -L` and `perf report --sort comm` tell the
+    // gateway's own threads from a store's or a client's (tokio's default name is generic).
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("bucketftp-io")
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(run())
+}
+
+async fn run() -> Result<()> {
     let (cli, file) = parse_cli()?;
     match &cli.command {
         Some(Command::FilezillaSite(args)) => return filezilla_site(args),

@@ -5,7 +5,7 @@
 //! the tray says [`ToWindow::Close`], or when standard input ends (the tray is gone).
 
 use std::collections::HashMap;
-use std::io::{self, BufRead, Write};
+use std::io::{self, BufRead, IsTerminal, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -88,6 +88,11 @@ impl TrayLink {
 /// Runs the window process until its window closes or the tray goes.
 pub fn run() {
     gateway::logging::init("info");
+    if io::stdin().is_terminal() {
+        // Started by hand: nobody would answer the page's calls.
+        eprintln!("bucketftp --window is started by the BucketFTP tray app; run bucketftp");
+        std::process::exit(2);
+    }
     let link = Arc::new(TrayLink {
         next_id: AtomicU64::new(1),
         pending: Mutex::new(HashMap::new()),
