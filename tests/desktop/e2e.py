@@ -36,6 +36,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, "tests", "system"))
 import s3servers  # noqa: E402
+import xwin  # noqa: E402
 
 from selenium import webdriver  # noqa: E402
 from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
@@ -203,14 +204,6 @@ class Run:
         say(f"  screenshot {os.path.relpath(path, REPO)}")
 
 
-def cmdline(pid):
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
-    except OSError:
-        return []
-
-
 def parent(pid):
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -226,11 +219,11 @@ def step_first_window(r):
     # The page under test is the window process's (`bucketftp --window`), a child of the
     # tray process: every step below goes through the pipe between the two.
     below = descendants(r.tauri_driver.pid)
-    apps = [p for p in below if [os.path.basename(a) for a in cmdline(p)[:1]] == [os.path.basename(APP)]]
-    windows = [p for p in apps if "--window" in cmdline(p)]
-    trays = [p for p in apps if "--window" not in cmdline(p)]
+    apps = [p for p in below if [os.path.basename(a) for a in xwin.argv(p)[:1]] == [os.path.basename(APP)]]
+    windows = [p for p in apps if "--window" in xwin.argv(p)]
+    trays = [p for p in apps if "--window" not in xwin.argv(p)]
     assert len(windows) == 1 and len(trays) == 1, \
-        f"expected one tray and one window process: {[(p, cmdline(p)) for p in below]}"
+        f"expected one tray and one window process: {[(p, xwin.argv(p)) for p in below]}"
     assert parent(windows[0]) == trays[0], "the window process is not the tray process's child"
     r.shot("01-first-start")
 

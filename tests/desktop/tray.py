@@ -225,14 +225,6 @@ def comm(pid):
         return ""
 
 
-def argv(pid):
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
-    except OSError:
-        return []
-
-
 def webkit_children(pid):
     """Names of the WebKit processes directly below `pid`."""
     return [n for n in map(comm, children(pid)) if n.startswith("WebKit")]
@@ -254,7 +246,7 @@ def webkit_below(pid):
 
 def window_processes(pid):
     """The tray process's window processes (`bucketftp --window`)."""
-    return [k for k in children(pid) if "--window" in argv(k)]
+    return [k for k in children(pid) if "--window" in xwin.argv(k)]
 
 
 def check_open_window(t):
@@ -318,7 +310,7 @@ def check_quit(t):
     assert t.app.returncode == 0, f"exit code {t.app.returncode}"
     assert not t.port_open(), "port still open after Quit"
     assert wait(lambda: not any(os.path.exists(f"/proc/{w}") and comm(w) != "" for w in wins), 15), \
-        f"the window process outlived Quit: {[(w, argv(w)) for w in wins]}"
+        f"the window process outlived Quit: {[(w, xwin.argv(w)) for w in wins]}"
 
 
 CHECKS = [

@@ -47,6 +47,15 @@ def close(wid):
         d.close()
 
 
+def argv(pid):
+    """A process's command line (from /proc), or [] when it is gone."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+    except OSError:
+        return []
+
+
 def process_tree_rss_kib(pid):
     """VmRSS of `pid` and of every process below it, in KiB: {pid: (comm, rss)}."""
     out = {}
