@@ -158,10 +158,72 @@ async fn local_bucket_through_the_same_path() {
     assert_eq!(r.cmd("RNTO /renamed").await.0, 250);
     assert!(local.folder.join("renamed").join("a.txt").exists());
     assert!(!local.folder.join("新しい フォルダ").exists());
+    // A client of this process gets what it would over HTTP: HEAD errors have no body, so
+    // the SDK reads the status (as the gateway's stat of a missing file needs).
+    let direct = gateway::s3::ClientFactory::new(&local.settings)
+        .unwrap()
+        .client(&local.access_key, &local.secret_key, None);
+    let missing = direct
+        .head_object()
+        .bucket("files")
+        .key("nope")
+        .send()
+        .await;
+    let missing = missing.unwrap_err().into_service_error();
+    assert!(missing.is_not_found(), "{missing:?}");
+    let no_bucket = direct.head_bucket().bucket("no-such-bucket").send().await;
+    let no_bucket = no_bucket.unwrap_err().into_service_error();
+    assert!(no_bucket.is_not_found(), "{no_bucket:?}");
+    // The gateway reached the store of its own process without a socket...
+    let port = local.store.local_addr().port();
+    assert_eq!(
+        connections_to(port),
+        0,
+        "the gateway used the store's TCP port"
+    );
+    // ...which a client of another kind (the SDK's own HTTP client) does open.
+    let plain = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .endpoint_url(local.store.endpoint())
+            .region(aws_sdk_s3::config::Region::new(local.store.region()))
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                &local.access_key,
+                &local.secret_key,
+                None,
+                None,
+                "test",
+            ))
+            .force_path_style(true)
+            .build(),
+    );
+    let head = plain.head_object().bucket("files").key("renamed/a.txt");
+    assert_eq!(head.send().await.unwrap().content_length(), Some(7));
+    assert!(
+        connections_to(port) > 0,
+        "no TCP connection seen: the check cannot fail"
+    );
     // The same credential comes back on the next start.
     let again = localstore::load_or_create_credentials(&root).unwrap();
     assert_eq!(again, (local.access_key.clone(), local.secret_key.clone()));
     gw.stop(std::time::Duration::from_millis(100)).await;
     local.store.stop().await;
     let _ = std::fs::remove_dir_all(root);
+}
+
+/// Open TCP connections of this host with either end on 127.0.0.1:`port`, from
+/// `/proc/net/tcp` (the tests run on Linux).
+fn connections_to(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp (Linux)");
+    let end = format!("0100007F:{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            // local_address rem_address st: 01 ESTABLISHED, 02 SYN_SENT (not a listener, not
+            // an earlier test's TIME_WAIT on a reused port).
+            cols.len() > 3 && matches!(cols[3], "01" | "02") && (cols[1] == end || cols[2] == end)
+        })
+        .count()
 }

@@ -42,11 +42,14 @@
 //! In the source: `keys` (pure key/path rules), `listing` (S3-ordered tree walk), `store`
 //! (atomic writes, sidecars, locks), `multipart` (upload state), `s3impl` (the S3 operations),
 //! `server` (auth, accept loop), `credentials` (the persisted local key pair), [`atomic`]
-//! (the workspace's one atomic small-file write).
+//! (the workspace's one atomic small-file write), `file_stream` (GetObject bodies read straight
+//! from the file), [`direct`] (requests from the same process, without a socket).
 
 pub mod atomic;
 mod credentials;
+pub mod direct;
 mod error;
+mod file_stream;
 mod keys;
 mod listing;
 mod multipart;
@@ -66,6 +69,17 @@ use tokio::task::JoinHandle;
 
 pub use credentials::{CREDENTIALS_FILE, load_or_create_credentials};
 pub use error::LocalStoreError;
+
+/// The address clients reach a store bound to `bound` at: a wildcard address becomes the
+/// loopback address of the same family.
+fn client_addr(bound: SocketAddr) -> SocketAddr {
+    let ip = match bound.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, bound.port())
+}
 
 /// The SigV4 region clients must sign with.
 pub const REGION: &str = "local";
@@ -101,6 +115,8 @@ pub struct LocalStore {
     store: Arc<store::Store>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
+    /// Lists the store for in-process clients ([`direct`]) until it stops.
+    registration: direct::Registration,
 }
 
 impl fmt::Debug for LocalStore {
@@ -155,6 +171,7 @@ impl LocalStore {
             secret: SecretKey::from(cfg.secret_key),
         });
         let service = builder.build();
+        let registration = direct::Registration::new(client_addr(addr), service.clone());
         let (shutdown, rx) = watch::channel(false);
         let task = tokio::spawn(server::serve(listener, service, rx));
         tracing::info!(%addr, root = %store.root().display(), "local S3 store listening");
@@ -163,19 +180,16 @@ impl LocalStore {
             store,
             shutdown,
             task,
+            registration,
         })
     }
 
     /// The URL clients use, e.g. `http://127.0.0.1:49152`. A wildcard bind address is
-    /// reported as the loopback address of the same family.
+    /// reported as the loopback address of the same family. In this process,
+    /// [`direct::direct`] of that address reaches the store without a socket.
     #[must_use]
     pub fn endpoint(&self) -> String {
-        let ip = match self.addr.ip() {
-            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-            ip => ip,
-        };
-        format!("http://{}", SocketAddr::new(ip, self.addr.port()))
+        format!("http://{}", client_addr(self.addr))
     }
 
     /// The SigV4 signing region clients must use: `"local"`.
@@ -209,8 +223,10 @@ impl LocalStore {
     }
 
     /// Stops accepting connections, lets open requests finish (up to a few seconds), and ends
-    /// the server task.
+    /// the server task. In-process clients ([`direct`]) reach it no more from the start of the
+    /// call; a request of theirs already under way finishes on its own.
     pub async fn stop(self) {
+        drop(self.registration);
         let _ = self.shutdown.send(true);
         if let Err(e) = self.task.await {
             tracing::warn!(error = %e, "local S3 store task ended abnormally");

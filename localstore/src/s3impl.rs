@@ -15,9 +15,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use s3s::dto::*;
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
-use tokio::io::AsyncReadExt;
-use tokio_util::io::ReaderStream;
 
+use crate::file_stream::FileChunks;
 use crate::keys::{self, Cursor};
 use crate::listing::{self, Item};
 use crate::store::{
@@ -27,8 +26,9 @@ use crate::store::{
 
 /// Largest page for listings, as S3.
 const MAX_PAGE: i32 = 1000;
-/// Read size for object downloads.
-const READ_CHUNK: usize = 256 * 1024;
+/// Read size for object downloads: each reply holds at most two such chunks (one being sent,
+/// the next being read).
+const READ_CHUNK: usize = 1024 * 1024;
 
 /// The S3 service over a [`Store`].
 pub(crate) struct LocalS3 {
@@ -520,10 +520,7 @@ impl S3 for LocalS3 {
         let Opened { info, file } = opened;
         let len = span.as_ref().map_or(info.size, |s| s.end - s.start);
         let body = match file {
-            Some(f) => StreamingBlob::wrap(ReaderStream::with_capacity(
-                tokio::fs::File::from_std(f).take(len),
-                READ_CHUNK,
-            )),
+            Some(f) => StreamingBlob::wrap(FileChunks::new(f, len, READ_CHUNK)),
             None => StreamingBlob::wrap(futures::stream::empty::<
                 Result<bytes::Bytes, std::io::Error>,
             >()),

@@ -1,6 +1,9 @@
 //! Everything that speaks S3: client construction per credential from one shared HTTP client,
-//! provider presets, and the classification of S3 errors into FTP-meaningful failures.
+//! provider presets, and the classification of S3 errors into FTP-meaningful failures. An
+//! endpoint served by this process (the embedded local store) is reached without a socket
+//! (`direct`).
 
+pub mod direct;
 pub mod error;
 pub mod provider;
 
@@ -164,11 +167,15 @@ impl ClientFactory {
     /// Validates `settings` and builds the shared HTTP client.
     pub fn new(settings: &S3Settings) -> Result<Self, SettingsError> {
         let resolved = settings.resolve()?;
-        let http = aws_smithy_http_client::Builder::new()
+        let mut http = aws_smithy_http_client::Builder::new()
             .tls_provider(tls::Provider::Rustls(
                 tls::rustls_provider::CryptoMode::AwsLc,
             ))
             .build_https();
+        // The embedded store of this process is reached without a socket (see `direct`).
+        if let Some(addr) = resolved.endpoint.as_deref().and_then(direct::loopback_addr) {
+            http = direct::routed(addr, http);
+        }
         Ok(Self {
             resolved,
             http,
