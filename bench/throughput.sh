@@ -4,7 +4,8 @@
 # For each store in STORES (default "garage,local"):
 #   garage  a throw-away Garage (tests/system/s3servers.py) and the gateway in endpoint mode;
 #   local   the gateway's embedded local store (`bucketftp-server --local DIR`), whose own
-#           loopback S3 endpoint the direct paths use;
+#           loopback S3 endpoint the direct paths use (the gateway itself hands its requests
+#           to the store in-process, without a socket: gateway/src/s3/direct.rs);
 # it uploads and downloads one random file of SIZE_MIB MiB, ROUNDS times, each round going
 # through every path in turn (so load on the machine spreads over all of them):
 #   boto3    directly to S3 with boto3 (.venv-test): multipart, 8 MiB parts, 4 threads like the
@@ -28,7 +29,8 @@
 #
 # Usage: bench/throughput.sh [SIZE_MIB]
 #   env: SIZE_MIB (512), ROUNDS (3), STORES (garage,local), BUCKETFTP_BIN (default: builds and
-#        uses target/release/bucketftp-server), VENV_PY (default .venv-test/bin/python),
+#        uses target/release/bucketftp-server; with PROFILE=1 target/profiling/, the same code
+#        with its symbol table), VENV_PY (default .venv-test/bin/python),
 #        BENCH_DIRECT_ONLY=1 (measure only the boto3 and curl paths),
 #        PROFILE=1 (after the rounds, one more upload and download of each store through the
 #        gateway and one through the raw curl stream, each sampled machine-wide by
@@ -70,9 +72,12 @@ if [[ "${BENCH_DIRECT_ONLY:-}" != 1 ]]; then
 fi
 if [[ " ${paths[*]} " == *" gateway "* || ",$STORES," == *",local,"* ]]; then
     if [[ -z "${BUCKETFTP_BIN:-}" ]]; then
-        echo "building the release gateway (cargo build --release -p gateway --bin bucketftp-server)" >&2
-        (cd "$REPO" && cargo build --release -p gateway --bin bucketftp-server) >&2
-        BUCKETFTP_BIN="${CARGO_TARGET_DIR:-$REPO/target}/release/bucketftp-server"
+        # PROFILE=1 builds the release code with its symbol table (Cargo.toml's `profiling`)
+        build_profile=release
+        [[ "${PROFILE:-}" == 1 ]] && build_profile=profiling
+        echo "building the gateway (cargo build --profile $build_profile -p gateway --bin bucketftp-server)" >&2
+        (cd "$REPO" && cargo build --locked --profile "$build_profile" -p gateway --bin bucketftp-server) >&2
+        BUCKETFTP_BIN="${CARGO_TARGET_DIR:-$REPO/target}/$build_profile/bucketftp-server"
     fi
     [[ -x "$BUCKETFTP_BIN" ]] || die "gateway binary not found: $BUCKETFTP_BIN"
 fi
@@ -352,12 +357,13 @@ profile() {
             fi
             kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true
             echo "profile $store, $path $op: share of all CPU samples by process and object (top 12)"
-            perf report -i "$data" --no-children --sort comm,dso --stdio 2>/dev/null \
-                | grep -E '^ +[0-9.]+%' | head -12 | sed 's/^/    /'
+            # sed reads to the end (no `head`): an early exit would be SIGPIPE under pipefail
+            perf report -i "$data" --no-children -g none --sort comm,dso --stdio 2>/dev/null \
+                | grep -E '^ +[0-9.]+%' | sed -n '1,12s/^/    /p' || true
             if [[ $path == gateway ]]; then
                 echo "  the gateway's hottest functions (share of all samples, top 12)"
-                perf report -i "$data" --no-children --comms bucketftp-io,bucketftp-serve \
-                    --sort sym --stdio 2>/dev/null | grep -E '^ +[0-9.]+%' | head -12 | sed 's/^/    /'
+                perf report -i "$data" --no-children -g none --comms bucketftp-io,bucketftp-serve \
+                    --sort sym --stdio 2>/dev/null | grep -E '^ +[0-9.]+%' | sed -n '1,12s/^/    /p' || true
             fi
             rm -f "$data"
         done
@@ -421,7 +427,7 @@ report() { # report STORE
         local hwm
         hwm="$(hwm_mib "$gateway_pid")"
         printf '%-40s %s MiB%s; at rest %s MiB; peak - rest = %s MiB\n' "gateway peak RSS (VmHWM)" \
-            "$hwm" "$([[ $store == local ]] && echo ", embedded store included")" \
+            "$hwm" "$([[ $store == local ]] && echo ", embedded store included (it serves the direct paths too)")" \
             "$gateway_rest_mib" $((hwm - gateway_rest_mib))
         printf '%-40s %s MiB = part %s MiB x (%s parts in flight + 1) + download chunks %s MiB x %s (peak - rest stays within it)\n' \
             "part-size bound (buffered bytes)" $((PART_MIB * (PARTS_IN_FLIGHT + 1) + DOWNLOAD_CHUNK_MIB * DOWNLOAD_CHUNKS)) \

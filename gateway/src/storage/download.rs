@@ -286,10 +286,12 @@ impl Download {
             let Some(task) = ahead.0.pop_front() else {
                 break;
             };
-            let (chunk, permit) = task
+            let (pieces, permit) = task
                 .await
                 .map_err(|e| Failure::Other(format!("download task failed: {e}")))??;
-            written += self.deliver(out, &chunk).await?;
+            for piece in &pieces {
+                written += self.deliver(out, piece).await?;
+            }
             drop(permit);
         }
         Ok(written)
@@ -329,7 +331,10 @@ impl Download {
 /// The chunks downloading ahead, in order; dropping it (the client went away, a chunk
 /// failed) cancels them.
 #[derive(Default)]
-struct Ahead(VecDeque<JoinHandle<Result<(Bytes, Held), Failure>>>);
+struct Ahead(VecDeque<JoinHandle<Result<Fetched, Failure>>>);
+
+/// A chunk fetched ahead: the pieces the SDK handed over, and the memory they hold.
+type Fetched = (Vec<Bytes>, Held);
 
 impl Drop for Ahead {
     fn drop(&mut self) {
@@ -340,13 +345,14 @@ impl Drop for Ahead {
 }
 
 impl Rest {
-    /// Fetches bytes `first..=last` whole; `permit` (memory for them) is held until written.
+    /// Fetches bytes `first..=last` whole, as the pieces the SDK handed over (joining them
+    /// would copy every byte once more); `permit` (memory for them) is held until written.
     fn fetch(
         &self,
         first: u64,
         last: u64,
         permit: Held,
-    ) -> impl Future<Output = Result<(Bytes, Held), Failure>> + Send + 'static {
+    ) -> impl Future<Output = Result<Fetched, Failure>> + Send + 'static {
         let mut req = self
             .client
             .get_object()
@@ -360,20 +366,21 @@ impl Rest {
         }
         async move {
             let out = req.send().await.classified()?;
-            let bytes = out
+            let pieces: Vec<Bytes> = out
                 .body
                 .collect()
                 .await
                 .map_err(|e| Failure::Transient(format!("reading from the store: {e}")))?
-                .into_bytes();
-            if bytes.len() as u64 != last - first + 1 {
+                .into_segments()
+                .collect();
+            let received: u64 = pieces.iter().map(|p| p.len() as u64).sum();
+            if received != last - first + 1 {
                 return Err(Failure::Transient(format!(
-                    "the store sent {} bytes for a range of {}",
-                    bytes.len(),
+                    "the store sent {received} bytes for a range of {}",
                     last - first + 1
                 )));
             }
-            Ok((bytes, permit))
+            Ok((pieces, permit))
         }
     }
 }

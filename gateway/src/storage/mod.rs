@@ -10,7 +10,8 @@
 //! - `bucket.rs`: the bucket client (HEAD, paged listing, markers, deletes, copies);
 //! - `folders.rs`: DELE, MKD, RMD and renames over key prefixes;
 //! - [`listing`]: pure ListObjectsV2 pages to folder entries;
-//! - [`upload`], [`multipart`], [`download`]: the transfers.
+//! - [`upload`], [`multipart`], [`download`]: the transfers; `part_buf.rs`: the upload's part
+//!   buffers, each a memory mapping returned to the system when the store has the part.
 //!
 //! Here: what all sessions share ([`Shared`], [`Permissions`]) and the facts a stat returns
 //! ([`ObjectMeta`]).
@@ -21,6 +22,7 @@ pub mod download;
 mod folders;
 pub mod listing;
 pub mod multipart;
+mod part_buf;
 pub mod parts;
 pub mod upload;
 

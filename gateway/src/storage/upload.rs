@@ -25,12 +25,12 @@ use std::sync::Arc;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::CompletedPart;
-use bytes::{BufMut, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinSet;
 
 use super::multipart::MultipartUpload;
+use super::part_buf::PartBuf;
 use crate::error::Failure;
 use crate::events::TransferTracker;
 use crate::s3::error::ClassifyExt;
@@ -404,7 +404,9 @@ impl Upload<'_> {
             };
             // With no part in flight the upload holds no memory, and may take the reserve.
             let permit = self.memory.take(part_size as u64, set.is_empty()).await?;
-            let mut buf = BytesMut::with_capacity(part_size);
+            let mut buf = PartBuf::new(part_size).map_err(|e| {
+                Failure::Other(format!("no memory for a part of {part_size} bytes: {e}"))
+            })?;
             let eof = fill(
                 reader,
                 &mut buf,
@@ -589,7 +591,7 @@ fn client_bytes(total: u64, prefix_len: u64) -> u64 {
 /// Reads until `buf` holds `cap` bytes or the input ends. Returns true at the end of input.
 async fn fill<R: AsyncRead + Unpin>(
     reader: &mut R,
-    buf: &mut BytesMut,
+    buf: &mut PartBuf,
     cap: usize,
     total: &mut u64,
     prefix_len: u64,
@@ -597,7 +599,7 @@ async fn fill<R: AsyncRead + Unpin>(
 ) -> Result<bool, Failure> {
     while buf.len() < cap {
         let room = cap - buf.len();
-        let n = reader.read_buf(&mut buf.limit(room)).await.map_err(|e| {
+        let n = reader.read(buf.room(room)).await.map_err(|e| {
             Failure::Aborted(if e.kind() == std::io::ErrorKind::TimedOut {
                 "the client sent no data for too long".to_owned()
             } else {
@@ -607,6 +609,7 @@ async fn fill<R: AsyncRead + Unpin>(
         if n == 0 {
             return Ok(true);
         }
+        buf.filled(n);
         let before = *total;
         *total += n as u64;
         let client_new = client_bytes(*total, prefix_len) - client_bytes(before, prefix_len);
