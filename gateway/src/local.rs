@@ -23,8 +23,7 @@ pub enum LocalError {
     Store(#[from] localstore::LocalStoreError),
 }
 
-/// A running local bucket and how to log in to it.
-#[derive(Debug)]
+/// A running local bucket and how to log in to it. `Debug` leaves the secret key out.
 pub struct LocalSetup {
     /// The embedded S3 server; `store.stop().await` ends it.
     pub store: localstore::LocalStore,
@@ -38,6 +37,19 @@ pub struct LocalSetup {
     pub bucket: String,
     /// The folder holding the bucket's files.
     pub folder: PathBuf,
+}
+
+impl std::fmt::Debug for LocalSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalSetup")
+            .field("store", &self.store)
+            .field("settings", &self.settings)
+            .field("access_key", &self.access_key)
+            .field("secret_key", &"<redacted>")
+            .field("bucket", &self.bucket)
+            .field("folder", &self.folder)
+            .finish()
+    }
 }
 
 impl LocalSetup {

@@ -158,6 +158,9 @@ async fn local_bucket_through_the_same_path() {
     assert_eq!(r.cmd("RNTO /renamed").await.0, 250);
     assert!(local.folder.join("renamed").join("a.txt").exists());
     assert!(!local.folder.join("新しい フォルダ").exists());
+    let mut dc = r.data("RETR /renamed/a.txt").await;
+    assert_eq!(dc.read_all().await, b"on disk");
+    assert_eq!(r.reply().await.0, 226);
     // A client of this process gets what it would over HTTP: HEAD errors have no body, so
     // the SDK reads the status (as the gateway's stat of a missing file needs).
     let direct = gateway::s3::ClientFactory::new(&local.settings)

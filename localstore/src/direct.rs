@@ -1,7 +1,8 @@
 //! In-process requests: a client in the same process as a running [`crate::LocalStore`] may
 //! hand it S3 requests as values instead of over its loopback HTTP connection.
 //!
-//! Every running store is listed here under the address it listens on, from `start` until
+//! Every running store is listed here under the address clients reach it at (its
+//! [`crate::LocalStore::endpoint`]: a wildcard bind is listed as loopback), from `start` until
 //! `stop` (or drop). [`direct`] finds the store behind an address; [`Direct::call`] runs one
 //! request through the very service the HTTP listener uses (same signature check, same
 //! operations, same errors), so the only thing skipped is the socket: no copy of the body
@@ -67,8 +68,8 @@ impl Direct {
     /// every error, which the HTTP server leaves out for those).
     ///
     /// # Errors
-    /// [`DirectError`] where an HTTP server would drop the connection (the request body
-    /// failed, or the service could not produce a reply). S3 errors are replies.
+    /// [`DirectError`] when the service could produce no reply at all. S3 errors, including
+    /// a request body that failed part-way (`IncompleteBody`), are replies.
     pub async fn call<B>(&self, req: http::Request<B>) -> Result<http::Response<Body>, DirectError>
     where
         B: http_body::Body<Data = Bytes> + Send + Sync + 'static,

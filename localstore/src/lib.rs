@@ -111,12 +111,13 @@ impl fmt::Debug for LocalStoreConfig {
 /// A running local S3 server. Dropping it without [`LocalStore::stop`] also shuts the server
 /// down, without waiting.
 pub struct LocalStore {
+    /// Lists the store for in-process clients ([`direct`]) until it stops; first, so a drop
+    /// unlists it before anything else goes, as `stop` does.
+    registration: direct::Registration,
     addr: SocketAddr,
     store: Arc<store::Store>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
-    /// Lists the store for in-process clients ([`direct`]) until it stops.
-    registration: direct::Registration,
 }
 
 impl fmt::Debug for LocalStore {
@@ -176,11 +177,11 @@ impl LocalStore {
         let task = tokio::spawn(server::serve(listener, service, rx));
         tracing::info!(%addr, root = %store.root().display(), "local S3 store listening");
         Ok(LocalStore {
+            registration,
             addr,
             store,
             shutdown,
             task,
-            registration,
         })
     }
 

@@ -11,7 +11,8 @@
 //! - `folders.rs`: DELE, MKD, RMD and renames over key prefixes;
 //! - [`listing`]: pure ListObjectsV2 pages to folder entries;
 //! - [`upload`], [`multipart`], [`download`]: the transfers; `part_buf.rs`: the upload's part
-//!   buffers, each a memory mapping returned to the system when the store has the part.
+//!   buffers (on Linux/glibc each a memory mapping, returned to the system when the store has
+//!   the part).
 //!
 //! Here: what all sessions share ([`Shared`], [`Permissions`]) and the facts a stat returns
 //! ([`ObjectMeta`]).

@@ -20,7 +20,7 @@ type Memory = Vec<u8>;
 /// `capacity` bytes of zeroed memory.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn memory(capacity: usize) -> std::io::Result<Memory> {
-    // A mapping cannot be empty; one byte of room is never read past `capacity`.
+    // A mapping cannot be empty: one byte more than asked, never offered (`PartBuf::capacity`).
     memmap2::MmapMut::map_anon(capacity.max(1))
 }
 
@@ -33,6 +33,8 @@ fn memory(capacity: usize) -> std::io::Result<Memory> {
 /// A buffer of fixed capacity filled from the front.
 pub(crate) struct PartBuf {
     memory: Memory,
+    /// The bytes it may hold (the memory can be larger: a mapping is never empty).
+    capacity: usize,
     len: usize,
 }
 
@@ -41,6 +43,7 @@ impl PartBuf {
     pub(crate) fn new(capacity: usize) -> std::io::Result<Self> {
         Ok(Self {
             memory: memory(capacity)?,
+            capacity,
             len: 0,
         })
     }
@@ -57,13 +60,13 @@ impl PartBuf {
 
     /// Up to `max` bytes of the room after the filled part, to read into.
     pub(crate) fn room(&mut self, max: usize) -> &mut [u8] {
-        let end = self.len.saturating_add(max).min(self.memory.len());
+        let end = self.len.saturating_add(max).min(self.capacity);
         &mut self.memory[self.len..end]
     }
 
     /// Counts `n` more bytes (just read into [`PartBuf::room`]) as filled.
     pub(crate) fn filled(&mut self, n: usize) {
-        self.len = self.len.saturating_add(n).min(self.memory.len());
+        self.len = self.len.saturating_add(n).min(self.capacity);
     }
 
     /// The filled bytes, without a copy; the memory is released with the last clone.
@@ -92,8 +95,11 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_buffer_freezes_empty() {
-        let b = PartBuf::new(0).unwrap();
+    fn an_empty_buffer_has_no_room_and_freezes_empty() {
+        let mut b = PartBuf::new(0).unwrap();
+        assert!(b.room(10).is_empty());
+        b.filled(1);
+        assert!(b.is_empty());
         assert!(b.freeze().is_empty());
     }
 }
