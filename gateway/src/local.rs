@@ -1,6 +1,7 @@
 //! The no-cloud default: a bucket kept in a folder on this machine, served by the embedded
 //! S3 server (`localstore`) on a loopback port and reached through the same S3 code path as
-//! any cloud store. Its credential is generated once and kept (mode 0600) beside the data.
+//! any cloud store (within this process without the socket: `s3::direct`). Its credential is
+//! generated once and kept (mode 0600) beside the data.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -3,7 +3,8 @@
 //! BucketFTP uses this when the user has no cloud account: [`LocalStore::start`] serves a
 //! folder over HTTP on `127.0.0.1`, and the gateway talks to it with `aws-sdk-s3` exactly as
 //! to any S3 server (path style, region [`LocalStore::region`], SigV4 with the configured
-//! key). Users see their files as ordinary files in that folder.
+//! key); from the same process its requests skip the socket ([`direct`]). Users see their
+//! files as ordinary files in that folder.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), localstore::LocalStoreError> {
