@@ -43,19 +43,18 @@ fn start(mut file: std::fs::File, left: u64, chunk: usize) -> Option<JoinHandle<
     Some(tokio::task::spawn_blocking(move || {
         let mut buf = Vec::with_capacity(want);
         // `read_to_end` fills the spare capacity without zeroing it first.
-        let read = (&mut file).take(want as u64).read_to_end(&mut buf);
-        let read = match read {
-            Ok(0) => Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the file is shorter than its recorded size",
-            )),
-            Ok(n) => Ok(n),
-            Err(e) => Err(e),
+        let (left, chunk) = match (&mut file).take(want as u64).read_to_end(&mut buf) {
+            Ok(0) => (
+                0,
+                Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the file is shorter than its recorded size",
+                )),
+            ),
+            Ok(n) => (left - n as u64, Ok(Bytes::from(buf))),
+            Err(e) => (0, Err(e)),
         };
-        match read {
-            Ok(n) => (file, left - n as u64, Ok(Bytes::from(buf))),
-            Err(e) => (file, 0, Err(e)),
-        }
+        (file, left, chunk)
     }))
 }
 

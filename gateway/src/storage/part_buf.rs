@@ -58,10 +58,14 @@ impl PartBuf {
         self.len == 0
     }
 
-    /// Up to `max` bytes of the room after the filled part, to read into.
-    pub(crate) fn room(&mut self, max: usize) -> &mut [u8] {
-        let end = self.len.saturating_add(max).min(self.capacity);
-        &mut self.memory[self.len..end]
+    /// Whether it holds its capacity.
+    pub(crate) fn is_full(&self) -> bool {
+        self.len >= self.capacity
+    }
+
+    /// The room after the filled part, to read into.
+    pub(crate) fn room(&mut self) -> &mut [u8] {
+        &mut self.memory[self.len..self.capacity]
     }
 
     /// Counts `n` more bytes (just read into [`PartBuf::room`]) as filled.
@@ -85,19 +89,24 @@ mod tests {
     fn fills_to_capacity_then_freezes_what_was_filled() {
         let mut b = PartBuf::new(10).unwrap();
         assert!(b.is_empty());
-        b.room(4).copy_from_slice(b"abcd");
+        b.room()[..4].copy_from_slice(b"abcd");
         b.filled(4);
-        assert_eq!(b.room(100).len(), 6, "room never passes the capacity");
-        b.room(3).copy_from_slice(b"efg");
+        assert_eq!(b.room().len(), 6, "room never passes the capacity");
+        b.room()[..3].copy_from_slice(b"efg");
         b.filled(3);
         assert_eq!(b.len(), 7);
-        assert_eq!(&b.freeze()[..], b"abcdefg");
+        assert!(!b.is_full());
+        b.filled(5);
+        assert!(b.is_full(), "filled never passes the capacity");
+        assert!(b.room().is_empty());
+        assert_eq!(&b.freeze()[..7], b"abcdefg");
     }
 
     #[test]
     fn an_empty_buffer_has_no_room_and_freezes_empty() {
         let mut b = PartBuf::new(0).unwrap();
-        assert!(b.room(10).is_empty());
+        assert!(b.is_full());
+        assert!(b.room().is_empty());
         b.filled(1);
         assert!(b.is_empty());
         assert!(b.freeze().is_empty());

@@ -407,15 +407,7 @@ impl Upload<'_> {
             let mut buf = PartBuf::new(part_size).map_err(|e| {
                 Failure::Other(format!("no memory for a part of {part_size} bytes: {e}"))
             })?;
-            let eof = fill(
-                reader,
-                &mut buf,
-                part_size,
-                &mut total,
-                prefix_len,
-                &mut *self.tracker,
-            )
-            .await?;
+            let eof = fill(reader, &mut buf, &mut total, prefix_len, &mut *self.tracker).await?;
             if let Some((max, allowed)) = budget
                 && client_bytes(total, prefix_len) > allowed
             {
@@ -588,18 +580,16 @@ fn client_bytes(total: u64, prefix_len: u64) -> u64 {
     total.saturating_sub(prefix_len)
 }
 
-/// Reads until `buf` holds `cap` bytes or the input ends. Returns true at the end of input.
+/// Reads until `buf` is full or the input ends. Returns true at the end of input.
 async fn fill<R: AsyncRead + Unpin>(
     reader: &mut R,
     buf: &mut PartBuf,
-    cap: usize,
     total: &mut u64,
     prefix_len: u64,
     tracker: &mut TransferTracker,
 ) -> Result<bool, Failure> {
-    while buf.len() < cap {
-        let room = cap - buf.len();
-        let n = reader.read(buf.room(room)).await.map_err(|e| {
+    while !buf.is_full() {
+        let n = reader.read(buf.room()).await.map_err(|e| {
             Failure::Aborted(if e.kind() == std::io::ErrorKind::TimedOut {
                 "the client sent no data for too long".to_owned()
             } else {
