@@ -17,10 +17,29 @@
 //!   client selected with `OPTS MLST`.
 //! - `close`: shut libunftp's end down when the gateway stops, which ends the session.
 //!
-//! A client that closes only the data connection mid-file, keeps the control connection open
-//! and sends nothing (FileZilla's cancel over plain FTP) looks exactly like a finished upload:
-//! no server can tell the two apart. Over FTPS the data channel must end with a TLS
-//! close_notify, so the same cancel is an error there and nothing is stored.
+//! - the end of the data stream: whether the client ended its TLS data stream with a
+//!   close_notify (the relay terminates data TLS and records it), and, for a client on this
+//!   host, which process holds its control socket ([`crate::peer_process`]).
+//!
+//! When an upload's data stream ends, [`ControlTap::settle`] decides whether it was the end the
+//! client meant, with no fixed wait where the end says so itself:
+//! - a TLS data stream that ended with the client's close_notify was ended on purpose (a
+//!   killed client sends none: its upload fails with a read error before this);
+//! - over plain FTP, a client on this host whose process still holds its control socket was
+//!   not killed: a dying process loses its file table before the kernel sends the FINs of its
+//!   sockets, so when the data connection's FIN arrives the process of a killed client no
+//!   longer holds the socket (Linux; measured: the control FIN itself comes up to 10 ms after
+//!   the data FIN on a loaded machine);
+//! - otherwise (a remote client over plain FTP, or where the owner cannot be read) the gate
+//!   waits up to [`SETTLE`] for the relay to see the control connection close or a command
+//!   arrive, returning at once when it does.
+//!
+//! Before each of these the gate asks what is already known: the control connection closed,
+//! or a byte (ABOR) arrived since the upload command, counted by the relay or still unread in
+//! the client's socket. A client that closes only the data connection mid-file, keeps the
+//! control connection open and sends nothing (FileZilla's cancel over plain FTP) looks exactly
+//! like a finished upload: no server can tell the two apart. Over FTPS the data channel must
+//! end with a TLS close_notify, so the same cancel is an error there and nothing is stored.
 
 use std::io::ErrorKind;
 use std::net::{Shutdown, TcpStream};
@@ -28,8 +47,17 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use tokio::sync::Notify;
+
 use crate::error::Failure;
+use crate::peer_process::{Owner, SocketOwner};
 use crate::relay::wire::{Facts, one_line};
+
+/// How long after the end of a plain-FTP data stream the gate waits for the control
+/// connection to close or a command to arrive, when nothing else tells a finished upload from
+/// a killed client (a remote client, or a process whose sockets cannot be read): a killed
+/// client's control connection closes a moment after its data connection.
+pub const SETTLE: Duration = Duration::from_millis(40);
 
 /// How long a reason waits for its error reply before it is dropped as stale.
 const REASON_FRESH: Duration = Duration::from_secs(60);
@@ -72,6 +100,15 @@ pub struct ControlTap {
     facts: AtomicU8,
     listing_is_mlsd: AtomicBool,
     transfer_bytes: Arc<AtomicU64>,
+    /// The client's TLS data stream of the current upload ended with its close_notify.
+    data_closed_cleanly: AtomicBool,
+    /// Woken by the relay whenever the client sends a byte or closes its control connection.
+    control_event: Notify,
+    /// The process on this host that holds the client's control socket, once looked up.
+    owner: tokio::sync::OnceCell<Option<SocketOwner>>,
+    /// The relay asked for that process: the client is not behind a proxy that would hold
+    /// its sockets alive after the client died.
+    owner_wanted: AtomicBool,
 }
 
 /// Splits libunftp's end of the loopback connection into the stream for libunftp and the tap.
@@ -95,6 +132,10 @@ pub fn split(
             facts: AtomicU8::new(Facts::ALL.bits()),
             listing_is_mlsd: AtomicBool::new(false),
             transfer_bytes: Arc::new(AtomicU64::new(0)),
+            data_closed_cleanly: AtomicBool::new(false),
+            control_event: Notify::new(),
+            owner: tokio::sync::OnceCell::new(),
+            owner_wanted: AtomicBool::new(false),
         },
     ))
 }
@@ -106,14 +147,22 @@ impl ControlTap {
     }
 
     /// The relay forwarded an upload command (STOR, APPE, STOU) that ended at `client_bytes`
-    /// bytes of the client's control stream.
+    /// bytes of the client's control stream. Its data stream has not ended yet.
     pub fn set_transfer_mark(&self, client_bytes: u64) {
+        self.data_closed_cleanly.store(false, Ordering::SeqCst);
         self.transfer_mark.store(client_bytes, Ordering::SeqCst);
     }
 
     /// The relay read `n` more bytes from the client.
     pub fn count_client_bytes(&self, n: usize) {
         self.client_bytes.fetch_add(n as u64, Ordering::SeqCst);
+        self.control_event.notify_waiters();
+    }
+
+    /// The relay received the client's close_notify on the current TLS data connection,
+    /// before it passed the end of the stream on to libunftp.
+    pub fn set_data_closed_cleanly(&self) {
+        self.data_closed_cleanly.store(true, Ordering::SeqCst);
     }
 
     /// Bytes the client has sent on the control connection so far.
@@ -124,6 +173,7 @@ impl ControlTap {
     /// The relay saw the client close or reset the control connection.
     pub fn set_client_gone(&self) {
         self.client_gone.store(true, Ordering::SeqCst);
+        self.control_event.notify_waiters();
     }
 
     /// Records that the control channel switched to TLS.
@@ -245,6 +295,68 @@ impl ControlTap {
         let gone = self.client_gone.load(Ordering::SeqCst) || self.state() == ControlState::Closed;
         may_commit(mark, self.client_bytes(), self.client_state(), gone)
             .map_err(|why| Failure::Aborted(why.into()))
+    }
+
+    /// Starts looking up the process on this host that holds the client's control socket
+    /// (once per session; nothing for a client on another host), so that the first upload's
+    /// end need not wait for it. Only for a client that talks to the gateway itself: a proxy
+    /// on this host (a load balancer, which needs `masquerade`) holds the sockets of a client
+    /// that died.
+    pub fn look_up_owner(self: &Arc<Self>) {
+        if self.owner_wanted.swap(true, Ordering::SeqCst) || self.client.get().is_none() {
+            return;
+        }
+        let tap = self.clone();
+        tokio::spawn(async move {
+            let _ = tap.owner().await;
+        });
+    }
+
+    /// The owner of the client's control socket, looked up once.
+    async fn owner(&self) -> Option<SocketOwner> {
+        let sock = self.client.get()?;
+        let (client, server) = (sock.peer_addr().ok()?, sock.local_addr().ok()?);
+        *self
+            .owner
+            .get_or_init(|| async move {
+                tokio::task::spawn_blocking(move || SocketOwner::find(client, server))
+                    .await
+                    .ok()
+                    .flatten()
+            })
+            .await
+    }
+
+    /// The commit gate at the end of an upload's data stream (see the module docs): `Ok` when
+    /// the upload begun at `mark` ended as the client meant it to.
+    pub async fn settle(&self, mark: u64) -> Result<(), Failure> {
+        let event = self.control_event.notified();
+        tokio::pin!(event);
+        event.as_mut().enable();
+        self.check_commit(mark)?;
+        if self.data_closed_cleanly.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let owner = tokio::time::timeout(SETTLE, self.owner())
+            .await
+            .ok()
+            .flatten();
+        if let Some(owner) = owner {
+            let still = tokio::task::spawn_blocking(move || owner.still_holds())
+                .await
+                .unwrap_or(Owner::Unknown);
+            match still {
+                Owner::Holds => return self.check_commit(mark),
+                Owner::Gone => {
+                    return Err(Failure::Aborted(
+                        "the client's process ended before the upload finished".into(),
+                    ));
+                }
+                Owner::Unknown => {}
+            }
+        }
+        let _ = tokio::time::timeout(SETTLE, event).await;
+        self.check_commit(mark)
     }
 }
 

@@ -55,6 +55,7 @@ pub mod local;
 pub mod logging;
 pub mod metrics;
 pub mod path;
+pub mod peer_process;
 pub mod probe;
 pub mod relay;
 pub mod s3;
@@ -158,6 +159,7 @@ impl Gateway {
             tls: config.tls.clone(),
             relay: Arc::new(relay::RelayConfig {
                 control_tls: config.tls.as_ref().map(|t| t.control.clone()),
+                data_tls: config.tls.as_ref().map(|t| t.data.clone()),
                 require_tls: config.require_tls,
                 passive_ports: config.passive_ports.clone(),
                 masquerade: config.masquerade,

@@ -188,7 +188,10 @@ async fn serve_admitted(
         (DataPath::Direct, None) => built.passive_ports(parts.passive_ports.clone()),
         (DataPath::Relayed, _) => built.binder(AnyLoopbackPort),
     };
-    // TLS on the control connection is the relay's; libunftp does the data connections'.
+    // All TLS is the relay's (control connections, and data connections under PROT P, which
+    // the relay always relays and which reach libunftp plain: it never sees PROT). libunftp is
+    // told of the configuration only so that FEAT lists AUTH TLS, PBSZ and PROT, and PBSZ is
+    // answered.
     let built = match &parts.tls {
         Some(tls) => built.ftps_manual::<std::path::PathBuf>(tls.data.clone()),
         None => built,

@@ -3,10 +3,13 @@
 //! key must still hold its old content and no multipart upload may be left. The counts are
 //! printed (`cargo test -p gateway --test cancel -- --nocapture`).
 //!
-//! Cases: 1 the client process is killed (a real `curl`, SIGKILL); 2 the data connection is
-//! reset; 3 ABOR, then the data connection closes; 4 a TLS data channel ends without
-//! close_notify; 5 the client stalls past the transfer timeout; 6 the control connection
-//! closes while the data connection stays open.
+//! Cases: 1 the client process is killed (a real `curl`, SIGKILL); 1b the client process kills
+//! itself the moment its last data byte is written (a Python client: the kernel then sends
+//! the data connection's FIN first and the control connection's a moment later, the hardest
+//! timing for the commit gate, which waits for nothing); 2 the data connection is reset; 3
+//! ABOR, then the data connection closes; 4 a TLS data channel ends without close_notify; 5
+//! the client stalls past the transfer timeout; 6 the control connection closes while the
+//! data connection stays open. `CANCEL_TRIALS=100` runs each case 100 times.
 //!
 //! The socket cases run twice: from 127.0.0.1, whose data connections go straight to libunftp,
 //! and from 127.0.0.2, a client the gateway relays data connections for (as for any client not
@@ -128,9 +131,41 @@ async fn outcome(rx: &mut broadcast::Receiver<Event>) -> Option<bool> {
     }
 }
 
+/// A client that logs in, stores `cut` random bytes as KEY and kills itself (SIGKILL) the
+/// moment its last byte has reached the server's socket (its send queue is empty): argv host
+/// port user password key cut source-ip.
+const KILL_AT_LAST_BYTE: &str = r#"
+import fcntl, os, signal, socket, struct, sys, termios
+host, port, user, pw, key, cut, src = sys.argv[1:8]
+def conn(addr):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind((src, 0))
+    s.connect(addr)
+    return s
+ctl = conn((host, int(port)))
+f = ctl.makefile("rb")
+def reply():
+    line = f.readline()
+    while line[3:4] == b"-" or not line[:3].isdigit():
+        line = f.readline()
+    return line
+reply()
+for cmd in ("USER " + user, "PASS " + pw, "TYPE I", "EPSV"):
+    ctl.sendall((cmd + "\r\n").encode())
+    r = reply()
+data = conn((host, int(r.split(b"|||")[1].split(b"|")[0])))
+ctl.sendall(("STOR " + key + "\r\n").encode())
+assert reply().startswith(b"150")
+data.sendall(os.urandom(int(cut)))
+while struct.unpack("i", fcntl.ioctl(data, termios.TIOCOUTQ, b"\0\0\0\0"))[0]:
+    pass
+os.kill(os.getpid(), signal.SIGKILL)
+"#;
+
 #[derive(Debug, Clone, Copy)]
 enum Case {
     Killed,
+    KilledAtLastByte,
     Reset,
     Abor,
     TlsNoCloseNotify,
@@ -174,6 +209,39 @@ async fn trial(env: &Env, case: Case, i: usize, rng: &mut Rng, body: &[u8]) -> b
             tokio::time::sleep(Duration::from_millis(rng.range(0, 1500))).await;
             let _ = child.start_kill();
             let _ = child.wait().await;
+        }
+        Case::KilledAtLastByte => {
+            // Small files in half the trials (the server then reads the end at once, the
+            // tightest timing), up to 8 MiB in the others: one PutObject below the 5 MiB
+            // part, multipart above.
+            let cut = if i % 2 == 0 {
+                rng.range(0, 64 * 1024)
+            } else {
+                rng.range(0, 8 * MIB as u64)
+            };
+            let addr = env.gw.local_addr();
+            let source = env
+                .source
+                .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+            let status = tokio::process::Command::new("python3")
+                .args(["-c", KILL_AT_LAST_BYTE])
+                .arg(addr.ip().to_string())
+                .arg(addr.port().to_string())
+                .arg(env.user())
+                .arg(&env.s3.secret_key)
+                .arg(&key)
+                .arg(cut.to_string())
+                .arg(source.to_string())
+                .stdout(std::process::Stdio::null())
+                .status()
+                .await
+                .expect("python3");
+            use std::os::unix::process::ExitStatusExt;
+            assert_eq!(
+                status.signal(),
+                Some(9),
+                "the client did not get as far as killing itself: {status}"
+            );
         }
         Case::Reset | Case::Abor | Case::Stall | Case::ControlClosed | Case::TlsNoCloseNotify => {
             let mut ctl = if matches!(case, Case::TlsNoCloseNotify) {
@@ -230,7 +298,7 @@ async fn trial(env: &Env, case: Case, i: usize, rng: &mut Rng, body: &[u8]) -> b
                     let _ = dc.write(&body[sent..sent + more]).await;
                     dc.finish().await;
                 }
-                Case::Killed => {}
+                Case::Killed | Case::KilledAtLastByte => {}
             }
         }
     }
@@ -300,7 +368,14 @@ async fn cancelled_relayed_uploads_leave_nothing() {
 
 each_store!(killed_client_leaves_nothing);
 async fn killed_client_leaves_nothing(kind: S3Kind) {
-    run_cases(kind, &[Case::Killed]).await;
+    run_cases(kind, &[Case::Killed, Case::KilledAtLastByte]).await;
+}
+
+/// A client killed at its last data byte, from an address whose data connections are relayed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_relayed_client_leaves_nothing() {
+    require_store!(Local);
+    run_cases_from(S3Kind::Local, relayed_client(), &[Case::KilledAtLastByte]).await;
 }
 
 /// A complete upload over the same paths still succeeds: the gate does not cancel real
@@ -329,6 +404,49 @@ async fn complete_uploads_commit_from(source: Option<std::net::IpAddr>) {
         let (code, text) = ctl.reply().await;
         assert_eq!(code, 226, "{text}");
         assert_eq!(env.s3.get(BUCKET, &key).await.as_deref(), Some(&body[..]));
+    }
+}
+
+/// A TLS data channel ends with close_notify both ways, on the direct and the relayed path:
+/// the client's close_notify after an upload is answered with the server's (Python's
+/// `ftplib` waits for it in `storbinary`, and raised `SSLEOFError` when it never came), and a
+/// download ends with the server's close_notify. The bytes the server sends after the
+/// client's close_notify are printed: one TLS record, then the FIN.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_data_channels_end_with_close_notify() {
+    require_store!(Local);
+    for source in [None, relayed_client()] {
+        let env = Env::start_from(S3Kind::Local, source).await;
+        let mut ctl = env.login_tls().await;
+        let body = data(300_000, 7);
+        let mut dc = ctl.data("STOR notify.bin").await;
+        assert!(dc.write(&body).await);
+        let (wire, close_notify) = dc.close_notify_and_read_answer().await;
+        println!(
+            "from {source:?}: after the client's close_notify the server sent {} bytes: {:02x?}",
+            wire.len(),
+            wire
+        );
+        assert!(
+            close_notify,
+            "the server did not answer the upload's close_notify (got {wire:02x?})"
+        );
+        let (code, text) = ctl.reply().await;
+        assert_eq!(code, 226, "{text}");
+        assert_eq!(
+            env.s3.get(BUCKET, "notify.bin").await.as_deref(),
+            Some(&body[..])
+        );
+
+        let mut dc = ctl.data("RETR notify.bin").await;
+        let got = dc
+            .read_to_clean_end()
+            .await
+            .unwrap_or_else(|e| panic!("download from {source:?} did not end cleanly: {e}"));
+        assert_eq!(got, body);
+        dc.finish().await;
+        let (code, text) = ctl.reply().await;
+        assert_eq!(code, 226, "{text}");
     }
 }
 

@@ -1,24 +1,31 @@
-//! Relayed passive data connections, for clients that are not on the loopback address the
+//! Relayed passive data connections: for clients that are not on the loopback address the
 //! relay talks to libunftp from (libunftp accepts a data connection only from its control
-//! peer's address, which for it is the relay).
+//! peer's address, which for it is the relay), and for every encrypted (`PROT P`) data
+//! connection, whose TLS the relay does itself.
 //!
 //! For each `227`/`229` from libunftp the relay listens on a port of the configured passive
 //! range on the address the client reached, tells the client that port, accepts one
-//! connection from the client's address, and joins it to libunftp's port on loopback. The
-//! bytes (TLS records under `PROT P`, which libunftp encrypts) pass through unchanged; an end
-//! of the client's side is passed on as the same kind of end: a FIN as a FIN, a reset as a
-//! reset, so a cancelled upload stays an error for libunftp's upload. The relay learns when
-//! libunftp's end has been passed on ([`Passive::delivered`]): a download's success reply
-//! must not overtake its last bytes.
+//! connection from the client's address, and joins it to libunftp's port on loopback, where
+//! libunftp always speaks plain FTP data. An end of the client's side is passed on as the
+//! same kind of end: a FIN as a FIN, a reset as a reset, so a cancelled upload stays an error
+//! for libunftp's upload. Under TLS, the client's close_notify is the end: it is recorded in
+//! the tap (the upload's commit gate needs no wait for it), passed on as a FIN, and answered
+//! with the relay's own close_notify at once (clients such as Python's `ftplib` wait for it);
+//! an end without close_notify is passed on as a reset. A download's end from libunftp
+//! becomes close_notify and FIN. The relay learns when libunftp's end has been passed on
+//! ([`Passive::delivered`]): a download's success reply must not overtake its last bytes.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::oneshot;
+
+use crate::control_tap::ControlTap;
 
 /// How long a client has to connect to an announced passive port (libunftp's own value).
 const ACCEPT_WITHIN: Duration = Duration::from_secs(15);
@@ -26,6 +33,26 @@ const ACCEPT_WITHIN: Duration = Duration::from_secs(15);
 const IDLE: Duration = Duration::from_secs(300);
 /// Ports tried before giving up on a busy range.
 const BIND_TRIES: usize = 32;
+/// How long a client may take for the TLS handshake of a data connection.
+const HANDSHAKE_WITHIN: Duration = Duration::from_secs(20);
+/// Bytes copied per read, each way.
+const COPY_BUF: usize = 256 * 1024;
+
+/// TLS on a relayed data connection: the data configuration (resumes the control session),
+/// and the tap that learns of the client's close_notify.
+#[derive(Clone)]
+pub struct DataTls {
+    /// The data connections' TLS configuration.
+    pub config: Arc<rustls::ServerConfig>,
+    /// The session's tap.
+    pub tap: Arc<ControlTap>,
+}
+
+impl std::fmt::Debug for DataTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DataTls")
+    }
+}
 
 /// One relayed passive connection.
 #[derive(Debug)]
@@ -67,12 +94,13 @@ impl Passive {
 
 /// Connects to libunftp's passive port at `target` at once (so no other local process can
 /// take it), listens on a free port of `ports` at `bind_ip`, and joins the first connection
-/// from `client_ip` to it.
+/// from `client_ip` to it, doing its TLS when `tls` is given.
 pub async fn open(
     bind_ip: IpAddr,
     ports: RangeInclusive<u16>,
     client_ip: IpAddr,
     target: SocketAddr,
+    tls: Option<DataTls>,
 ) -> io::Result<Passive> {
     let inner = TcpStream::connect(target).await?;
     let listener = bind_in_range(bind_ip, ports)?;
@@ -98,10 +126,26 @@ pub async fn open(
         })
         .await;
         drop(listener);
-        match accepted {
-            Ok(Some(client)) => pipe(client, inner, delivered_tx).await,
+        let Ok(Some(client)) = accepted else {
             // Never connected: libunftp's side ends with the connection.
-            _ => reset(&inner),
+            reset(&inner);
+            return;
+        };
+        let _ = client.set_nodelay(true);
+        let Some(tls) = tls else {
+            return pipe(client, inner, delivered_tx, None).await;
+        };
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls.config);
+        match tokio::time::timeout(HANDSHAKE_WITHIN, acceptor.accept(client)).await {
+            Ok(Ok(stream)) => pipe(stream, inner, delivered_tx, Some(tls.tap)).await,
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "data connection TLS handshake failed");
+                reset(&inner);
+            }
+            Err(_) => {
+                tracing::debug!("data connection TLS handshake timed out");
+                reset(&inner);
+            }
         }
     });
     Ok(Passive {
@@ -139,50 +183,130 @@ fn bind_in_range(ip: IpAddr, ports: RangeInclusive<u16>) -> io::Result<TcpListen
     Err(last_err)
 }
 
+/// The TCP connection under a relayed client stream, to reset it.
+trait Tcp {
+    fn tcp(&self) -> &TcpStream;
+}
+
+impl Tcp for TcpStream {
+    fn tcp(&self) -> &TcpStream {
+        self
+    }
+}
+
+impl Tcp for tokio_rustls::server::TlsStream<TcpStream> {
+    fn tcp(&self) -> &TcpStream {
+        self.get_ref().0
+    }
+}
+
+/// Acknowledges what the client sent at once instead of up to 40 ms later (Linux's delayed
+/// ACK): a client whose socket holds writes smaller than a segment back until its earlier
+/// ones are acknowledged (Nagle's algorithm, the default) would otherwise send its first data
+/// after the TLS handshake, and the close_notify that ends its upload, only when that timer
+/// fires (Python's `ftplib` waited 45 ms per file). Elsewhere nothing is done.
+struct Acker(#[cfg(target_os = "linux")] Option<socket2::Socket>);
+
+impl Acker {
+    #[cfg(target_os = "linux")]
+    fn new(tcp: &TcpStream) -> Acker {
+        Acker(socket2::SockRef::from(tcp).try_clone().ok())
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn new(_tcp: &TcpStream) -> Acker {
+        Acker()
+    }
+
+    /// Sends the acknowledgement of everything read so far, if one is pending.
+    fn ack_now(&self) {
+        #[cfg(target_os = "linux")]
+        if let Some(s) = &self.0 {
+            let _ = s.set_tcp_quickack(true);
+        }
+    }
+}
+
 /// Copies both ways until both sides are done; an error on either side resets both, and so
 /// does silence in both directions for [`IDLE`] (a client that keeps its side open forever).
 /// `delivered` gets `true` once libunftp's end has been passed on to the client (dropped
-/// unsent when the connection breaks first).
-async fn pipe(mut client: TcpStream, mut inner: TcpStream, delivered: oneshot::Sender<bool>) {
+/// unsent when the connection breaks first). With `tls_tap`, `client` is a TLS stream: its
+/// clean end (`Ok(0)`) is the client's close_notify, recorded in the tap before the FIN goes
+/// to libunftp and answered with ours; its end without close_notify is an error.
+async fn pipe<C>(
+    mut client: C,
+    mut inner: TcpStream,
+    delivered: oneshot::Sender<bool>,
+    tls_tap: Option<Arc<ControlTap>>,
+) where
+    C: AsyncRead + AsyncWrite + Unpin + Tcp,
+{
     let mut delivered = Some(delivered);
-    let _ = client.set_nodelay(true);
     let _ = inner.set_nodelay(true);
-    let (mut client_rd, mut client_wr) = client.split();
-    let (mut inner_rd, mut inner_wr) = inner.split();
-    let mut up = [0u8; 64 * 1024];
-    let mut down = [0u8; 64 * 1024];
-    let (mut up_open, mut down_open) = (true, true);
-    let outcome: io::Result<()> = async {
-        while up_open || down_open {
-            tokio::select! {
-                r = client_rd.read(&mut up), if up_open => match r? {
-                    0 => {
-                        inner_wr.shutdown().await?;
-                        up_open = false;
-                    }
-                    n => write_within(&mut inner_wr, &up[..n]).await?,
-                },
-                r = inner_rd.read(&mut down), if down_open => match r? {
-                    0 => {
-                        client_wr.shutdown().await?;
-                        down_open = false;
-                        if let Some(tx) = delivered.take() {
-                            let _ = tx.send(true);
+    let acker = Acker::new(client.tcp());
+    // Under TLS the client's last handshake message has just been read: a client that holds
+    // its first data back until that is acknowledged must not wait for the timer either.
+    acker.ack_now();
+    let outcome: io::Result<()> = {
+        let (mut client_rd, mut client_wr) = tokio::io::split(&mut client);
+        let (mut inner_rd, mut inner_wr) = inner.split();
+        let mut up = vec![0u8; COPY_BUF];
+        let mut down = vec![0u8; COPY_BUF];
+        let (mut up_open, mut down_open) = (true, true);
+        // Whether our side towards the client is closed (under TLS: close_notify sent).
+        let mut client_closed = false;
+        async {
+            while up_open || down_open {
+                tokio::select! {
+                    r = client_rd.read(&mut up), if up_open => match r? {
+                        0 => {
+                            up_open = false;
+                            if let Some(tap) = &tls_tap {
+                                tap.set_data_closed_cleanly();
+                            }
+                            inner_wr.shutdown().await?;
+                            if tls_tap.is_some() && !client_closed {
+                                // Answer the close_notify: nothing more goes to the client.
+                                client_closed = true;
+                                client_wr.shutdown().await?;
+                            }
                         }
+                        n => {
+                            acker.ack_now();
+                            write_within(&mut inner_wr, &up[..n]).await?
+                        }
+                    },
+                    r = inner_rd.read(&mut down), if down_open => match r? {
+                        0 => {
+                            down_open = false;
+                            if !client_closed {
+                                client_closed = true;
+                                client_wr.shutdown().await?;
+                            }
+                            if let Some(tx) = delivered.take() {
+                                let _ = tx.send(true);
+                            }
+                        }
+                        _ if client_closed => {
+                            return Err(io::Error::new(
+                                io::ErrorKind::BrokenPipe,
+                                "the client closed the data connection during a download",
+                            ));
+                        }
+                        n => write_within(&mut client_wr, &down[..n]).await?,
+                    },
+                    _ = tokio::time::sleep(IDLE) => {
+                        return Err(io::Error::new(io::ErrorKind::TimedOut, "data connection idle"));
                     }
-                    n => write_within(&mut client_wr, &down[..n]).await?,
-                },
-                _ = tokio::time::sleep(IDLE) => {
-                    return Err(io::Error::new(io::ErrorKind::TimedOut, "data connection idle"));
                 }
             }
+            Ok(())
         }
-        Ok(())
-    }
-    .await;
+        .await
+    };
     if let Err(e) = outcome {
         tracing::debug!(error = %e, "relayed data connection broke");
-        reset(&client);
+        reset(client.tcp());
         reset(&inner);
     }
 }
@@ -212,7 +336,7 @@ mod tests {
         let port = free.local_addr().unwrap().port();
         drop(free);
         let lo: IpAddr = "127.0.0.1".parse().unwrap();
-        let passive = open(lo, port..=port, lo, unftp.local_addr().unwrap())
+        let passive = open(lo, port..=port, lo, unftp.local_addr().unwrap(), None)
             .await
             .unwrap();
         let (inner, _) = unftp.accept().await.unwrap();
@@ -276,7 +400,7 @@ mod tests {
         let free = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = free.local_addr().unwrap().port();
         drop(free);
-        let mut passive = open(lo, port..=port, lo, unftp.local_addr().unwrap())
+        let mut passive = open(lo, port..=port, lo, unftp.local_addr().unwrap(), None)
             .await
             .unwrap();
         passive.abort();

@@ -50,6 +50,8 @@ const ORDER_WAIT: Duration = Duration::from_secs(120);
 pub struct RelayConfig {
     /// The control connection's TLS configuration, when FTPS is on.
     pub control_tls: Option<Arc<rustls::ServerConfig>>,
+    /// The data connections' TLS configuration (the relay does their TLS), when FTPS is on.
+    pub data_tls: Option<Arc<rustls::ServerConfig>>,
     /// Refuse plain-text logins and unencrypted data connections.
     pub require_tls: bool,
     /// The passive ports clients may be told (relayed data connections).
@@ -233,6 +235,10 @@ pub enum Action {
     Answer(String),
     /// `OPTS MLST`: select these facts and answer.
     SelectFacts(wire::Facts, String),
+    /// `PROT P` (true) or `PROT C` (false): data connections' protection from now on, and
+    /// the reply. libunftp never sees `PROT`: its data connections are always plain, and the
+    /// relay does the TLS of encrypted ones.
+    Protect(bool, String),
 }
 
 /// The session state [`decide`] looks at.
@@ -272,6 +278,15 @@ pub fn decide(cmd: &Command, p: Protection) -> Action {
         "PROT" if p.tls_required && !cmd.arg.trim().eq_ignore_ascii_case("P") => Action::Answer(
             "534 This server requires encrypted data connections: only PROT P.\r\n".into(),
         ),
+        "PROT" if p.tls_available => match cmd.arg.trim().to_ascii_uppercase().as_str() {
+            "P" => Action::Protect(true, "200 PROT OK. Securing data channel\r\n".into()),
+            "C" => Action::Protect(
+                false,
+                "200 PROT OK. Switching data channel to plaintext\r\n".into(),
+            ),
+            "S" | "E" => Action::Answer("536 PROT S and PROT E are not supported.\r\n".into()),
+            _ => Action::Answer("504 PROT takes C or P.\r\n".into()),
+        },
         "PASV" | "EPSV" | "PORT" | "EPRT" | "LPSV" | "LPRT" if p.tls_required && !p.data_tls => {
             Action::Answer(
                 "534 This server requires encrypted data connections: send PROT P first.\r\n"
@@ -307,6 +322,8 @@ struct Relay {
     peer: SocketAddr,
     /// The address the client reached us on (relayed passive listeners bind it).
     local: SocketAddr,
+    /// The loopback address of the connection to libunftp (its passive ports listen there).
+    inner_ip: IpAddr,
     pending: VecDeque<Pending>,
     /// The user name of the last USER, shown in log lines once logged in.
     user_tried: Option<String>,
@@ -330,10 +347,22 @@ pub async fn run(
     session: SessionId,
     data: DataPath,
 ) {
-    let (peer, local) = match (client.peer_addr(), client.local_addr()) {
-        (Ok(p), Ok(l)) => (canonical(p), canonical(l)),
-        _ => return,
-    };
+    let (peer, local, inner_ip) =
+        match (client.peer_addr(), client.local_addr(), inner.local_addr()) {
+            (Ok(p), Ok(l), Ok(i)) => (canonical(p), canonical(l), i.ip()),
+            _ => return,
+        };
+    // The commit gate peeks at the client's own socket: a FIN or an ABOR is seen there the
+    // moment it arrives, before the relay reads it.
+    match socket2::SockRef::from(&client).try_clone() {
+        Ok(dup) => {
+            let dup: std::net::TcpStream = dup.into();
+            if dup.set_nonblocking(true).is_ok() {
+                tap.watch_client(dup);
+            }
+        }
+        Err(e) => tracing::debug!(session, error = %e, "cannot watch the client's socket"),
+    }
     let mut relay = Relay {
         session,
         tap,
@@ -341,6 +370,7 @@ pub async fn run(
         data,
         peer,
         local,
+        inner_ip,
         // libunftp's greeting comes first; commands sent before it wait for it.
         pending: VecDeque::from([Pending {
             cmd: Command {
@@ -501,6 +531,11 @@ impl Relay {
                     self.log(&cmd, &reply, Instant::now());
                     self.write_client(client, reply.as_bytes()).await?;
                 }
+                Action::Protect(private, reply) => {
+                    self.tap.set_data_tls(private);
+                    self.log(&cmd, &reply, Instant::now());
+                    self.write_client(client, reply.as_bytes()).await?;
+                }
                 Action::StartTls => {
                     if !self.start_tls(client, buf).await? {
                         return Ok(false);
@@ -565,14 +600,18 @@ impl Relay {
         match cmd.verb.as_str() {
             "USER" => self.user_tried = Some(wire::one_line(&cmd.arg)),
             "MLSD" | "LIST" | "NLST" => self.tap.set_listing_is_mlsd(cmd.verb == "MLSD"),
-            // Until libunftp confirms PROT P, data connections count as unencrypted.
-            "PROT" => self.tap.set_data_tls(false),
             "STOR" | "APPE" | "STOU" => {
                 // The upload's commit gate counts client bytes from the end of this line:
                 // an ABOR sent right after the 150 cancels it, however late put() begins.
                 let at = self.tap.client_bytes().saturating_sub(unread as u64);
                 self.tap.set_transfer_mark(at);
                 self.tap.take_transfer_bytes();
+                // A plain data stream's end says nothing of why it ended: the gate will ask
+                // whether the client's process still holds its control socket (not behind a
+                // load balancer, which needs masquerade and holds the sockets itself).
+                if !self.tap.data_tls() && self.cfg.masquerade.is_none() {
+                    self.tap.look_up_owner();
+                }
             }
             "RETR" => {
                 self.tap.take_transfer_bytes();
@@ -670,10 +709,6 @@ impl Relay {
                 }
                 out
             }
-            (200, "PROT") => {
-                self.tap.set_data_tls(arg.trim().eq_ignore_ascii_case("P"));
-                reply.bytes()
-            }
             (230, _) => {
                 self.user = self.user_tried.clone();
                 self.cwd = "/".into();
@@ -692,12 +727,8 @@ impl Relay {
                 self.cwd = wire::normalise_shown_path(&format!("{}/..", self.cwd));
                 reply.bytes()
             }
-            (227, "PASV") if self.data == DataPath::Relayed => {
-                self.relay_passive(&reply, false).await
-            }
-            (229, "EPSV") if self.data == DataPath::Relayed => {
-                self.relay_passive(&reply, true).await
-            }
+            (227, "PASV") if self.relays_data() => self.relay_passive(&reply, false).await,
+            (229, "EPSV") if self.relays_data() => self.relay_passive(&reply, true).await,
             _ => reply.bytes(),
         };
         if undelivered {
@@ -716,6 +747,12 @@ impl Relay {
             self.log(&p.cmd, &String::from_utf8_lossy(&bytes), p.started);
         }
         self.write_client(client, &bytes).await
+    }
+
+    /// Whether the next data connection goes through the relay: always for a client that
+    /// libunftp cannot accept, and for an encrypted one (the relay does data TLS).
+    fn relays_data(&self) -> bool {
+        self.data == DataPath::Relayed || (self.tap.data_tls() && self.cfg.data_tls.is_some())
     }
 
     /// Opens a relayed passive listener for libunftp's announced port and rewrites the reply.
@@ -741,12 +778,20 @@ impl Relay {
         if let Some(p) = self.passive.take() {
             p.abort();
         }
-        let target = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), inner_port);
+        let target = SocketAddr::new(self.inner_ip, inner_port);
+        let tls = match (&self.cfg.data_tls, self.tap.data_tls()) {
+            (Some(config), true) => Some(data::DataTls {
+                config: config.clone(),
+                tap: self.tap.clone(),
+            }),
+            _ => None,
+        };
         match data::open(
             self.local.ip(),
             self.cfg.passive_ports.clone(),
             self.peer.ip(),
             target,
+            tls,
         )
         .await
         {
@@ -860,8 +905,17 @@ mod tests {
         assert!(
             matches!(decide(&cmd("PROT C"), required), Action::Answer(r) if r.starts_with("534"))
         );
-        assert_eq!(decide(&cmd("PROT P"), required), Action::Forward);
-        assert_eq!(decide(&cmd("PROT C"), OPEN), Action::Forward);
+        // PROT is the relay's: it does the TLS of data connections.
+        assert!(
+            matches!(decide(&cmd("PROT P"), required), Action::Protect(true, r) if r.starts_with("200"))
+        );
+        assert!(
+            matches!(decide(&cmd("prot c"), OPEN), Action::Protect(false, r) if r.starts_with("200"))
+        );
+        assert!(matches!(decide(&cmd("PROT S"), OPEN), Action::Answer(r) if r.starts_with("536")));
+        assert!(matches!(decide(&cmd("PROT X"), OPEN), Action::Answer(r) if r.starts_with("504")));
+        // Without FTPS, libunftp answers it (502).
+        assert_eq!(decide(&cmd("PROT P"), no_tls), Action::Forward);
         // libunftp reads `PASS\r…` and `paſs …` as PASS too.
         assert!(
             matches!(decide(&cmd("PASS\rsecret"), required), Action::Answer(r) if r.starts_with("534"))

@@ -369,7 +369,9 @@ impl StorageBackend<S3User> for S3Backend {
 }
 
 /// The tap as the upload's commit gate: the decision is the tap's
-/// ([`ControlTap::upload_mark`], [`ControlTap::check_commit`]); the trait is the upload's.
+/// ([`ControlTap::upload_mark`], [`ControlTap::check_commit`], [`ControlTap::settle`]); the
+/// trait is the upload's.
+#[async_trait::async_trait]
 impl CommitGate for ControlTap {
     fn mark(&self) -> u64 {
         self.upload_mark()
@@ -377,5 +379,9 @@ impl CommitGate for ControlTap {
 
     fn check(&self, mark: u64) -> Result<(), Failure> {
         self.check_commit(mark)
+    }
+
+    async fn settle(&self, mark: u64) -> Result<(), Failure> {
+        ControlTap::settle(self, mark).await
     }
 }

@@ -39,11 +39,16 @@ use super::parts::{MemoryPool, PartSchedule, TransferLimits};
 
 /// Decides whether the transfer really completed or was cancelled in a way that looks like a
 /// clean end of the data stream (see `control_tap`).
+#[async_trait::async_trait]
 pub trait CommitGate: Send + Sync {
     /// A mark taken when the upload begins.
     fn mark(&self) -> u64;
-    /// `Err` when the upload begun at `mark` must not be committed.
+    /// `Err` when the upload begun at `mark` must not be committed, as far as is known now.
     fn check(&self, mark: u64) -> Result<(), Failure>;
+    /// `Err` when the upload begun at `mark`, whose data stream has just ended cleanly, must
+    /// not be committed: asked once, before the commit, and waits only as long as the end of
+    /// the stream leaves open whether the client meant it.
+    async fn settle(&self, mark: u64) -> Result<(), Failure>;
 }
 
 /// How long the parts still uploading when the client's data ends may take, at the measured
@@ -120,11 +125,6 @@ impl DrainWindow {
         }
     }
 }
-
-/// How long after the end of the data stream the gate is asked: a killed client's control
-/// connection closes at the same moment as its data connection, and an ABOR is sent before
-/// the data connection closes; this lets both reach us first.
-pub const SETTLE: std::time::Duration = std::time::Duration::from_millis(40);
 
 /// Everything one upload needs.
 pub struct Upload<'a> {
@@ -418,10 +418,12 @@ impl Upload<'_> {
             }
 
             if eof {
-                tokio::time::sleep(SETTLE).await;
+                // The commit follows: was this the end the client meant?
+                self.gate.settle(mark).await?;
+            } else {
+                // Cancelled uploads stop at the next part, not at the end.
+                self.gate.check(mark)?;
             }
-            // Cancelled uploads stop at the next part, not at the end.
-            self.gate.check(mark)?;
             // The whole file fits one part and nothing was copied: a single PutObject.
             if mpu.is_none() && eof {
                 self.put_single(buf.freeze()).await?;

@@ -354,6 +354,50 @@ impl DataConn {
         out
     }
 
+    /// Reads to the end and fails on an end that is not clean (under TLS: a FIN without the
+    /// server's close_notify).
+    pub(crate) async fn read_to_clean_end(&mut self) -> std::io::Result<Vec<u8>> {
+        use tokio::io::AsyncReadExt;
+        let mut out = Vec::new();
+        match self {
+            DataConn::Plain(s) => s.read_to_end(&mut out).await?,
+            DataConn::Tls(s) => s.read_to_end(&mut out).await?,
+        };
+        Ok(out)
+    }
+
+    /// Under TLS: sends close_notify (and FIN), then reads what the server sends back on the
+    /// raw TCP connection until its FIN. Returns those bytes and whether rustls reads them as
+    /// the server's close_notify. Plain: the FIN, then whatever came back, and false.
+    pub(crate) async fn close_notify_and_read_answer(self) -> (Vec<u8>, bool) {
+        use tokio::io::AsyncReadExt;
+        let (mut tcp, conn) = match self {
+            DataConn::Plain(s) => (s, None),
+            DataConn::Tls(mut s) => {
+                let _ = s.shutdown().await;
+                let (tcp, conn) = s.into_inner();
+                (tcp, Some(conn))
+            }
+        };
+        let mut wire = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut wire)).await;
+        let Some(mut conn) = conn else {
+            return (wire, false);
+        };
+        let mut rd = &wire[..];
+        while !rd.is_empty() {
+            if conn.read_tls(&mut rd).is_err() {
+                return (wire, false);
+            }
+        }
+        if conn.process_new_packets().is_err() {
+            return (wire, false);
+        }
+        let mut sink = [0u8; 16];
+        let close_notify = matches!(std::io::Read::read(&mut conn.reader(), &mut sink), Ok(0));
+        (wire, close_notify)
+    }
+
     /// A TCP reset (SO_LINGER 0).
     pub(crate) fn reset(self) {
         let tcp = match self {
