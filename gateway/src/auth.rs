@@ -7,6 +7,12 @@
 //! libunftp's authenticator returns only a name, so each connection gets its own
 //! authenticator and user-detail provider sharing a one-slot hand-off: the authenticator puts
 //! the session's S3 client there, the provider takes it.
+//!
+//! Every attempt goes through the address's lockout ([`crate::limits::LoginLockout`]): it
+//! takes its place in the count before anything is checked and settles it at the end (a
+//! failure, a success that clears only its own name's failures, or neither when the store
+//! could not be reached). The failure that locks the address is logged once; refusals while
+//! it is locked are not logged one by one, and end the session.
 
 use std::sync::{Arc, Mutex};
 
@@ -18,10 +24,10 @@ use unftp_core::auth::{
 use crate::error::Failure;
 use crate::events::Event;
 use crate::janitor::Janitor;
-use crate::limits::LoginLockout;
+use crate::limits::{LoginLockout, Outcome, Wait, address_key};
 use crate::s3::Factories;
 use crate::s3::error::{bucket_region_hint, classify};
-use crate::session::{Connection, S3User};
+use crate::session::{Connection, LoginStage, S3User};
 use crate::users::{TeamUser, UserTable, decoy_hash, verify_password};
 
 /// A parsed login name.
@@ -109,6 +115,43 @@ fn verify_slots() -> &'static Arc<tokio::sync::Semaphore> {
 
 /// The one-slot hand-off between authenticator and user-detail provider.
 pub type UserSlot = Arc<Mutex<Option<S3User>>>;
+
+/// A refused user name as logs, events and the audit log show it: one line, cut to
+/// [`LOGGED_CHARS`](crate::relay::wire::LOGGED_CHARS) characters. Pure.
+pub fn shown_name(name: &str) -> String {
+    crate::relay::wire::shorten(name, crate::relay::wire::LOGGED_CHARS)
+}
+
+/// A login attempt's place in its address's lockout count, from its start to its outcome.
+/// Dropped unsettled (the client left, libunftp gave up on it), it is settled as neutral.
+struct Attempt<'a> {
+    lockout: &'a LoginLockout,
+    ip: std::net::IpAddr,
+    user: &'a str,
+    settled: bool,
+}
+
+impl Attempt<'_> {
+    /// Settles the attempt; returns the lock's length when this failure locked the address.
+    fn settle(mut self, outcome: Outcome) -> Option<std::time::Duration> {
+        self.settled = true;
+        self.lockout
+            .finish(self.ip, self.user, outcome, std::time::Instant::now())
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.lockout.finish(
+                self.ip,
+                self.user,
+                Outcome::Neutral,
+                std::time::Instant::now(),
+            );
+        }
+    }
+}
 
 /// Checks `AK/bucket` + secret against the store.
 #[derive(Debug)]
@@ -199,8 +242,9 @@ impl S3Authenticator {
         })
     }
 
-    fn logged_in(&self, username: &str, user: S3User) -> Principal {
-        self.lockout.succeeded(self.conn.peer.ip());
+    fn logged_in(&self, attempt: Attempt<'_>, username: &str, user: S3User) -> Principal {
+        attempt.settle(Outcome::Succeeded);
+        self.conn.login.set(LoginStage::LoggedIn);
         if let Some(j) = &self.janitor {
             j.sweep_once(&user.client, &user.bucket);
         }
@@ -260,21 +304,73 @@ impl S3Authenticator {
         Err(Failure::WrongRegion(region))
     }
 
-    fn refuse(&self, username: &str, reason: String) -> AuthenticationError {
+    /// Refuses the attempt and settles it: `counts` when the mistake was the client's (a
+    /// failure for the lockout), else neutral. The failure that locks the address says so in
+    /// the one log line of its lock.
+    fn refuse(
+        &self,
+        attempt: Attempt<'_>,
+        username: &str,
+        reason: String,
+        counts: bool,
+    ) -> AuthenticationError {
+        let outcome = if counts {
+            Outcome::Failed
+        } else {
+            Outcome::Neutral
+        };
+        if let Some(window) = attempt.settle(outcome) {
+            tracing::warn!(
+                session = self.conn.session,
+                peer = %self.conn.peer,
+                address = %address_key(self.conn.peer.ip()),
+                secs = window.as_secs(),
+                "too many failed logins: address locked out (its refusals are not logged one by one)"
+            );
+        }
         self.refuse_as(username, reason, false)
     }
 
-    /// `locked`: refused because the address is locked out.
+    /// `locked`: refused because the address is locked out (logged at debug level only: the
+    /// lock was logged when it began).
     fn refuse_as(&self, username: &str, reason: String, locked: bool) -> AuthenticationError {
-        tracing::info!(session = self.conn.session, user = %username, %reason, "login refused");
+        let user = shown_name(username);
+        if locked {
+            tracing::debug!(session = self.conn.session, %user, %reason, "login refused");
+        } else {
+            tracing::info!(session = self.conn.session, %user, %reason, "login refused");
+        }
         self.conn.events.send(Event::LoginFailed {
             session: self.conn.session,
-            user: username.to_owned(),
+            user,
             reason: reason.clone(),
             locked,
         });
         self.conn.tap.explain(&reason);
         AuthenticationError::new(reason)
+    }
+
+    /// Takes the attempt's place in the lockout count, waiting while attempts running from
+    /// the same address could lock it; `Err(wait)` when the address is locked out.
+    async fn begin<'a>(&'a self, username: &'a str) -> Result<Attempt<'a>, std::time::Duration> {
+        let ip = self.conn.peer.ip();
+        loop {
+            let settled = self.lockout.settled().notified();
+            tokio::pin!(settled);
+            settled.as_mut().enable();
+            match self.lockout.begin(ip, std::time::Instant::now()) {
+                Ok(()) => {
+                    return Ok(Attempt {
+                        lockout: &self.lockout,
+                        ip,
+                        user: username,
+                        settled: false,
+                    });
+                }
+                Err(Wait::Locked(wait)) => return Err(wait),
+                Err(Wait::Busy) => settled.await,
+            }
+        }
     }
 }
 
@@ -285,15 +381,20 @@ impl Authenticator for S3Authenticator {
         username: &str,
         creds: &Credentials,
     ) -> Result<Principal, AuthenticationError> {
-        let ip = self.conn.peer.ip();
-        if let Err(wait) = self.lockout.check(ip, std::time::Instant::now()) {
-            // Locked out: refused without asking the store.
-            let reason = format!(
-                "too many failed logins from your address; try again in {} s",
-                wait.as_secs().max(1)
-            );
-            return Err(self.refuse_as(username, reason, true));
-        }
+        let attempt = match self.begin(username).await {
+            Ok(a) => a,
+            Err(wait) => {
+                // Locked out: refused without asking the store, and the session ends (a new
+                // connection from the address is refused at once, see `server`).
+                let reason = format!(
+                    "too many failed logins from your address; try again in {} s",
+                    wait.as_secs().max(1)
+                );
+                let refused = self.refuse_as(username, reason, true);
+                self.conn.login.set(LoginStage::LockedOut);
+                return Err(refused);
+            }
+        };
         if let Some(table) = &self.users {
             let dir = table.current();
             let team_user = dir.user(username).cloned();
@@ -304,18 +405,22 @@ impl Authenticator for S3Authenticator {
             if team_user.is_some() || (!dir.is_empty() && !key_shaped) {
                 let password = creds.password.as_deref().unwrap_or_default();
                 return match self.team_login(team_user, password).await {
-                    Ok(user) => Ok(self.logged_in(username, user)),
-                    Err(None) => {
-                        self.lockout.failed(ip, std::time::Instant::now());
-                        Err(self.refuse(username, "wrong user name or password".into()))
-                    }
+                    Ok(user) => Ok(self.logged_in(attempt, username, user)),
+                    Err(None) => Err(self.refuse(
+                        attempt,
+                        username,
+                        "wrong user name or password".into(),
+                        true,
+                    )),
                     Err(Some(f)) => {
                         // The password was right: the storage is unreachable or refuses the
                         // configured key, which is the server's problem, not the user's.
                         tracing::warn!(session = self.conn.session, user = %username, error = %f, "team login: the user's storage refused");
                         Err(self.refuse(
+                            attempt,
                             username,
                             format!("the storage for this login is not usable: {f}"),
+                            false,
                         ))
                     }
                 };
@@ -323,32 +428,31 @@ impl Authenticator for S3Authenticator {
         }
         let login = match parse_login(username) {
             Ok(l) => l,
-            Err(e) => {
-                self.lockout.failed(ip, std::time::Instant::now());
-                return Err(self.refuse(username, e.to_string()));
-            }
+            Err(e) => return Err(self.refuse(attempt, username, e.to_string(), true)),
         };
         let secret = match creds.password.as_deref() {
             Some(s) if !s.is_empty() => s,
             _ => {
-                self.lockout.failed(ip, std::time::Instant::now());
-                return Err(self.refuse(username, "the password (secret key) is empty".into()));
+                return Err(self.refuse(
+                    attempt,
+                    username,
+                    "the password (secret key) is empty".into(),
+                    true,
+                ));
             }
         };
         match self.probe(&login, secret).await {
-            Ok(user) => Ok(self.logged_in(username, user)),
+            Ok(user) => Ok(self.logged_in(attempt, username, user)),
             Err(f) => {
                 // Only credential mistakes count towards the lockout, not an unreachable store.
-                if matches!(
+                let counts = matches!(
                     f,
                     Failure::BadSecret
                         | Failure::InvalidAccessKey
                         | Failure::AccessDenied
                         | Failure::NoSuchBucket
-                ) {
-                    self.lockout.failed(ip, std::time::Instant::now());
-                }
-                Err(self.refuse(username, refusal_text(&f, &login)))
+                );
+                Err(self.refuse(attempt, username, refusal_text(&f, &login), counts))
             }
         }
     }

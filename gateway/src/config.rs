@@ -1,5 +1,6 @@
 //! The gateway's configuration and the pure parsers the command line and settings use
-//! (sizes like `8MiB`, port ranges like `50000-50100`, durations like `15m`).
+//! (sizes like `8MiB`, port ranges like `50000-50100`, durations like `15m`), and
+//! [`tls_rule`]: whether TLS is required, from the listen address and the options given.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::ops::RangeInclusive;
@@ -23,6 +24,8 @@ pub struct GatewayConfig {
     pub limits: TransferLimits,
     /// Idle time before a session is closed.
     pub idle_timeout: Duration,
+    /// A session not logged in by then is closed, whatever it sends (NOOP included).
+    pub login_timeout: Duration,
     /// An upload that receives no data for this long is cancelled.
     pub transfer_timeout: Duration,
     /// Sessions in all and per client address.
@@ -31,7 +34,8 @@ pub struct GatewayConfig {
     pub lockout: LockoutPolicy,
     /// FTPS (AUTH TLS); `None` turns TLS off.
     pub tls: Option<TlsMaterial>,
-    /// Refuse logins and transfers that are not protected by TLS.
+    /// Refuse logins and transfers that are not protected by TLS (`bucketftp-server` decides
+    /// it with [`tls_rule`]: on by default on a listener other than loopback).
     pub require_tls: bool,
     /// The address passive replies announce (behind NAT); `None` uses the control
     /// connection's local address.
@@ -63,6 +67,7 @@ impl GatewayConfig {
             passive_ports: 49152..=65534,
             limits: TransferLimits::default(),
             idle_timeout: Duration::from_secs(600),
+            login_timeout: Duration::from_secs(60),
             transfer_timeout: Duration::from_secs(60),
             sessions: SessionLimits::default(),
             lockout: LockoutPolicy::default(),
@@ -77,6 +82,64 @@ impl GatewayConfig {
             metrics: None,
             audit_log: None,
         }
+    }
+}
+
+/// Whether plain FTP is allowed, as [`tls_rule`] decides it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsRule {
+    /// Logins and transfers need TLS (`require_tls`, set or by default on a listener that is
+    /// not loopback).
+    Required,
+    /// Plain FTP allowed on a loopback listener (the default there: the desktop case).
+    PlainOnLoopback,
+    /// Plain FTP allowed on a listener other clients reach (`require_tls = false`): passwords
+    /// cross the network in clear.
+    PlainOnNetwork,
+}
+
+impl TlsRule {
+    /// The gateway's `require_tls`.
+    pub fn require_tls(self) -> bool {
+        self == TlsRule::Required
+    }
+
+    /// The start-up warning this rule needs, if any.
+    pub fn warning(self) -> Option<&'static str> {
+        (self == TlsRule::PlainOnNetwork).then_some(
+            "warning: require_tls = false on an address other than loopback: FTP passwords (and files) cross the network in clear",
+        )
+    }
+}
+
+/// Why the TLS options cannot be used together.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TlsRuleError {
+    /// `require_tls` with TLS off.
+    #[error("require_tls needs TLS, which is off (--no-tls)")]
+    RequiredWithoutTls,
+    /// A listener that is not loopback requires TLS by default, and TLS is off.
+    #[error(
+        "listening on {0} (not loopback) requires TLS by default, and TLS is off (--no-tls): turn TLS on, or set require_tls = false (--require-tls=false), with which passwords cross the network in clear"
+    )]
+    RemoteWithoutTls(SocketAddr),
+}
+
+/// Whether TLS is required on `listen`, with TLS on or off and `require_tls` as given (`None`:
+/// not set). Not set, it is required on any address but loopback. Pure.
+pub fn tls_rule(
+    listen: SocketAddr,
+    tls_on: bool,
+    require_tls: Option<bool>,
+) -> Result<TlsRule, TlsRuleError> {
+    let loopback = listen.ip().to_canonical().is_loopback();
+    match (require_tls, tls_on) {
+        (Some(true), false) => Err(TlsRuleError::RequiredWithoutTls),
+        (Some(true), true) => Ok(TlsRule::Required),
+        _ if loopback => Ok(TlsRule::PlainOnLoopback),
+        (Some(false), _) => Ok(TlsRule::PlainOnNetwork),
+        (None, true) => Ok(TlsRule::Required),
+        (None, false) => Err(TlsRuleError::RemoteWithoutTls(listen)),
     }
 }
 
@@ -232,6 +295,63 @@ mod tests {
             parse_port_range("a-b"),
             Err(ParseError::NotAPortRange("a-b".into()))
         );
+    }
+
+    #[test]
+    fn tls_rules() {
+        use TlsRule::*;
+        let at = |a: &str| {
+            a.parse::<SocketAddr>()
+                .unwrap_or(SocketAddr::from(([0; 4], 0)))
+        };
+        // listen, TLS on, require_tls given, the rule.
+        type Case = (
+            &'static str,
+            bool,
+            Option<bool>,
+            Result<TlsRule, TlsRuleError>,
+        );
+        let table: [Case; 13] = [
+            // Loopback: the desktop default is unchanged.
+            ("127.0.0.1:2048", true, None, Ok(PlainOnLoopback)),
+            ("127.0.0.1:2048", false, None, Ok(PlainOnLoopback)),
+            ("[::1]:2048", true, None, Ok(PlainOnLoopback)),
+            ("[::ffff:127.0.0.1]:2048", true, None, Ok(PlainOnLoopback)),
+            ("127.0.0.1:2048", true, Some(true), Ok(Required)),
+            ("127.0.0.1:2048", true, Some(false), Ok(PlainOnLoopback)),
+            // Elsewhere: required unless said otherwise.
+            ("0.0.0.0:2121", true, None, Ok(Required)),
+            ("[::]:2121", true, None, Ok(Required)),
+            ("10.0.0.11:2121", true, Some(false), Ok(PlainOnNetwork)),
+            ("10.0.0.11:2121", false, Some(false), Ok(PlainOnNetwork)),
+            ("10.0.0.11:2121", true, Some(true), Ok(Required)),
+            (
+                "10.0.0.11:2121",
+                false,
+                None,
+                Err(TlsRuleError::RemoteWithoutTls(at("10.0.0.11:2121"))),
+            ),
+            (
+                "127.0.0.1:2048",
+                false,
+                Some(true),
+                Err(TlsRuleError::RequiredWithoutTls),
+            ),
+        ];
+        for (listen, tls, require, want) in table {
+            assert_eq!(
+                tls_rule(at(listen), tls, require),
+                want,
+                "{listen} tls {tls} require {require:?}"
+            );
+        }
+        assert!(Required.require_tls() && !PlainOnNetwork.require_tls());
+        assert!(
+            PlainOnNetwork
+                .warning()
+                .is_some_and(|w| w.contains("in clear"))
+        );
+        assert_eq!(PlainOnLoopback.warning(), None);
     }
 
     #[test]

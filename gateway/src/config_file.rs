@@ -3,7 +3,9 @@
 //! - `[server]` holds the command-line options, named as the long flags with `_` for `-`
 //!   (`passive_ports = "60000-60100"`, `part_size = "8MiB"`, `allow_remote = true`). The
 //!   binary turns each key into its flag, so the file and the command line share one parser;
-//!   a flag given on the command line comes later and wins.
+//!   a flag given on the command line comes later and wins. A `false` switch stands for no
+//!   flag, except for the keys of [`FALSE_IS_SAID`] (`require_tls = false` is
+//!   `--require-tls=false`: its default depends on the listen address).
 //! - `[[storage]]`: named S3 connections, each with its key; the secret comes from the file,
 //!   an environment variable or a file of its own.
 //! - `[[user]]`: FTP users, each with an argon2id `password_hash`, a storage, a bucket, a
@@ -95,6 +97,10 @@ struct UserEntry {
     #[serde(default)]
     delete: bool,
 }
+
+/// `[server]` switches whose `false` is passed on (`--key=false`) rather than dropped: their
+/// default is not always false.
+pub const FALSE_IS_SAID: &[&str] = &["require_tls"];
 
 /// One `[server]` key as command-line arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,11 +201,17 @@ impl ConfigFile {
                 return Err(fail("a config file cannot name another one".into()));
             }
             let flag = OsString::from(format!("--{}", key.replace('_', "-")));
+            let said = FALSE_IS_SAID.contains(&key.as_str());
             let check = match value {
-                toml::Value::Boolean(false) => vec![flag.clone()],
+                toml::Value::Boolean(false) if !said => vec![flag.clone()],
                 _ => Vec::new(),
             };
             let args = match value {
+                toml::Value::Boolean(false) if said => {
+                    let mut arg = flag;
+                    arg.push("=false");
+                    vec![arg]
+                }
                 toml::Value::String(s) => vec![flag, OsString::from(s)],
                 toml::Value::Integer(n) => vec![flag, OsString::from(n.to_string())],
                 toml::Value::Float(f) => vec![flag, OsString::from(f.to_string())],
@@ -637,6 +649,31 @@ permissions = "r"
         );
         let e = f.server_error(&opts[3], "bad".into());
         assert_eq!(e.to_string(), "team.toml:6: [server] idle_timeout: bad");
+    }
+
+    #[test]
+    fn require_tls_false_is_said() {
+        let text = "[server]\nrequire_tls = false\nread_only = false\nno_delete = true\n";
+        let opts = parse(text).unwrap().server_options().unwrap();
+        let args: Vec<Vec<String>> = opts
+            .iter()
+            .map(|o| {
+                o.args
+                    .iter()
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            args,
+            vec![
+                vec!["--require-tls=false".to_owned()],
+                vec![],
+                vec!["--no-delete".to_owned()]
+            ]
+        );
+        assert_eq!(opts[0].check, opts[0].args);
+        assert_eq!(opts[1].check, vec![OsString::from("--read-only")]);
     }
 
     #[test]

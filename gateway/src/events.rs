@@ -1,6 +1,7 @@
-//! The gateway's event stream: sessions opening and closing, logins, and transfers with byte
-//! progress, broadcast to any number of listeners (the desktop shell's Activity view, logs,
-//! tests). Events carry user names (`ACCESS_KEY_ID/bucket`), paths and reasons — never secrets.
+//! The gateway's event stream: sessions opening and closing, logins, transfers with byte
+//! progress, and changes (DELE, RMD, MKD, RNFR/RNTO, SITE), broadcast to any number of
+//! listeners (the desktop shell's Activity view, logs, tests). Events carry user names
+//! (`ACCESS_KEY_ID/bucket`), paths and reasons — never secrets.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,6 +23,22 @@ pub enum Direction {
     Upload,
     /// Bucket to client (RETR).
     Download,
+}
+
+/// What a command changes (or tried to change).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeKind {
+    /// DELE: a file deleted.
+    Delete,
+    /// RMD: a folder removed.
+    Rmdir,
+    /// MKD: a folder made.
+    Mkdir,
+    /// RNFR/RNTO: a file or folder renamed.
+    Rename,
+    /// A SITE command (none changes anything on object storage; kept for the audit trail).
+    Site,
 }
 
 /// Something that happened in the gateway.
@@ -101,6 +118,28 @@ pub enum Event {
         /// Why, in words.
         reason: String,
     },
+    /// A command that changes the bucket, or a SITE command, done or refused.
+    Changed {
+        /// The session it happened in (see `SessionOpened`).
+        session: SessionId,
+        /// Which command.
+        kind: ChangeKind,
+        /// DELE, RMD, MKD: the FTP path as the client sees it (in its home folder).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        path: Option<String>,
+        /// RNFR/RNTO: the old path.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+        /// RNFR/RNTO: the new path.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
+        /// SITE: the command as logged (one line, cut; see `relay::wire::loggable`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        command: Option<String>,
+        /// Why it was refused or failed; `None`: done.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        failure: Option<String>,
+    },
     /// Any other error worth showing a person.
     Error {
         /// The session, if any.
@@ -108,6 +147,26 @@ pub enum Event {
         /// What went wrong.
         message: String,
     },
+}
+
+impl Event {
+    /// The event of a SITE command (`command` as logged) answered with `reply` (the reply's
+    /// last line): refused when its code is 4xx or 5xx.
+    pub fn site(session: SessionId, command: String, reply: &str) -> Event {
+        let refused = reply
+            .get(..3)
+            .and_then(|c| c.parse::<u16>().ok())
+            .is_none_or(|code| code >= 400);
+        Event::Changed {
+            session,
+            kind: ChangeKind::Site,
+            path: None,
+            from: None,
+            to: None,
+            command: Some(command),
+            failure: refused.then(|| reply.trim_end().to_owned()),
+        }
+    }
 }
 
 /// A synchronous observer of every event (metrics, the audit log). It runs inside
@@ -349,6 +408,29 @@ mod tests {
     }
 
     #[test]
+    fn site_events() {
+        let table = [
+            ("502 Unknown SITE command", Some("502 Unknown SITE command")),
+            ("200 OK\r\n", None),
+            ("", Some("")),
+        ];
+        for (reply, failure) in table {
+            match Event::site(1, "SITE CHMOD 600 a".into(), reply) {
+                Event::Changed {
+                    kind: ChangeKind::Site,
+                    command,
+                    failure: f,
+                    ..
+                } => {
+                    assert_eq!(command.as_deref(), Some("SITE CHMOD 600 a"));
+                    assert_eq!(f.as_deref(), failure, "{reply:?}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn events_serialise_without_surprises() {
         let e = Event::LoggedIn {
             session: 3,
@@ -358,6 +440,20 @@ mod tests {
         assert_eq!(
             json,
             r#"{"type":"logged_in","session":3,"user":"AK/bucket"}"#
+        );
+        let e = Event::Changed {
+            session: 3,
+            kind: ChangeKind::Rename,
+            path: None,
+            from: Some("/a".into()),
+            to: Some("/b".into()),
+            command: None,
+            failure: None,
+        };
+        let json = serde_json::to_string(&e).unwrap_or_default();
+        assert_eq!(
+            json,
+            r#"{"type":"changed","session":3,"kind":"rename","from":"/a","to":"/b"}"#
         );
     }
 }

@@ -112,14 +112,14 @@ impl Gateway {
     pub async fn start(config: GatewayConfig) -> Result<GatewayHandle, StartError> {
         let mut factory = s3::ClientFactory::new(&config.s3)?;
         let audit = match &config.audit_log {
-            Some(path) => {
-                Some(
-                    audit::AuditLog::start(path).map_err(|source| StartError::AuditLog {
+            Some(path) => Some(
+                audit::AuditLog::start(path, config.metrics.clone()).map_err(|source| {
+                    StartError::AuditLog {
                         path: path.clone(),
                         source,
-                    })?,
-                )
-            }
+                    }
+                })?,
+            ),
             None => None,
         };
         let mut observers = Vec::new();
@@ -152,10 +152,12 @@ impl Gateway {
             shared,
             passive_ports: config.passive_ports.clone(),
             idle_timeout: config.idle_timeout,
+            login_timeout: config.login_timeout,
             events: events.clone(),
             session_limits: config.sessions,
             counter: limits::SessionCounter::default(),
             lockout: Arc::new(limits::LoginLockout::new(config.lockout)),
+            refusal_log: limits::LogThrottle::new(Duration::from_secs(60)),
             tls: config.tls.clone(),
             relay: Arc::new(relay::RelayConfig {
                 control_tls: config.tls.as_ref().map(|t| t.control.clone()),
@@ -163,6 +165,7 @@ impl Gateway {
                 require_tls: config.require_tls,
                 passive_ports: config.passive_ports.clone(),
                 masquerade: config.masquerade,
+                events: events.clone(),
             }),
             janitor: config
                 .abort_stale_uploads

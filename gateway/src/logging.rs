@@ -3,8 +3,13 @@
 //! libunftp wraps its handlers in tracing spans at `info` whose fields are the whole session
 //! state printed with `Debug` (kilobytes per line, repeated on every line inside them). Our
 //! relay logs one line per command instead (who, what, reply, time), so libunftp is kept at
-//! `warn` unless the level is `trace`. Colours only when stderr is a terminal, so a log file
-//! holds no escape codes.
+//! `warn` unless the level is `trace`. Its control loop and its PASS handler are kept at
+//! `error`: their warnings repeat what the relay and the authenticator already log (an unknown
+//! command, a refused login), whole (a 12 KB junk line, the user name tried), once per try.
+//! rustls warns at every TLS handshake whose ClientHello names an IP address as the server
+//! name (lftp does, on every data connection, and the relay does data connections' TLS): that
+//! one module is kept at `error`.
+//! Colours only when stderr is a terminal, so a log file holds no escape codes.
 
 use std::io::IsTerminal;
 
@@ -22,8 +27,13 @@ pub fn filter_for(level: &str) -> String {
     } else {
         ",s3s=off"
     };
-    format!("{level}{store},libunftp=warn,unftp_core=warn")
+    format!("{level}{store},{QUIETED}")
 }
+
+/// The filter directives for libunftp and rustls (see the module docs).
+const QUIETED: &str = "libunftp=warn,libunftp::server::controlchan::control_loop=error,\
+libunftp::server::controlchan::commands::pass=error,unftp_core=warn,\
+rustls::msgs::handshake=error";
 
 /// Installs the subscriber: `RUST_LOG` when set, else [`filter_for`]`(level)`. A second call
 /// does nothing.
@@ -44,11 +54,13 @@ mod tests {
 
     #[test]
     fn filters() {
-        assert_eq!(
-            filter_for("info"),
-            "info,s3s=off,libunftp=warn,unftp_core=warn"
+        assert_eq!(filter_for("info"), format!("info,s3s=off,{QUIETED}"));
+        assert_eq!(filter_for("debug"), format!("debug,{QUIETED}"));
+        assert!(
+            tracing_subscriber::EnvFilter::try_new(filter_for("info")).is_ok(),
+            "{}",
+            filter_for("info")
         );
-        assert_eq!(filter_for("debug"), "debug,libunftp=warn,unftp_core=warn");
         assert_eq!(filter_for("trace"), "trace");
         assert_eq!(filter_for("info,gateway=debug"), "info,gateway=debug");
     }

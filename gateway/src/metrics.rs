@@ -20,6 +20,8 @@
 //! - `bucketftp_s3_request_duration_seconds{operation}` (histogram): the whole operation,
 //!   retries included; for GetObject up to the response head, not the streamed body
 //! - `bucketftp_multipart_uploads_aborted_total`: successful AbortMultipartUpload calls
+//! - `bucketftp_audit_events_dropped_total`: events the audit log dropped because its writer
+//!   was behind (its queue is bounded, see [`crate::audit`])
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -60,6 +62,7 @@ pub struct Metrics {
     s3_requests: IntCounterVec,
     s3_latency: HistogramVec,
     multipart_aborted: IntCounter,
+    audit_dropped: IntCounter,
     /// Transfers under way: their direction and the bytes already counted.
     running: Mutex<HashMap<TransferId, (Direction, u64)>>,
 }
@@ -140,7 +143,12 @@ impl Metrics {
         registry.register(Box::new(transfer_bytes.clone()))?;
         registry.register(Box::new(s3_requests.clone()))?;
         registry.register(Box::new(s3_latency.clone()))?;
+        let audit_dropped = IntCounter::new(
+            "bucketftp_audit_events_dropped_total",
+            "Events the audit log dropped because its writer was behind",
+        )?;
         registry.register(Box::new(multipart_aborted.clone()))?;
+        registry.register(Box::new(audit_dropped.clone()))?;
         // Every known label value shows from the start, at zero.
         for outcome in ["ok", "failed", "locked"] {
             logins.with_label_values(&[outcome]);
@@ -160,6 +168,7 @@ impl Metrics {
             s3_requests,
             s3_latency,
             multipart_aborted,
+            audit_dropped,
             running: Mutex::new(HashMap::new()),
         })
     }
@@ -206,8 +215,13 @@ impl Metrics {
             Event::TransferFailed {
                 transfer, bytes, ..
             } => self.ended(*transfer, *bytes, "failed"),
-            Event::Error { .. } => {}
+            Event::Changed { .. } | Event::Error { .. } => {}
         }
+    }
+
+    /// Counts one event the audit log dropped.
+    pub fn audit_event_dropped(&self) {
+        self.audit_dropped.inc();
     }
 
     fn running_map(&self) -> std::sync::MutexGuard<'_, HashMap<TransferId, (Direction, u64)>> {

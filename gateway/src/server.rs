@@ -4,11 +4,18 @@
 //! state they share (`control_tap`), and an authenticator that hands its S3 client to that
 //! session's backend. Each session runs in its own task, so a slow S3 call in one session
 //! never stalls another.
+//!
+//! Before login a session is on probation: a connection from an address locked out after
+//! failed logins is answered `421` and closed before any session is set up; sessions not
+//! logged in yet are capped per address ([`SessionLimits::max_unauthenticated_per_ip`]); a
+//! session not logged in within `login_timeout` is closed whatever it sends, and one whose
+//! login was refused because its address is locked out is closed at once. Refusals are logged
+//! once per address and minute ([`LogThrottle`]), not once per try.
 
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use libunftp::ServerBuilder;
 use tokio::net::TcpListener;
@@ -18,10 +25,10 @@ use tokio::task::JoinSet;
 use crate::auth::{S3Authenticator, SlotUserProvider, UserSlot};
 use crate::control_tap::{self, ControlTap};
 use crate::events::{Event, EventBus};
-use crate::limits::{LoginLockout, SessionCounter, SessionLimits};
+use crate::limits::{LogThrottle, LoginLockout, Refusal, SessionCounter, SessionLimits};
 use crate::relay::{self, DataPath, RelayConfig};
 use crate::s3::Factories;
-use crate::session::{Connection, S3User};
+use crate::session::{Connection, LoginStage, LoginState, S3User};
 use crate::storage::{S3Backend, Shared};
 use crate::tls::TlsMaterial;
 
@@ -35,6 +42,8 @@ pub struct ServerParts {
     pub passive_ports: RangeInclusive<u16>,
     /// Seconds of silence before a session is closed.
     pub idle_timeout: Duration,
+    /// A session not logged in by then is closed, whatever it sends.
+    pub login_timeout: Duration,
     /// Events.
     pub events: EventBus,
     /// Session limits.
@@ -43,6 +52,8 @@ pub struct ServerParts {
     pub counter: SessionCounter,
     /// Failed logins per address.
     pub lockout: Arc<LoginLockout>,
+    /// Refused connections are logged once per address and period.
+    pub refusal_log: LogThrottle,
     /// FTPS, when on (libunftp's data connections use its `data` configuration).
     pub tls: Option<TlsMaterial>,
     /// The relay's settings: control TLS, TLS required, passive ports and address.
@@ -113,24 +124,49 @@ async fn serve(
     sessions: Sessions,
 ) {
     let _ = stream.set_nodelay(true);
-    if let Err(refusal) = parts.counter.admit(peer.ip(), parts.session_limits) {
+    let admitted = match parts.lockout.locked(peer.ip(), Instant::now()) {
+        Some(wait) => Err(Refusal::LockedOut(wait)),
+        None => parts.counter.admit(peer.ip(), parts.session_limits),
+    };
+    if let Err(refusal) = admitted {
         use tokio::io::AsyncWriteExt;
-        tracing::warn!(%peer, ?refusal, "connection refused");
-        let reply = refusal.reply().as_bytes();
-        let _ = tokio::time::timeout(Duration::from_secs(2), stream.write_all(reply)).await;
+        match refusal {
+            // The lock was logged when it began.
+            Refusal::LockedOut(_) => tracing::debug!(%peer, ?refusal, "connection refused"),
+            _ if parts.refusal_log.allow(peer.ip(), Instant::now()) => tracing::warn!(
+                %peer,
+                ?refusal,
+                "connection refused (further refusals of this address within a minute are not logged)"
+            ),
+            _ => tracing::debug!(%peer, ?refusal, "connection refused"),
+        }
+        let reply = refusal.reply();
+        let _ =
+            tokio::time::timeout(Duration::from_secs(2), stream.write_all(reply.as_bytes())).await;
         let _ = stream.shutdown().await;
         return;
     }
-    serve_admitted(stream, peer, &parts, sessions).await;
-    parts.counter.release(peer.ip());
+    let logged_in = serve_admitted(stream, peer, &parts, sessions).await;
+    parts.counter.release(peer.ip(), logged_in);
 }
 
+/// Serves an admitted connection to its end. Returns whether it logged in (and was counted as
+/// such in `parts.counter`).
 async fn serve_admitted(
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
     parts: &Arc<ServerParts>,
     sessions: Sessions,
-) {
+) -> bool {
+    // A second handle on the client's socket: closing it ends the relay however it is
+    // stuck (a TLS handshake, a client that does not read).
+    let client_socket = match socket2::SockRef::from(&stream).try_clone() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, %peer, "could not set up the connection");
+            return false;
+        }
+    };
     let (inner_ip, data_path) = relay::inner_address(peer.ip());
     let pair = relay::loopback_pair(inner_ip)
         .await
@@ -139,7 +175,7 @@ async fn serve_admitted(
         Ok(x) => x,
         Err(e) => {
             tracing::warn!(error = %e, %peer, "could not set up the connection");
-            return;
+            return false;
         }
     };
     let tap = Arc::new(tap);
@@ -153,11 +189,13 @@ async fn serve_admitted(
     });
     tracing::info!(session, %peer, "client connected");
 
+    let login = LoginState::default();
     let conn = Connection {
         session,
         peer,
         tap: tap.clone(),
         events: parts.events.clone(),
+        login: login.clone(),
     };
     let slot: UserSlot = Arc::new(Mutex::new(None));
     let backend_shared = parts.shared.clone();
@@ -197,6 +235,7 @@ async fn serve_admitted(
         None => built,
     };
     let built = built.build();
+    let mut logged_in = false;
     match built {
         Ok(server) => {
             let relayed = relay::run(
@@ -214,7 +253,47 @@ async fn serve_admitted(
                 // libunftp is done: make sure the relay sees the end too.
                 tap.close();
             };
-            tokio::join!(relayed, served);
+            let both = async {
+                tokio::join!(relayed, served);
+            };
+            tokio::pin!(both);
+            let probation = async {
+                match tokio::time::timeout(parts.login_timeout, login.settled()).await {
+                    Ok(stage) => stage,
+                    Err(_) => LoginStage::Pending,
+                }
+            };
+            let ended = tokio::select! {
+                () = &mut both => true,
+                stage = probation => {
+                    match stage {
+                        LoginStage::LoggedIn => {
+                            logged_in = true;
+                            parts.counter.logged_in(peer.ip());
+                        }
+                        LoginStage::Pending => {
+                            let secs = parts.login_timeout.as_secs();
+                            tracing::info!(session, %peer, secs, "not logged in in time: closing");
+                            close(&tap, &client_socket);
+                        }
+                        LoginStage::LockedOut => {
+                            tracing::debug!(session, %peer, "address locked out: closing");
+                            close(&tap, &client_socket);
+                        }
+                    }
+                    false
+                }
+            };
+            if !ended {
+                if logged_in {
+                    both.await;
+                } else if tokio::time::timeout(CLOSE_WAIT, &mut both).await.is_err() {
+                    tracing::warn!(
+                        session,
+                        "session did not end after its connection was closed"
+                    );
+                }
+            }
         }
         Err(e) => {
             tracing::error!(session, error = %e, "could not build the FTP session");
@@ -229,6 +308,17 @@ async fn serve_admitted(
     }
     parts.events.send(Event::SessionClosed { session });
     tracing::info!(session, "client disconnected");
+    logged_in
+}
+
+/// How long a closed session's tasks get to end before they are dropped.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+/// Ends a session from outside: libunftp's end and the client's socket are shut down, so the
+/// relay and libunftp both see the end whatever they were waiting for.
+fn close(tap: &ControlTap, client: &socket2::Socket) {
+    tap.close();
+    let _ = client.shutdown(std::net::Shutdown::Both);
 }
 
 /// Binds libunftp's passive listeners of relayed sessions to any free port on loopback.

@@ -2,6 +2,8 @@
 //! login) and the [`S3User`] it became (made by the authenticator at login). The
 //! authenticator, the storage backend and the accept loop all hold these; keeping them here,
 //! apart from all three, means none of those modules has to import another to name them.
+//! [`LoginState`] is how the authenticator tells the accept loop that the session logged in
+//! (or was refused because its address is locked out).
 
 use std::fmt::{self, Debug, Display};
 use std::net::SocketAddr;
@@ -28,6 +30,60 @@ pub struct Connection {
     pub tap: Arc<ControlTap>,
     /// Where login and transfer events of this session go.
     pub events: EventBus,
+    /// Set by the authenticator, watched by the accept loop (login timeout, session limits).
+    pub login: LoginState,
+}
+
+/// Where a session stands with its login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginStage {
+    /// Not logged in yet.
+    Pending,
+    /// Logged in.
+    LoggedIn,
+    /// A login was refused because the client's address is locked out: the session ends.
+    LockedOut,
+}
+
+/// One session's [`LoginStage`], shared by the authenticator (which sets it) and the accept
+/// loop (which waits for it to leave `Pending`). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct LoginState(Arc<tokio::sync::watch::Sender<LoginStage>>);
+
+impl Default for LoginState {
+    fn default() -> Self {
+        Self(Arc::new(tokio::sync::watch::Sender::new(
+            LoginStage::Pending,
+        )))
+    }
+}
+
+impl LoginState {
+    /// Moves to `stage` (a session that logged in stays logged in).
+    pub fn set(&self, stage: LoginStage) {
+        self.0.send_if_modified(|now| {
+            let change = *now != stage && *now != LoginStage::LoggedIn;
+            if change {
+                *now = stage;
+            }
+            change
+        });
+    }
+
+    /// The stage now.
+    pub fn get(&self) -> LoginStage {
+        *self.0.borrow()
+    }
+
+    /// Waits until the stage is no longer `Pending`, and returns it.
+    pub async fn settled(&self) -> LoginStage {
+        let mut rx = self.0.subscribe();
+        match rx.wait_for(|s| *s != LoginStage::Pending).await {
+            Ok(stage) => *stage,
+            // The sender lives in `self`: it cannot be dropped while this waits.
+            Err(_) => self.get(),
+        }
+    }
 }
 
 /// A logged-in FTP user: the session's S3 client, bucket, home folder and rights.

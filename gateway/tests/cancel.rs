@@ -217,7 +217,7 @@ async fn trial(env: &Env, case: Case, i: usize, rng: &mut Rng, body: &[u8]) -> b
             // Small files in half the trials (the server then reads the end at once, the
             // tightest timing), up to 8 MiB in the others: one PutObject below the 5 MiB
             // part, multipart above.
-            let cut = if i % 2 == 0 {
+            let cut = if i.is_multiple_of(2) {
                 rng.range(0, 64 * 1024)
             } else {
                 rng.range(0, 8 * MIB as u64)

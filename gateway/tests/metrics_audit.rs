@@ -227,7 +227,11 @@ async fn metrics_and_audit_log_follow_a_session() {
         assert_eq!(t["session"], logins[1]["session"], "{t}");
         assert!(t["path"].as_str().unwrap().ends_with("m.bin"), "{t}");
     }
-    assert_eq!(lines.len(), 4, "{text}");
+    let logouts = of("logout");
+    assert_eq!(logouts.len(), 1, "only the session that logged in: {text}");
+    assert_eq!(logouts[0]["session"], logins[1]["session"]);
+    assert_eq!(logouts[0]["user"], user.as_str());
+    assert_eq!(lines.len(), 5, "{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

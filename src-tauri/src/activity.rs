@@ -282,6 +282,9 @@ impl Activity {
             Event::Error { message, .. } => {
                 self.error(now_ms, "log.error", &[("message", message.clone())]);
             }
+            // Deletes, renames, folders and SITE commands are for the audit log; the Activity
+            // view shows sessions and transfers.
+            Event::Changed { .. } => {}
         }
     }
 

@@ -83,6 +83,9 @@ struct Cli {
     /// Seconds an upload may go without data before it is cancelled.
     #[arg(long, default_value_t = 60)]
     transfer_timeout: u64,
+    /// Seconds a connection has to log in; then it is closed, whatever it sends.
+    #[arg(long, default_value_t = 60)]
+    login_timeout: u64,
     /// Sessions in all.
     #[arg(long, default_value_t = 64)]
     max_sessions: usize,
@@ -96,11 +99,13 @@ struct Cli {
     #[arg(long, default_value_t = 300)]
     lockout_secs: u64,
     /// Turn FTPS (AUTH TLS) off.
-    #[arg(long, conflicts_with_all = ["require_tls", "tls_cert"])]
+    #[arg(long, conflicts_with = "tls_cert")]
     no_tls: bool,
-    /// Refuse logins and transfers without TLS.
-    #[arg(long)]
-    require_tls: bool,
+    /// Refuse logins and transfers without TLS (the default when --listen is not loopback;
+    /// --require-tls=false allows plain FTP there, and passwords then cross the network in
+    /// clear).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    require_tls: Option<bool>,
     /// Your own certificate chain (PEM) instead of the generated one.
     #[arg(long, requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -435,6 +440,7 @@ async fn run() -> Result<()> {
         }
         tracing::warn!(listen = %cli.listen, "listening on a non-loopback address");
     }
+    let tls_rule = gateway::config::tls_rule(cli.listen, !cli.no_tls, cli.require_tls)?;
 
     let mut local_store = None;
     let mut local_login = None;
@@ -512,6 +518,7 @@ async fn run() -> Result<()> {
         limits: TransferLimits::new(cli.part_size, cli.parts_in_flight, cli.memory_limit)
             .context("--part-size, --parts-in-flight, --memory-limit")?,
         idle_timeout: Duration::from_secs(cli.idle_timeout),
+        login_timeout: Duration::from_secs(cli.login_timeout.max(1)),
         transfer_timeout: Duration::from_secs(cli.transfer_timeout.max(1)),
         sessions: gateway::limits::SessionLimits {
             max_sessions: cli.max_sessions.max(1),
@@ -522,7 +529,7 @@ async fn run() -> Result<()> {
             window: Duration::from_secs(cli.lockout_secs),
         },
         tls,
-        require_tls: cli.require_tls,
+        require_tls: tls_rule.require_tls(),
         masquerade,
         abort_stale_uploads: (!cli.abort_stale_uploads.is_zero())
             .then_some(cli.abort_stale_uploads),
@@ -537,6 +544,12 @@ async fn run() -> Result<()> {
         audit_log: cli.audit_log.clone(),
     };
     let handle = Gateway::start(config).await?;
+    if let Some(warning) = tls_rule.warning() {
+        tracing::warn!(listen = %cli.listen, "require_tls = false: passwords cross the network in clear");
+        println!("{warning}");
+    } else if tls_rule.require_tls() {
+        println!("TLS required: plain-text logins and data connections are refused");
+    }
     println!("BucketFTP listening on {}", handle.local_addr());
     if let Some((user, password, file)) = &local_login {
         use std::io::IsTerminal;

@@ -58,6 +58,8 @@ pub struct RelayConfig {
     pub passive_ports: RangeInclusive<u16>,
     /// The address passive replies announce instead of the connection's own.
     pub masquerade: Option<Ipv4Addr>,
+    /// Where SITE commands are reported (the audit log's lines).
+    pub events: crate::events::EventBus,
 }
 
 /// Whether data connections go straight to libunftp or through the relay.
@@ -831,6 +833,12 @@ impl Relay {
         let user = self.user.as_deref().unwrap_or("-");
         let ms = started.elapsed().as_millis() as u64;
         let what = wire::loggable(cmd);
+        if cmd.verb == "SITE" {
+            let last = reply.lines().last().unwrap_or_default();
+            self.cfg
+                .events
+                .send(crate::events::Event::site(self.session, what.clone(), last));
+        }
         if matches!(cmd.verb.as_str(), "RETR" | "STOR" | "APPE" | "STOU") {
             let bytes = self.tap.take_transfer_bytes();
             tracing::info!(session = self.session, %user, cmd = %what, reply = code, bytes, ms);

@@ -60,20 +60,32 @@ pub fn parse_command(line: &[u8]) -> Option<Command> {
     Some(Command { verb, arg, line })
 }
 
-/// The longest argument a log line shows.
-const LOGGED_ARG_CHARS: usize = 200;
+/// The longest command a log line shows (verb and argument together).
+pub const LOGGED_CHARS: usize = 200;
 
-/// What a command shows in a log line: one short line, the password never.
+/// What a command shows in a log line: one line of at most [`LOGGED_CHARS`] characters and
+/// `…` (however long the verb or the argument), the password never.
 pub fn loggable(cmd: &Command) -> String {
     let verb = one_line(&cmd.verb);
-    if verb.starts_with("PASS") || verb.starts_with("ACCT") {
-        return format!("{verb} ****");
-    }
-    let arg = one_line(&cmd.arg);
-    match arg.char_indices().nth(LOGGED_ARG_CHARS) {
-        _ if arg.is_empty() => verb,
-        Some((cut, _)) => format!("{verb} {}…", &arg[..cut]),
-        None => format!("{verb} {arg}"),
+    let text = if verb.starts_with("PASS") || verb.starts_with("ACCT") {
+        format!("{verb} ****")
+    } else {
+        let arg = one_line(&cmd.arg);
+        if arg.is_empty() {
+            verb
+        } else {
+            format!("{verb} {arg}")
+        }
+    };
+    shorten(&text, LOGGED_CHARS)
+}
+
+/// `text` on one line (see [`one_line`]), cut to `max` characters and `…` when longer.
+pub fn shorten(text: &str, max: usize) -> String {
+    let line = one_line(text);
+    match line.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line,
     }
 }
 
@@ -381,6 +393,19 @@ mod tests {
         let long = format!("CWD {}\r\n", "é".repeat(500));
         let shown = loggable(&parse_command(long.as_bytes()).unwrap());
         assert!(shown.chars().count() < 210, "{shown}");
+        // A junk line without a space is all verb: cut as well.
+        let junk = format!("{}\r\n", "X".repeat(12 * 1024));
+        let shown = loggable(&parse_command(junk.as_bytes()).unwrap());
+        assert_eq!(shown.chars().count(), LOGGED_CHARS + 1, "{shown}");
+        assert!(shown.ends_with('…'));
+        let pass = format!("PASS{} hunter2\r\n", "X".repeat(500));
+        let shown = loggable(&parse_command(pass.as_bytes()).unwrap());
+        assert!(
+            !shown.contains("hunter2") && shown.chars().count() <= 201,
+            "{shown}"
+        );
+        assert_eq!(shorten("a\nb", 5), "a b");
+        assert_eq!(shorten("abcdef", 3), "abc…");
         assert_eq!(
             loggable(&parse_command(b"DELE a\x1b[31mb\r\n").unwrap()),
             "DELE a [31mb"

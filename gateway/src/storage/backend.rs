@@ -1,7 +1,9 @@
 //! The libunftp adapter: `StorageBackend<S3User>` for [`S3Backend`]. Each command parses
 //! its path into the user's home, checks the permissions, calls the bucket client, the
 //! folder operations, the upload or the download, and turns a [`Failure`] into libunftp's
-//! error, leaving the reason in the control tap for the relay to show (`550-why`).
+//! error, leaving the reason in the control tap for the relay to show (`550-why`). Every
+//! change (DELE, RMD, MKD, RNFR/RNTO), done or refused, is reported as an
+//! [`Event::Changed`] (the audit log's line).
 
 use std::fmt::{self, Debug};
 use std::path::{Path, PathBuf};
@@ -18,7 +20,7 @@ use super::upload::{CommitGate, Upload};
 use super::{ObjectMeta, Res, Shared, download, folders};
 use crate::control_tap::ControlTap;
 use crate::error::Failure;
-use crate::events::{Direction, TransferTracker};
+use crate::events::{ChangeKind, Direction, Event, TransferTracker};
 use crate::path::BucketPath;
 use crate::relay::wire::Facts;
 use crate::session::{Connection, S3User};
@@ -46,6 +48,25 @@ impl Debug for S3Backend {
 /// home folder.
 fn parse(u: &S3User, path: &Path) -> Res<BucketPath> {
     Ok(BucketPath::parse(path)?.within(&u.home)?)
+}
+
+/// A change to report: which command, on what.
+struct Change {
+    kind: ChangeKind,
+    target: Target,
+}
+
+/// What a change was made on, as paths the events show.
+enum Target {
+    /// DELE, RMD, MKD.
+    Path(String),
+    /// RNFR/RNTO: from, to.
+    Rename(String, String),
+}
+
+/// A path that could not be parsed, as an event shows it: one line, cut.
+fn as_given(path: &Path) -> String {
+    crate::relay::wire::shorten(&path.to_string_lossy(), crate::relay::wire::LOGGED_CHARS)
 }
 
 impl S3Backend {
@@ -91,10 +112,11 @@ impl S3Backend {
         f.into()
     }
 
-    /// Runs `op` when the permission check `allowed` passed; a failure of either becomes
-    /// libunftp's error through [`refuse`](Self::refuse).
+    /// Runs the change `op` when the permission check `allowed` passed, and reports it; a
+    /// failure of either becomes libunftp's error through [`refuse`](Self::refuse).
     async fn checked(
         &self,
+        change: Change,
         allowed: Res<()>,
         op: impl Future<Output = Res<()>>,
     ) -> ftp::Result<()> {
@@ -102,7 +124,39 @@ impl S3Backend {
             Ok(()) => op.await,
             Err(f) => Err(f),
         };
+        self.report(change, done.as_ref().err());
         done.map_err(|f| self.refuse(f))
+    }
+
+    /// Reports a change and its failure, if any, to the event stream.
+    fn report(&self, change: Change, failure: Option<&Failure>) {
+        let (path, from, to) = match change.target {
+            Target::Path(p) => (Some(p), None, None),
+            Target::Rename(from, to) => (None, Some(from), Some(to)),
+        };
+        self.shared.events.send(Event::Changed {
+            session: self.conn.session,
+            kind: change.kind,
+            path,
+            from,
+            to,
+            command: None,
+            failure: failure.map(ToString::to_string),
+        });
+    }
+
+    /// Parses the path of a change; a path that cannot be parsed is reported as it came.
+    fn parse_change(&self, u: &S3User, kind: ChangeKind, path: &Path) -> ftp::Result<BucketPath> {
+        parse(u, path).map_err(|f| {
+            self.report(
+                Change {
+                    kind,
+                    target: Target::Path(as_given(path)),
+                },
+                Some(&f),
+            );
+            f.into()
+        })
     }
 
     fn remember_unreadable(&self, key: Option<String>) {
@@ -316,9 +370,12 @@ impl StorageBackend<S3User> for S3Backend {
     }
 
     async fn del<P: AsRef<Path> + Send + Debug>(&self, u: &S3User, path: P) -> ftp::Result<()> {
-        let p = parse(u, path.as_ref())?;
+        let kind = ChangeKind::Delete;
+        let p = self.parse_change(u, kind, path.as_ref())?;
         let b = self.bucket(u);
+        let target = Target::Path(p.display());
         self.checked(
+            Change { kind, target },
             self.shared.permissions.delete_by(u),
             folders::delete_file(&b, &p),
         )
@@ -326,9 +383,12 @@ impl StorageBackend<S3User> for S3Backend {
     }
 
     async fn mkd<P: AsRef<Path> + Send + Debug>(&self, u: &S3User, path: P) -> ftp::Result<()> {
-        let p = parse(u, path.as_ref())?;
+        let kind = ChangeKind::Mkdir;
+        let p = self.parse_change(u, kind, path.as_ref())?;
         let b = self.bucket(u);
+        let target = Target::Path(p.display());
         self.checked(
+            Change { kind, target },
             self.shared.permissions.write_by(u),
             folders::make_folder(&b, &p),
         )
@@ -341,9 +401,19 @@ impl StorageBackend<S3User> for S3Backend {
         from: P,
         to: P,
     ) -> ftp::Result<()> {
-        let (from, to) = (parse(u, from.as_ref())?, parse(u, to.as_ref())?);
+        let kind = ChangeKind::Rename;
+        let (from, to) = match (parse(u, from.as_ref()), parse(u, to.as_ref())) {
+            (Ok(f), Ok(t)) => (f, t),
+            (Err(e), _) | (_, Err(e)) => {
+                let target = Target::Rename(as_given(from.as_ref()), as_given(to.as_ref()));
+                self.report(Change { kind, target }, Some(&e));
+                return Err(e.into());
+            }
+        };
         let b = self.bucket(u);
+        let target = Target::Rename(from.display(), to.display());
         self.checked(
+            Change { kind, target },
             self.shared.permissions.write_by(u),
             folders::rename(&b, &from, &to),
         )
@@ -351,9 +421,12 @@ impl StorageBackend<S3User> for S3Backend {
     }
 
     async fn rmd<P: AsRef<Path> + Send + Debug>(&self, u: &S3User, path: P) -> ftp::Result<()> {
-        let p = parse(u, path.as_ref())?;
+        let kind = ChangeKind::Rmdir;
+        let p = self.parse_change(u, kind, path.as_ref())?;
         let b = self.bucket(u);
+        let target = Target::Path(p.display());
         self.checked(
+            Change { kind, target },
             self.shared.permissions.delete_by(u),
             folders::remove_folder(&b, &p),
         )
