@@ -316,6 +316,11 @@ impl ControlTap {
     async fn owner(&self) -> Option<SocketOwner> {
         let sock = self.client.get()?;
         let (client, server) = (sock.peer_addr().ok()?, sock.local_addr().ok()?);
+        // Only a client on this host can be found: do not read /proc for any other.
+        let (c, s) = (client.ip().to_canonical(), server.ip().to_canonical());
+        if !(c.is_loopback() || c == s) {
+            return None;
+        }
         *self
             .owner
             .get_or_init(|| async move {
@@ -334,18 +339,23 @@ impl ControlTap {
         tokio::pin!(event);
         event.as_mut().enable();
         self.check_commit(mark)?;
-        if self.data_closed_cleanly.load(Ordering::SeqCst) {
+        // Under PROT P every data connection is the relay's TLS pipe, whose clean end is the
+        // client's close_notify (an end without one reaches the upload as a reset).
+        if self.data_tls() && self.data_closed_cleanly.load(Ordering::SeqCst) {
             return Ok(());
         }
-        let owner = tokio::time::timeout(SETTLE, self.owner())
-            .await
-            .ok()
-            .flatten();
-        if let Some(owner) = owner {
-            let still = tokio::task::spawn_blocking(move || owner.still_holds())
+        // Only when the relay asked for it: not behind a load balancer.
+        let owner = if self.owner_wanted.load(Ordering::SeqCst) {
+            tokio::time::timeout(SETTLE, self.owner())
                 .await
-                .unwrap_or(Owner::Unknown);
-            match still {
+                .ok()
+                .flatten()
+        } else {
+            None
+        };
+        if let Some(owner) = owner {
+            // One readlink of /proc: quick enough to do here.
+            match owner.still_holds() {
                 Owner::Holds => return self.check_commit(mark),
                 Owner::Gone => {
                     return Err(Failure::Aborted(

@@ -124,8 +124,10 @@ impl SocketOwner {
         imp::find(client, server)
     }
 
-    /// Whether a live process still holds the socket: the one found, or, if it no longer
-    /// does (it passed the socket on), any other of the same user. Blocking: reads `/proc`.
+    /// Whether the process found still holds the socket. When it does not, and no other
+    /// process does either, the owner is gone; when another one does (the socket was passed
+    /// on, or a child inherited it), that says nothing of the client: unknown. Blocking:
+    /// reads `/proc`.
     pub fn still_holds(&self) -> Owner {
         imp::still_holds(self)
     }
@@ -161,11 +163,12 @@ mod imp {
         }
     }
 
-    /// The recorded descriptor no longer is the socket: another process of the same user
-    /// may hold it (it was passed on); if none does, the owner is gone.
+    /// The recorded descriptor no longer is the socket: if no process of the user holds it,
+    /// the owner is gone; if another one does (it was passed on, or inherited), the client
+    /// may still have died: unknown.
     fn rescan(owner: &SocketOwner) -> Owner {
         match holder(owner.inode, owner.uid) {
-            Some(_) => Owner::Holds,
+            Some(_) => Owner::Unknown,
             None => Owner::Gone,
         }
     }
@@ -323,7 +326,10 @@ mod tests {
         assert_eq!(owner.pid, child.id());
         assert_eq!(owner.still_holds(), Owner::Holds);
         child.kill().unwrap();
-        child.wait().unwrap();
+        // The moment the FIN of the killed process's socket arrives, and before the process
+        // is reaped, no process holds the socket any more.
+        assert_eq!(accepted.read(&mut one).unwrap(), 0, "the FIN");
         assert_eq!(owner.still_holds(), Owner::Gone);
+        child.wait().unwrap();
     }
 }

@@ -268,7 +268,7 @@ async fn pipe<C>(
                             if tls_tap.is_some() && !client_closed {
                                 // Answer the close_notify: nothing more goes to the client.
                                 client_closed = true;
-                                client_wr.shutdown().await?;
+                                shutdown_within(&mut client_wr).await?;
                             }
                         }
                         n => {
@@ -281,7 +281,7 @@ async fn pipe<C>(
                             down_open = false;
                             if !client_closed {
                                 client_closed = true;
-                                client_wr.shutdown().await?;
+                                shutdown_within(&mut client_wr).await?;
                             }
                             if let Some(tx) = delivered.take() {
                                 let _ = tx.send(true);
@@ -315,6 +315,14 @@ async fn pipe<C>(
 /// side open but never reads).
 async fn write_within<W: AsyncWriteExt + Unpin>(w: &mut W, buf: &[u8]) -> io::Result<()> {
     tokio::time::timeout(IDLE, w.write_all(buf))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "data connection stalled"))?
+}
+
+/// Ends our side towards the client (under TLS: the records rustls still holds, then
+/// close_notify, then FIN), failing when the client takes nothing for [`IDLE`].
+async fn shutdown_within<W: AsyncWriteExt + Unpin>(w: &mut W) -> io::Result<()> {
+    tokio::time::timeout(IDLE, w.shutdown())
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "data connection stalled"))?
 }

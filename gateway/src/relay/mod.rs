@@ -731,6 +731,14 @@ impl Relay {
             }
             (227, "PASV") if self.relays_data() => self.relay_passive(&reply, false).await,
             (229, "EPSV") if self.relays_data() => self.relay_passive(&reply, true).await,
+            (227, "PASV") | (229, "EPSV") => {
+                // A data connection straight to libunftp: an earlier relayed one (a TLS one
+                // before PROT C) must not stay open beside it.
+                if let Some(p) = self.passive.take() {
+                    p.abort();
+                }
+                reply.bytes()
+            }
             _ => reply.bytes(),
         };
         if undelivered {
