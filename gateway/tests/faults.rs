@@ -445,3 +445,49 @@ async fn loopback_uploads_go_unsigned(kind: S3Kind) {
         Some(&large[..])
     );
 }
+
+each_store!(a_copy_dropped_while_its_upload_is_made_leaves_none);
+/// A copy dropped while its CreateMultipartUpload is in flight: the store makes the upload
+/// (the proxy holds the request until the caller is gone, then lets it through), and the
+/// upload is still aborted, though the dropped caller never learned its id.
+async fn a_copy_dropped_while_its_upload_is_made_leaves_none(kind: S3Kind) {
+    use gateway::storage::multipart::{copy_in_parts, part_ranges};
+    let s3 = TestS3::start(kind).await;
+    s3.create_bucket(BUCKET).await;
+    s3.put(BUCKET, "src.bin", vec![7u8; 8192]).await;
+    let proxy = FaultProxy::start(&s3.endpoint).await;
+    proxy.hold("POST", "uploads");
+    let client = support::s3_client(&proxy.endpoint, &s3.region, &s3.access_key, &s3.secret_key);
+    let task = tokio::spawn(async move {
+        let ranges = part_ranges(8192, 4096);
+        copy_in_parts(&client, BUCKET, "src.bin", "dst.bin", &ranges, 1).await
+    });
+    for _ in 0..500 {
+        if proxy.held() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        proxy.held(),
+        1,
+        "the CreateMultipartUpload never reached the proxy"
+    );
+    task.abort();
+    let _ = task.await;
+    proxy.release();
+    // The store makes the upload now: it is listed, or already aborted (through the proxy).
+    let mut made = false;
+    for _ in 0..500 {
+        made = !s3.multipart_uploads(BUCKET).await.is_empty()
+            || !proxy.payload_hashes("DELETE", "uploadId=").is_empty();
+        if made {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(made, "the held CreateMultipartUpload never made an upload");
+    s3.assert_no_uploads_left(BUCKET, "left behind by a copy dropped mid-create")
+        .await;
+    assert!(s3.get(BUCKET, "dst.bin").await.is_none());
+}

@@ -28,7 +28,19 @@ pub struct MultipartUpload {
 
 impl MultipartUpload {
     /// Starts a multipart upload of `key`. A reply without an upload id is an error.
+    ///
+    /// Cancel-safe: the request runs in a task of its own, so a caller dropped while it is in
+    /// flight (a cancelled transfer, a session ended) does not lose the upload the store has
+    /// already made. The task's result is then dropped with no one to take it, and dropping
+    /// an armed [`MultipartUpload`] aborts it.
     pub async fn create(client: &Client, bucket: &str, key: &str) -> Result<Self, Failure> {
+        let (client, bucket, key) = (client.clone(), bucket.to_owned(), key.to_owned());
+        tokio::spawn(async move { Self::create_here(&client, &bucket, &key).await })
+            .await
+            .map_err(|e| Failure::Other(format!("starting the multipart upload failed: {e}")))?
+    }
+
+    async fn create_here(client: &Client, bucket: &str, key: &str) -> Result<Self, Failure> {
         let out = client
             .create_multipart_upload()
             .bucket(bucket)
