@@ -40,7 +40,7 @@
 #![allow(dead_code)] // each test binary uses a different subset of these helpers
 
 use std::fmt::Write as _;
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -267,9 +267,7 @@ pub(crate) fn small_parts(parts_in_flight: usize) -> gateway::TransferLimits {
 /// `n` random bytes as lowercase hex, from /dev/urandom.
 fn random_hex(n: usize) -> String {
     let mut buf = vec![0u8; n];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buf))
-        .expect("reading /dev/urandom");
+    getrandom::fill(&mut buf).expect("the OS's random source");
     buf.iter().fold(String::with_capacity(2 * n), |mut s, b| {
         let _ = write!(s, "{b:02x}");
         s
