@@ -102,6 +102,10 @@ pub struct ControlTap {
     transfer_bytes: Arc<AtomicU64>,
     /// The client's TLS data stream of the current upload ended with its close_notify.
     data_closed_cleanly: AtomicBool,
+    /// The relayed data connection of the current transfer broke (a reset, a TLS end without
+    /// close_notify, a failed handshake): its end reaches libunftp as a reset, which Wine
+    /// may pass on as a clean end (see [`crate::data_end`]), so the gate asks here too.
+    data_broken: AtomicBool,
     /// Woken by the relay whenever the client sends a byte or closes its control connection.
     control_event: Notify,
     /// The process on this host that holds the client's control socket, once looked up.
@@ -133,6 +137,7 @@ pub fn split(
             listing_is_mlsd: AtomicBool::new(false),
             transfer_bytes: Arc::new(AtomicU64::new(0)),
             data_closed_cleanly: AtomicBool::new(false),
+            data_broken: AtomicBool::new(false),
             control_event: Notify::new(),
             owner: tokio::sync::OnceCell::new(),
             owner_wanted: AtomicBool::new(false),
@@ -163,6 +168,11 @@ impl ControlTap {
     /// before it passed the end of the stream on to libunftp.
     pub fn set_data_closed_cleanly(&self) {
         self.data_closed_cleanly.store(true, Ordering::SeqCst);
+    }
+
+    /// The relay opened a new data connection (`false`), or the current one broke (`true`).
+    pub fn set_data_broken(&self, broken: bool) {
+        self.data_broken.store(broken, Ordering::SeqCst);
     }
 
     /// Bytes the client has sent on the control connection so far.
@@ -292,6 +302,11 @@ impl ControlTap {
     /// `Err` when the upload begun at `mark` must not be committed: the client is gone or
     /// sent something since.
     pub fn check_commit(&self, mark: u64) -> Result<(), Failure> {
+        if self.data_broken.load(Ordering::SeqCst) {
+            return Err(Failure::Aborted(
+                "the data connection broke before the upload finished".into(),
+            ));
+        }
         let gone = self.client_gone.load(Ordering::SeqCst) || self.state() == ControlState::Closed;
         may_commit(mark, self.client_bytes(), self.client_state(), gone)
             .map_err(|why| Failure::Aborted(why.into()))

@@ -25,12 +25,14 @@
 //!   relays passive data connections of clients not on loopback.
 //! - [`control_tap`]: what the relay and the storage backend share about a session (reply
 //!   details, control bytes for ABOR detection, TLS state, MLST facts).
+//! - [`data_end`]: a data connection's reset that the socket layer reported as a clean end
+//!   (Wine) is told apart from a clean end.
 //! - [`filezilla`]: FileZilla Site Manager XML for "Export FileZilla site…".
 //! - [`import`]: Tencent COS FTP Server and qsftpd configs converted to BucketFTP's server
 //!   config (TOML text).
 //! - [`events`]: sessions and transfers as a broadcast stream.
 //! - [`metrics`]: Prometheus metrics fed by the events and an S3 client interceptor.
-//! - [`audit`]: a JSON-lines audit log of logins and transfers.
+//! - [`audit`]: a JSON-lines audit log of logins, transfers, changes and logouts.
 //! - [`limits`]: session limits and the failed-login lockout.
 //! - [`janitor`]: aborts multipart uploads left by a killed gateway (opt-in).
 //! - [`logging`]: the log filter and format both binaries use.
@@ -45,6 +47,7 @@ pub mod auth;
 pub mod config;
 pub mod config_file;
 pub mod control_tap;
+pub mod data_end;
 pub mod error;
 pub mod events;
 pub mod filezilla;

@@ -26,6 +26,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::oneshot;
 
 use crate::control_tap::ControlTap;
+use crate::data_end::EndChecked;
 
 /// How long a client has to connect to an announced passive port (libunftp's own value).
 const ACCEPT_WITHIN: Duration = Duration::from_secs(15);
@@ -94,15 +95,28 @@ impl Passive {
 
 /// Connects to libunftp's passive port at `target` at once (so no other local process can
 /// take it), listens on a free port of `ports` at `bind_ip`, and joins the first connection
-/// from `client_ip` to it, doing its TLS when `tls` is given.
+/// from `client_ip` to it, doing its TLS when `tls` is given. `tap` (the session's) learns
+/// whether this connection broke.
 pub async fn open(
     bind_ip: IpAddr,
     ports: RangeInclusive<u16>,
     client_ip: IpAddr,
     target: SocketAddr,
     tls: Option<DataTls>,
+    tap: Option<Arc<ControlTap>>,
 ) -> io::Result<Passive> {
     let inner = TcpStream::connect(target).await?;
+    if let Some(tap) = &tap {
+        tap.set_data_broken(false);
+    }
+    // Every way this connection ends other than both sides' clean ends: the tap knows
+    // before libunftp sees the reset of its side.
+    let broken = move |inner: &TcpStream| {
+        if let Some(tap) = &tap {
+            tap.set_data_broken(true);
+        }
+        reset(inner);
+    };
     let listener = bind_in_range(bind_ip, ports)?;
     let port = listener.local_addr()?.port();
     let (delivered_tx, delivered) = oneshot::channel();
@@ -128,23 +142,24 @@ pub async fn open(
         drop(listener);
         let Ok(Some(client)) = accepted else {
             // Never connected: libunftp's side ends with the connection.
-            reset(&inner);
+            broken(&inner);
             return;
         };
         let _ = client.set_nodelay(true);
         let Some(tls) = tls else {
-            return pipe(client, inner, delivered_tx, None).await;
+            // A reset that the socket layer reports as a clean end is still a reset.
+            return pipe(EndChecked::new(client), inner, delivered_tx, None, broken).await;
         };
         let acceptor = tokio_rustls::TlsAcceptor::from(tls.config);
         match tokio::time::timeout(HANDSHAKE_WITHIN, acceptor.accept(client)).await {
-            Ok(Ok(stream)) => pipe(stream, inner, delivered_tx, Some(tls.tap)).await,
+            Ok(Ok(stream)) => pipe(stream, inner, delivered_tx, Some(tls.tap), broken).await,
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, "data connection TLS handshake failed");
-                reset(&inner);
+                broken(&inner);
             }
             Err(_) => {
                 tracing::debug!("data connection TLS handshake timed out");
-                reset(&inner);
+                broken(&inner);
             }
         }
     });
@@ -194,6 +209,12 @@ impl Tcp for TcpStream {
     }
 }
 
+impl Tcp for EndChecked {
+    fn tcp(&self) -> &TcpStream {
+        self.get_ref()
+    }
+}
+
 impl Tcp for tokio_rustls::server::TlsStream<TcpStream> {
     fn tcp(&self) -> &TcpStream {
         self.get_ref().0
@@ -232,12 +253,14 @@ impl Acker {
 /// `delivered` gets `true` once libunftp's end has been passed on to the client (dropped
 /// unsent when the connection breaks first). With `tls_tap`, `client` is a TLS stream: its
 /// clean end (`Ok(0)`) is the client's close_notify, recorded in the tap before the FIN goes
-/// to libunftp and answered with ours; its end without close_notify is an error.
+/// to libunftp and answered with ours; its end without close_notify is an error. When the
+/// connection breaks, `broken` ends libunftp's side (and tells the tap).
 async fn pipe<C>(
     mut client: C,
     mut inner: TcpStream,
     delivered: oneshot::Sender<bool>,
     tls_tap: Option<Arc<ControlTap>>,
+    broken: impl FnOnce(&TcpStream),
 ) where
     C: AsyncRead + AsyncWrite + Unpin + Tcp,
 {
@@ -307,7 +330,7 @@ async fn pipe<C>(
     if let Err(e) = outcome {
         tracing::debug!(error = %e, "relayed data connection broke");
         reset(client.tcp());
-        reset(&inner);
+        broken(&inner);
     }
 }
 
@@ -344,7 +367,7 @@ mod tests {
         let port = free.local_addr().unwrap().port();
         drop(free);
         let lo: IpAddr = "127.0.0.1".parse().unwrap();
-        let passive = open(lo, port..=port, lo, unftp.local_addr().unwrap(), None)
+        let passive = open(lo, port..=port, lo, unftp.local_addr().unwrap(), None, None)
             .await
             .unwrap();
         let (inner, _) = unftp.accept().await.unwrap();
@@ -408,7 +431,7 @@ mod tests {
         let free = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = free.local_addr().unwrap().port();
         drop(free);
-        let mut passive = open(lo, port..=port, lo, unftp.local_addr().unwrap(), None)
+        let mut passive = open(lo, port..=port, lo, unftp.local_addr().unwrap(), None, None)
             .await
             .unwrap();
         passive.abort();

@@ -74,9 +74,17 @@ pub enum DataPath {
 /// The loopback address the relay connects to libunftp from, for a client at `peer`, and
 /// whether data connections can then go straight to libunftp.
 pub fn inner_address(peer: IpAddr) -> (IpAddr, DataPath) {
+    // On Windows the relay carries every data connection: it reads the client's socket
+    // itself and tells a reset from a clean end where the socket layer does not (Wine, see
+    // `crate::data_end`); libunftp's own data socket gives the backend no way to ask.
+    let loopback = if cfg!(windows) {
+        DataPath::Relayed
+    } else {
+        DataPath::Direct
+    };
     match peer.to_canonical() {
-        IpAddr::V4(ip) if ip == Ipv4Addr::LOCALHOST => (IpAddr::V4(ip), DataPath::Direct),
-        IpAddr::V6(ip) if ip.is_loopback() => (IpAddr::V6(ip), DataPath::Direct),
+        IpAddr::V4(ip) if ip == Ipv4Addr::LOCALHOST => (IpAddr::V4(ip), loopback),
+        IpAddr::V6(ip) if ip.is_loopback() => (IpAddr::V6(ip), loopback),
         _ => (IpAddr::V4(Ipv4Addr::LOCALHOST), DataPath::Relayed),
     }
 }
@@ -802,6 +810,7 @@ impl Relay {
             self.peer.ip(),
             target,
             tls,
+            Some(self.tap.clone()),
         )
         .await
         {
@@ -940,17 +949,17 @@ mod tests {
 
     #[test]
     fn data_path_by_client_address() {
+        // Windows relays every data connection (see `inner_address`).
+        let loopback = if cfg!(windows) {
+            DataPath::Relayed
+        } else {
+            DataPath::Direct
+        };
         let (ip, path) = inner_address("127.0.0.1".parse().unwrap());
-        assert_eq!(
-            (ip.to_string().as_str(), path),
-            ("127.0.0.1", DataPath::Direct)
-        );
-        assert_eq!(inner_address("::1".parse().unwrap()).1, DataPath::Direct);
+        assert_eq!((ip.to_string().as_str(), path), ("127.0.0.1", loopback));
+        assert_eq!(inner_address("::1".parse().unwrap()).1, loopback);
         let (ip, path) = inner_address("::ffff:127.0.0.1".parse().unwrap());
-        assert_eq!(
-            (ip.to_string().as_str(), path),
-            ("127.0.0.1", DataPath::Direct)
-        );
+        assert_eq!((ip.to_string().as_str(), path), ("127.0.0.1", loopback));
         let (ip, path) = inner_address("127.0.0.2".parse().unwrap());
         assert_eq!(
             (ip.to_string().as_str(), path),
