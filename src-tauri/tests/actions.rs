@@ -76,6 +76,7 @@ async fn fixture() -> Fixture {
     let paths = AppPaths {
         config_dir: dir.path().join("config"),
         data_dir: dir.path().join("data"),
+        local_data_dir: dir.path().join("data"),
     };
     let shell = Arc::new(Recorder::default());
     let secrets = Arc::new(Keychain::mock());
@@ -448,6 +449,7 @@ async fn a_corrupt_profiles_file_is_kept_and_announced() {
         AppPaths {
             config_dir: config.clone(),
             data_dir: dir.path().join("data"),
+            local_data_dir: dir.path().join("data"),
         },
         Arc::new(Keychain::mock()),
         Arc::new(Recorder::default()),

@@ -30,6 +30,7 @@ fn harness() -> Harness {
         paths: Some(AppPaths {
             config_dir: dir.path().join("config"),
             data_dir: dir.path().join("data"),
+            local_data_dir: dir.path().join("data"),
         }),
         secrets: Some(Arc::new(Keychain::mock())),
         tray: false,

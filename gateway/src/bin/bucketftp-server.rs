@@ -131,7 +131,8 @@ struct Cli {
     /// folder for this user).
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Folder of the local bucket (default: <data dir>/local-store).
+    /// Folder of the local bucket (default: <data dir>/local-store with --data-dir, else the
+    /// user's local data folder: Local AppData on Windows).
     #[arg(long)]
     local: Option<PathBuf>,
     /// Name of the local bucket.
@@ -259,6 +260,38 @@ fn data_dir(cli: &Cli) -> Result<PathBuf> {
     let dirs = directories::ProjectDirs::from("", "", "BucketFTP")
         .context("cannot find a data folder for this user; pass --data-dir DIR")?;
     Ok(dirs.data_dir().to_path_buf())
+}
+
+/// The local bucket's folder when `--local` is not given: `<--data-dir>/local-store`, or by
+/// default the user's local data folder (Local AppData on Windows: the files must not roam),
+/// where a store kept in the roaming data folder by earlier versions is moved once.
+fn default_local_root(cli: &Cli) -> Result<PathBuf> {
+    if let Some(d) = &cli.data_dir {
+        return Ok(d.join(gateway::local::STORE_FOLDER));
+    }
+    let (new, old) = gateway::local::default_store_dirs()
+        .context("cannot find a data folder for this user; pass --data-dir DIR or --local DIR")?;
+    let moved = gateway::local::relocate_store(&old, &new);
+    match &moved.how {
+        gateway::local::Relocation::Moved => println!(
+            "Moved the local bucket from {} to {} (local data: not copied by roaming profiles)",
+            old.display(),
+            new.display()
+        ),
+        gateway::local::Relocation::BothExist => tracing::warn!(
+            old = %old.display(),
+            used = %new.display(),
+            "an older local bucket folder is still there; it is not used"
+        ),
+        gateway::local::Relocation::KeptOld(why) => tracing::warn!(
+            old = %old.display(),
+            new = %new.display(),
+            reason = %why,
+            "could not move the local bucket to the local data folder; using it where it is"
+        ),
+        gateway::local::Relocation::Nothing => {}
+    }
+    Ok(moved.folder)
 }
 
 /// Resolves `--masquerade` (an IPv4 address or a host name) once, at start.
@@ -451,7 +484,7 @@ async fn run() -> Result<()> {
     } else if cli.endpoint.is_none() && cli.provider.is_none() {
         let root = match &cli.local {
             Some(d) => d.clone(),
-            None => data_dir(&cli)?.join("local-store"),
+            None => default_local_root(&cli)?,
         };
         let local = gateway::local::start_local(&root, &cli.local_bucket)
             .await

@@ -22,19 +22,36 @@ use crate::settings::SettingsStore;
 pub struct AppPaths {
     /// `settings.json`, `profiles.json`.
     pub config_dir: PathBuf,
-    /// The local bucket and the FTPS certificate.
+    /// The FTPS certificate (small: it may roam with a Windows profile), and where earlier
+    /// versions kept the local bucket.
     pub data_dir: PathBuf,
+    /// The local bucket (`local-store`): a person's files, possibly gigabytes, in the local
+    /// data folder (Local AppData on Windows, which a roaming profile does not copy; the same
+    /// folder as `data_dir` elsewhere).
+    pub local_data_dir: PathBuf,
 }
 
 impl AppPaths {
     /// The per-user folders (XDG on Linux, `AppData` on Windows, `Library` on macOS); the
-    /// same data folder as `bucketftp-server`, so both serve the same local bucket.
+    /// same folders as `bucketftp-server`, so both serve the same local bucket.
     pub fn for_user() -> Option<Self> {
         let dirs = directories::ProjectDirs::from("", "", "BucketFTP")?;
         Some(Self {
             config_dir: dirs.config_dir().to_path_buf(),
             data_dir: dirs.data_dir().to_path_buf(),
+            local_data_dir: dirs.data_local_dir().to_path_buf(),
         })
+    }
+
+    /// The local bucket's folder.
+    pub fn store_dir(&self) -> PathBuf {
+        self.local_data_dir.join(gateway::local::STORE_FOLDER)
+    }
+
+    /// Where earlier versions kept the local bucket (moved from once, see
+    /// [`gateway::local::relocate_store`]).
+    pub fn old_store_dir(&self) -> PathBuf {
+        self.data_dir.join(gateway::local::STORE_FOLDER)
     }
 }
 
@@ -125,7 +142,13 @@ impl Core {
         if report.first_run {
             tracing::info!(dir = %paths.config_dir.display(), "first run: profile \"This computer\" created");
         }
-        let local = gateway::local::start_local(&paths.data_dir.join("local-store"), LOCAL_BUCKET)
+        let relocated = gateway::local::relocate_store(&paths.old_store_dir(), &paths.store_dir());
+        notices.extend(Notice::relocated(
+            &relocated,
+            &paths.old_store_dir(),
+            &paths.store_dir(),
+        ));
+        let local = gateway::local::start_local(&relocated.folder, LOCAL_BUCKET)
             .await
             .inspect_err(|e| tracing::warn!(error = %e, "local bucket did not start"));
         let local = or_notice(local, "notice.local_failed", &mut notices);

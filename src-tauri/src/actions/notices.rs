@@ -3,6 +3,7 @@
 //! background work (local bucket, FTPS, a tray export) become notices here, and only here.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use serde::Serialize;
 
@@ -24,6 +25,28 @@ impl Notice {
         Self {
             key,
             args: args.iter().cloned().collect(),
+        }
+    }
+
+    /// What moving the local bucket from `old` to `new` at start came to, when the person
+    /// should know: it moved, it could not move, or an older copy is left behind.
+    pub fn relocated(r: &gateway::local::Relocated, old: &Path, new: &Path) -> Option<Self> {
+        use gateway::local::Relocation;
+        let (old, new) = (old.display().to_string(), new.display().to_string());
+        match &r.how {
+            Relocation::Nothing => None,
+            Relocation::Moved => Some(Self::new(
+                "notice.local_moved",
+                &[("old", old), ("new", new)],
+            )),
+            Relocation::BothExist => Some(Self::new(
+                "notice.local_old_copy",
+                &[("old", old), ("new", new)],
+            )),
+            Relocation::KeptOld(detail) => Some(Self::new(
+                "notice.local_not_moved",
+                &[("old", old), ("new", new), ("detail", detail.clone())],
+            )),
         }
     }
 
@@ -57,5 +80,39 @@ impl Core {
     /// Shows the window.
     pub fn open_window(&self) {
         self.shell.show_window();
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use std::path::PathBuf;
+
+    use gateway::local::{Relocated, Relocation};
+
+    use super::*;
+
+    #[test]
+    fn relocation_notices_name_both_folders() {
+        let old = PathBuf::from("C:/Users/a/AppData/Roaming/BucketFTP/data/local-store");
+        let new = PathBuf::from("C:/Users/a/AppData/Local/BucketFTP/data/local-store");
+        let at = |how| Relocated {
+            folder: new.clone(),
+            how,
+        };
+        assert_eq!(
+            Notice::relocated(&at(Relocation::Nothing), &old, &new),
+            None
+        );
+        let moved = Notice::relocated(&at(Relocation::Moved), &old, &new).unwrap();
+        assert_eq!(moved.key, "notice.local_moved");
+        assert_eq!(moved.args["new"], new.display().to_string());
+        let both = Notice::relocated(&at(Relocation::BothExist), &old, &new).unwrap();
+        assert_eq!(both.key, "notice.local_old_copy");
+        assert_eq!(both.args["old"], old.display().to_string());
+        let kept = Relocation::KeptOld("in use".into());
+        let kept = Notice::relocated(&at(kept), &old, &new).unwrap();
+        assert_eq!(kept.key, "notice.local_not_moved");
+        assert_eq!(kept.args["detail"], "in use");
     }
 }
