@@ -1,5 +1,6 @@
 //! The [`Shell`] of the real app: Tauri events to the window, the tray, the clipboard
-//! plugin, the autostart plugin and the main window. Plugins that are not registered (the
+//! plugin, the autostart plugin (on Windows `auto-launch` itself, for the current user
+//! only) and the main window. Plugins that are not registered (the
 //! mock runtime in tests) make the matching call fail with a message instead of panicking.
 
 use std::sync::Arc;
@@ -103,6 +104,28 @@ impl<R: Runtime> Shell for TauriShell<R> {
         self.emit(events::GATEWAY_EVENT, event);
     }
 
+    #[cfg(windows)]
+    fn set_start_at_login(&self, on: bool) -> Result<(), ShellError> {
+        let failed = |source: Box<dyn std::error::Error + Send + Sync>| ShellError::Failed {
+            feature: Feature::StartAtLogin,
+            source,
+        };
+        let exe = std::env::current_exe().map_err(|e| failed(Box::new(e)))?;
+        let launcher = windows_login_entry(&self.app.package_info().name, &exe)
+            .map_err(|e| failed(Box::new(e)))?;
+        let result = if on {
+            launcher.enable()
+        } else {
+            launcher.disable()
+        };
+        match result {
+            // Already off: nothing to remove.
+            Err(auto_launch::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            r => r.map_err(|e| failed(Box::new(e))),
+        }
+    }
+
+    #[cfg(not(windows))]
     fn set_start_at_login(&self, on: bool) -> Result<(), ShellError> {
         let feature = Feature::StartAtLogin;
         let Some(manager) = self
@@ -145,4 +168,22 @@ impl<R: Runtime> Shell for TauriShell<R> {
     fn notices_changed(&self) {
         self.emit(events::NOTICES_CHANGED, ());
     }
+}
+
+/// The Windows start-at-login entry: a value named `name` under
+/// `HKCU\Software\Microsoft\Windows\CurrentVersion\Run` starting `exe --minimized`. Always
+/// the current user's: the autostart plugin's default mode writes under HKLM when the process
+/// may (an elevated start, such as the installer's "Run BucketFTP"), which would start the
+/// app for every user of the machine. Turning it off removes both.
+#[cfg(windows)]
+fn windows_login_entry(
+    name: &str,
+    exe: &std::path::Path,
+) -> Result<auto_launch::AutoLaunch, auto_launch::Error> {
+    auto_launch::AutoLaunchBuilder::new()
+        .set_app_name(name)
+        .set_app_path(&exe.display().to_string())
+        .set_args(&[crate::MINIMIZED_FLAG])
+        .set_windows_enable_mode(auto_launch::WindowsEnableMode::CurrentUser)
+        .build()
 }

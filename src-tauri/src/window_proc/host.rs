@@ -14,12 +14,23 @@ use tauri::{AppHandle, Manager, Runtime};
 
 use super::WINDOW_FLAG;
 use super::protocol::{ToTray, ToWindow, decode, encode};
+use super::webview;
 use crate::actions::{ActionError, Core};
 use crate::commands::{dispatch, to_json};
+
+/// The environment variable that names a program to start as the window process instead
+/// of this executable: a stand-in that speaks the same JSON lines (the Wine test drives the
+/// tray's command table with one, `tests/windows/window_standin.c`, where no WebView2 can
+/// run). Only whoever starts the app sets its environment, and that person can already run
+/// any program as themselves: it gives nobody anything new.
+pub const WINDOW_PROGRAM_ENV: &str = "BUCKETFTP_WINDOW_PROGRAM";
 
 /// Starts and talks to the window process; at most one runs at a time.
 pub struct WindowHost {
     exe: PathBuf,
+    /// `exe` is a stand-in named by [`WINDOW_PROGRAM_ENV`], not this app: it needs no
+    /// webview runtime.
+    stand_in: bool,
     current: Mutex<Option<Arc<Link>>>,
 }
 
@@ -52,13 +63,24 @@ impl WindowHost {
     pub fn new(exe: PathBuf) -> Self {
         Self {
             exe,
+            stand_in: false,
             current: Mutex::new(None),
         }
     }
 
-    /// A host that starts this program's own executable.
+    /// A host that starts this program's own executable, or the stand-in named by
+    /// [`WINDOW_PROGRAM_ENV`].
     pub fn for_this_exe() -> io::Result<Self> {
-        std::env::current_exe().map(Self::new)
+        match std::env::var_os(WINDOW_PROGRAM_ENV).filter(|p| !p.is_empty()) {
+            Some(program) => {
+                tracing::info!(program = ?program, "the window process is a stand-in");
+                Ok(Self {
+                    stand_in: true,
+                    ..Self::new(PathBuf::from(program))
+                })
+            }
+            None => std::env::current_exe().map(Self::new),
+        }
     }
 
     /// The running window process's id, if one runs.
@@ -66,12 +88,24 @@ impl WindowHost {
         lock(&self.current).as_ref().map(|l| l.pid)
     }
 
-    /// Brings the window forward, starting its process if none runs.
+    /// Brings the window forward, starting its process if none runs. Where the window
+    /// cannot run (no WebView2 Runtime) the person is told why instead.
     pub fn show<R: Runtime>(self: &Arc<Self>, app: &AppHandle<R>) {
         let mut current = lock(&self.current);
         if let Some(link) = current.as_ref()
             && link.send(&ToWindow::Show)
         {
+            return;
+        }
+        if let Some(why) = webview::missing().filter(|_| !self.stand_in) {
+            tracing::debug!(reason = %why, "no webview runtime");
+            let text = match app.try_state::<Arc<Core>>() {
+                Some(core) => core.t(webview::MESSAGE_KEY, &[]),
+                None => crate::i18n::Catalog::load()
+                    .map(|c| c.t(crate::i18n::Lang::En, webview::MESSAGE_KEY, &[]))
+                    .unwrap_or_else(|_| webview::DOWNLOAD_PAGE.to_owned()),
+            };
+            webview::tell(text);
             return;
         }
         match self.spawn(app) {

@@ -12,6 +12,8 @@
 //!   the window listens to, tells it to show itself or to close.
 //! - [`window`]: the window process: a Tauri app with the main window and an invoke handler
 //!   that forwards every command to the tray and resolves the page's promise with the reply.
+//! - [`webview`]: where the window process cannot run (Windows without the WebView2
+//!   Runtime), the person is told why and where to get it instead.
 //!
 //! The window process holds no state: settings, profiles, secrets, the server, the
 //! clipboard and start-at-login all stay in the tray process. When the tray process goes,
@@ -19,6 +21,7 @@
 
 pub mod host;
 pub mod protocol;
+pub mod webview;
 pub mod window;
 
 /// The flag that starts the window process.
