@@ -4,8 +4,10 @@
 # so every `cfg(windows)` branch is compiled by rustc and read by clippy before a release build
 # ever runs. Nothing is linked or run (the release workflow builds the real MSVC installer).
 # Installs what is missing: the target's standard library (rustup, from static.rust-lang.org)
-# and MinGW's C compiler (apt, for the crates that build C). Not part of .ci/run: CI has no
-# network beyond the package registries, and rustup's server is not one of them.
+# and MinGW's C compiler (apt, for the crates that build C); scripts/install-test-deps.sh
+# installs both too. Not part of .ci/run, which builds and runs the Windows programs under
+# Wine instead (scripts/test-windows.sh); this adds clippy on every cfg(windows) branch,
+# tests included.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -16,6 +16,10 @@
 #   * packaging (scripts/package.sh, tests/install/install_test.sh): npm (Tauri's bundler
 #     CLI), mmdebstrap (the clean Debian root), rpm (rpm -qpR/-qpl), binutils (readelf),
 #     iproute2; SKIP_PACKAGING=1 skips them
+#   * Windows build under Wine (scripts/test-windows.sh): the x86_64-pc-windows-gnu standard
+#     library (`rustup target add`, from static.rust-lang.org), MinGW's C compiler
+#     (gcc-mingw-w64-x86-64: links the .exe, builds the Wine fixtures of tests/windows/) and
+#     Debian's Wine 8.0 (wine, wine64); SKIP_WINDOWS=1 skips them
 # Every step is skipped when what it installs is already present. SKIP_GARAGE=1 skips Garage;
 # SKIP_DESKTOP=1 skips the desktop section.
 set -euo pipefail
@@ -121,6 +125,28 @@ else
     else
         log "pip install selenium python-xlib"
         "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check selenium python-xlib
+    fi
+fi
+
+# --- Windows build under Wine (scripts/test-windows.sh) ----------------------
+WINDOWS_TARGET=x86_64-pc-windows-gnu
+if [[ "${SKIP_WINDOWS:-}" == 1 ]]; then
+    log "SKIP_WINDOWS=1: not installing the Windows build tools and Wine"
+else
+    if rustup target list --installed 2>/dev/null | grep -qx "$WINDOWS_TARGET"; then
+        log "rust target $WINDOWS_TARGET present"
+    else
+        log "rustup target add $WINDOWS_TARGET"
+        rustup target add "$WINDOWS_TARGET"
+    fi
+    need_windows=()
+    for pkg in gcc-mingw-w64-x86-64 wine wine64; do
+        dpkg -s "$pkg" >/dev/null 2>&1 || need_windows+=("$pkg")
+    done
+    if ((${#need_windows[@]})); then
+        apt_install "${need_windows[@]}"
+    else
+        log "gcc-mingw-w64-x86-64, wine, wine64 present"
     fi
 fi
 

@@ -8,8 +8,11 @@
 # in local mode and against Garage), then the cluster test tests/cluster/cluster_test.py (three
 # bucketftp-server instances behind HAProxy on a 3-node Garage cluster, a gateway and a Garage
 # node killed under load), then the real FileZilla GUI against it under Xvfb
-# (scripts/test-filezilla.sh), then the packages: scripts/package.sh (release build,
-# .deb/.rpm/.tar.gz in target/dist) and the clean-root install test
+# (scripts/test-filezilla.sh), then the Windows builds under Wine (scripts/test-windows.sh:
+# bucketftp-server.exe and the tray app bucketftp.exe for x86_64-pc-windows-gnu; the same FTP
+# clients, --config, the commit gate's cancel trials; the tray's icon, single instance,
+# command table, Credential Manager and start at login), then the packages: scripts/package.sh
+# (release build, .deb/.rpm/.tar.gz in target/dist) and the clean-root install test
 # tests/install/install_test.sh (Debian 12 root made by mmdebstrap), then the desktop app's
 # real-parts tests on that release app (scripts/test-desktop.sh --no-unit: Secret Service
 # keychain, WebDriver e2e, tray).
@@ -103,6 +106,8 @@ suite "cluster test" python3 tests/cluster/cluster_test.py
 # The real FileZilla GUI under Xvfb against the server.
 suite "FileZilla test" env BUCKETFTP_SERVER="${BUCKETFTP_SERVER:-$target_dir/debug/bucketftp-server}" \
     scripts/test-filezilla.sh
+# The Windows builds of the server and the tray app (and their Wine fixtures) under Wine.
+suite "Windows test" scripts/test-windows.sh
 
 # --- Packages and the clean-root install test ------------------------------------------
 echo "==> scripts/package.sh"

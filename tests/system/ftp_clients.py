@@ -105,6 +105,20 @@ RESUMED = []
 # ---------------------------------------------------------------------------------------------
 
 
+def host_path(path):
+    """The path on this machine of a file a server names: the Windows build under Wine
+    (tests/windows/windows_test.py) prints Windows paths (`C:\\users\\…`), which `winepath
+    -u` (same WINEPREFIX) maps back, and a Linux path it was given with `\\` before what it
+    added (`/tmp/x\\local-credentials.json`); any other path is returned as is."""
+    if re.match(r"^[A-Za-z]:\\", path) and shutil.which("winepath"):
+        r = subprocess.run(["winepath", "-u", path], capture_output=True, text=True, timeout=120)
+        if r.returncode == 0 and r.stdout.strip():
+            return r.stdout.strip()
+    if path.startswith("/") and "\\" in path:
+        return path.replace("\\", "/")
+    return path
+
+
 def find_binary():
     env = os.environ.get("BUCKETFTP_BIN")
     if env:
@@ -155,7 +169,7 @@ class Gateway:
                 self.secret_printed = True
             m = LOGIN_FILE_RE.search(line.rstrip("\n"))
             if m:
-                with open(m.group(2), encoding="utf-8") as f:
+                with open(host_path(m.group(2)), encoding="utf-8") as f:
                     secret = json.load(f)["secret_access_key"]
                 SECRETS.add(secret)
                 self.login = (m.group(1), secret)
