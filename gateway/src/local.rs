@@ -197,6 +197,9 @@ fn relocate_with(
                 }
             }
         }
+        // Another program of ours (the tray app and the server started together) moved it
+        // first: the bucket is where it went.
+        Err(_) if !old.exists() && has_entries(new) => done(new, Relocation::Moved),
         Err(e) => done(old, Relocation::KeptOld(e.to_string())),
     }
 }
@@ -212,7 +215,8 @@ fn has_entries(dir: &Path) -> bool {
     std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some())
 }
 
-/// Copies the folder `from` to `to` (created), files flushed to disk.
+/// Copies the folder `from` to `to` (created), files flushed to disk; fails on an entry that
+/// is neither a file nor a folder.
 fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
     std::fs::create_dir_all(to)?;
     for entry in std::fs::read_dir(from)? {
@@ -224,6 +228,12 @@ fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
         } else if kind.is_file() {
             std::fs::copy(entry.path(), &target)?;
             std::fs::File::open(&target)?.sync_all()?;
+        } else {
+            // A link or another kind of entry: not copied, so the old folder must stay.
+            return Err(io::Error::other(format!(
+                "{} is neither a file nor a folder",
+                entry.path().display()
+            )));
         }
     }
     Ok(())

@@ -174,7 +174,8 @@ impl<R: Runtime> Shell for TauriShell<R> {
 /// `HKCU\Software\Microsoft\Windows\CurrentVersion\Run` starting `exe --minimized`. Always
 /// the current user's: the autostart plugin's default mode writes under HKLM when the process
 /// may (an elevated start, such as the installer's "Run BucketFTP"), which would start the
-/// app for every user of the machine. Turning it off removes both.
+/// app for every user of the machine. Turning it off removes this user's value (and one under
+/// HKLM too, when the app may).
 #[cfg(windows)]
 fn windows_login_entry(
     name: &str,
@@ -182,7 +183,9 @@ fn windows_login_entry(
 ) -> Result<auto_launch::AutoLaunch, auto_launch::Error> {
     auto_launch::AutoLaunchBuilder::new()
         .set_app_name(name)
-        .set_app_path(&exe.display().to_string())
+        // Quoted: Windows reads an unquoted path with a space ("C:\Users\Ann Lee\...") as
+        // the program "C:\Users\Ann.exe" and its arguments.
+        .set_app_path(&format!("\"{}\"", exe.display()))
         .set_args(&[crate::MINIMIZED_FLAG])
         .set_windows_enable_mode(auto_launch::WindowsEnableMode::CurrentUser)
         .build()

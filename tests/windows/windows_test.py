@@ -829,6 +829,7 @@ def complete_upload(env, tls, i, rng):
 
 
 def section_cancel(wine, work, garage, trials, cases=None):
+    R.check(f"cancel: {trials} trials per case (at least one)", trials >= 1)
     env = CancelEnv(wine, work, garage)
     rng = random.Random(int.from_bytes(secrets.token_bytes(4), "big"))
     try:
@@ -1179,8 +1180,12 @@ def section_commands(wine, work, app_exe, standin_exe, garage):
         if greeting(APP_PORT, 120) is None:
             R.check(f"commands: the app serves 127.0.0.1:{APP_PORT}", False, s3servers.tail(log_path, 30))
             return
-        win = open_window()
-        R.check("commands: a second launch starts the window process (the stand-in), which reaches the tray", True)
+        try:
+            win = open_window()
+        except (OSError, RuntimeError) as e:
+            R.check("commands: a second launch starts the window process (the stand-in), which reaches the tray", False, f"{e}; " + s3servers.tail(log_path, 20))
+            return
+        R.check("commands: a second launch starts the window process (the stand-in), which reaches the tray", win.sock is not None)
 
         ok, settings = win.call("get_settings")
         R.check("commands: get_settings (start at login off at first)", ok and isinstance(settings, dict) and settings.get("start_at_login") is False, str(settings)[:300])
@@ -1192,6 +1197,7 @@ def section_commands(wine, work, app_exe, standin_exe, garage):
         rc, text = reg_query(RUN_KEY)
         R.check(f"commands: start at login writes a value starting bucketftp.exe under {RUN_KEY}", rc == 0 and bool(run_value(text)), text[-500:])
         R.check("commands: ... with --minimized", any("--minimized" in v for v in run_value(text)), str(run_value(text)))
+        R.check("commands: ... its path in quotes (a path with a space is one program)", any(re.search(r'REG_SZ\s+"[^"]+bucketftp\.exe"', v, re.I) for v in run_value(text)), str(run_value(text)))
         rc, text = reg_query(MACHINE_RUN_KEY)
         R.check(f"commands: ... for this user only: nothing under {MACHINE_RUN_KEY} (Wine runs it as an administrator)", not run_value(text), text[-500:])
 
@@ -1251,6 +1257,8 @@ def section_commands(wine, work, app_exe, standin_exe, garage):
         ok, v = win.call("save_settings", settings=settings)
         rc, text = reg_query(RUN_KEY)
         R.check("commands: start at login off removes the Run value", ok and not run_value(text), text[-500:])
+        leaked = [p for p in logs if files_holding_file(p, garage.secret_key)]
+        R.check("commands: the secret is in neither run's log", not leaked, str(leaked))
         ok, v = win.call("delete_profile", id=pid)
         rc, creds = reg_query(CRED_KEY)
         R.check("commands: delete_profile removes its credential", ok and f"profile:{pid}" not in creds, creds[-500:])

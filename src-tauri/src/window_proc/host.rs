@@ -72,8 +72,12 @@ impl WindowHost {
     /// [`WINDOW_PROGRAM_ENV`].
     pub fn for_this_exe() -> io::Result<Self> {
         match std::env::var_os(WINDOW_PROGRAM_ENV).filter(|p| !p.is_empty()) {
+            Some(program) if !std::path::Path::new(&program).is_absolute() => {
+                tracing::warn!(program = ?program, "{WINDOW_PROGRAM_ENV} ignored: not an absolute path");
+                std::env::current_exe().map(Self::new)
+            }
             Some(program) => {
-                tracing::info!(program = ?program, "the window process is a stand-in");
+                tracing::warn!(program = ?program, "the window process is a stand-in ({WINDOW_PROGRAM_ENV})");
                 Ok(Self {
                     stand_in: true,
                     ..Self::new(PathBuf::from(program))
