@@ -37,6 +37,10 @@ pub struct GatewayConfig {
     /// Refuse logins and transfers that are not protected by TLS (`bucketftp-server` decides
     /// it with [`tls_rule`]: on by default on a listener other than loopback).
     pub require_tls: bool,
+    /// A TLS data connection must resume its control connection's TLS session (vsftpd's
+    /// `require_ssl_reuse`): no one else can take a passive port's connection. Off for
+    /// clients that cannot resume (Python's stock `ftplib.FTP_TLS`).
+    pub require_tls_session_reuse: bool,
     /// The address passive replies announce (behind NAT); `None` uses the control
     /// connection's local address.
     pub masquerade: Option<Ipv4Addr>,
@@ -73,6 +77,7 @@ impl GatewayConfig {
             lockout: LockoutPolicy::default(),
             tls: None,
             require_tls: false,
+            require_tls_session_reuse: true,
             masquerade: None,
             abort_stale_uploads: None,
             login_settings: None,

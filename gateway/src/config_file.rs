@@ -5,7 +5,8 @@
 //!   binary turns each key into its flag, so the file and the command line share one parser;
 //!   a flag given on the command line comes later and wins. A `false` switch stands for no
 //!   flag, except for the keys of [`FALSE_IS_SAID`] (`require_tls = false` is
-//!   `--require-tls=false`: its default depends on the listen address).
+//!   `--require-tls=false`: its default depends on the listen address;
+//!   `require_tls_session_reuse = false` is `--require-tls-session-reuse=false`: on by default).
 //! - `[[storage]]`: named S3 connections, each with its key; the secret comes from the file,
 //!   an environment variable or a file of its own.
 //! - `[[user]]`: FTP users, each with an argon2id `password_hash`, a storage, a bucket, a
@@ -100,7 +101,7 @@ struct UserEntry {
 
 /// `[server]` switches whose `false` is passed on (`--key=false`) rather than dropped: their
 /// default is not always false.
-pub const FALSE_IS_SAID: &[&str] = &["require_tls"];
+pub const FALSE_IS_SAID: &[&str] = &["require_tls", "require_tls_session_reuse"];
 
 /// One `[server]` key as command-line arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -653,7 +654,7 @@ permissions = "r"
 
     #[test]
     fn require_tls_false_is_said() {
-        let text = "[server]\nrequire_tls = false\nread_only = false\nno_delete = true\n";
+        let text = "[server]\nrequire_tls = false\nread_only = false\nno_delete = true\nrequire_tls_session_reuse = false\n";
         let opts = parse(text).unwrap().server_options().unwrap();
         let args: Vec<Vec<String>> = opts
             .iter()
@@ -669,7 +670,8 @@ permissions = "r"
             vec![
                 vec!["--require-tls=false".to_owned()],
                 vec![],
-                vec!["--no-delete".to_owned()]
+                vec!["--no-delete".to_owned()],
+                vec!["--require-tls-session-reuse=false".to_owned()]
             ]
         );
         assert_eq!(opts[0].check, opts[0].args);

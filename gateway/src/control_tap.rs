@@ -102,10 +102,19 @@ pub struct ControlTap {
     transfer_bytes: Arc<AtomicU64>,
     /// The client's TLS data stream of the current upload ended with its close_notify.
     data_closed_cleanly: AtomicBool,
-    /// The relayed data connection of the current transfer broke (a reset, a TLS end without
+    /// The number of the session's current data connection (bumped by every passive reply).
+    data_generation: AtomicU64,
+    /// The number of the last relayed data connection that broke (a reset, a TLS end without
     /// close_notify, a failed handshake): its end reaches libunftp as a reset, which Wine
-    /// may pass on as a clean end (see [`crate::data_end`]), so the gate asks here too.
-    data_broken: AtomicBool,
+    /// may pass on as a clean end (see [`crate::data_end`]), so the gate asks here too. Only
+    /// the current connection's break counts: an earlier transfer's never fails a later one.
+    broken_generation: AtomicU64,
+    /// The number of the last data connection whose TLS session was refused (it did not
+    /// resume this session's): the transfer's error reply says so.
+    refused_generation: AtomicU64,
+    /// The transfer command forwarded since the last passive reply reads its data connection
+    /// to the end (RETR, LIST, NLST, MLSD): TLS tickets sent on it arrive.
+    transfer_reads: AtomicBool,
     /// Woken by the relay whenever the client sends a byte or closes its control connection.
     control_event: Notify,
     /// The process on this host that holds the client's control socket, once looked up.
@@ -137,7 +146,10 @@ pub fn split(
             listing_is_mlsd: AtomicBool::new(false),
             transfer_bytes: Arc::new(AtomicU64::new(0)),
             data_closed_cleanly: AtomicBool::new(false),
-            data_broken: AtomicBool::new(false),
+            data_generation: AtomicU64::new(0),
+            broken_generation: AtomicU64::new(0),
+            refused_generation: AtomicU64::new(0),
+            transfer_reads: AtomicBool::new(false),
             control_event: Notify::new(),
             owner: tokio::sync::OnceCell::new(),
             owner_wanted: AtomicBool::new(false),
@@ -170,9 +182,53 @@ impl ControlTap {
         self.data_closed_cleanly.store(true, Ordering::SeqCst);
     }
 
-    /// The relay opened a new data connection (`false`), or the current one broke (`true`).
-    pub fn set_data_broken(&self, broken: bool) {
-        self.data_broken.store(broken, Ordering::SeqCst);
+    /// A passive reply announced a new data connection: its number. What broke before is
+    /// forgotten.
+    pub fn next_data_connection(&self) -> u64 {
+        self.data_generation.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// Data connection `number` broke; nothing changes if it is no longer the current one.
+    pub fn data_connection_broke(&self, number: u64) {
+        if self.data_generation.load(Ordering::SeqCst) == number {
+            self.broken_generation.store(number, Ordering::SeqCst);
+        }
+    }
+
+    /// Data connection `number` was refused for not resuming this session's TLS session.
+    pub fn data_connection_refused(&self, number: u64) {
+        if self.data_generation.load(Ordering::SeqCst) == number {
+            self.refused_generation.store(number, Ordering::SeqCst);
+        }
+    }
+
+    /// Whether the current data connection was refused (`data_connection_refused`); asked
+    /// once, by the transfer's error reply.
+    pub fn take_data_refused(&self) -> bool {
+        let current = self.data_generation.load(Ordering::SeqCst);
+        current != 0
+            && self
+                .refused_generation
+                .compare_exchange(current, 0, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+    }
+
+    /// Whether the current data connection broke.
+    fn data_broken(&self) -> bool {
+        let current = self.data_generation.load(Ordering::SeqCst);
+        current != 0 && self.broken_generation.load(Ordering::SeqCst) == current
+    }
+
+    /// The relay forwarded a transfer command (`true`: one whose data flows to the client),
+    /// or opened a new passive connection (`false`).
+    pub fn set_transfer_reads(&self, reads: bool) {
+        self.transfer_reads.store(reads, Ordering::SeqCst);
+    }
+
+    /// Whether the transfer of the current passive connection is known to be a download or
+    /// a listing.
+    pub fn transfer_reads(&self) -> bool {
+        self.transfer_reads.load(Ordering::SeqCst)
     }
 
     /// Bytes the client has sent on the control connection so far.
@@ -302,7 +358,7 @@ impl ControlTap {
     /// `Err` when the upload begun at `mark` must not be committed: the client is gone or
     /// sent something since.
     pub fn check_commit(&self, mark: u64) -> Result<(), Failure> {
-        if self.data_broken.load(Ordering::SeqCst) {
+        if self.data_broken() {
             return Err(Failure::Aborted(
                 "the data connection broke before the upload finished".into(),
             ));
@@ -459,5 +515,36 @@ mod tests {
         assert_eq!(tap.state(), ControlState::Closed);
         let tap2_mark = tap.upload_mark();
         assert!(tap.check_commit(tap2_mark).is_err(), "closed");
+    }
+
+    /// Only the current data connection's break or refusal counts: an earlier one never
+    /// fails a later transfer, and a refusal is told once.
+    #[tokio::test]
+    async fn breaks_and_refusals_belong_to_their_data_connection() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let _relay = tokio::net::TcpStream::connect(addr)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (server, _) = listener.accept().await.unwrap_or_else(|e| panic!("{e}"));
+        let (_server, tap) = split(server).unwrap_or_else(|e| panic!("{e}"));
+        let mark = tap.upload_mark();
+        let first = tap.next_data_connection();
+        tap.data_connection_broke(first);
+        assert!(tap.check_commit(mark).is_err(), "the current one broke");
+        let second = tap.next_data_connection();
+        assert!(
+            tap.check_commit(mark).is_ok(),
+            "a new one: the old break is gone"
+        );
+        tap.data_connection_broke(first);
+        assert!(tap.check_commit(mark).is_ok(), "a late break of an old one");
+        tap.data_connection_refused(first);
+        assert!(!tap.take_data_refused(), "an old one's refusal");
+        tap.data_connection_refused(second);
+        assert!(tap.take_data_refused());
+        assert!(!tap.take_data_refused(), "told once");
     }
 }

@@ -165,6 +165,8 @@ impl Gateway {
             relay: Arc::new(relay::RelayConfig {
                 control_tls: config.tls.as_ref().map(|t| t.control.clone()),
                 data_tls: config.tls.as_ref().map(|t| t.data.clone()),
+                data_tls_reading: config.tls.as_ref().map(|t| t.data_reading.clone()),
+                require_tls_reuse: config.require_tls_session_reuse,
                 require_tls: config.require_tls,
                 passive_ports: config.passive_ports.clone(),
                 masquerade: config.masquerade,

@@ -4,16 +4,24 @@
 //! (rcgen) into the data folder and reused afterwards; a user's own certificate and key (PEM)
 //! can be given instead.
 //!
-//! FileZilla trusts a TLS data connection only when it resumes the control connection's TLS
-//! session. Two `rustls::ServerConfig`s are built at start and shared by every session: one
-//! for control connections (the relay's `AUTH TLS` handshake) and one for data connections
-//! (libunftp's, after `PROT P`). They share one session cache (TLS 1.2 session ids) and one
-//! ticketer (TLS 1.3 tickets, and TLS 1.2 tickets), so a data connection resumes the control
-//! session with either version. Only the control configuration sends TLS 1.3 tickets: rustls
-//! sends them right after every handshake, and on a data connection of a client that only
-//! uploads they would stay unread, and the client's kernel answers its close with a reset that
-//! throws the upload's last bytes away (seen with curl). Clients read their control
-//! connection, so tickets sent there arrive.
+//! A TLS data connection must resume its control connection's TLS session: FileZilla trusts
+//! one only then, and the server requires it (`require_tls_session_reuse`, on by default) so
+//! that nobody else can take a passive port's connection. `rustls::ServerConfig`s are built at
+//! start: one for control connections (the relay's `AUTH TLS` handshake) and two for data
+//! connections (the relay's, after `PROT P`). Each control session uses them with a session
+//! cache (TLS 1.2 session ids) and a ticketer (TLS 1.3 and TLS 1.2 tickets) of its own
+//! ([`SessionTls`]), shared by its control and data connections: a data connection resumes
+//! its control session with either version, and no other session's.
+//!
+//! The control configuration sends [`CONTROL_TICKETS`] TLS 1.3 tickets. rustls sends tickets
+//! right after every handshake; on the data connection of an upload they would stay unread,
+//! and the client's kernel answers its close with a reset that throws the upload's last bytes
+//! away (seen with curl), so the plain data configuration sends none. The other sends
+//! [`DATA_TICKETS`], for a data connection whose transfer is known, when its ClientHello
+//! arrives, to be a download or a listing: read to its end, tickets included. A client that
+//! uses each ticket once (rustls) can so make 8 uploads in a row, and any download or
+//! listing gives it 8 again; OpenSSL (curl, Python, WinSCP), GnuTLS (FileZilla, lftp) and Go
+//! (rclone) use one ticket as often as they like.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -69,6 +77,9 @@ pub struct TlsMaterial {
     pub control: Arc<ServerConfig>,
     /// Data connections: resumes the control session, issues no TLS 1.3 tickets.
     pub data: Arc<ServerConfig>,
+    /// Data connections read to their end (downloads, listings): issues
+    /// [`DATA_TICKETS`] TLS 1.3 tickets.
+    pub data_reading: Arc<ServerConfig>,
     /// SHA-256 fingerprint of the certificate, `AB:CD:…`.
     pub fingerprint: String,
     /// Where the certificate lives.
@@ -106,24 +117,83 @@ pub fn from_files(cert_path: &Path, key_path: &Path) -> Result<TlsMaterial, TlsE
         path: key_path.into(),
         what: e.to_string(),
     })?;
-    let (control, data) = server_configs(certs, key)?;
+    let (control, data, data_reading) = server_configs(certs, key)?;
     Ok(TlsMaterial {
         control,
         data,
+        data_reading,
         fingerprint,
         cert_path: cert_path.into(),
     })
 }
 
 /// TLS 1.3 tickets sent after a control connection's handshake. Every data connection of
-/// the session resumes with one of them (stateless tickets can be used again).
-pub const CONTROL_TICKETS: usize = 2;
+/// the session resumes with one of them. Stateless tickets can be used again, and OpenSSL,
+/// GnuTLS and Go do; rustls uses each once and keeps 8 per server, so 8 carry a rustls
+/// client through 8 data connections, and each download or listing brings
+/// [`DATA_TICKETS`] more.
+pub const CONTROL_TICKETS: usize = 8;
 
-/// The control and the data configuration (see the module docs).
+/// TLS 1.3 tickets sent after the handshake of a data connection whose transfer is known to
+/// be read to its end (a download, a listing): the client reads them with the data, and a
+/// client that uses each ticket once has its 8 again.
+pub const DATA_TICKETS: usize = 8;
+
+/// The TLS configurations of one control session: the server's, each with a session cache
+/// and a ticketer of this session's own. A TLS session that one of its handshakes issued can
+/// be resumed only by its own data connections: a data connection that resumed is this
+/// session's (`relay::data`), whatever its TLS version; another session's ticket or session
+/// id, or a full handshake, is not.
+#[derive(Clone)]
+pub struct SessionTls {
+    /// The control connection's (sends [`CONTROL_TICKETS`]).
+    pub control: Arc<ServerConfig>,
+    /// Data connections' (no tickets).
+    pub data: Arc<ServerConfig>,
+    /// Data connections read to their end (sends [`DATA_TICKETS`]).
+    pub data_reading: Arc<ServerConfig>,
+}
+
+impl std::fmt::Debug for SessionTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionTls")
+    }
+}
+
+/// Sessions a control session's cache keeps (TLS 1.2 session ids; a session makes one per
+/// resumed data connection at most).
+const SESSION_CACHE: usize = 64;
+
+impl SessionTls {
+    /// The server's three configurations, given a session cache and a ticketer of their own.
+    pub fn new(
+        control: &ServerConfig,
+        data: &ServerConfig,
+        data_reading: &ServerConfig,
+    ) -> Result<SessionTls, TlsError> {
+        let cache = ServerSessionMemoryCache::new(SESSION_CACHE);
+        let ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()?;
+        let own = |base: &ServerConfig| {
+            let mut c = base.clone();
+            c.session_storage = cache.clone();
+            c.ticketer = ticketer.clone();
+            Arc::new(c)
+        };
+        Ok(SessionTls {
+            control: own(control),
+            data: own(data),
+            data_reading: own(data_reading),
+        })
+    }
+}
+
+/// The control configuration, the data configuration and the data configuration that
+/// sends tickets (see the module docs).
+#[allow(clippy::type_complexity)] // three of one type, named by the destructuring callers
 fn server_configs(
     certs: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
-) -> Result<(Arc<ServerConfig>, Arc<ServerConfig>), TlsError> {
+) -> Result<(Arc<ServerConfig>, Arc<ServerConfig>, Arc<ServerConfig>), TlsError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut control = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
@@ -135,7 +205,9 @@ fn server_configs(
     // The clone shares the session cache and the ticketer (both behind `Arc`).
     let mut data = control.clone();
     data.send_tls13_tickets = 0;
-    Ok((Arc::new(control), Arc::new(data)))
+    let mut data_reading = control.clone();
+    data_reading.send_tls13_tickets = DATA_TICKETS;
+    Ok((Arc::new(control), Arc::new(data), Arc::new(data_reading)))
 }
 
 fn generate(cert_path: &Path, key_path: &Path) -> Result<(), TlsError> {

@@ -349,8 +349,9 @@ async fn curl(
 
 /// FTPS data connections resume the control connection's TLS session, with TLS 1.2 (session
 /// ids) and TLS 1.3 (tickets), as FileZilla requires before it trusts a data connection. TLS 1.3
-/// tickets come on the control connection only: a data connection gets none (an upload-only
-/// client never reads them, and unread bytes turn its close into a reset).
+/// tickets come on the control connection and on downloads' data connections, never on an
+/// upload's (an upload-only client never reads them, and unread bytes turn its close into a
+/// reset).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ftps_data_connections_resume_the_tls_session() {
     require_store!(Local);
@@ -397,14 +398,238 @@ async fn ftps_data_connections_resume_the_tls_session() {
             Some(HandshakeKind::Resumed),
             "{versions:?} download"
         );
+        let after_upload = tickets.load(Ordering::SeqCst);
+        assert_eq!(
+            after_upload, after_login,
+            "{versions:?}: no tickets on an upload's data connection"
+        );
         assert_eq!(dc.read_all().await, b"over a resumed session\n");
         let (code, text) = ctl.reply().await;
         assert_eq!(code, 226, "{versions:?}: {text}");
-        assert_eq!(
-            tickets.load(Ordering::SeqCst),
-            after_login,
-            "{versions:?}: no tickets on data connections"
-        );
+        if tls13 {
+            assert_eq!(
+                tickets.load(Ordering::SeqCst),
+                after_upload + gateway::tls::DATA_TICKETS,
+                "tickets on a download's data connection"
+            );
+        }
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+each_store!(a_stranger_cannot_take_a_tls_data_connection);
+/// A stranger from the client's own address (behind a load balancer every connection is; on a
+/// desktop any local process is) connects to the announced passive port first and does a
+/// full TLS handshake: it gets no byte of the download and cannot supply the upload's bytes,
+/// and the client's own connection, which resumes the control session, is still served.
+async fn a_stranger_cannot_take_a_tls_data_connection(kind: S3Kind) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s3 = TestS3::start(kind).await;
+    s3.create_bucket(BUCKET).await;
+    let secret = rawftp::data(256 * 1024, 41);
+    s3.put(BUCKET, "payroll.bin", secret.clone()).await;
+    let dir = temp_dir("ftps-stranger");
+    let tls = gateway::tls::load_or_create(&dir).unwrap();
+    let gw = start(&s3, |c| c.tls = Some(tls)).await;
+    let cert = dir.join(gateway::tls::CERT_FILE);
+    let client_tls = rawftp::tls_trusting(&cert);
+    let mut ctl = Raw::connect(gw.local_addr())
+        .await
+        .auth_tls(client_tls.clone())
+        .await;
+    ctl.login(&user(&s3), &s3.secret_key).await;
+    let data_addr = |port| std::net::SocketAddr::new(gw.local_addr().ip(), port);
+    let server_name = || rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+
+    // The download: the stranger is first on the port, with a TLS session of its own.
+    let port = ctl.epsv().await;
+    let stranger_tls = rawftp::tls_trusting(&cert);
+    let stranger_tcp = tokio::net::TcpStream::connect(data_addr(port))
+        .await
+        .unwrap();
+    let stranger = tokio::spawn(async move {
+        let mut got = Vec::new();
+        if let Ok(mut s) = stranger_tls.connect(server_name(), stranger_tcp).await {
+            let _ = tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut got)).await;
+        }
+        got
+    });
+    let tcp = tokio::net::TcpStream::connect(data_addr(port))
+        .await
+        .unwrap();
+    let (code, text) = ctl.cmd("RETR payroll.bin").await;
+    assert_eq!(code, 150, "{text}");
+    let mut dc = client_tls
+        .connect(server_name(), tcp)
+        .await
+        .expect("the client's data TLS");
+    let mut back = Vec::new();
+    dc.read_to_end(&mut back)
+        .await
+        .expect("the client's download");
+    let (code, text) = ctl.reply().await;
+    assert_eq!(code, 226, "{text}");
+    assert!(back == secret, "the client got its file");
+    let stolen = stranger.await.unwrap();
+    assert!(
+        stolen.is_empty(),
+        "the stranger read {} bytes of the download",
+        stolen.len()
+    );
+
+    // The upload: the stranger is first again and sends its own bytes.
+    let port = ctl.epsv().await;
+    let stranger_tls = rawftp::tls_trusting(&cert);
+    let stranger_tcp = tokio::net::TcpStream::connect(data_addr(port))
+        .await
+        .unwrap();
+    let stranger = tokio::spawn(async move {
+        if let Ok(mut s) = stranger_tls.connect(server_name(), stranger_tcp).await {
+            let _ = s.write_all(b"forged payroll").await;
+            let _ = s.shutdown().await;
+        }
+    });
+    // The stranger's handshake is done before the client comes.
+    stranger.await.unwrap();
+    let tcp = tokio::net::TcpStream::connect(data_addr(port))
+        .await
+        .unwrap();
+    let (code, text) = ctl.cmd("STOR payroll.bin").await;
+    assert_eq!(code, 150, "{text}");
+    let mut dc = client_tls
+        .connect(server_name(), tcp)
+        .await
+        .expect("the client's data TLS");
+    let mine = rawftp::data(300 * 1024, 42);
+    dc.write_all(&mine).await.unwrap();
+    dc.shutdown().await.unwrap();
+    let (code, text) = ctl.reply().await;
+    assert_eq!(code, 226, "{text}");
+    assert!(
+        s3.get(BUCKET, "payroll.bin").await.as_deref() == Some(&mine[..]),
+        "the object is the client's upload, not the stranger's"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+each_store!(a_data_connection_must_resume_its_own_session);
+/// A data connection that does not resume its control connection's TLS session (its own full
+/// handshake, or another session's ticket) is refused, and the transfer's error reply says
+/// why; with `require_tls_session_reuse` off it is served.
+async fn a_data_connection_must_resume_its_own_session(kind: S3Kind) {
+    use tokio::io::AsyncReadExt;
+    let s3 = TestS3::start(kind).await;
+    s3.create_bucket(BUCKET).await;
+    s3.put(BUCKET, "a.txt", b"resumed or nothing".to_vec())
+        .await;
+    let dir = temp_dir("ftps-reuse");
+    let tls = gateway::tls::load_or_create(&dir).unwrap();
+    let cert = dir.join(gateway::tls::CERT_FILE);
+    let server_name = || rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    for require in [true, false] {
+        let gw = start(&s3, |c| {
+            c.tls = Some(tls.clone());
+            c.require_tls_session_reuse = require;
+        })
+        .await;
+        let data_addr = |port| std::net::SocketAddr::new(gw.local_addr().ip(), port);
+        // Another session of the same client program: its tickets are not this session's.
+        let shared = rawftp::tls_trusting(&cert);
+        let mut other = Raw::connect(gw.local_addr())
+            .await
+            .auth_tls(shared.clone())
+            .await;
+        other.login(&user(&s3), &s3.secret_key).await;
+        let mut ctl = Raw::connect(gw.local_addr())
+            .await
+            .auth_tls(rawftp::tls_trusting(&cert))
+            .await;
+        ctl.login(&user(&s3), &s3.secret_key).await;
+        for (how, connector) in [
+            ("a full handshake", rawftp::tls_trusting(&cert)),
+            ("another session's ticket", shared.clone()),
+        ] {
+            let port = ctl.epsv().await;
+            let tcp = tokio::net::TcpStream::connect(data_addr(port))
+                .await
+                .unwrap();
+            let (code, text) = ctl.cmd("RETR a.txt").await;
+            assert_eq!(code, 150, "{text}");
+            let mut got = Vec::new();
+            if let Ok(mut dc) = connector.connect(server_name(), tcp).await {
+                let _ = dc.read_to_end(&mut got).await;
+            }
+            let (code, text) = ctl.reply().await;
+            if require {
+                assert!(got.is_empty(), "{how}: read {got:?}");
+                assert!(code >= 400, "{how}: {code} {text}");
+                assert!(
+                    text.contains("must resume this control connection's TLS session"),
+                    "{how}: the reply says why: {text}"
+                );
+            } else {
+                assert_eq!(code, 226, "{how}, reuse not required: {text}");
+                assert_eq!(got, b"resumed or nothing", "{how}, reuse not required");
+            }
+        }
+        // The session still works with its own connection.
+        let mut dc = ctl.data("RETR a.txt").await;
+        assert_eq!(dc.read_all().await, b"resumed or nothing");
+        assert_eq!(ctl.reply().await.0, 226);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+each_store!(a_client_that_uses_each_ticket_once_keeps_working);
+/// rustls uses each TLS 1.3 ticket once: 30 transfers in one session, uploads several in a
+/// row as a person's folder upload makes them, each data connection resumed.
+async fn a_client_that_uses_each_ticket_once_keeps_working(kind: S3Kind) {
+    use tokio_rustls::rustls::HandshakeKind;
+    let s3 = TestS3::start(kind).await;
+    s3.create_bucket(BUCKET).await;
+    let dir = temp_dir("ftps-tickets");
+    let tls = gateway::tls::load_or_create(&dir).unwrap();
+    let gw = start(&s3, |c| c.tls = Some(tls)).await;
+    let cert = dir.join(gateway::tls::CERT_FILE);
+    let mut ctl = Raw::connect(gw.local_addr())
+        .await
+        .auth_tls(rawftp::tls_trusting(&cert))
+        .await;
+    ctl.login(&user(&s3), &s3.secret_key).await;
+    let mut n = 0;
+    for round in 0..5 {
+        // A listing, five uploads, a download.
+        let mut dc = ctl.data("MLSD").await;
+        assert_eq!(
+            dc.handshake_kind(),
+            Some(HandshakeKind::Resumed),
+            "MLSD, round {round}"
+        );
+        dc.read_all().await;
+        assert_eq!(ctl.reply().await.0, 226);
+        for i in 0..5 {
+            let body = rawftp::data(1000 + i, (round * 10 + i) as u64);
+            let mut dc = ctl.data(&format!("STOR f{round}-{i}.bin")).await;
+            assert_eq!(
+                dc.handshake_kind(),
+                Some(HandshakeKind::Resumed),
+                "STOR {round}-{i}"
+            );
+            assert!(dc.write(&body).await);
+            dc.finish().await;
+            let (code, text) = ctl.reply().await;
+            assert_eq!(code, 226, "STOR {round}-{i}: {text}");
+        }
+        let mut dc = ctl.data(&format!("RETR f{round}-0.bin")).await;
+        assert_eq!(
+            dc.handshake_kind(),
+            Some(HandshakeKind::Resumed),
+            "RETR, round {round}"
+        );
+        assert_eq!(dc.read_all().await, rawftp::data(1000, (round * 10) as u64));
+        assert_eq!(ctl.reply().await.0, 226);
+        n += 7;
+    }
+    assert_eq!(n, 35);
     let _ = std::fs::remove_dir_all(&dir);
 }

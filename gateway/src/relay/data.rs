@@ -39,12 +39,24 @@ const HANDSHAKE_WITHIN: Duration = Duration::from_secs(20);
 /// Bytes copied per read, each way.
 const COPY_BUF: usize = 256 * 1024;
 
-/// TLS on a relayed data connection: the data configuration (resumes the control session),
-/// and the tap that learns of the client's close_notify.
+/// Handshakes of one passive port's connections that may run at once (the client's own and
+/// a few strangers'): a stranger stalling its handshake cannot keep the client waiting.
+const HANDSHAKES_AT_ONCE: usize = 4;
+
+/// TLS on a relayed data connection: the data configurations (they resume the control
+/// session), the session's token, and the tap that learns of the client's close_notify.
 #[derive(Clone)]
 pub struct DataTls {
-    /// The data connections' TLS configuration.
+    /// The data connections' TLS configuration: sends no TLS 1.3 tickets.
     pub config: Arc<rustls::ServerConfig>,
+    /// The same, sending TLS 1.3 tickets: for a connection whose transfer is already known
+    /// to be a download or a listing when its ClientHello arrives (the client reads it to the
+    /// end, tickets included; see [`crate::tls`]).
+    pub reading: Arc<rustls::ServerConfig>,
+    /// A data connection must resume this control session (both configurations resume only
+    /// the sessions of this control session's own cache and ticketer: `tls::SessionTls`);
+    /// any other is closed before a byte of the transfer moves.
+    pub require_reuse: bool,
     /// The session's tap.
     pub tap: Arc<ControlTap>,
 }
@@ -106,14 +118,15 @@ pub async fn open(
     tap: Option<Arc<ControlTap>>,
 ) -> io::Result<Passive> {
     let inner = TcpStream::connect(target).await?;
-    if let Some(tap) = &tap {
-        tap.set_data_broken(false);
-    }
+    let number = tap.as_ref().map(|tap| {
+        tap.set_transfer_reads(false);
+        tap.next_data_connection()
+    });
     // Every way this connection ends other than both sides' clean ends: the tap knows
     // before libunftp sees the reset of its side.
     let broken = move |inner: &TcpStream| {
-        if let Some(tap) = &tap {
-            tap.set_data_broken(true);
+        if let (Some(tap), Some(number)) = (&tap, number) {
+            tap.data_connection_broke(number);
         }
         reset(inner);
     };
@@ -121,45 +134,27 @@ pub async fn open(
     let port = listener.local_addr()?.port();
     let (delivered_tx, delivered) = oneshot::channel();
     let task = tokio::spawn(async move {
-        let accepted = tokio::time::timeout(ACCEPT_WITHIN, async {
-            loop {
-                match listener.accept().await {
-                    Ok((stream, from)) if from.ip().to_canonical() == client_ip => {
-                        return Some(stream);
+        let deadline = tokio::time::Instant::now() + ACCEPT_WITHIN;
+        match tls {
+            None => {
+                let client = accept_plain(&listener, client_ip, deadline).await;
+                drop(listener);
+                match client {
+                    // A reset that the socket layer reports as a clean end is still a reset.
+                    Some(client) => {
+                        pipe(EndChecked::new(client), inner, delivered_tx, None, broken).await
                     }
-                    Ok((stranger, from)) => {
-                        tracing::debug!(%from, "data connection from another address refused");
-                        reset(&stranger);
-                    }
-                    Err(e) => {
-                        tracing::debug!(error = %e, "data accept failed");
-                        return None;
-                    }
+                    // Never connected: libunftp's side ends with the connection.
+                    None => broken(&inner),
                 }
             }
-        })
-        .await;
-        drop(listener);
-        let Ok(Some(client)) = accepted else {
-            // Never connected: libunftp's side ends with the connection.
-            broken(&inner);
-            return;
-        };
-        let _ = client.set_nodelay(true);
-        let Some(tls) = tls else {
-            // A reset that the socket layer reports as a clean end is still a reset.
-            return pipe(EndChecked::new(client), inner, delivered_tx, None, broken).await;
-        };
-        let acceptor = tokio_rustls::TlsAcceptor::from(tls.config);
-        match tokio::time::timeout(HANDSHAKE_WITHIN, acceptor.accept(client)).await {
-            Ok(Ok(stream)) => pipe(stream, inner, delivered_tx, Some(tls.tap), broken).await,
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "data connection TLS handshake failed");
-                broken(&inner);
-            }
-            Err(_) => {
-                tracing::debug!("data connection TLS handshake timed out");
-                broken(&inner);
+            Some(tls) => {
+                let client = accept_tls(&listener, client_ip, deadline, &tls, number).await;
+                drop(listener);
+                match client {
+                    Some(stream) => pipe(stream, inner, delivered_tx, Some(tls.tap), broken).await,
+                    None => broken(&inner),
+                }
             }
         }
     });
@@ -169,6 +164,143 @@ pub async fn open(
         delivered: Some(delivered),
         outcome: false,
     })
+}
+
+/// The first connection from `client_ip` before `deadline`; others are reset.
+async fn accept_plain(
+    listener: &TcpListener,
+    client_ip: IpAddr,
+    deadline: tokio::time::Instant,
+) -> Option<TcpStream> {
+    loop {
+        let accepted = tokio::time::timeout_at(deadline, listener.accept()).await;
+        match accepted {
+            Ok(Ok((stream, from))) if from.ip().to_canonical() == client_ip => {
+                let _ = stream.set_nodelay(true);
+                return Some(stream);
+            }
+            Ok(Ok((stranger, from))) => {
+                tracing::debug!(%from, "data connection from another address refused");
+                reset(&stranger);
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "data accept failed");
+                return None;
+            }
+            Err(_) => return None,
+        }
+    }
+}
+
+/// The first connection from `client_ip` before `deadline` whose TLS handshake passes
+/// [`tls_handshake`]; its handshake and those of up to [`HANDSHAKES_AT_ONCE`] others run at
+/// once, so a stranger (from the same address: a load balancer, another process on the
+/// client's machine) who connects first, or stalls, does not keep the client out. Every
+/// connection that fails is closed.
+async fn accept_tls(
+    listener: &TcpListener,
+    client_ip: IpAddr,
+    deadline: tokio::time::Instant,
+    tls: &DataTls,
+    number: Option<u64>,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let mut handshakes = tokio::task::JoinSet::new();
+    // Accepting until the deadline; handshakes begun by then may finish.
+    let mut open = true;
+    let mut not_resumed = false;
+    loop {
+        tokio::select! {
+            accepted = listener.accept(), if open && handshakes.len() < HANDSHAKES_AT_ONCE => match accepted {
+                Ok((stream, from)) if from.ip().to_canonical() == client_ip => {
+                    let _ = stream.set_nodelay(true);
+                    handshakes.spawn(tls_handshake(stream, from, tls.clone()));
+                }
+                Ok((stranger, from)) => {
+                    tracing::debug!(%from, "data connection from another address refused");
+                    reset(&stranger);
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "data accept failed");
+                    open = false;
+                }
+            },
+            Some(done) = handshakes.join_next() => match done {
+                Ok(Ok(stream)) => return Some(stream),
+                Ok(Err(Refused::NotResumed)) => not_resumed = true,
+                Ok(Err(Refused::Failed)) | Err(_) => {}
+            },
+            () = tokio::time::sleep_until(deadline), if open => open = false,
+            else => {}
+        }
+        if !open && handshakes.is_empty() {
+            if let (true, Some(number)) = (not_resumed, number) {
+                // No connection of this session's came: the transfer's error reply says why
+                // the one that looked like the client's was closed.
+                tls.tap.data_connection_refused(number);
+            }
+            return None;
+        }
+    }
+}
+
+/// Why a data connection's TLS handshake did not give the transfer its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refused {
+    /// The handshake failed or timed out.
+    Failed,
+    /// It succeeded without resuming this control connection's session.
+    NotResumed,
+}
+
+/// The server side of a data connection's TLS handshake, within [`HANDSHAKE_WITHIN`]: tickets
+/// only where the transfer is known to be read to its end, and (with `require_reuse`) refused
+/// unless it resumed one of this control connection's TLS sessions.
+async fn tls_handshake(
+    client: TcpStream,
+    from: SocketAddr,
+    tls: DataTls,
+) -> Result<tokio_rustls::server::TlsStream<TcpStream>, Refused> {
+    let handshake = async {
+        let acceptor = rustls::server::Acceptor::default();
+        let start = tokio_rustls::LazyConfigAcceptor::new(acceptor, client).await?;
+        // Chosen when the ClientHello is in: most clients send the transfer command first.
+        let config = if tls.tap.transfer_reads() {
+            tls.reading.clone()
+        } else {
+            tls.config.clone()
+        };
+        start.into_stream(config).await
+    };
+    let stream = match tokio::time::timeout(HANDSHAKE_WITHIN, handshake).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            tracing::debug!(%from, error = %e, "data connection TLS handshake failed");
+            return Err(Refused::Failed);
+        }
+        Err(_) => {
+            tracing::debug!(%from, "data connection TLS handshake timed out");
+            return Err(Refused::Failed);
+        }
+    };
+    if tls.require_reuse && !resumed(stream.get_ref().1.handshake_kind()) {
+        tracing::info!(
+            %from,
+            "data connection refused: its TLS session is not this control connection's"
+        );
+        reset(stream.get_ref().0);
+        return Err(Refused::NotResumed);
+    }
+    Ok(stream)
+}
+
+/// The reason a transfer's error reply gives when its data connection did not resume the
+/// control connection's TLS session.
+pub const REUSE_REQUIRED: &str = "The data connection was refused: it must resume this control connection's TLS session (FileZilla, WinSCP, curl, lftp and rclone do; a client that cannot needs the server's require_tls_session_reuse off).";
+
+/// Whether a data connection's handshake resumed a TLS session: with the control session's
+/// own cache and ticketer, one of that session's. Pure.
+pub fn resumed(kind: Option<rustls::HandshakeKind>) -> bool {
+    kind == Some(rustls::HandshakeKind::Resumed)
 }
 
 /// A port from `ports` picked from a varying starting point, so that sessions do not all
@@ -358,6 +490,15 @@ fn reset(stream: &TcpStream) {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
+    #[test]
+    fn only_a_resumed_handshake_is_the_sessions() {
+        use rustls::HandshakeKind::{Full, FullWithHelloRetryRequest, Resumed};
+        assert!(resumed(Some(Resumed)));
+        assert!(!resumed(Some(Full)));
+        assert!(!resumed(Some(FullWithHelloRetryRequest)));
+        assert!(!resumed(None));
+    }
+
     use super::*;
 
     /// libunftp's side (a listener), a relayed passive connection to it, and both ends.

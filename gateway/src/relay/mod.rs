@@ -52,6 +52,10 @@ pub struct RelayConfig {
     pub control_tls: Option<Arc<rustls::ServerConfig>>,
     /// The data connections' TLS configuration (the relay does their TLS), when FTPS is on.
     pub data_tls: Option<Arc<rustls::ServerConfig>>,
+    /// The same, sending TLS 1.3 tickets (downloads and listings; see `tls::DATA_TICKETS`).
+    pub data_tls_reading: Option<Arc<rustls::ServerConfig>>,
+    /// A TLS data connection must resume its control connection's TLS session.
+    pub require_tls_reuse: bool,
     /// Refuse plain-text logins and unencrypted data connections.
     pub require_tls: bool,
     /// The passive ports clients may be told (relayed data connections).
@@ -345,6 +349,9 @@ struct Relay {
     blocked_since: Option<Instant>,
     /// The relayed passive connection of this session, if any.
     passive: Option<data::Passive>,
+    /// This session's TLS configurations (its own session cache and ticketer), made at its
+    /// `AUTH TLS`.
+    tls: Option<crate::tls::SessionTls>,
 }
 
 /// Runs the relay until either side closes: `client` is the accepted control connection,
@@ -395,6 +402,7 @@ pub async fn run(
         cwd: "/".into(),
         blocked_since: None,
         passive: None,
+        tls: None,
     };
     let mut client = ClientStream::Plain(client);
     if let Err(e) = relay.pump(&mut client, inner).await {
@@ -563,9 +571,24 @@ impl Relay {
         buf: &mut Vec<u8>,
     ) -> io::Result<bool> {
         let started = Instant::now();
-        let Some(config) = self.cfg.control_tls.clone() else {
+        let (Some(control), Some(data), Some(reading)) = (
+            &self.cfg.control_tls,
+            &self.cfg.data_tls,
+            &self.cfg.data_tls_reading,
+        ) else {
             return Ok(false);
         };
+        let own = match crate::tls::SessionTls::new(control, data, reading) {
+            Ok(own) => own,
+            Err(e) => {
+                tracing::warn!(session = self.session, error = %e, "cannot set up TLS");
+                let reply = "431 TLS cannot be set up now; try again.\r\n";
+                self.write_client(client, reply.as_bytes()).await?;
+                return Ok(true);
+            }
+        };
+        let config = own.control.clone();
+        self.tls = Some(own);
         let reply = "234 AUTH TLS OK: start the TLS handshake.\r\n";
         self.write_client(client, reply.as_bytes()).await?;
         let prefix = std::mem::take(buf);
@@ -607,6 +630,9 @@ impl Relay {
     /// Session state that changes as a command goes to libunftp, and the line to send.
     /// `unread` is how many client bytes follow the command in the relay's buffer.
     fn before_forward(&mut self, cmd: &Command, unread: usize) -> Vec<u8> {
+        if is_transfer(&cmd.verb) {
+            self.tap.set_transfer_reads(is_download(&cmd.verb));
+        }
         match cmd.verb.as_str() {
             "USER" => self.user_tried = Some(wire::one_line(&cmd.arg)),
             "MLSD" | "LIST" | "NLST" => self.tap.set_listing_is_mlsd(cmd.verb == "MLSD"),
@@ -741,21 +767,31 @@ impl Relay {
             (229, "EPSV") if self.relays_data() => self.relay_passive(&reply, true).await,
             (227, "PASV") | (229, "EPSV") => {
                 // A data connection straight to libunftp: an earlier relayed one (a TLS one
-                // before PROT C) must not stay open beside it.
+                // before PROT C) must not stay open beside it, nor its break count.
                 if let Some(p) = self.passive.take() {
                     p.abort();
                 }
+                self.tap.next_data_connection();
+                self.tap.set_transfer_reads(false);
                 reply.bytes()
             }
             _ => reply.bytes(),
         };
+        let mut code = reply.code;
         if undelivered {
+            code = 426;
             bytes = b"426 The data connection broke before all data was sent.\r\n".to_vec();
         }
-        if reply.code >= 400
-            && let Some(reason) = self.tap.take_reason()
+        // A data connection refused for its TLS session is the reason, whatever broke after.
+        let refused = code >= 400 && self.tap.take_data_refused();
+        if code >= 400
+            && let Some(reason) = self
+                .tap
+                .take_reason()
+                .filter(|_| !refused)
+                .or_else(|| refused.then(|| data::REUSE_REQUIRED.to_owned()))
         {
-            let mut with_reason = format!("{}-{reason}\r\n", reply.code).into_bytes();
+            let mut with_reason = format!("{code}-{reason}\r\n").into_bytes();
             with_reason.append(&mut bytes);
             bytes = with_reason;
         }
@@ -797,9 +833,11 @@ impl Relay {
             p.abort();
         }
         let target = SocketAddr::new(self.inner_ip, inner_port);
-        let tls = match (&self.cfg.data_tls, self.tap.data_tls()) {
-            (Some(config), true) => Some(data::DataTls {
-                config: config.clone(),
+        let tls = match (&self.tls, self.tap.data_tls()) {
+            (Some(own), true) => Some(data::DataTls {
+                config: own.data.clone(),
+                reading: own.data_reading.clone(),
+                require_reuse: self.cfg.require_tls_reuse,
                 tap: self.tap.clone(),
             }),
             _ => None,
