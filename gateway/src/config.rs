@@ -41,6 +41,9 @@ pub struct GatewayConfig {
     /// `require_ssl_reuse`): no one else can take a passive port's connection. Off for
     /// clients that cannot resume (Python's stock `ftplib.FTP_TLS`).
     pub require_tls_session_reuse: bool,
+    /// Control and passive data connections start with a PROXY protocol header from a load
+    /// balancer among these sources, naming the client (`proxy_protocol`); `None`: off.
+    pub proxy_protocol: Option<crate::proxy_protocol::ProxyRule>,
     /// The address passive replies announce (behind NAT); `None` uses the control
     /// connection's local address.
     pub masquerade: Option<Ipv4Addr>,
@@ -78,6 +81,7 @@ impl GatewayConfig {
             tls: None,
             require_tls: false,
             require_tls_session_reuse: true,
+            proxy_protocol: None,
             masquerade: None,
             abort_stale_uploads: None,
             login_settings: None,

@@ -218,9 +218,14 @@ impl ConfigFile {
                 toml::Value::Float(f) => vec![flag, OsString::from(f.to_string())],
                 toml::Value::Boolean(true) => vec![flag],
                 toml::Value::Boolean(false) => Vec::new(),
+                // A list (proxy_protocol_from = ["10.0.0.0/8", …]): one comma-separated value.
+                toml::Value::Array(items) if items.iter().all(toml::Value::is_str) => {
+                    let items: Vec<&str> = items.iter().filter_map(toml::Value::as_str).collect();
+                    vec![flag, OsString::from(items.join(","))]
+                }
                 other => {
                     return Err(fail(format!(
-                        "expected a string, a number or true/false, found {}",
+                        "expected a string, a number, true/false or a list of strings, found {}",
                         other.type_str()
                     )));
                 }
@@ -650,6 +655,37 @@ permissions = "r"
         );
         let e = f.server_error(&opts[3], "bad".into());
         assert_eq!(e.to_string(), "team.toml:6: [server] idle_timeout: bad");
+    }
+
+    #[test]
+    fn lists_are_one_comma_separated_value() {
+        let text = "[server]\nproxy_protocol = true\nproxy_protocol_from = [\"10.0.0.0/8\", \"192.0.2.1\"]\n";
+        let opts = parse(text).unwrap().server_options().unwrap();
+        let args: Vec<Vec<String>> = opts
+            .iter()
+            .map(|o| {
+                o.args
+                    .iter()
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            args,
+            vec![
+                vec!["--proxy-protocol".to_owned()],
+                vec![
+                    "--proxy-protocol-from".to_owned(),
+                    "10.0.0.0/8,192.0.2.1".to_owned()
+                ]
+            ]
+        );
+        let bad = "[server]\nproxy_protocol_from = [1, 2]\n";
+        let refused = parse(bad).map(|f| f.server_options().is_err());
+        assert!(
+            !matches!(refused, Ok(false)),
+            "a list of numbers is refused"
+        );
     }
 
     #[test]

@@ -60,6 +60,7 @@ pub mod metrics;
 pub mod path;
 pub mod peer_process;
 pub mod probe;
+pub mod proxy_protocol;
 pub mod relay;
 pub mod s3;
 pub mod server;
@@ -171,6 +172,7 @@ impl Gateway {
                 passive_ports: config.passive_ports.clone(),
                 masquerade: config.masquerade,
                 events: events.clone(),
+                proxy: config.proxy_protocol.clone().map(Arc::new),
             }),
             janitor: config
                 .abort_stale_uploads

@@ -11,6 +11,11 @@
 //! session not logged in within `login_timeout` is closed whatever it sends, and one whose
 //! login was refused because its address is locked out is closed at once. Refusals are logged
 //! once per address and minute ([`LogThrottle`]), not once per try.
+//!
+//! Behind a load balancer (`proxy_protocol`) each connection's PROXY protocol header is read
+//! first: the address it names is the client's for all of that (limits, lockout, audit,
+//! logs, the data connections' check); a connection without one, or from a source whose
+//! headers are not trusted, is closed before anything else.
 
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
@@ -26,6 +31,7 @@ use crate::auth::{S3Authenticator, SlotUserProvider, UserSlot};
 use crate::control_tap::{self, ControlTap};
 use crate::events::{Event, EventBus};
 use crate::limits::{LogThrottle, LoginLockout, Refusal, SessionCounter, SessionLimits};
+use crate::proxy_protocol;
 use crate::relay::{self, DataPath, RelayConfig};
 use crate::s3::Factories;
 use crate::session::{Connection, LoginStage, LoginState, S3User};
@@ -89,7 +95,22 @@ pub async fn accept_loop(
                 Ok((stream, peer)) => {
                     let parts = parts.clone();
                     let sessions = sessions.clone();
-                    tasks.spawn(async move { serve(stream, peer, parts, sessions).await });
+                    tasks.spawn(async move {
+                        let mut stream = stream;
+                        let peer = match &parts.relay.proxy {
+                            Some(rule) => match proxy_protocol::client_address(&mut stream, peer, rule).await {
+                                Ok(client) => client,
+                                Err(e) => {
+                                    if parts.refusal_log.allow(peer.ip(), Instant::now()) {
+                                        tracing::warn!(%peer, error = %e, "connection closed (further ones from this address within a minute are not logged)");
+                                    }
+                                    return;
+                                }
+                            },
+                            None => peer,
+                        };
+                        serve(stream, peer, parts, sessions).await
+                    });
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -240,6 +261,7 @@ async fn serve_admitted(
         Ok(server) => {
             let relayed = relay::run(
                 stream,
+                peer,
                 relay_end,
                 tap.clone(),
                 parts.relay.clone(),

@@ -151,6 +151,7 @@ each_store!(sessions_that_do_not_log_in_are_closed_and_capped);
 each_store!(locked_out_tries_and_junk_lines_cost_few_log_lines);
 each_store!(audit_log_records_changes_and_logouts);
 each_store!(remote_listener_requires_tls_by_default);
+each_store!(behind_a_balancer_the_proxy_header_names_the_client);
 
 /// Point 3: from one address, wrong passwords for bob alternate with good logins of alice
 /// (the attacker's own account). Alice's logins do not wipe bob's failures: after the third,
@@ -566,5 +567,161 @@ async fn audit_log_records_site_commands() {
     assert_eq!(site[0]["command"], "SITE CHMOD 600 a.txt", "{text}");
     assert_eq!(site[0]["outcome"], "failed", "{text}");
     assert_eq!(site[0]["user"], user.as_str(), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A control connection through a load balancer: the PROXY header first, then the greeting.
+async fn via_balancer(addr: SocketAddr, source: &str, header: &[u8]) -> Option<(Bare, u32)> {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(SocketAddr::new(source.parse().unwrap(), 0))
+        .unwrap();
+    let mut s = socket.connect(addr).await.expect("connect");
+    s.write_all(header).await.unwrap();
+    let mut bare = Bare {
+        ctl: BufReader::new(s),
+    };
+    let (code, _) = bare.reply().await?;
+    Some((bare, code))
+}
+
+fn proxy_v1(client: &str, port: u16) -> Vec<u8> {
+    format!("PROXY TCP4 {client} 127.0.0.1 {port} 21\r\n").into_bytes()
+}
+
+/// Behind a load balancer (PROXY protocol): the client its header names is the one the audit
+/// log, the lockout and the data connection check see; one client's wrong passwords lock out
+/// that client, not everyone behind the balancer; a connection without a header, or from a
+/// source whose headers are not trusted, is closed before the greeting; a data connection is
+/// taken only when its header names the control connection's client.
+async fn behind_a_balancer_the_proxy_header_names_the_client(kind: S3Kind) {
+    let s3 = TestS3::start(kind).await;
+    s3.create_bucket(BUCKET).await;
+    let dir = support::temp_dir("hostile-proxy");
+    let audit = dir.join("audit.log");
+    let gw = support::start_gateway(
+        S3Settings::custom(s3.endpoint.clone(), s3.region.clone()),
+        |c| {
+            c.audit_log = Some(audit.clone());
+            c.proxy_protocol = Some(gateway::proxy_protocol::ProxyRule::new(vec![
+                gateway::proxy_protocol::parse_source("127.0.0.1/32").unwrap(),
+            ]));
+            c.lockout = LockoutPolicy {
+                max_failures: 3,
+                window: Duration::from_secs(60),
+            };
+        },
+    )
+    .await;
+    let addr = gw.local_addr();
+    let user = format!("{}/{BUCKET}", s3.access_key);
+
+    // No header, or a header from a source that is not the balancer: closed, no greeting.
+    let (mut bare, code, _) = Bare::connect(addr).await;
+    assert_eq!(code, 0, "a connection without a header gets no greeting");
+    assert!(bare.cmd("NOOP").await.is_none());
+    assert!(
+        via_balancer(addr, "127.0.0.2", &proxy_v1("203.0.113.7", 40000))
+            .await
+            .is_none(),
+        "a header from an untrusted source"
+    );
+
+    // An attacker at 203.0.113.66 guesses until locked out ...
+    for _ in 0..3 {
+        let (mut c, code) = via_balancer(addr, "127.0.0.1", &proxy_v1("203.0.113.66", 40001))
+            .await
+            .expect("greeting");
+        assert_eq!(code, 220);
+        c.cmd(&format!("USER {user}")).await;
+        let (code, _) = c.cmd("PASS wrong").await.unwrap_or((0, String::new()));
+        assert_eq!(code, 530);
+    }
+    let locked = via_balancer(addr, "127.0.0.1", &proxy_v1("203.0.113.66", 40002)).await;
+    assert_eq!(
+        locked.map(|(_, c)| c),
+        Some(421),
+        "the attacker is locked out"
+    );
+
+    // ... and the client at 203.0.113.7, behind the same balancer, is not.
+    let (mut c, code) = via_balancer(addr, "127.0.0.1", &proxy_v1("203.0.113.7", 40003))
+        .await
+        .expect("greeting");
+    assert_eq!(code, 220);
+    c.cmd(&format!("USER {user}")).await;
+    let (code, text) = c.cmd(&format!("PASS {}", s3.secret_key)).await.unwrap();
+    assert_eq!(code, 230, "{text}");
+    assert_eq!(c.cmd("TYPE I").await.unwrap().0, 200);
+
+    // Its data connection comes through the balancer too: only one whose header names it is
+    // taken.
+    let (code, text) = c.cmd("EPSV").await.unwrap();
+    assert_eq!(code, 229, "{text}");
+    let port: u16 = text
+        .split("|||")
+        .nth(1)
+        .and_then(|r| r.split('|').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{text}"));
+    let data_at = SocketAddr::new(addr.ip(), port);
+    let mut stranger = TcpStream::connect(data_at).await.unwrap();
+    stranger
+        .write_all(&proxy_v1("203.0.113.8", 40004))
+        .await
+        .unwrap();
+    let _ = stranger.write_all(b"forged").await;
+    let _ = stranger.shutdown().await;
+    let mut mine = TcpStream::connect(data_at).await.unwrap();
+    mine.write_all(&proxy_v1("203.0.113.7", 40005))
+        .await
+        .unwrap();
+    c.send("STOR behind-lb.txt").await.unwrap();
+    let (code, text) = c.reply().await.unwrap();
+    assert_eq!(code, 150, "{text}");
+    mine.write_all(b"through the balancer").await.unwrap();
+    mine.shutdown().await.unwrap();
+    let (code, text) = c.reply().await.unwrap();
+    assert_eq!(code, 226, "{text}");
+    assert_eq!(
+        s3.get(BUCKET, "behind-lb.txt").await.as_deref(),
+        Some(&b"through the balancer"[..])
+    );
+    c.cmd("QUIT").await;
+
+    // The audit log names the clients, not the balancer.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !log_lines(&audit)
+        .iter()
+        .any(|l| l.contains(r#""event":"logout""#))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            log_lines(&audit).join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    gw.stop(Duration::from_secs(5)).await;
+    let lines = log_lines(&audit);
+    let of = |event: &str, client: &str| {
+        lines
+            .iter()
+            .filter(|l| l.contains(&format!(r#""event":"{event}""#)) && l.contains(client))
+            .count()
+    };
+    assert_eq!(of("login", "203.0.113.66:"), 3, "{}", lines.join("\n"));
+    assert_eq!(of("login", "203.0.113.7:40003"), 1, "{}", lines.join("\n"));
+    assert_eq!(
+        of("transfer", "203.0.113.7:40003"),
+        1,
+        "{}",
+        lines.join("\n")
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("\"client\":\"127.0.0.1")),
+        "no line names the balancer: {}",
+        lines.join("\n")
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -16,16 +16,19 @@ The deployment shown (the README's "Many instances behind a load balancer" descr
 
 Each gateway runs with `--passive-ports A_n-B_n --masquerade LB`: its passive replies name the
 load balancer and a port of its own range, and the load balancer forwards that range to that
-gateway only, so a data connection reaches the gateway holding the session. That is how a real
-deployment has to do it: the gateways see HAProxy as their control peer and accept a data
-connection only from their control peer's address, so data connections go through HAProxy too
-(a client dialing a gateway's passive port directly would be reset). Nothing else is shared:
-the gateways keep no state of their own; the store is the distributed part.
+gateway only, so a data connection reaches the gateway holding the session. HAProxy starts
+every connection it makes to a gateway, control and data, with a PROXY protocol v2 header
+naming the client (`send-proxy-v2`; the gateways run with `proxy_protocol = true` and believe
+headers from HAProxy's inside address only): the gateways' limits, lockout and audit log see
+each client's own address, and a data connection is taken only when its header names its
+control connection's client (a client dialing a gateway's passive port directly is refused).
+The audit logs are checked for it at the end. Nothing else is shared: the gateways keep no
+state of their own; the store is the distributed part.
 
 On loopback: LB = 127.0.0.2 stands for the load balancer's public address (Linux routes all of
 127/8 to lo) and HAProxy connects to the gateways from 127.0.0.3 (`source`), as a load balancer
 on another host would: the gateways see a non-local peer, relay their data connections and
-accept them from 127.0.0.3 only, exactly as in production. Client N binds its control
+take headers from 127.0.0.3 only, exactly as in production. Client N binds its control
 connection to 127.0.0.(10+N) so that `balance source` spreads the clients. The gateways listen
 on 127.0.0.1, Garage's ports and the S3 frontend too; every port is chosen free at runtime
 (the passive ranges below the kernel's ephemeral range).
@@ -82,6 +85,7 @@ import s3servers  # noqa: E402  (GarageCluster, S3Client, free_port, tail)
 LB = "127.0.0.2"  # the load balancer's "public" address: FTP + passive frontends
 LB_INSIDE = "127.0.0.3"  # the address HAProxy connects to the gateways from
 CLIENT_BASE = 10  # client n binds 127.0.0.(10+n)
+OPERATOR = "127.0.0.9"  # the client the janitor step's direct session names in its PROXY header
 VERIFY_BASE = 100  # verification sessions bind 127.0.0.(100+n)
 GATEWAYS = 3
 SESSIONS = 30
@@ -187,10 +191,11 @@ def write_team_config(binary, work, s3_endpoint, access_key):
 [server]
 masquerade = "{LB}"
 no_tls = true
-# Every session comes from the load balancer's one address: limits per client address and the
-# login lockout would count all clients together (HAProxy's maxconn limits).
+# HAProxy names each client in a PROXY protocol header (send-proxy-v2), on control and data
+# connections: limits per address, the lockout and the audit log see the clients, not HAProxy.
+proxy_protocol = true
+proxy_protocol_from = ["{LB_INSIDE}/32"]
 max_sessions = 256
-max_sessions_per_ip = 256
 log_level = "info"
 
 [[storage]]
@@ -229,6 +234,8 @@ def gateway_args(binary, config, listen_port, prange, data_dir, stale_age="1h"):
         data_dir,
         "--abort-stale-uploads",
         stale_age,
+        "--audit-log",
+        os.path.join(os.path.dirname(data_dir), f"audit-{os.path.basename(data_dir)}.jsonl"),
     ]
 
 
@@ -319,7 +326,7 @@ frontend passive-gw{gw.n}
 backend passive-gw{gw.n}
     mode tcp
     # no port: the port the client connected to, i.e. the one gw{gw.n} announced
-    server gw{gw.n} 127.0.0.1 source {LB_INSIDE}
+    server gw{gw.n} 127.0.0.1 source {LB_INSIDE} send-proxy-v2
 """ for gw in self.gateways)
         return f"""# written by tests/cluster/cluster_test.py
 global
@@ -371,7 +378,8 @@ backend gateways
     option tcp-check
     tcp-check expect rstring ^220
     tcp-check send QUIT\\r\\n
-    default-server source {LB_INSIDE} check inter 1s fall 2 rise 2
+    # the client's address in a PROXY header; health checks send one too (LOCAL)
+    default-server source {LB_INSIDE} send-proxy-v2 check-send-proxy check inter 1s fall 2 rise 2
 {gws}
 
 # --- FTP data: each gateway's passive range to that gateway ---------------------------
@@ -1020,8 +1028,7 @@ def after_load(ctx, cluster, lb, gateways):
         back is not None,
     )
     t0 = time.monotonic()
-    ftp = ftplib.FTP(timeout=TIMEOUT)
-    ftp.connect("127.0.0.1", victim.port, timeout=TIMEOUT)
+    ftp = direct_ftp(victim.port, OPERATOR)
     ftp.login(ctx.user, ctx.password)  # the first login to the bucket starts the sweep
     after = before
     while time.monotonic() - t0 < JANITOR_DEADLINE:
@@ -1035,6 +1042,18 @@ def after_load(ctx, cluster, lb, gateways):
         f"in {time.monotonic() - t0:.1f} s)",
         not after,
         repr(after[:5]),
+    )
+
+    # --- the clients' own addresses (PROXY protocol) ----------------------------------------------
+    seen = audit_clients(ctx.gateways)
+    workers = {f"127.0.0.{CLIENT_BASE + w}" for w in range(SESSIONS)}
+    verifiers = {f"127.0.0.{VERIFY_BASE + i}" for i in range(4)}
+    others = {ip: n for ip, n in seen.items() if ip not in workers | verifiers and ip != OPERATOR}
+    R.check(
+        f"the audit logs name the clients, through HAProxy's PROXY headers: {len(set(seen) & workers)} "
+        f"of {len(workers)} client addresses, {sum(seen.values())} lines, none naming HAProxy ({LB_INSIDE})",
+        len(set(seen) & workers) >= len(workers) // 2 and not others,
+        f"other addresses: {dict(list(others.items())[:5])}",
     )
 
     ok = lambda some: sum(o["ok"] for o in some)  # noqa: E731
@@ -1053,6 +1072,36 @@ def after_load(ctx, cluster, lb, gateways):
         f"counts: bytes up {fmt_bytes(bytes_up)}, down {fmt_bytes(bytes_down)}; failed attempts {len(failures)}: {kinds}"
     )
     out(f"counts: multipart uploads before the janitor {len(before)}, after {len(after)}")
+
+
+def direct_ftp(port, client):
+    """An ftplib session straight to a gateway, from HAProxy's inside address with the PROXY
+    header HAProxy would send for `client` (a gateway takes no connection without one)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT, source_address=(LB_INSIDE, 0))
+    sock.sendall(f"PROXY TCP4 {client} 127.0.0.1 40000 {port}\r\n".encode())
+    ftp = ftplib.FTP(timeout=TIMEOUT)
+    ftp.sock = sock
+    ftp.af = sock.family
+    ftp.file = sock.makefile("r", encoding=ftp.encoding)
+    ftp.welcome = ftp.getresp()
+    return ftp
+
+
+def audit_clients(gateways):
+    """The client addresses (IP) of every audit line of every gateway, with the line count."""
+    seen = collections.Counter()
+    for gw in gateways:
+        path = os.path.join(os.path.dirname(gw.data_dir), f"audit-{os.path.basename(gw.data_dir)}.jsonl")
+        if not os.path.exists(path):
+            continue
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    client = json.loads(line).get("client") or ""
+                except ValueError:
+                    continue
+                seen[client.rsplit(":", 1)[0]] += 1
+    return seen
 
 
 def count_by(items, field):

@@ -115,6 +115,16 @@ struct Cli {
     /// The same as --require-tls-session-reuse=false.
     #[arg(long, conflicts_with = "require_tls_session_reuse")]
     no_tls_session_reuse: bool,
+    /// Behind a load balancer: every control and passive data connection starts with a PROXY
+    /// protocol header (HAProxy's `send-proxy-v2` or `send-proxy`) naming the client, whose
+    /// address then counts for the limits, the lockout, the audit log and the data
+    /// connections. A connection without one is closed.
+    #[arg(long)]
+    proxy_protocol: bool,
+    /// The sources whose PROXY protocol headers are believed (addresses or CIDR blocks,
+    /// comma-separated; default: loopback). A connection from elsewhere is closed.
+    #[arg(long, value_delimiter = ',', value_parser = proxy_source, requires = "proxy_protocol")]
+    proxy_protocol_from: Vec<ipnet::IpNet>,
     /// Your own certificate chain (PEM) instead of the generated one.
     #[arg(long, requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -258,6 +268,10 @@ fn filezilla_site(args: &SiteArgs) -> Result<()> {
 }
 
 /// `--abort-stale-uploads`: a duration; a bare number is hours, as before units were taken.
+fn proxy_source(text: &str) -> Result<ipnet::IpNet, String> {
+    gateway::proxy_protocol::parse_source(text)
+}
+
 fn stale_age(text: &str) -> Result<Duration, gateway::config::ParseError> {
     parse_duration(text, Duration::from_secs(3600))
 }
@@ -574,6 +588,9 @@ async fn run() -> Result<()> {
         require_tls: tls_rule.require_tls(),
         require_tls_session_reuse: !cli.no_tls_session_reuse
             && cli.require_tls_session_reuse.unwrap_or(true),
+        proxy_protocol: cli
+            .proxy_protocol
+            .then(|| gateway::proxy_protocol::ProxyRule::new(cli.proxy_protocol_from.clone())),
         masquerade,
         abort_stale_uploads: (!cli.abort_stale_uploads.is_zero())
             .then_some(cli.abort_stale_uploads),
@@ -593,6 +610,14 @@ async fn run() -> Result<()> {
         println!("{warning}");
     } else if tls_rule.require_tls() {
         println!("TLS required: plain-text logins and data connections are refused");
+    }
+    if cli.proxy_protocol {
+        let rule = gateway::proxy_protocol::ProxyRule::new(cli.proxy_protocol_from.clone());
+        let from: Vec<String> = rule.sources().iter().map(|n| n.to_string()).collect();
+        println!(
+            "PROXY protocol: every connection must start with a header from {}",
+            from.join(", ")
+        );
     }
     println!("BucketFTP listening on {}", handle.local_addr());
     if let Some((user, password, file)) = &local_login {

@@ -27,6 +27,7 @@ use tokio::sync::oneshot;
 
 use crate::control_tap::ControlTap;
 use crate::data_end::EndChecked;
+use crate::proxy_protocol::{self, ProxyRule};
 
 /// How long a client has to connect to an announced passive port (libunftp's own value).
 const ACCEPT_WITHIN: Duration = Duration::from_secs(15);
@@ -116,6 +117,7 @@ pub async fn open(
     target: SocketAddr,
     tls: Option<DataTls>,
     tap: Option<Arc<ControlTap>>,
+    proxy: Option<Arc<ProxyRule>>,
 ) -> io::Result<Passive> {
     let inner = TcpStream::connect(target).await?;
     let number = tap.as_ref().map(|tap| {
@@ -135,9 +137,14 @@ pub async fn open(
     let (delivered_tx, delivered) = oneshot::channel();
     let task = tokio::spawn(async move {
         let deadline = tokio::time::Instant::now() + ACCEPT_WITHIN;
+        let from = Sources {
+            client_ip,
+            proxy: proxy.clone(),
+        };
         match tls {
             None => {
-                let client = accept_plain(&listener, client_ip, deadline).await;
+                let vet = |stream: TcpStream, _from: SocketAddr| async move { Ok(stream) };
+                let (client, _) = accept_client(&listener, &from, deadline, vet).await;
                 drop(listener);
                 match client {
                     // A reset that the socket layer reports as a clean end is still a reset.
@@ -149,8 +156,17 @@ pub async fn open(
                 }
             }
             Some(tls) => {
-                let client = accept_tls(&listener, client_ip, deadline, &tls, number).await;
+                let vetting = tls.clone();
+                let vet = move |stream: TcpStream, from: SocketAddr| {
+                    tls_handshake(stream, from, vetting.clone())
+                };
+                let (client, not_resumed) = accept_client(&listener, &from, deadline, vet).await;
                 drop(listener);
+                if let (None, true, Some(number)) = (&client, not_resumed, number) {
+                    // No connection of this session's came: the transfer's error reply says
+                    // why the one that looked like the client's was closed.
+                    tls.tap.data_connection_refused(number);
+                }
                 match client {
                     Some(stream) => pipe(stream, inner, delivered_tx, Some(tls.tap), broken).await,
                     None => broken(&inner),
@@ -166,79 +182,86 @@ pub async fn open(
     })
 }
 
-/// The first connection from `client_ip` before `deadline`; others are reset.
-async fn accept_plain(
-    listener: &TcpListener,
+/// Where the client's data connection may come from: its control connection's address, told
+/// by the PROXY protocol header when the connection comes through a trusted load balancer.
+struct Sources {
     client_ip: IpAddr,
-    deadline: tokio::time::Instant,
-) -> Option<TcpStream> {
-    loop {
-        let accepted = tokio::time::timeout_at(deadline, listener.accept()).await;
-        match accepted {
-            Ok(Ok((stream, from))) if from.ip().to_canonical() == client_ip => {
-                let _ = stream.set_nodelay(true);
-                return Some(stream);
-            }
-            Ok(Ok((stranger, from))) => {
-                tracing::debug!(%from, "data connection from another address refused");
-                reset(&stranger);
-            }
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "data accept failed");
-                return None;
-            }
-            Err(_) => return None,
-        }
-    }
+    proxy: Option<Arc<ProxyRule>>,
 }
 
-/// The first connection from `client_ip` before `deadline` whose TLS handshake passes
-/// [`tls_handshake`]; its handshake and those of up to [`HANDSHAKES_AT_ONCE`] others run at
-/// once, so a stranger (from the same address: a load balancer, another process on the
-/// client's machine) who connects first, or stalls, does not keep the client out. Every
-/// connection that fails is closed.
-async fn accept_tls(
+/// The first connection of the client's before `deadline` that `vet` passes, and whether one
+/// was refused for its TLS session. Each connection's checks (its PROXY header, `vet`: the
+/// TLS handshake) run side by side, up to [`HANDSHAKES_AT_ONCE`]: a stranger (from the same
+/// address: a load balancer, another process on the client's machine) who connects first, or
+/// stalls, does not keep the client out. Every connection that fails is closed.
+async fn accept_client<T, F, Fut>(
     listener: &TcpListener,
-    client_ip: IpAddr,
+    sources: &Sources,
     deadline: tokio::time::Instant,
-    tls: &DataTls,
-    number: Option<u64>,
-) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
-    let mut handshakes = tokio::task::JoinSet::new();
-    // Accepting until the deadline; handshakes begun by then may finish.
+    vet: F,
+) -> (Option<T>, bool)
+where
+    T: Send + 'static,
+    F: Fn(TcpStream, SocketAddr) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<T, Refused>> + Send + 'static,
+{
+    let mut checks = tokio::task::JoinSet::new();
+    // Accepting until the deadline; checks begun by then may finish.
     let mut open = true;
     let mut not_resumed = false;
     loop {
         tokio::select! {
-            accepted = listener.accept(), if open && handshakes.len() < HANDSHAKES_AT_ONCE => match accepted {
-                Ok((stream, from)) if from.ip().to_canonical() == client_ip => {
+            accepted = listener.accept(), if open && checks.len() < HANDSHAKES_AT_ONCE => match accepted {
+                Ok((stream, from)) => {
                     let _ = stream.set_nodelay(true);
-                    handshakes.spawn(tls_handshake(stream, from, tls.clone()));
-                }
-                Ok((stranger, from)) => {
-                    tracing::debug!(%from, "data connection from another address refused");
-                    reset(&stranger);
+                    match &sources.proxy {
+                        Some(rule) if rule.trusts(from.ip()) => {
+                            let (rule, client_ip, vet) = (rule.clone(), sources.client_ip, vet.clone());
+                            checks.spawn(async move {
+                                let mut stream = stream;
+                                match proxy_protocol::client_address(&mut stream, from, &rule).await {
+                                    Ok(client) if client.ip() == client_ip => vet(stream, client).await,
+                                    Ok(client) => {
+                                        tracing::debug!(%client, "data connection of another client refused");
+                                        reset(&stream);
+                                        Err(Refused::Failed)
+                                    }
+                                    Err(e) => {
+                                        tracing::debug!(%from, error = %e, "data connection refused");
+                                        reset(&stream);
+                                        Err(Refused::Failed)
+                                    }
+                                }
+                            });
+                        }
+                        Some(_) => {
+                            tracing::debug!(%from, "data connection from an untrusted source refused (PROXY protocol)");
+                            reset(&stream);
+                        }
+                        None if from.ip().to_canonical() == sources.client_ip => {
+                            checks.spawn(vet(stream, from));
+                        }
+                        None => {
+                            tracing::debug!(%from, "data connection from another address refused");
+                            reset(&stream);
+                        }
+                    }
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "data accept failed");
                     open = false;
                 }
             },
-            Some(done) = handshakes.join_next() => match done {
-                Ok(Ok(stream)) => return Some(stream),
+            Some(done) = checks.join_next() => match done {
+                Ok(Ok(stream)) => return (Some(stream), not_resumed),
                 Ok(Err(Refused::NotResumed)) => not_resumed = true,
                 Ok(Err(Refused::Failed)) | Err(_) => {}
             },
             () = tokio::time::sleep_until(deadline), if open => open = false,
             else => {}
         }
-        if !open && handshakes.is_empty() {
-            if let (true, Some(number)) = (not_resumed, number) {
-                // No connection of this session's came: the transfer's error reply says why
-                // the one that looked like the client's was closed.
-                tls.tap.data_connection_refused(number);
-            }
-            return None;
+        if !open && checks.is_empty() {
+            return (None, not_resumed);
         }
     }
 }
@@ -508,9 +531,17 @@ mod tests {
         let port = free.local_addr().unwrap().port();
         drop(free);
         let lo: IpAddr = "127.0.0.1".parse().unwrap();
-        let passive = open(lo, port..=port, lo, unftp.local_addr().unwrap(), None, None)
-            .await
-            .unwrap();
+        let passive = open(
+            lo,
+            port..=port,
+            lo,
+            unftp.local_addr().unwrap(),
+            None,
+            None,
+            None,
+        )
+        .await
+        .unwrap();
         let (inner, _) = unftp.accept().await.unwrap();
         let client = TcpStream::connect((lo, passive.port)).await.unwrap();
         (passive, inner, client)
@@ -572,9 +603,17 @@ mod tests {
         let free = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = free.local_addr().unwrap().port();
         drop(free);
-        let mut passive = open(lo, port..=port, lo, unftp.local_addr().unwrap(), None, None)
-            .await
-            .unwrap();
+        let mut passive = open(
+            lo,
+            port..=port,
+            lo,
+            unftp.local_addr().unwrap(),
+            None,
+            None,
+            None,
+        )
+        .await
+        .unwrap();
         passive.abort();
         assert!(!passive.delivered().await, "no client ever connected");
     }

@@ -64,6 +64,9 @@ pub struct RelayConfig {
     pub masquerade: Option<Ipv4Addr>,
     /// Where SITE commands are reported (the audit log's lines).
     pub events: crate::events::EventBus,
+    /// Connections start with a PROXY protocol header from these sources (data connections
+    /// too): the client's address is the one it names.
+    pub proxy: Option<Arc<crate::proxy_protocol::ProxyRule>>,
 }
 
 /// Whether data connections go straight to libunftp or through the relay.
@@ -354,21 +357,23 @@ struct Relay {
     tls: Option<crate::tls::SessionTls>,
 }
 
-/// Runs the relay until either side closes: `client` is the accepted control connection,
-/// `inner` the relay's end of the loopback connection to libunftp.
+/// Runs the relay until either side closes: `client` is the accepted control connection of
+/// the client at `peer` (behind a load balancer, the address its PROXY header named), `inner`
+/// the relay's end of the loopback connection to libunftp.
 pub async fn run(
     client: TcpStream,
+    peer: SocketAddr,
     inner: TcpStream,
     tap: Arc<ControlTap>,
     cfg: Arc<RelayConfig>,
     session: SessionId,
     data: DataPath,
 ) {
-    let (peer, local, inner_ip) =
-        match (client.peer_addr(), client.local_addr(), inner.local_addr()) {
-            (Ok(p), Ok(l), Ok(i)) => (canonical(p), canonical(l), i.ip()),
-            _ => return,
-        };
+    let peer = canonical(peer);
+    let (local, inner_ip) = match (client.local_addr(), inner.local_addr()) {
+        (Ok(l), Ok(i)) => (canonical(l), i.ip()),
+        _ => return,
+    };
     // The commit gate peeks at the client's own socket: a FIN or an ABOR is seen there the
     // moment it arrives, before the relay reads it.
     match socket2::SockRef::from(&client).try_clone() {
@@ -849,6 +854,7 @@ impl Relay {
             target,
             tls,
             Some(self.tap.clone()),
+            self.cfg.proxy.clone(),
         )
         .await
         {
