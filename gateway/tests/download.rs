@@ -153,3 +153,62 @@ async fn a_broken_download_says_what_the_client_has(kind: S3Kind) {
     let (code, text) = raw.cmd("NOOP").await;
     assert_eq!(code, 200, "{text}");
 }
+
+each_store!(abor_during_a_relayed_download);
+/// ABOR while a relayed download runs and the client has stopped reading (a client on
+/// another address, whose data the relay carries): the transfer ends at once, not at the idle
+/// timeout, the data connection is closed, ABOR gets its replies, and the session goes on.
+async fn abor_during_a_relayed_download(kind: S3Kind) {
+    let env = Env::start(kind).await;
+    let data = body(8 * CHUNK as usize, 5);
+    env.s3.put(BUCKET, "abor.bin", data.clone()).await;
+    let mut raw =
+        rawftp::Raw::connect_from(env.gw.local_addr(), Some("127.0.0.2".parse().unwrap())).await;
+    let user = format!("{}/{BUCKET}", env.s3.access_key);
+    raw.login(&user, &env.s3.secret_key).await;
+    let mut dc = raw.data("RETR abor.bin").await;
+    // Some of it, then the client stops reading and sends ABOR.
+    let mut first = Vec::new();
+    while first.len() < MIB {
+        let got = match &mut dc {
+            rawftp::DataConn::Plain(s) => {
+                let mut buf = vec![0u8; 64 * 1024];
+                let n = s.read(&mut buf).await.unwrap();
+                buf.truncate(n);
+                buf
+            }
+            rawftp::DataConn::Tls(_) => unreachable!("plain FTP"),
+        };
+        assert!(!got.is_empty(), "the download ended early");
+        first.extend_from_slice(&got);
+    }
+    let started = std::time::Instant::now();
+    raw.send("ABOR").await;
+    let (a, a_text) = raw.reply().await;
+    let (b, b_text) = raw.reply().await;
+    let mut codes = [a, b];
+    codes.sort_unstable();
+    assert!(
+        matches!(codes, [226, 426] | [225, 426]),
+        "ABOR's replies: {a} {a_text} / {b} {b_text}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "ABOR took {:?}",
+        started.elapsed()
+    );
+    // The data connection is closed: reading ends (what was in flight, then the end).
+    let rest = tokio::time::timeout(std::time::Duration::from_secs(10), dc.read_all())
+        .await
+        .expect("the data connection was not closed after ABOR");
+    assert!(
+        first.len() + rest.len() < data.len(),
+        "the whole file went through after ABOR"
+    );
+    let (code, text) = raw.cmd("NOOP").await;
+    assert_eq!(code, 200, "{text}");
+    let mut dc = raw.data("RETR abor.bin").await;
+    let all = dc.read_all().await;
+    assert!(all == data, "a whole download after the aborted one");
+    assert_eq!(raw.reply().await.0, 226);
+}

@@ -434,6 +434,43 @@ async fn rename_files_and_folders(kind: S3Kind) {
     assert_eq!(code, 550);
 }
 
+each_store!(a_folder_of_more_than_a_listing_page_is_renamed_whole);
+/// A folder of 1,050 keys (more than one listing page): renamed page by page, every key
+/// arrives and none stays behind.
+async fn a_folder_of_more_than_a_listing_page_is_renamed_whole(kind: S3Kind) {
+    let env = Env::start(kind).await;
+    let keys: Vec<String> = (0..1050)
+        .map(|i| format!("big/{:02}/k{i:04}", i % 7))
+        .collect();
+    use futures::StreamExt as _;
+    futures::stream::iter(
+        keys.iter()
+            .map(|k| env.s3.put(BUCKET, k, k.as_bytes().to_vec())),
+    )
+    .buffer_unordered(16)
+    .collect::<Vec<()>>()
+    .await;
+    let mut ftp = env.login().await;
+    ftp.rename("big", "moved").await.expect("folder rename");
+    assert!(
+        env.s3.keys(BUCKET, "big/").await.is_empty(),
+        "old prefix empty"
+    );
+    // (The local store lists its folders as marker keys too.)
+    let moved: Vec<String> = env
+        .s3
+        .keys(BUCKET, "moved/")
+        .await
+        .into_iter()
+        .filter(|k| !k.ends_with('/'))
+        .collect();
+    assert_eq!(moved.len(), keys.len(), "every key moved");
+    assert_eq!(
+        env.s3_get("moved/03/k1046").await.as_deref(),
+        Some(&b"big/03/k1046"[..])
+    );
+}
+
 // ---------------------------------------------------------------- paths
 
 each_store!(paths_stay_inside_the_bucket);

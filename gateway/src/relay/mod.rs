@@ -538,6 +538,16 @@ impl Relay {
             buf.drain(..=end);
             match action {
                 Action::Forward => {
+                    if interrupts
+                        && cmd.verb == "ABOR"
+                        && let Some(p) = &self.passive
+                    {
+                        // The relayed data connection ends now: libunftp may be stuck
+                        // writing a download the client no longer reads, and would answer
+                        // neither the transfer nor ABOR until it could write again. The
+                        // transfer's reply then says it was not delivered.
+                        p.abort();
+                    }
                     let line = self.before_forward(&cmd, buf.len());
                     self.pending.push_back(Pending {
                         cmd,

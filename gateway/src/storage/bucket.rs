@@ -199,12 +199,29 @@ impl<'a> Bucket<'a> {
         Ok(())
     }
 
-    /// Every key under `prefix`, at any depth.
-    pub(super) async fn all_keys(&self, prefix: &str) -> Res<Vec<ListedObject>> {
-        let mut keys = Vec::new();
-        self.list(prefix, None, |page| keys.extend(page.objects))
-            .await?;
-        Ok(keys)
+    /// One page (up to 1,000) of the keys under `prefix` at any depth, from `cursor` on
+    /// (`None`: the first page), and the cursor of the next page (`None`: that was the last).
+    pub(super) async fn keys_page(
+        &self,
+        prefix: &str,
+        cursor: Option<String>,
+    ) -> Res<(Vec<ListedObject>, Option<String>)> {
+        let out = self
+            .client
+            .list_objects_v2()
+            .bucket(self.name)
+            .prefix(prefix)
+            .set_continuation_token(cursor)
+            .send()
+            .await
+            .classified()?;
+        let mut pager = Pager::default();
+        pager.after_page(
+            out.is_truncated(),
+            out.next_continuation_token().map(str::to_owned),
+        );
+        let next = pager.next_request().flatten();
+        Ok((Page::of(&out).objects, next))
     }
 
     /// Writes the empty marker object `prefix` (ends in `/`) that makes a folder.

@@ -87,8 +87,7 @@ pub(super) async fn rename(b: &Bucket<'_>, from: &BucketPath, to: &BucketPath) -
         return keep_folder(b, &from.parent()).await;
     }
     // A folder.
-    let keys = b.all_keys(&from.prefix()).await?;
-    if keys.is_empty() {
+    if b.first_keys(&from.prefix(), 1).await?.objects.is_empty() {
         return Err(Failure::NotFound);
     }
     if to.starts_with(from) {
@@ -109,32 +108,48 @@ pub(super) async fn rename(b: &Bucket<'_>, from: &BucketPath, to: &BucketPath) -
         )));
     }
     let (from_prefix, to_prefix) = (from.prefix(), to.prefix());
-    let jobs: Vec<_> = keys
-        .iter()
-        .map(|o| copy_rebased(b, o, &from_prefix, &to_prefix))
-        .collect();
-    let copied: Vec<Res<String>> = stream::iter(jobs)
-        .buffer_unordered(PARALLEL)
-        .collect()
-        .await;
-    let mut done = Vec::new();
-    let mut first_err = None;
-    for r in copied {
-        match r {
-            Ok(k) => done.push(k),
-            Err(f) => {
-                first_err.get_or_insert(f);
-            }
-        }
-    }
-    if let Some(f) = first_err {
-        // Leave the source whole: remove the partial copy.
-        let _ = b.delete_many(&done).await;
+    // Page by page (1,000 keys at most in memory, whatever the folder holds): copy, then,
+    // once every key is copied, delete the sources. On a failure the destination, which did
+    // not exist before, is removed again and the source stays whole.
+    if let Err(f) = copy_folder(b, &from_prefix, &to_prefix).await {
+        let _ = delete_all(b, &to_prefix).await;
         return Err(f);
     }
-    let sources: Vec<String> = keys.into_iter().map(|o| o.key).collect();
-    b.delete_many(&sources).await?;
+    delete_all(b, &from_prefix).await?;
     keep_folder(b, &from.parent()).await
+}
+
+/// Copies every key under `from` to the same place under `to`, a listing page at a time.
+async fn copy_folder(b: &Bucket<'_>, from: &str, to: &str) -> Res<()> {
+    let mut cursor = None;
+    loop {
+        let (keys, next) = b.keys_page(from, cursor).await?;
+        let jobs: Vec<_> = keys.iter().map(|o| copy_rebased(b, o, from, to)).collect();
+        let copied: Vec<Res<String>> = stream::iter(jobs)
+            .buffer_unordered(PARALLEL)
+            .collect()
+            .await;
+        if let Some(f) = copied.into_iter().find_map(Result::err) {
+            return Err(f);
+        }
+        match next {
+            Some(c) => cursor = Some(c),
+            None => return Ok(()),
+        }
+    }
+}
+
+/// Deletes every key under `prefix`, a listing page at a time (each page is listed from the
+/// start again: what was deleted is gone from it).
+async fn delete_all(b: &Bucket<'_>, prefix: &str) -> Res<()> {
+    loop {
+        let (keys, _) = b.keys_page(prefix, None).await?;
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<String> = keys.into_iter().map(|o| o.key).collect();
+        b.delete_many(&keys).await?;
+    }
 }
 
 /// Copies `o` from under `from` to the same place under `to`; the new key.
