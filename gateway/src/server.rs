@@ -188,7 +188,15 @@ async fn serve_admitted(
             return false;
         }
     };
-    let (inner_ip, data_path) = relay::inner_address(peer.ip());
+    // Behind a load balancer every data connection carries a PROXY header that only the
+    // relay reads: none may go straight to libunftp, whatever address the header named.
+    let (inner_ip, data_path) = match parts.relay.proxy {
+        Some(_) => (
+            std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            DataPath::Relayed,
+        ),
+        None => relay::inner_address(peer.ip()),
+    };
     let pair = relay::loopback_pair(inner_ip)
         .await
         .and_then(|(ours, theirs)| control_tap::split(theirs).map(|(t, tap)| (ours, t, tap)));

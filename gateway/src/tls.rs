@@ -11,7 +11,8 @@
 //! connections (the relay's, after `PROT P`). Each control session uses them with a session
 //! cache (TLS 1.2 session ids) and a ticketer (TLS 1.3 and TLS 1.2 tickets) of its own
 //! ([`SessionTls`]), shared by its control and data connections: a data connection resumes
-//! its control session with either version, and no other session's.
+//! its control session with either version, and no other session's; a data connection's own
+//! handshake adds nothing that could be resumed unless it resumed itself.
 //!
 //! The control configuration sends [`CONTROL_TICKETS`] TLS 1.3 tickets. rustls sends tickets
 //! right after every handshake; on the data connection of an upload they would stay unread,
@@ -144,14 +145,75 @@ pub const DATA_TICKETS: usize = 8;
 /// be resumed only by its own data connections: a data connection that resumed is this
 /// session's (`relay::data`), whatever its TLS version; another session's ticket or session
 /// id, or a full handshake, is not.
+///
+/// A data connection's own handshake must not add to what can be resumed: a stranger's full
+/// handshake, refused afterwards, would otherwise leave a TLS 1.2 session in the cache, or
+/// tickets made with the session's keys, that it could resume on the next passive port. So
+/// each data connection gets a configuration of its own ([`SessionTls::data_connection`])
+/// whose cache stores nothing and whose ticketer issues tickets only once this very
+/// connection has resumed one of the session's.
 #[derive(Clone)]
 pub struct SessionTls {
     /// The control connection's (sends [`CONTROL_TICKETS`]).
     pub control: Arc<ServerConfig>,
     /// Data connections' (no tickets).
-    pub data: Arc<ServerConfig>,
+    data: Arc<ServerConfig>,
     /// Data connections read to their end (sends [`DATA_TICKETS`]).
-    pub data_reading: Arc<ServerConfig>,
+    data_reading: Arc<ServerConfig>,
+    cache: Arc<dyn rustls::server::StoresServerSessions>,
+    ticketer: Arc<dyn rustls::server::ProducesTickets>,
+}
+
+/// The session cache as a data connection sees it: it resumes what the control session
+/// stored, and stores nothing itself.
+#[derive(Debug)]
+struct ResumeOnly(Arc<dyn rustls::server::StoresServerSessions>);
+
+impl rustls::server::StoresServerSessions for ResumeOnly {
+    fn put(&self, _key: Vec<u8>, _value: Vec<u8>) -> bool {
+        false
+    }
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.0.get(key)
+    }
+    fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.0.take(key)
+    }
+    fn can_cache(&self) -> bool {
+        false
+    }
+}
+
+/// The session's ticketer as one data connection sees it: it opens the session's tickets,
+/// and makes new ones only after it opened one for this connection (a resumed handshake).
+#[derive(Debug)]
+struct AfterResume {
+    inner: Arc<dyn rustls::server::ProducesTickets>,
+    resumed: std::sync::atomic::AtomicBool,
+}
+
+impl rustls::server::ProducesTickets for AfterResume {
+    fn enabled(&self) -> bool {
+        self.inner.enabled()
+    }
+    fn lifetime(&self) -> u32 {
+        self.inner.lifetime()
+    }
+    fn encrypt(&self, plain: &[u8]) -> Option<Vec<u8>> {
+        if self.resumed.load(std::sync::atomic::Ordering::SeqCst) {
+            self.inner.encrypt(plain)
+        } else {
+            None
+        }
+    }
+    fn decrypt(&self, cipher: &[u8]) -> Option<Vec<u8>> {
+        let plain = self.inner.decrypt(cipher);
+        if plain.is_some() {
+            self.resumed
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        plain
+    }
 }
 
 impl std::fmt::Debug for SessionTls {
@@ -171,7 +233,8 @@ impl SessionTls {
         data: &ServerConfig,
         data_reading: &ServerConfig,
     ) -> Result<SessionTls, TlsError> {
-        let cache = ServerSessionMemoryCache::new(SESSION_CACHE);
+        let cache: Arc<dyn rustls::server::StoresServerSessions> =
+            ServerSessionMemoryCache::new(SESSION_CACHE);
         let ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()?;
         let own = |base: &ServerConfig| {
             let mut c = base.clone();
@@ -183,7 +246,26 @@ impl SessionTls {
             control: own(control),
             data: own(data),
             data_reading: own(data_reading),
+            cache,
+            ticketer,
         })
+    }
+
+    /// The configuration of one data connection (see the type's docs): `reading`, a
+    /// connection whose transfer is read to its end, gets [`DATA_TICKETS`] when it resumed.
+    pub fn data_connection(&self, reading: bool) -> Arc<ServerConfig> {
+        let base = if reading {
+            &self.data_reading
+        } else {
+            &self.data
+        };
+        let mut c = (**base).clone();
+        c.session_storage = Arc::new(ResumeOnly(self.cache.clone()));
+        c.ticketer = Arc::new(AfterResume {
+            inner: self.ticketer.clone(),
+            resumed: std::sync::atomic::AtomicBool::new(false),
+        });
+        Arc::new(c)
     }
 }
 

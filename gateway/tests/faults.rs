@@ -491,3 +491,50 @@ async fn a_copy_dropped_while_its_upload_is_made_leaves_none(kind: S3Kind) {
         .await;
     assert!(s3.get(BUCKET, "dst.bin").await.is_none());
 }
+
+each_store!(a_folder_move_deletes_only_what_it_copied);
+/// A file written into a folder while the folder is being moved (here: while the move's
+/// DeleteObjects is held at the proxy, after every copy was made) is not deleted with the
+/// sources: it was never copied, and stays where it was written.
+async fn a_folder_move_deletes_only_what_it_copied(kind: S3Kind) {
+    let env = Env::start(kind).await;
+    for i in 0..5 {
+        env.s3
+            .put(BUCKET, &format!("proj/f{i}.txt"), vec![b'a' + i as u8; 10])
+            .await;
+    }
+    env.proxy.hold("POST", "delete");
+    let mut ftp = env.ftp().await;
+    let moving = tokio::spawn(async move {
+        let r = ftp.rename("proj", "archive").await;
+        (ftp, r)
+    });
+    for _ in 0..500 {
+        if env.proxy.held() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(env.proxy.held() > 0, "the move never came to its delete");
+    env.s3
+        .put(BUCKET, "proj/written-meanwhile.txt", b"keep me".to_vec())
+        .await;
+    env.proxy.release();
+    let (_ftp, r) = moving.await.unwrap();
+    r.expect("folder rename");
+    for i in 0..5 {
+        assert_eq!(
+            env.s3.get(BUCKET, &format!("archive/f{i}.txt")).await,
+            Some(vec![b'a' + i as u8; 10])
+        );
+        assert_eq!(env.s3.get(BUCKET, &format!("proj/f{i}.txt")).await, None);
+    }
+    assert_eq!(
+        env.s3
+            .get(BUCKET, "proj/written-meanwhile.txt")
+            .await
+            .as_deref(),
+        Some(&b"keep me"[..]),
+        "a file the move never copied was deleted"
+    );
+}

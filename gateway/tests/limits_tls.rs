@@ -633,3 +633,76 @@ async fn a_client_that_uses_each_ticket_once_keeps_working(kind: S3Kind) {
     assert_eq!(n, 35);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+each_store!(a_refused_handshake_plants_nothing_to_resume);
+/// A stranger's refused full handshake leaves nothing it could resume on the next passive
+/// port: no TLS 1.2 session in the cache, no ticket (TLS 1.3 tickets go to downloads'
+/// connections only once they resumed). Twice in a row, over TLS 1.2 and TLS 1.3, with the
+/// stranger's ClientHello after the RETR, the stranger reads nothing and the client gets its
+/// file.
+async fn a_refused_handshake_plants_nothing_to_resume(kind: S3Kind) {
+    use tokio::io::AsyncReadExt;
+    use tokio_rustls::rustls::version::{TLS12, TLS13};
+    let s3 = TestS3::start(kind).await;
+    s3.create_bucket(BUCKET).await;
+    let secret = rawftp::data(64 * 1024, 43);
+    s3.put(BUCKET, "secret.bin", secret.clone()).await;
+    let dir = temp_dir("ftps-plant");
+    let tls = gateway::tls::load_or_create(&dir).unwrap();
+    let gw = start(&s3, |c| c.tls = Some(tls)).await;
+    let cert = dir.join(gateway::tls::CERT_FILE);
+    let server_name = || rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let data_addr = |port| std::net::SocketAddr::new(gw.local_addr().ip(), port);
+    let client_tls = rawftp::tls_trusting(&cert);
+    let mut ctl = Raw::connect(gw.local_addr())
+        .await
+        .auth_tls(client_tls.clone())
+        .await;
+    ctl.login(&user(&s3), &s3.secret_key).await;
+    for versions in [&[&TLS12][..], &[&TLS13][..]] {
+        let planter = rawftp::tls_trusting_versions(&cert, versions);
+        for round in 1..=2 {
+            let port = ctl.epsv().await;
+            let tcp = tokio::net::TcpStream::connect(data_addr(port))
+                .await
+                .unwrap();
+            let (code, text) = ctl.cmd("RETR secret.bin").await;
+            assert_eq!(code, 150, "{text}");
+            let stranger_tcp = tokio::net::TcpStream::connect(data_addr(port))
+                .await
+                .unwrap();
+            let planter = planter.clone();
+            let stranger = tokio::spawn(async move {
+                let mut got = Vec::new();
+                if let Ok(mut s) = planter.connect(server_name(), stranger_tcp).await {
+                    let _ = tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut got))
+                        .await;
+                }
+                got
+            });
+            // The stranger's handshake first.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let mut dc = client_tls
+                .connect(server_name(), tcp)
+                .await
+                .expect("the client's data TLS");
+            let mut back = Vec::new();
+            dc.read_to_end(&mut back)
+                .await
+                .expect("the client's download");
+            let (code, text) = ctl.reply().await;
+            assert_eq!(code, 226, "{versions:?} round {round}: {text}");
+            assert!(
+                back == secret,
+                "{versions:?} round {round}: the client's file"
+            );
+            let stolen = stranger.await.unwrap();
+            assert!(
+                stolen.is_empty(),
+                "{versions:?} round {round}: the stranger read {} bytes",
+                stolen.len()
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -40,20 +40,20 @@ const HANDSHAKE_WITHIN: Duration = Duration::from_secs(20);
 /// Bytes copied per read, each way.
 const COPY_BUF: usize = 256 * 1024;
 
-/// Handshakes of one passive port's connections that may run at once (the client's own and
-/// a few strangers'): a stranger stalling its handshake cannot keep the client waiting.
-const HANDSHAKES_AT_ONCE: usize = 4;
+/// Checks (PROXY header, TLS handshake) of one passive port's connections that run at once;
+/// a new connection beyond them ends the oldest, so strangers stalling theirs cannot keep
+/// the client out.
+const HANDSHAKES_AT_ONCE: usize = 8;
 
 /// TLS on a relayed data connection: the data configurations (they resume the control
 /// session), the session's token, and the tap that learns of the client's close_notify.
 #[derive(Clone)]
 pub struct DataTls {
-    /// The data connections' TLS configuration: sends no TLS 1.3 tickets.
-    pub config: Arc<rustls::ServerConfig>,
-    /// The same, sending TLS 1.3 tickets: for a connection whose transfer is already known
-    /// to be a download or a listing when its ClientHello arrives (the client reads it to the
-    /// end, tickets included; see [`crate::tls`]).
-    pub reading: Arc<rustls::ServerConfig>,
+    /// The session's TLS configurations: each data connection gets its own from them, with
+    /// TLS 1.3 tickets for a connection whose transfer is already known to be a download or
+    /// a listing when its ClientHello arrives (the client reads it to the end, tickets
+    /// included; see [`crate::tls`]).
+    pub own: crate::tls::SessionTls,
     /// A data connection must resume this control session (both configurations resume only
     /// the sessions of this control session's own cache and ticketer: `tls::SessionTls`);
     /// any other is closed before a byte of the transfer moves.
@@ -191,9 +191,10 @@ struct Sources {
 
 /// The first connection of the client's before `deadline` that `vet` passes, and whether one
 /// was refused for its TLS session. Each connection's checks (its PROXY header, `vet`: the
-/// TLS handshake) run side by side, up to [`HANDSHAKES_AT_ONCE`]: a stranger (from the same
-/// address: a load balancer, another process on the client's machine) who connects first, or
-/// stalls, does not keep the client out. Every connection that fails is closed.
+/// TLS handshake) run side by side, at most [`HANDSHAKES_AT_ONCE`], a new connection ending
+/// the oldest check beyond them: a stranger (from the same address: a load balancer, another
+/// process on the client's machine) who connects first, or stalls, does not keep the client
+/// out. Every connection that fails is closed.
 async fn accept_client<T, F, Fut>(
     listener: &TcpListener,
     sources: &Sources,
@@ -206,18 +207,27 @@ where
     Fut: Future<Output = Result<T, Refused>> + Send + 'static,
 {
     let mut checks = tokio::task::JoinSet::new();
+    // The running checks, oldest first: when they are many, the oldest goes (a stranger
+    // stalling its handshake; the client's own takes milliseconds).
+    let mut running: std::collections::VecDeque<tokio::task::AbortHandle> = Default::default();
     // Accepting until the deadline; checks begun by then may finish.
     let mut open = true;
     let mut not_resumed = false;
     loop {
         tokio::select! {
-            accepted = listener.accept(), if open && checks.len() < HANDSHAKES_AT_ONCE => match accepted {
+            accepted = listener.accept(), if open => match accepted {
                 Ok((stream, from)) => {
                     let _ = stream.set_nodelay(true);
+                    running.retain(|h| !h.is_finished());
+                    if running.len() >= HANDSHAKES_AT_ONCE
+                        && let Some(oldest) = running.pop_front()
+                    {
+                        oldest.abort();
+                    }
                     match &sources.proxy {
                         Some(rule) if rule.trusts(from.ip()) => {
                             let (rule, client_ip, vet) = (rule.clone(), sources.client_ip, vet.clone());
-                            checks.spawn(async move {
+                            running.push_back(checks.spawn(async move {
                                 let mut stream = stream;
                                 match proxy_protocol::client_address(&mut stream, from, &rule).await {
                                     Ok(client) if client.ip() == client_ip => vet(stream, client).await,
@@ -232,14 +242,14 @@ where
                                         Err(Refused::Failed)
                                     }
                                 }
-                            });
+                            }));
                         }
                         Some(_) => {
                             tracing::debug!(%from, "data connection from an untrusted source refused (PROXY protocol)");
                             reset(&stream);
                         }
                         None if from.ip().to_canonical() == sources.client_ip => {
-                            checks.spawn(vet(stream, from));
+                            running.push_back(checks.spawn(vet(stream, from)));
                         }
                         None => {
                             tracing::debug!(%from, "data connection from another address refused");
@@ -248,8 +258,10 @@ where
                     }
                 }
                 Err(e) => {
+                    // A connection that went before it was accepted, or no file descriptor
+                    // free for a moment: the port stays open.
                     tracing::debug!(error = %e, "data accept failed");
-                    open = false;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             },
             Some(done) = checks.join_next() => match done {
@@ -287,11 +299,7 @@ async fn tls_handshake(
         let acceptor = rustls::server::Acceptor::default();
         let start = tokio_rustls::LazyConfigAcceptor::new(acceptor, client).await?;
         // Chosen when the ClientHello is in: most clients send the transfer command first.
-        let config = if tls.tap.transfer_reads() {
-            tls.reading.clone()
-        } else {
-            tls.config.clone()
-        };
+        let config = tls.own.data_connection(tls.tap.transfer_reads());
         start.into_stream(config).await
     };
     let stream = match tokio::time::timeout(HANDSHAKE_WITHIN, handshake).await {
@@ -346,7 +354,7 @@ fn bind_in_range(ip: IpAddr, ports: RangeInclusive<u16>) -> io::Result<TcpListen
         let port = u16::try_from(port).unwrap_or(u16::MAX);
         socket.set_reuseaddr(true)?;
         match socket.bind(SocketAddr::new(ip, port)) {
-            Ok(()) => return socket.listen(1),
+            Ok(()) => return socket.listen(16),
             Err(e) => last_err = e,
         }
     }

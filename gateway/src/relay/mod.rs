@@ -798,7 +798,9 @@ impl Relay {
             bytes = b"426 The data connection broke before all data was sent.\r\n".to_vec();
         }
         // A data connection refused for its TLS session is the reason, whatever broke after.
-        let refused = code >= 400 && self.tap.take_data_refused();
+        let refused = code >= 400
+            && front.as_ref().is_some_and(|p| is_transfer(&p.cmd.verb))
+            && self.tap.take_data_refused();
         if code >= 400
             && let Some(reason) = self
                 .tap
@@ -850,8 +852,7 @@ impl Relay {
         let target = SocketAddr::new(self.inner_ip, inner_port);
         let tls = match (&self.tls, self.tap.data_tls()) {
             (Some(own), true) => Some(data::DataTls {
-                config: own.data.clone(),
-                reading: own.data_reading.clone(),
+                own: own.clone(),
                 require_reuse: self.cfg.require_tls_reuse,
                 tap: self.tap.clone(),
             }),

@@ -206,12 +206,23 @@ impl<'a> Bucket<'a> {
         prefix: &str,
         cursor: Option<String>,
     ) -> Res<(Vec<ListedObject>, Option<String>)> {
+        self.keys_page_after(prefix, cursor, None).await
+    }
+
+    /// [`keys_page`](Self::keys_page), the first page beginning after the key `after`.
+    pub(super) async fn keys_page_after(
+        &self,
+        prefix: &str,
+        cursor: Option<String>,
+        after: Option<String>,
+    ) -> Res<(Vec<ListedObject>, Option<String>)> {
         let out = self
             .client
             .list_objects_v2()
             .bucket(self.name)
             .prefix(prefix)
             .set_continuation_token(cursor)
+            .set_start_after(after)
             .send()
             .await
             .classified()?;

@@ -112,11 +112,47 @@ pub(super) async fn rename(b: &Bucket<'_>, from: &BucketPath, to: &BucketPath) -
     // once every key is copied, delete the sources. On a failure the destination, which did
     // not exist before, is removed again and the source stays whole.
     if let Err(f) = copy_folder(b, &from_prefix, &to_prefix).await {
-        let _ = delete_all(b, &to_prefix).await;
+        let _ = delete_pairs(b, &from_prefix, &to_prefix, Side::Copies).await;
         return Err(f);
     }
-    delete_all(b, &from_prefix).await?;
+    delete_pairs(b, &from_prefix, &to_prefix, Side::Sources).await?;
+    delete_empty_markers(b, &from_prefix).await?;
     keep_folder(b, &from.parent()).await
+}
+
+/// Deletes the folder markers (`…/`) left under `prefix`, deepest first: a store that keeps
+/// folders as directories (the local one) lists them, and refuses to delete one before its
+/// contents, which were deleted after it. A folder that still holds a key stays.
+async fn delete_empty_markers(b: &Bucket<'_>, prefix: &str) -> Res<()> {
+    let mut markers = Vec::new();
+    let mut cursor = None;
+    loop {
+        let (keys, next) = b.keys_page(prefix, cursor).await?;
+        markers.extend(
+            keys.into_iter()
+                .filter(|o| o.key.ends_with('/'))
+                .map(|o| o.key),
+        );
+        match next {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    // Deeper markers sort after their parents: deleted in reverse, children go first.
+    markers.reverse();
+    for marker in markers {
+        let _ = b.delete(&marker).await;
+    }
+    Ok(())
+}
+
+/// Which key of each source/copy pair [`delete_pairs`] deletes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    /// The source (the copy is there: a finished move).
+    Sources,
+    /// The copy (a failed move is undone).
+    Copies,
 }
 
 /// Copies every key under `from` to the same place under `to`, a listing page at a time.
@@ -139,16 +175,37 @@ async fn copy_folder(b: &Bucket<'_>, from: &str, to: &str) -> Res<()> {
     }
 }
 
-/// Deletes every key under `prefix`, a listing page at a time (each page is listed from the
-/// start again: what was deleted is gone from it).
-async fn delete_all(b: &Bucket<'_>, prefix: &str) -> Res<()> {
+/// Deletes one key of each pair of a key under `from` and its copy under `to` (the same
+/// size): only keys that were copied are deleted, never one written while the move ran. A
+/// listing page of the sources at a time (each seen once), matched with the page of the
+/// copies listed from the same place: a common prefix replaced keeps the order.
+async fn delete_pairs(b: &Bucket<'_>, from: &str, to: &str, side: Side) -> Res<()> {
+    let mut cursor = None;
+    let mut after: Option<String> = None;
     loop {
-        let (keys, _) = b.keys_page(prefix, None).await?;
-        if keys.is_empty() {
+        let (sources, next) = b.keys_page(from, cursor).await?;
+        let Some(last) = sources.last() else {
             return Ok(());
+        };
+        let (copies, _) = b.keys_page_after(to, None, after.clone()).await?;
+        after = rebase_key(&last.key, from, to);
+        let copied: std::collections::HashMap<&str, u64> =
+            copies.iter().map(|o| (o.key.as_str(), o.size)).collect();
+        let pairs: Vec<String> = sources
+            .iter()
+            .filter_map(|o| {
+                let copy = rebase_key(&o.key, from, to)?;
+                (copied.get(copy.as_str()) == Some(&o.size)).then(|| match side {
+                    Side::Sources => o.key.clone(),
+                    Side::Copies => copy,
+                })
+            })
+            .collect();
+        b.delete_many(&pairs).await?;
+        match next {
+            Some(c) => cursor = Some(c),
+            None => return Ok(()),
         }
-        let keys: Vec<String> = keys.into_iter().map(|o| o.key).collect();
-        b.delete_many(&keys).await?;
     }
 }
 
