@@ -101,6 +101,15 @@ fn team_user(name: &str, hash: &str, storage: &Arc<Storage>) -> TeamUser {
 /// A gateway with the team users alice and bob (password [`PASSWORD`]) and the lockout
 /// `policy`.
 async fn team_gateway(s3: &TestS3, policy: LockoutPolicy) -> GatewayHandle {
+    team_gateway_with(s3, policy, |_| {}).await
+}
+
+/// [`team_gateway`], with `tweak` applied to its config.
+async fn team_gateway_with(
+    s3: &TestS3,
+    policy: LockoutPolicy,
+    tweak: impl FnOnce(&mut GatewayConfig),
+) -> GatewayHandle {
     s3.create_bucket(BUCKET).await;
     let settings = S3Settings::custom(s3.endpoint.clone(), s3.region.clone());
     let storage = Arc::new(Storage {
@@ -118,6 +127,7 @@ async fn team_gateway(s3: &TestS3, policy: LockoutPolicy) -> GatewayHandle {
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.users = Some(Arc::new(UserTable::new(Directory::new(users, false))));
     config.lockout = policy;
+    tweak(&mut config);
     Gateway::start(config).await.unwrap()
 }
 
@@ -596,25 +606,17 @@ fn proxy_v1(client: &str, port: u16) -> Vec<u8> {
 /// taken only when its header names the control connection's client.
 async fn behind_a_balancer_the_proxy_header_names_the_client(kind: S3Kind) {
     let s3 = TestS3::start(kind).await;
-    s3.create_bucket(BUCKET).await;
     let dir = support::temp_dir("hostile-proxy");
     let audit = dir.join("audit.log");
-    let gw = support::start_gateway(
-        S3Settings::custom(s3.endpoint.clone(), s3.region.clone()),
-        |c| {
-            c.audit_log = Some(audit.clone());
-            c.proxy_protocol = Some(gateway::proxy_protocol::ProxyRule::new(vec![
-                gateway::proxy_protocol::parse_source("127.0.0.1/32").unwrap(),
-            ]));
-            c.lockout = LockoutPolicy {
-                max_failures: 3,
-                window: Duration::from_secs(60),
-            };
-        },
-    )
+    // Team users: a wrong password is wrong on every store (moto takes any secret key).
+    let gw = team_gateway_with(&s3, LOCKOUT, |c| {
+        c.audit_log = Some(audit.clone());
+        c.proxy_protocol = Some(gateway::proxy_protocol::ProxyRule::new(vec![
+            gateway::proxy_protocol::parse_source("127.0.0.1/32").unwrap(),
+        ]));
+    })
     .await;
     let addr = gw.local_addr();
-    let user = format!("{}/{BUCKET}", s3.access_key);
 
     // No header, or a header from a source that is not the balancer: closed, no greeting.
     let (mut bare, code, _) = Bare::connect(addr).await;
@@ -633,7 +635,7 @@ async fn behind_a_balancer_the_proxy_header_names_the_client(kind: S3Kind) {
             .await
             .expect("greeting");
         assert_eq!(code, 220);
-        c.cmd(&format!("USER {user}")).await;
+        c.cmd("USER bob").await;
         let (code, _) = c.cmd("PASS wrong").await.unwrap_or((0, String::new()));
         assert_eq!(code, 530);
     }
@@ -649,8 +651,8 @@ async fn behind_a_balancer_the_proxy_header_names_the_client(kind: S3Kind) {
         .await
         .expect("greeting");
     assert_eq!(code, 220);
-    c.cmd(&format!("USER {user}")).await;
-    let (code, text) = c.cmd(&format!("PASS {}", s3.secret_key)).await.unwrap();
+    c.cmd("USER alice").await;
+    let (code, text) = c.cmd(&format!("PASS {PASSWORD}")).await.unwrap();
     assert_eq!(code, 230, "{text}");
     assert_eq!(c.cmd("TYPE I").await.unwrap().0, 200);
 
@@ -684,7 +686,7 @@ async fn behind_a_balancer_the_proxy_header_names_the_client(kind: S3Kind) {
     let (code, text) = c.reply().await.unwrap();
     assert_eq!(code, 226, "{text}");
     assert_eq!(
-        s3.get(BUCKET, "behind-lb.txt").await.as_deref(),
+        s3.get(BUCKET, "team/alice/behind-lb.txt").await.as_deref(),
         Some(&b"through the balancer"[..])
     );
     c.cmd("QUIT").await;
