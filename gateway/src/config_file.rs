@@ -626,14 +626,7 @@ permissions = "r"
         let opts = f.server_options().unwrap();
         let flat: Vec<(String, usize, Vec<String>)> = opts
             .iter()
-            .map(|o| {
-                let args = o
-                    .args
-                    .iter()
-                    .map(|a| a.to_string_lossy().into_owned())
-                    .collect();
-                (o.key.clone(), o.line, args)
-            })
+            .map(|o| (o.key.clone(), o.line, strings(&o.args)))
             .collect();
         let want = |k: &str, line: usize, args: &[&str]| {
             (
@@ -657,19 +650,23 @@ permissions = "r"
         assert_eq!(e.to_string(), "team.toml:6: [server] idle_timeout: bad");
     }
 
+    /// Arguments as text.
+    fn strings(args: &[OsString]) -> Vec<String> {
+        args.iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    /// Each option's arguments, as text.
+    fn args_of(opts: &[ServerOption]) -> Vec<Vec<String>> {
+        opts.iter().map(|o| strings(&o.args)).collect()
+    }
+
     #[test]
     fn lists_are_one_comma_separated_value() {
         let text = "[server]\nproxy_protocol = true\nproxy_protocol_from = [\"10.0.0.0/8\", \"192.0.2.1\"]\n";
         let opts = parse(text).unwrap().server_options().unwrap();
-        let args: Vec<Vec<String>> = opts
-            .iter()
-            .map(|o| {
-                o.args
-                    .iter()
-                    .map(|a| a.to_string_lossy().into_owned())
-                    .collect()
-            })
-            .collect();
+        let args = args_of(&opts);
         assert_eq!(
             args,
             vec![
@@ -692,15 +689,7 @@ permissions = "r"
     fn require_tls_false_is_said() {
         let text = "[server]\nrequire_tls = false\nread_only = false\nno_delete = true\nrequire_tls_session_reuse = false\n";
         let opts = parse(text).unwrap().server_options().unwrap();
-        let args: Vec<Vec<String>> = opts
-            .iter()
-            .map(|o| {
-                o.args
-                    .iter()
-                    .map(|a| a.to_string_lossy().into_owned())
-                    .collect()
-            })
-            .collect();
+        let args = args_of(&opts);
         assert_eq!(
             args,
             vec![

@@ -432,18 +432,7 @@ async fn audit_log_records_changes_and_logouts(kind: S3Kind) {
     ftp.rmdir("d").await.unwrap();
     ftp.quit().await.unwrap();
     // The logout is written when the server has closed the session.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !log_lines(&audit)
-        .iter()
-        .any(|l| l.contains(r#""event":"logout""#))
-    {
-        assert!(
-            Instant::now() < deadline,
-            "{}",
-            log_lines(&audit).join("\n")
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_lines(&audit, r#""event":"logout""#, 1).await;
     gw.stop(Duration::from_secs(5)).await;
 
     let lines: Vec<serde_json::Value> = log_lines(&audit)
@@ -554,18 +543,7 @@ async fn audit_log_records_site_commands() {
     let (code, _) = refused(ftp.site("CHMOD 600 a.txt").await.unwrap_err());
     assert_eq!(code / 100, 5);
     ftp.quit().await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !log_lines(&audit)
-        .iter()
-        .any(|l| l.contains(r#""event":"logout""#))
-    {
-        assert!(
-            Instant::now() < deadline,
-            "{}",
-            log_lines(&audit).join("\n")
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_lines(&audit, r#""event":"logout""#, 1).await;
     gw.stop(Duration::from_secs(5)).await;
     let text = log_lines(&audit).join("\n");
     let site: Vec<serde_json::Value> = log_lines(&audit)
@@ -692,18 +670,7 @@ async fn behind_a_balancer_the_proxy_header_names_the_client(kind: S3Kind) {
     c.cmd("QUIT").await;
 
     // The audit log names the clients, not the balancer.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !log_lines(&audit)
-        .iter()
-        .any(|l| l.contains(r#""event":"logout""#))
-    {
-        assert!(
-            Instant::now() < deadline,
-            "{}",
-            log_lines(&audit).join("\n")
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_lines(&audit, r#""event":"logout""#, 1).await;
     gw.stop(Duration::from_secs(5)).await;
     let lines = log_lines(&audit);
     let of = |event: &str, client: &str| {

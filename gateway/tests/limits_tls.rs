@@ -439,7 +439,6 @@ async fn a_stranger_cannot_take_a_tls_data_connection(kind: S3Kind) {
         .await;
     ctl.login(&user(&s3), &s3.secret_key).await;
     let data_addr = |port| std::net::SocketAddr::new(gw.local_addr().ip(), port);
-    let server_name = || rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
 
     // The download: the stranger is first on the port, with a TLS session of its own.
     let port = ctl.epsv().await;
@@ -525,7 +524,6 @@ async fn a_data_connection_must_resume_its_own_session(kind: S3Kind) {
     let dir = temp_dir("ftps-reuse");
     let tls = gateway::tls::load_or_create(&dir).unwrap();
     let cert = dir.join(gateway::tls::CERT_FILE);
-    let server_name = || rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
     for require in [true, false] {
         let gw = start(&s3, |c| {
             c.tls = Some(tls.clone());
@@ -651,7 +649,6 @@ async fn a_refused_handshake_plants_nothing_to_resume(kind: S3Kind) {
     let tls = gateway::tls::load_or_create(&dir).unwrap();
     let gw = start(&s3, |c| c.tls = Some(tls)).await;
     let cert = dir.join(gateway::tls::CERT_FILE);
-    let server_name = || rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
     let data_addr = |port| std::net::SocketAddr::new(gw.local_addr().ip(), port);
     let client_tls = rawftp::tls_trusting(&cert);
     let mut ctl = Raw::connect(gw.local_addr())
@@ -705,4 +702,9 @@ async fn a_refused_handshake_plants_nothing_to_resume(kind: S3Kind) {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The name the test clients give the gateway's certificate.
+fn server_name() -> rustls::pki_types::ServerName<'static> {
+    rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap()
 }
