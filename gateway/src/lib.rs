@@ -154,7 +154,6 @@ impl Gateway {
         let parts = Arc::new(server::ServerParts {
             factories: Arc::new(s3::Factories::new(factory, config.login_settings.clone())),
             shared,
-            passive_ports: config.passive_ports.clone(),
             idle_timeout: config.idle_timeout,
             login_timeout: config.login_timeout,
             events: events.clone(),
@@ -170,6 +169,7 @@ impl Gateway {
                 require_tls_reuse: config.require_tls_session_reuse,
                 require_tls: config.require_tls,
                 passive_ports: config.passive_ports.clone(),
+                idle: config.idle_timeout,
                 masquerade: config.masquerade,
                 events: events.clone(),
                 proxy: config.proxy_protocol.clone().map(Arc::new),

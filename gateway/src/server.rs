@@ -32,7 +32,7 @@ use crate::control_tap::{self, ControlTap};
 use crate::events::{Event, EventBus};
 use crate::limits::{LogThrottle, LoginLockout, Refusal, SessionCounter, SessionLimits};
 use crate::proxy_protocol;
-use crate::relay::{self, DataPath, RelayConfig};
+use crate::relay::{self, RelayConfig};
 use crate::s3::Factories;
 use crate::session::{Connection, LoginStage, LoginState, S3User};
 use crate::storage::{S3Backend, Shared};
@@ -44,8 +44,6 @@ pub struct ServerParts {
     pub factories: Arc<Factories>,
     /// Shared by every session's backend.
     pub shared: Arc<Shared>,
-    /// Passive data ports.
-    pub passive_ports: RangeInclusive<u16>,
     /// Seconds of silence before a session is closed.
     pub idle_timeout: Duration,
     /// A session not logged in by then is closed, whatever it sends.
@@ -188,15 +186,7 @@ async fn serve_admitted(
             return false;
         }
     };
-    // Behind a load balancer every data connection carries a PROXY header that only the
-    // relay reads: none may go straight to libunftp, whatever address the header named.
-    let (inner_ip, data_path) = match parts.relay.proxy {
-        Some(_) => (
-            std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
-            DataPath::Relayed,
-        ),
-        None => relay::inner_address(peer.ip()),
-    };
+    let inner_ip = relay::inner_address(peer.ip());
     let pair = relay::loopback_pair(inner_ip)
         .await
         .and_then(|(ours, theirs)| control_tap::split(theirs).map(|(t, tap)| (ours, t, tap)));
@@ -245,16 +235,10 @@ async fn serve_admitted(
     ))
     .greeting("BucketFTP ready")
     .idle_session_timeout(parts.idle_timeout.as_secs());
-    // Direct data connections: libunftp listens in the passive range on loopback and says
-    // so (or the masquerade address, e.g. a load balancer on this host). Relayed ones: libunftp listens on any free loopback port and the relay tells the
-    // client a port of the range on the address it reached.
-    let built = match (data_path, parts.relay.masquerade) {
-        (DataPath::Direct, Some(ip)) => built
-            .passive_ports(parts.passive_ports.clone())
-            .passive_host(ip),
-        (DataPath::Direct, None) => built.passive_ports(parts.passive_ports.clone()),
-        (DataPath::Relayed, _) => built.binder(AnyLoopbackPort),
-    };
+    // Every data connection is relayed: libunftp listens on any free loopback port and the
+    // relay tells the client a port of the range on the address it reached (or the
+    // masquerade address).
+    let built = built.binder(AnyLoopbackPort);
     // All TLS is the relay's (control connections, and data connections under PROT P, which
     // the relay always relays and which reach libunftp plain: it never sees PROT). libunftp is
     // told of the configuration only so that FEAT lists AUTH TLS, PBSZ and PROT, and PBSZ is
@@ -274,7 +258,6 @@ async fn serve_admitted(
                 tap.clone(),
                 parts.relay.clone(),
                 session,
-                data_path,
             );
             let served = async {
                 if let Err(e) = server.service(unftp_end).await {
@@ -351,7 +334,8 @@ fn close(tap: &ControlTap, client: &socket2::Socket) {
     let _ = client.shutdown(std::net::Shutdown::Both);
 }
 
-/// Binds libunftp's passive listeners of relayed sessions to any free port on loopback.
+/// Binds libunftp's passive listeners to any free port on loopback (the relay listens in the
+/// passive range for the client).
 #[derive(Debug)]
 struct AnyLoopbackPort;
 

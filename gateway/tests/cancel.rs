@@ -11,10 +11,10 @@
 //! the client stalls past the transfer timeout; 6 the control connection closes while the
 //! data connection stays open. `CANCEL_TRIALS=100` runs each case 100 times.
 //!
-//! The socket cases run twice: from 127.0.0.1, whose data connections go straight to libunftp,
-//! and from 127.0.0.2, a client the gateway relays data connections for (as for any client not
-//! on loopback): a reset, a FIN and a missing close_notify must pass through the relay as they
-//! came.
+//! The socket cases run twice: from 127.0.0.1 (the desktop's client) and from 127.0.0.2 (an
+//! address libunftp never sees: the relay connects to it from 127.0.0.1 for every client): a
+//! reset, a FIN and a missing close_notify must pass through the relay, which carries every
+//! data connection, as they came.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

@@ -27,10 +27,14 @@ struct Env {
 
 impl Env {
     async fn start(kind: S3Kind) -> Env {
+        Env::start_with(kind, |_| {}).await
+    }
+
+    async fn start_with(kind: S3Kind, tweak: impl FnOnce(&mut gateway::GatewayConfig)) -> Env {
         let s3 = TestS3::start(kind).await;
         s3.create_bucket(BUCKET).await;
         let settings = S3Settings::custom(s3.endpoint.clone(), s3.region.clone());
-        let gw = support::start_gateway(settings, |_| {}).await;
+        let gw = support::start_gateway(settings, tweak).await;
         Env { s3, gw }
     }
 
@@ -82,16 +86,17 @@ each_store!(an_overwrite_mid_download_fails_it);
 async fn an_overwrite_mid_download_fails_it(kind: S3Kind) {
     let env = Env::start(kind).await;
     let chunk = CHUNK as usize;
-    let old = body(6 * chunk, 0);
+    // Far more than the chunks fetched ahead (4) and every socket buffer between the store
+    // and the client (two loopback hops through the relay) hold together.
+    let old = body(12 * chunk, 0);
     env.s3.put(BUCKET, "moving.bin", old.clone()).await;
     let mut ftp = env.login().await;
     let mut stream = ftp.retr_as_stream("moving.bin").await.unwrap();
     let mut got = vec![0u8; MIB];
     stream.read_exact(&mut got).await.unwrap();
-    // The client stalls: the gateway cannot have written more than the first chunks (socket
-    // buffers are far smaller than the 16 MiB two chunks make), so later chunks are fetched
-    // after the overwrite and must not come from the new object.
-    env.s3.put(BUCKET, "moving.bin", body(6 * chunk, 100)).await;
+    // The client stalls: the gateway cannot have fetched more than the first chunks, so
+    // later chunks are fetched after the overwrite and must not come from the new object.
+    env.s3.put(BUCKET, "moving.bin", body(12 * chunk, 100)).await;
     let mut rest = Vec::new();
     let read = stream.read_to_end(&mut rest).await;
     got.extend_from_slice(&rest);
@@ -111,7 +116,7 @@ async fn an_overwrite_mid_download_fails_it(kind: S3Kind) {
     );
     // The session goes on.
     let now = get(&mut ftp, "moving.bin", 0).await.unwrap();
-    assert!(now == body(6 * chunk, 100));
+    assert!(now == body(12 * chunk, 100));
 }
 
 each_store!(a_client_leaving_mid_download_keeps_the_session);
@@ -154,34 +159,28 @@ async fn a_broken_download_says_what_the_client_has(kind: S3Kind) {
     assert_eq!(code, 200, "{text}");
 }
 
-each_store!(abor_during_a_relayed_download);
-/// ABOR while a relayed download runs and the client has stopped reading (a client on
-/// another address, whose data the relay carries): the transfer ends at once, not at the idle
-/// timeout, the data connection is closed, ABOR gets its replies, and the session goes on.
-async fn abor_during_a_relayed_download(kind: S3Kind) {
+each_store!(abor_during_a_download);
+/// ABOR while a download runs and the client has stopped reading, from 127.0.0.1 and from
+/// another address: the transfer ends at once, not at the idle timeout, the data connection
+/// is closed, ABOR gets its replies, and the session goes on. (libunftp cannot cancel a
+/// transfer it has begun; only the relay, which carries every data connection, can end it.)
+async fn abor_during_a_download(kind: S3Kind) {
     let env = Env::start(kind).await;
     let data = body(8 * CHUNK as usize, 5);
     env.s3.put(BUCKET, "abor.bin", data.clone()).await;
+    for source in ["127.0.0.1", "127.0.0.2"] {
+        abor_from(&env, &data, source).await;
+    }
+}
+
+async fn abor_from(env: &Env, data: &[u8], source: &str) {
     let mut raw =
-        rawftp::Raw::connect_from(env.gw.local_addr(), Some("127.0.0.2".parse().unwrap())).await;
+        rawftp::Raw::connect_from(env.gw.local_addr(), Some(source.parse().unwrap())).await;
     let user = format!("{}/{BUCKET}", env.s3.access_key);
     raw.login(&user, &env.s3.secret_key).await;
     let mut dc = raw.data("RETR abor.bin").await;
     // Some of it, then the client stops reading and sends ABOR.
-    let mut first = Vec::new();
-    while first.len() < MIB {
-        let got = match &mut dc {
-            rawftp::DataConn::Plain(s) => {
-                let mut buf = vec![0u8; 64 * 1024];
-                let n = s.read(&mut buf).await.unwrap();
-                buf.truncate(n);
-                buf
-            }
-            rawftp::DataConn::Tls(_) => unreachable!("plain FTP"),
-        };
-        assert!(!got.is_empty(), "the download ended early");
-        first.extend_from_slice(&got);
-    }
+    let first = dc.read_at_least(MIB).await;
     let started = std::time::Instant::now();
     raw.send("ABOR").await;
     let (a, a_text) = raw.reply().await;
@@ -190,25 +189,90 @@ async fn abor_during_a_relayed_download(kind: S3Kind) {
     codes.sort_unstable();
     assert!(
         matches!(codes, [226, 426] | [225, 426]),
-        "ABOR's replies: {a} {a_text} / {b} {b_text}"
+        "from {source}: ABOR's replies: {a} {a_text} / {b} {b_text}"
     );
     assert!(
         started.elapsed() < std::time::Duration::from_secs(10),
-        "ABOR took {:?}",
+        "from {source}: ABOR took {:?}",
         started.elapsed()
     );
     // The data connection is closed: reading ends (what was in flight, then the end).
     let rest = tokio::time::timeout(std::time::Duration::from_secs(10), dc.read_all())
         .await
-        .expect("the data connection was not closed after ABOR");
+        .unwrap_or_else(|_| panic!("from {source}: the data connection was not closed after ABOR"));
     assert!(
         first.len() + rest.len() < data.len(),
-        "the whole file went through after ABOR"
+        "from {source}: the whole file went through after ABOR"
     );
     let (code, text) = raw.cmd("NOOP").await;
     assert_eq!(code, 200, "{text}");
     let mut dc = raw.data("RETR abor.bin").await;
     let all = dc.read_all().await;
-    assert!(all == data, "a whole download after the aborted one");
+    assert!(
+        all == data,
+        "from {source}: a whole download after the aborted one"
+    );
     assert_eq!(raw.reply().await.0, 226);
+}
+
+each_store!(a_download_whose_client_stops_reading_ends_after_the_idle_timeout);
+/// A client that starts a download, then keeps both connections open and stops reading,
+/// from 127.0.0.1 and from another address: after `idle_timeout` the data connection is
+/// reset, the transfer fails with 426 (its buffers dropped: `TransferFailed`), and the session
+/// goes on. Before every data connection was relayed, one from 127.0.0.1 went straight to
+/// libunftp, whose write then waited for ever.
+async fn a_download_whose_client_stops_reading_ends_after_the_idle_timeout(kind: S3Kind) {
+    const IDLE: std::time::Duration = std::time::Duration::from_secs(3);
+    let env = Env::start_with(kind, |c| c.idle_timeout = IDLE).await;
+    // Far more than the socket buffers on the way hold.
+    let data = body(8 * CHUNK as usize, 9);
+    env.s3.put(BUCKET, "stall.bin", data.clone()).await;
+    for source in ["127.0.0.1", "127.0.0.2"] {
+        let mut events = env.gw.subscribe();
+        let mut raw =
+            rawftp::Raw::connect_from(env.gw.local_addr(), Some(source.parse().unwrap())).await;
+        let user = format!("{}/{BUCKET}", env.s3.access_key);
+        raw.login(&user, &env.s3.secret_key).await;
+        let mut dc = raw.data("RETR stall.bin").await;
+        let first = dc.read_at_least(MIB).await;
+        let stopped = std::time::Instant::now();
+        // The client reads nothing more; the reply comes when the gateway gives up.
+        let (code, text) = tokio::time::timeout(IDLE * 10, raw.reply())
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "from {source}: the download still waits after {:?}",
+                    IDLE * 10
+                )
+            });
+        let waited = stopped.elapsed();
+        assert_eq!(code, 426, "from {source}: {text}");
+        assert!(
+            waited >= IDLE - std::time::Duration::from_millis(500),
+            "from {source}: ended after {waited:?}, before the idle timeout"
+        );
+        let failed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            loop {
+                if let Ok(gateway::Event::TransferFailed { bytes, .. }) = events.recv().await {
+                    return bytes;
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("from {source}: no TransferFailed for the stalled download"));
+        assert!(
+            failed < data.len() as u64,
+            "from {source}: the failed download counts {failed} bytes"
+        );
+        // What the client had not read yet is cut off: it never gets the whole file.
+        let rest = tokio::time::timeout(std::time::Duration::from_secs(10), dc.read_all())
+            .await
+            .unwrap_or_else(|_| panic!("from {source}: the data connection is still open"));
+        assert!(
+            first.len() + rest.len() < data.len(),
+            "from {source}: the whole file arrived"
+        );
+        let (code, text) = raw.cmd("NOOP").await;
+        assert_eq!(code, 200, "from {source}: the session goes on: {text}");
+    }
 }

@@ -40,8 +40,8 @@ private WINEPREFIX and exports it. Every client runs on Linux; only the server i
             profile removes its credential.
   cancel    the commit gate's cancel trials against the .exe on Garage, TRIALS each (10 by
             default): the client killed (curl, and a client that kills itself at its last
-            byte), the data connection reset (from 127.0.0.1, whose data goes straight to
-            libunftp, and from 127.0.0.2, whose data the relay carries), ABOR then the data
+            byte), the data connection reset (from 127.0.0.1 and from 127.0.0.2; the relay
+            carries the data of both), ABOR then the data
             closed, a TLS data stream ended without close_notify, a stall past the transfer
             timeout, the control connection closed mid-upload. Each trial must leave the
             object's old content and no multipart upload; complete uploads (FTP and FTPS)

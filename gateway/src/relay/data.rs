@@ -31,8 +31,6 @@ use crate::proxy_protocol::{self, ProxyRule};
 
 /// How long a client has to connect to an announced passive port (libunftp's own value).
 const ACCEPT_WITHIN: Duration = Duration::from_secs(15);
-/// Silence in both directions after which a relayed data connection is reset.
-const IDLE: Duration = Duration::from_secs(300);
 /// Ports tried before giving up on a busy range.
 const BIND_TRIES: usize = 32;
 /// How long a client may take for the TLS handshake of a data connection.
@@ -106,19 +104,38 @@ impl Passive {
     }
 }
 
+/// Where a relayed passive connection listens, whom it accepts, and how long it may idle.
+#[derive(Debug, Clone)]
+pub struct Listen {
+    /// The address the client reached (the listener binds it).
+    pub bind_ip: IpAddr,
+    /// The configured passive range.
+    pub ports: RangeInclusive<u16>,
+    /// The client's address: connections from any other are reset.
+    pub client_ip: IpAddr,
+    /// Connections start with a PROXY protocol header from these sources.
+    pub proxy: Option<Arc<ProxyRule>>,
+    /// Silence (or a write the client does not take) after which the connection is reset.
+    pub idle: Duration,
+}
+
 /// Connects to libunftp's passive port at `target` at once (so no other local process can
-/// take it), listens on a free port of `ports` at `bind_ip`, and joins the first connection
-/// from `client_ip` to it, doing its TLS when `tls` is given. `tap` (the session's) learns
-/// whether this connection broke.
+/// take it), listens on a free port of `listen.ports`, and joins the first connection from
+/// the client to it, doing its TLS when `tls` is given. `tap` (the session's) learns whether
+/// this connection broke.
 pub async fn open(
-    bind_ip: IpAddr,
-    ports: RangeInclusive<u16>,
-    client_ip: IpAddr,
+    listen: Listen,
     target: SocketAddr,
     tls: Option<DataTls>,
     tap: Option<Arc<ControlTap>>,
-    proxy: Option<Arc<ProxyRule>>,
 ) -> io::Result<Passive> {
+    let Listen {
+        bind_ip,
+        ports,
+        client_ip,
+        proxy,
+        idle,
+    } = listen;
     let inner = TcpStream::connect(target).await?;
     let number = tap.as_ref().map(|tap| {
         tap.set_transfer_reads(false);
@@ -149,7 +166,8 @@ pub async fn open(
                 match client {
                     // A reset that the socket layer reports as a clean end is still a reset.
                     Some(client) => {
-                        pipe(EndChecked::new(client), inner, delivered_tx, None, broken).await
+                        let client = EndChecked::new(client);
+                        pipe(client, inner, delivered_tx, None, broken, idle).await
                     }
                     // Never connected: libunftp's side ends with the connection.
                     None => broken(&inner),
@@ -168,7 +186,9 @@ pub async fn open(
                     tls.tap.data_connection_refused(number);
                 }
                 match client {
-                    Some(stream) => pipe(stream, inner, delivered_tx, Some(tls.tap), broken).await,
+                    Some(stream) => {
+                        pipe(stream, inner, delivered_tx, Some(tls.tap), broken, idle).await
+                    }
                     None => broken(&inner),
                 }
             }
@@ -412,7 +432,9 @@ impl Acker {
 }
 
 /// Copies both ways until both sides are done; an error on either side resets both, and so
-/// does silence in both directions for [`IDLE`] (a client that keeps its side open forever).
+/// does silence in both directions for `idle` (a client that keeps its side open forever), or
+/// a write to the client that it does not take within `idle` (a download whose client stopped
+/// reading: libunftp's write fails in turn, and the download gives its buffers back).
 /// `delivered` gets `true` once libunftp's end has been passed on to the client (dropped
 /// unsent when the connection breaks first). With `tls_tap`, `client` is a TLS stream: its
 /// clean end (`Ok(0)`) is the client's close_notify, recorded in the tap before the FIN goes
@@ -424,6 +446,7 @@ async fn pipe<C>(
     delivered: oneshot::Sender<bool>,
     tls_tap: Option<Arc<ControlTap>>,
     broken: impl FnOnce(&TcpStream),
+    idle: Duration,
 ) where
     C: AsyncRead + AsyncWrite + Unpin + Tcp,
 {
@@ -454,12 +477,12 @@ async fn pipe<C>(
                             if tls_tap.is_some() && !client_closed {
                                 // Answer the close_notify: nothing more goes to the client.
                                 client_closed = true;
-                                shutdown_within(&mut client_wr).await?;
+                                shutdown_within(&mut client_wr, idle).await?;
                             }
                         }
                         n => {
                             acker.ack_now();
-                            write_within(&mut inner_wr, &up[..n]).await?
+                            write_within(&mut inner_wr, &up[..n], idle).await?
                         }
                     },
                     r = inner_rd.read(&mut down), if down_open => match r? {
@@ -467,7 +490,7 @@ async fn pipe<C>(
                             down_open = false;
                             if !client_closed {
                                 client_closed = true;
-                                shutdown_within(&mut client_wr).await?;
+                                shutdown_within(&mut client_wr, idle).await?;
                             }
                             if let Some(tx) = delivered.take() {
                                 let _ = tx.send(true);
@@ -479,9 +502,9 @@ async fn pipe<C>(
                                 "the client closed the data connection during a download",
                             ));
                         }
-                        n => write_within(&mut client_wr, &down[..n]).await?,
+                        n => write_within(&mut client_wr, &down[..n], idle).await?,
                     },
-                    _ = tokio::time::sleep(IDLE) => {
+                    _ = tokio::time::sleep(idle) => {
                         return Err(io::Error::new(io::ErrorKind::TimedOut, "data connection idle"));
                     }
                 }
@@ -497,18 +520,22 @@ async fn pipe<C>(
     }
 }
 
-/// Writes `buf`, failing when the peer takes nothing for [`IDLE`] (a client that keeps its
+/// Writes `buf`, failing when the peer takes nothing for `idle` (a client that keeps its
 /// side open but never reads).
-async fn write_within<W: AsyncWriteExt + Unpin>(w: &mut W, buf: &[u8]) -> io::Result<()> {
-    tokio::time::timeout(IDLE, w.write_all(buf))
+async fn write_within<W: AsyncWriteExt + Unpin>(
+    w: &mut W,
+    buf: &[u8],
+    idle: Duration,
+) -> io::Result<()> {
+    tokio::time::timeout(idle, w.write_all(buf))
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "data connection stalled"))?
 }
 
 /// Ends our side towards the client (under TLS: the records rustls still holds, then
-/// close_notify, then FIN), failing when the client takes nothing for [`IDLE`].
-async fn shutdown_within<W: AsyncWriteExt + Unpin>(w: &mut W) -> io::Result<()> {
-    tokio::time::timeout(IDLE, w.shutdown())
+/// close_notify, then FIN), failing when the client takes nothing for `idle`.
+async fn shutdown_within<W: AsyncWriteExt + Unpin>(w: &mut W, idle: Duration) -> io::Result<()> {
+    tokio::time::timeout(idle, w.shutdown())
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "data connection stalled"))?
 }
@@ -532,6 +559,17 @@ mod tests {
 
     use super::*;
 
+    /// Listening on `port` of `lo` for a client on `lo`.
+    fn listen(lo: IpAddr, port: u16) -> Listen {
+        Listen {
+            bind_ip: lo,
+            ports: port..=port,
+            client_ip: lo,
+            proxy: None,
+            idle: Duration::from_secs(300),
+        }
+    }
+
     /// libunftp's side (a listener), a relayed passive connection to it, and both ends.
     async fn relayed() -> (Passive, TcpStream, TcpStream) {
         let unftp = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -539,17 +577,9 @@ mod tests {
         let port = free.local_addr().unwrap().port();
         drop(free);
         let lo: IpAddr = "127.0.0.1".parse().unwrap();
-        let passive = open(
-            lo,
-            port..=port,
-            lo,
-            unftp.local_addr().unwrap(),
-            None,
-            None,
-            None,
-        )
-        .await
-        .unwrap();
+        let passive = open(listen(lo, port), unftp.local_addr().unwrap(), None, None)
+            .await
+            .unwrap();
         let (inner, _) = unftp.accept().await.unwrap();
         let client = TcpStream::connect((lo, passive.port)).await.unwrap();
         (passive, inner, client)
@@ -611,17 +641,9 @@ mod tests {
         let free = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = free.local_addr().unwrap().port();
         drop(free);
-        let mut passive = open(
-            lo,
-            port..=port,
-            lo,
-            unftp.local_addr().unwrap(),
-            None,
-            None,
-            None,
-        )
-        .await
-        .unwrap();
+        let mut passive = open(listen(lo, port), unftp.local_addr().unwrap(), None, None)
+            .await
+            .unwrap();
         passive.abort();
         assert!(!passive.delivered().await, "no client ever connected");
     }

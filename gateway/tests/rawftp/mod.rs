@@ -343,6 +343,27 @@ impl DataConn {
         }
     }
 
+    /// Reads until at least `n` bytes came (a download's beginning); fails when it ends first.
+    pub(crate) async fn read_at_least(&mut self, n: usize) -> Vec<u8> {
+        use tokio::io::AsyncReadExt;
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        while out.len() < n {
+            let got = match self {
+                DataConn::Plain(s) => s.read(&mut buf).await,
+                DataConn::Tls(s) => s.read(&mut buf).await,
+            }
+            .expect("data read");
+            assert!(
+                got > 0,
+                "the data connection ended after {} bytes",
+                out.len()
+            );
+            out.extend_from_slice(&buf[..got]);
+        }
+        out
+    }
+
     /// Reads to the end (a download or listing).
     pub(crate) async fn read_all(&mut self) -> Vec<u8> {
         use tokio::io::AsyncReadExt;
