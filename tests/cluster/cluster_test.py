@@ -816,7 +816,8 @@ def run_cluster(binary, log_dir, work):
     try:
         secs = cluster.start()
         cluster.create_bucket(BUCKET)
-        R.check(f"3-node Garage cluster healthy (replication 3, zones dc1-dc3) in {secs:.1f} s", True)
+        # cluster.start() raises unless every node reports the layout healthy.
+        out(f"3-node Garage cluster healthy (replication 3, zones dc1-dc3) in {secs:.1f} s")
 
         ranges = free_ranges(GATEWAYS, PASSIVE_SPAN, ["127.0.0.1", LB])
         gateways = [
