@@ -87,11 +87,6 @@ impl WindowHost {
         }
     }
 
-    /// The running window process's id, if one runs.
-    pub fn window_pid(&self) -> Option<u32> {
-        lock(&self.current).as_ref().map(|l| l.pid)
-    }
-
     /// Brings the window forward, starting its process if none runs. Where the window
     /// cannot run (no WebView2 Runtime) the person is told why instead.
     pub fn show<R: Runtime>(self: &Arc<Self>, app: &AppHandle<R>) {
