@@ -6,10 +6,10 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use crate::limits::{LockoutPolicy, SessionLimits};
+use crate::ftp::limits::{LockoutPolicy, SessionLimits};
+use crate::ftp::tls::TlsMaterial;
 use crate::s3::S3Settings;
 use crate::storage::parts::TransferLimits;
-use crate::tls::TlsMaterial;
 
 /// Everything `Gateway::start` needs.
 #[derive(Debug, Clone)]
@@ -43,7 +43,7 @@ pub struct GatewayConfig {
     pub require_tls_session_reuse: bool,
     /// Control and passive data connections start with a PROXY protocol header from a load
     /// balancer among these sources, naming the client (`proxy_protocol`); `None`: off.
-    pub proxy_protocol: Option<crate::proxy_protocol::ProxyRule>,
+    pub proxy_protocol: Option<crate::ftp::proxy_protocol::ProxyRule>,
     /// The address passive replies announce (behind NAT); `None` uses the control
     /// connection's local address.
     pub masquerade: Option<Ipv4Addr>,
@@ -58,9 +58,9 @@ pub struct GatewayConfig {
     pub max_file_size: Option<u64>,
     /// Team logins from the config file; `None`: only `ACCESS_KEY_ID/bucket` logins. The
     /// table can be replaced while the gateway runs (SIGHUP).
-    pub users: Option<std::sync::Arc<crate::users::UserTable>>,
+    pub users: Option<std::sync::Arc<crate::team::users::UserTable>>,
     /// Prometheus metrics this gateway feeds (sessions, logins, transfers, S3 requests).
-    pub metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
+    pub metrics: Option<std::sync::Arc<crate::ops::metrics::Metrics>>,
     /// A JSON-lines audit log of logins and transfers, appended to.
     pub audit_log: Option<std::path::PathBuf>,
 }

@@ -6,68 +6,28 @@
 //! API. Nothing here knows about Tauri, GTK or webkit.
 //!
 //! # Layout
-//! - [`path`]: pure FTP path ⇄ S3 key mapping (normalisation, `..`, limits).
-//! - [`s3`]: client construction per credential from one HTTP client, provider presets, and
-//!   error classification.
-//! - [`storage`]: the libunftp backend: a thin adapter over the bucket client, folder
-//!   operations, listing, download and streaming multipart upload.
-//! - [`session`]: one session's connection facts and logged-in user, shared by [`auth`],
-//!   [`storage`] and [`server`].
-//! - [`auth`]: `ACCESS_KEY_ID/bucket` + secret logins, proven by one call on the bucket, and
-//!   team logins.
-//! - [`users`]: team users from the config file: argon2id passwords, a storage, a bucket, a
-//!   home folder and rights; swapped whole on reload.
-//! - [`config_file`]: `bucketftp-server --config FILE`: the TOML schema, its checks (errors
-//!   name the file, line and key) and what it becomes.
-//! - [`server`]: our accept loop, one task per session.
-//! - [`relay`]: owns each client's control connection (AUTH TLS, OPTS MLST, normalised paths
-//!   in replies, one log line per command) and talks plain FTP to libunftp over loopback;
-//!   relays passive data connections of clients not on loopback.
-//! - [`control_tap`]: what the relay and the storage backend share about a session (reply
-//!   details, control bytes for ABOR detection, TLS state, MLST facts).
-//! - [`data_end`]: a data connection's reset that the socket layer reported as a clean end
-//!   (Wine) is told apart from a clean end.
-//! - [`filezilla`]: FileZilla Site Manager XML for "Export FileZilla site…".
-//! - [`import`]: Tencent COS FTP Server and qsftpd configs converted to BucketFTP's server
-//!   config (TOML text).
-//! - [`events`]: sessions and transfers as a broadcast stream.
-//! - [`metrics`]: Prometheus metrics fed by the events and an S3 client interceptor.
-//! - [`audit`]: a JSON-lines audit log of logins, transfers, changes and logouts.
-//! - [`limits`]: session limits and the failed-login lockout.
-//! - [`janitor`]: aborts multipart uploads left by a killed gateway (opt-in).
-//! - [`logging`]: the log filter and format both binaries use.
-//! - [`local`]: the no-cloud default bucket (embedded S3 server over a folder).
-//! - [`probe`]: "Test connection" for a profile, with the reason in plain words.
-//! - [`tls`]: FTPS certificate (generated or the user's) and the shared rustls config.
-//! - [`error`]: the failures and the FTP replies they become.
-//! - [`config`]: the gateway's configuration and its parsing helpers.
+//! - [`ftp`]: the FTP side: the accept loop ([`ftp::server`]), the control-connection relay
+//!   and its data connections ([`ftp::relay`]), what the relay and the backend share
+//!   ([`ftp::control_tap`]), sessions, logins, limits, TLS, the PROXY protocol, and how a data
+//!   connection ended.
+//! - [`storage`]: the libunftp storage backend over a bucket: folders, listings, downloads,
+//!   streaming multipart uploads.
+//! - [`s3`]: the S3 clients, provider presets and error classification; the embedded local
+//!   store ([`s3::local`]), "Test connection" ([`s3::probe`]) and the stale-upload janitor.
+//! - [`team`]: team mode: users, the config file, the vendor config importers, FileZilla site
+//!   export.
+//! - [`ops`]: what operators watch: events, metrics, the audit log, logging.
+//! - [`config`], [`path`], [`error`]: the configuration, pure FTP path ⇄ key mapping, and the
+//!   failures with the FTP replies they become.
 
-pub mod audit;
-pub mod auth;
 pub mod config;
-pub mod config_file;
-pub mod control_tap;
-pub mod data_end;
 pub mod error;
-pub mod events;
-pub mod filezilla;
-pub mod import;
-pub mod janitor;
-pub mod limits;
-pub mod local;
-pub mod logging;
-pub mod metrics;
+pub mod ftp;
+pub mod ops;
 pub mod path;
-pub mod peer_process;
-pub mod probe;
-pub mod proxy_protocol;
-pub mod relay;
 pub mod s3;
-pub mod server;
-pub mod session;
 pub mod storage;
-pub mod tls;
-pub mod users;
+pub mod team;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -76,10 +36,14 @@ use std::time::Duration;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
+use ftp::{limits, relay, server};
+use ops::audit;
+use s3::janitor;
+
 pub use config::GatewayConfig;
 pub use error::Failure;
-pub use events::{Event, EventBus};
-pub use metrics::{Metrics, serve_metrics};
+pub use ops::events::{Event, EventBus};
+pub use ops::metrics::{Metrics, serve_metrics};
 pub use s3::{Addressing, LoginSettings, Provider, S3Settings};
 pub use storage::Permissions;
 pub use storage::parts::{LimitsError, TransferLimits};

@@ -29,9 +29,12 @@ impl LoginSettings for Profiles {
     }
 }
 
+#[cfg_attr(
+    not(test_store = "local"),
+    ignore = "store local not selected (BUCKETFTP_TEST_STORES)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn profile_settings_pick_the_store_per_key() {
-    require_store!(Local);
     let s3 = TestS3::start(S3Kind::Local).await;
     s3.create_bucket(BUCKET).await;
     // The default points nowhere; only the profile for this key reaches the store.
@@ -58,9 +61,12 @@ async fn profile_settings_pick_the_store_per_key() {
     );
 }
 
+#[cfg_attr(
+    not(test_store = "local"),
+    ignore = "store local not selected (BUCKETFTP_TEST_STORES)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_only_and_no_delete() {
-    require_store!(Local);
     let s3 = TestS3::start(S3Kind::Local).await;
     s3.create_bucket(BUCKET).await;
     s3.put(BUCKET, "keep.txt", b"keep".to_vec()).await;
@@ -100,23 +106,30 @@ async fn read_only_and_no_delete() {
     }
 }
 
+#[cfg_attr(
+    not(test_store = "local"),
+    ignore = "store local not selected (BUCKETFTP_TEST_STORES)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_connection_says_what_is_wrong() {
-    require_store!(Local);
     let s3 = TestS3::start(S3Kind::Local).await;
     s3.create_bucket(BUCKET).await;
     let settings = S3Settings::custom(s3.endpoint.clone(), s3.region.clone());
-    let ok =
-        gateway::probe::test_connection(&settings, &s3.access_key, &s3.secret_key, Some(BUCKET))
-            .await
-            .unwrap();
+    let ok = gateway::s3::probe::test_connection(
+        &settings,
+        &s3.access_key,
+        &s3.secret_key,
+        Some(BUCKET),
+    )
+    .await
+    .unwrap();
     assert_eq!(ok.bucket_ok, Some(true));
     assert!(ok.buckets.iter().any(|b| b == BUCKET), "{ok:?}");
 
     let wrong =
-        gateway::probe::test_connection(&settings, &s3.access_key, "0000", Some(BUCKET)).await;
+        gateway::s3::probe::test_connection(&settings, &s3.access_key, "0000", Some(BUCKET)).await;
     assert_eq!(wrong.err(), Some(Failure::BadSecret));
-    let missing = gateway::probe::test_connection(
+    let missing = gateway::s3::probe::test_connection(
         &settings,
         &s3.access_key,
         &s3.secret_key,
@@ -129,7 +142,7 @@ async fn test_connection_says_what_is_wrong() {
         "garage",
     );
     let down =
-        gateway::probe::test_connection(&nowhere, &s3.access_key, &s3.secret_key, None).await;
+        gateway::s3::probe::test_connection(&nowhere, &s3.access_key, &s3.secret_key, None).await;
     assert!(matches!(down, Err(Failure::Transient(_))), "{down:?}");
     let text = down.err().map(|f| f.to_string()).unwrap_or_default();
     assert!(text.contains("unreachable"), "{text}");
@@ -139,7 +152,9 @@ async fn test_connection_says_what_is_wrong() {
 async fn local_bucket_through_the_same_path() {
     let root = std::env::temp_dir().join(format!("bucketftp-api-local-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
-    let local = gateway::local::start_local(&root, "files").await.unwrap();
+    let local = gateway::s3::local::start_local(&root, "files")
+        .await
+        .unwrap();
     let mut config = GatewayConfig::new(local.settings.clone());
     config.listen = "127.0.0.1:0".parse().unwrap();
     let gw = Gateway::start(config).await.unwrap();

@@ -24,7 +24,7 @@ mod support;
 
 use std::time::Duration;
 
-use gateway::events::Event;
+use gateway::ops::events::Event;
 use gateway::{Gateway, GatewayConfig, GatewayHandle, S3Settings, TransferLimits};
 use rawftp::{DataConn, Raw, Rng, data};
 use support::{S3Kind, TestS3};
@@ -68,7 +68,7 @@ impl Env {
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let tls_dir =
             std::env::temp_dir().join(format!("bucketftp-cancel-tls-{}-{n}", std::process::id()));
-        let tls = gateway::tls::load_or_create(&tls_dir).unwrap();
+        let tls = gateway::ftp::tls::load_or_create(&tls_dir).unwrap();
         let mut config =
             GatewayConfig::new(S3Settings::custom(s3.endpoint.clone(), s3.region.clone()));
         config.listen = "127.0.0.1:0".parse().unwrap();
@@ -95,7 +95,7 @@ impl Env {
     }
 
     async fn login_tls(&self) -> Raw {
-        let connector = rawftp::tls_trusting(&self.tls_dir.join(gateway::tls::CERT_FILE));
+        let connector = rawftp::tls_trusting(&self.tls_dir.join(gateway::ftp::tls::CERT_FILE));
         let mut raw = Raw::connect_from(self.gw.local_addr(), self.source)
             .await
             .auth_tls(connector)
@@ -365,9 +365,12 @@ async fn cancelled_uploads_leave_nothing(kind: S3Kind) {
 }
 
 /// The relay between the client and libunftp does not depend on the store: one store.
+#[cfg_attr(
+    not(test_store = "local"),
+    ignore = "store local not selected (BUCKETFTP_TEST_STORES)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelled_relayed_uploads_leave_nothing() {
-    require_store!(Local);
     run_cases_from(S3Kind::Local, relayed_client(), &SOCKET_CASES).await;
 }
 
@@ -385,17 +388,23 @@ async fn killed_client_leaves_nothing(kind: S3Kind) {
 
 /// A client killed at its last data byte, from an address whose data connections are relayed.
 #[cfg(unix)]
+#[cfg_attr(
+    not(test_store = "local"),
+    ignore = "store local not selected (BUCKETFTP_TEST_STORES)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_relayed_client_leaves_nothing() {
-    require_store!(Local);
     run_cases_from(S3Kind::Local, relayed_client(), &[Case::KilledAtLastByte]).await;
 }
 
 /// A complete upload over the same paths still succeeds: the gate does not cancel real
 /// uploads (plain and TLS).
+#[cfg_attr(
+    not(test_store = "local"),
+    ignore = "store local not selected (BUCKETFTP_TEST_STORES)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn complete_uploads_still_commit() {
-    require_store!(Local);
     for source in [None, relayed_client()] {
         complete_uploads_commit_from(source).await;
     }
@@ -425,9 +434,12 @@ async fn complete_uploads_commit_from(source: Option<std::net::IpAddr>) {
 /// `ftplib` waits for it in `storbinary`, and raised `SSLEOFError` when it never came), and a
 /// download ends with the server's close_notify. The bytes the server sends after the
 /// client's close_notify are printed: one TLS record, then the FIN.
+#[cfg_attr(
+    not(test_store = "local"),
+    ignore = "store local not selected (BUCKETFTP_TEST_STORES)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_data_channels_end_with_close_notify() {
-    require_store!(Local);
     for source in [None, relayed_client()] {
         let env = Env::start_from(S3Kind::Local, source).await;
         let mut ctl = env.login_tls().await;
@@ -466,9 +478,12 @@ async fn tls_data_channels_end_with_close_notify() {
 /// The gateway process killed mid-upload: the old object stays. The store keeps an incomplete
 /// multipart upload, invisible to readers; a gateway started with `abort_stale_uploads`
 /// removes it at the next login (a bucket lifecycle rule does the same on the store's side).
+#[cfg_attr(
+    not(test_store = "local"),
+    ignore = "store local not selected (BUCKETFTP_TEST_STORES)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_gateway_leaves_old_object() {
-    require_store!(Local);
     let s3 = TestS3::start(S3Kind::Local).await;
     s3.create_bucket(BUCKET).await;
     s3.put(BUCKET, "victim.bin", b"old".to_vec()).await;

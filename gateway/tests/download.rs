@@ -96,7 +96,9 @@ async fn an_overwrite_mid_download_fails_it(kind: S3Kind) {
     stream.read_exact(&mut got).await.unwrap();
     // The client stalls: the gateway cannot have fetched more than the first chunks, so
     // later chunks are fetched after the overwrite and must not come from the new object.
-    env.s3.put(BUCKET, "moving.bin", body(12 * chunk, 100)).await;
+    env.s3
+        .put(BUCKET, "moving.bin", body(12 * chunk, 100))
+        .await;
     let mut rest = Vec::new();
     let read = stream.read_to_end(&mut rest).await;
     got.extend_from_slice(&rest);

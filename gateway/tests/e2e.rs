@@ -13,7 +13,7 @@ mod support;
 use std::time::Duration;
 
 use ftpops::{appe, get, put, refused};
-use gateway::events::Event;
+use gateway::ops::events::Event;
 use gateway::{GatewayHandle, S3Settings};
 use rawftp::data;
 use suppaftp::tokio::AsyncFtpStream;
@@ -501,11 +501,14 @@ async fn paths_stay_inside_the_bucket(kind: S3Kind) {
 
 // ---------------------------------------------------------------- failures
 
+#[cfg_attr(
+    not(test_store = "garage"),
+    ignore = "store garage not selected (BUCKETFTP_TEST_STORES)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_stopped_mid_upload_keeps_old_object() {
     // A store process killed with SIGKILL: Garage keeps its data across a restart; moto
     // would lose it, and the local store lives in this process.
-    require_store!(Garage);
     let mut env = Env::start(S3Kind::Garage).await;
     let mut ftp = env.login().await;
     let old = data(2 * MIB, 1);
@@ -545,9 +548,12 @@ async fn s3_stopped_mid_upload_keeps_old_object() {
         .await;
 }
 
+#[cfg_attr(
+    not(test_store = "local"),
+    ignore = "store local not selected (BUCKETFTP_TEST_STORES)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_are_independent() {
-    require_store!(Local);
     let env = Env::start(S3Kind::Local).await;
     let mut slow = env.login().await;
     // A session whose upload stalls mid-stream (the client sends nothing more).
@@ -576,9 +582,12 @@ async fn sessions_are_independent() {
     );
 }
 
+#[cfg_attr(
+    not(test_store = "local"),
+    ignore = "store local not selected (BUCKETFTP_TEST_STORES)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_folder_listing() {
-    require_store!(Local);
     let env = Env::start(S3Kind::Local).await;
     let keys: Vec<String> = (0..10_000).map(|i| format!("big/f{i:05}.txt")).collect();
     let client = env.s3.client.clone();
@@ -605,9 +614,12 @@ async fn large_folder_listing() {
     assert_eq!(names.len(), 10_000);
 }
 
+#[cfg_attr(
+    not(test_store = "local"),
+    ignore = "store local not selected (BUCKETFTP_TEST_STORES)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_report_sessions_and_transfers_without_secrets() {
-    require_store!(Local);
     // Local: its secrets are random (moto's test key is the word "testing").
     let env = Env::start(S3Kind::Local).await;
     let mut rx = env.gw().subscribe();
@@ -648,9 +660,12 @@ async fn events_report_sessions_and_transfers_without_secrets() {
     );
 }
 
+#[cfg_attr(
+    not(test_store = "local"),
+    ignore = "store local not selected (BUCKETFTP_TEST_STORES)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_drains_then_refuses_connections() {
-    require_store!(Local);
     let mut env = Env::start(S3Kind::Local).await;
     let addr = env.gw().local_addr();
     let mut ftp = env.login().await;

@@ -146,9 +146,12 @@ async fn throttling_is_retried_then_451(kind: S3Kind) {
 
 /// The request counter of the proxy also shows what a listing costs: one ListObjectsV2 per
 /// 1,000 entries, no HEAD per object.
+#[cfg_attr(
+    not(test_store = "local"),
+    ignore = "store local not selected (BUCKETFTP_TEST_STORES)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listing_costs_one_request_per_page() {
-    require_store!(Local);
     use futures::StreamExt;
     let env = Env::start(S3Kind::Local).await;
     let keys: Vec<String> = (0..3_000).map(|i| format!("many/f{i:05}.txt")).collect();
@@ -185,9 +188,12 @@ async fn listing_costs_one_request_per_page() {
 /// AWS without a region: the first call is signed for us-east-1, the store answers `301
 /// PermanentRedirect` with the bucket's region (as AWS does, here from the proxy), and the
 /// login and everything after it use that region.
+#[cfg_attr(
+    not(test_store = "local"),
+    ignore = "store local not selected (BUCKETFTP_TEST_STORES)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aws_bucket_region_is_found_at_login() {
-    require_store!(Local);
     let s3 = TestS3::start(S3Kind::Local).await;
     s3.create_bucket(BUCKET).await;
     let proxy = FaultProxy::start(&s3.endpoint).await;

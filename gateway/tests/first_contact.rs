@@ -40,7 +40,7 @@ impl Env {
         let mut config =
             GatewayConfig::new(S3Settings::custom(s3.endpoint.clone(), s3.region.clone()));
         config.listen = "127.0.0.1:0".parse().unwrap();
-        config.tls = Some(gateway::tls::load_or_create(&dir).unwrap());
+        config.tls = Some(gateway::ftp::tls::load_or_create(&dir).unwrap());
         tweak(&mut config);
         let gw = Gateway::start(config).await.unwrap();
         Env { s3, gw, dir }
@@ -51,7 +51,7 @@ impl Env {
     }
 
     fn connector(&self) -> tokio_rustls::TlsConnector {
-        rawftp::tls_trusting(&self.dir.join(gateway::tls::CERT_FILE))
+        rawftp::tls_trusting(&self.dir.join(gateway::ftp::tls::CERT_FILE))
     }
 
     async fn plain(&self) -> Raw {
@@ -69,9 +69,12 @@ fn mlst_entry(text: &str) -> String {
         .to_owned()
 }
 
+#[cfg_attr(
+    not(test_store = "local"),
+    ignore = "store local not selected (BUCKETFTP_TEST_STORES)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_tls_with_the_client_hello_glued_to_the_command() {
-    require_store!(Local);
     let env = Env::start(|_| {}).await;
     // libunftp alone read such a ClientHello as a command now and then; the relay does the
     // handshake itself, so every one of these must succeed on the first try.
@@ -86,9 +89,12 @@ async fn auth_tls_with_the_client_hello_glued_to_the_command() {
     }
 }
 
+#[cfg_attr(
+    not(test_store = "local"),
+    ignore = "store local not selected (BUCKETFTP_TEST_STORES)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opts_mlst_selects_the_facts_of_mlst_and_mlsd() {
-    require_store!(Local);
     let env = Env::start(|_| {}).await;
     env.s3.put(BUCKET, "中文.txt", b"12345".to_vec()).await;
     let mut r = env.plain().await;
@@ -143,9 +149,12 @@ async fn opts_mlst_selects_the_facts_of_mlst_and_mlsd() {
     assert!(listing.contains("modify="), "{listing}");
 }
 
+#[cfg_attr(
+    not(test_store = "local"),
+    ignore = "store local not selected (BUCKETFTP_TEST_STORES)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replies_show_normalised_paths() {
-    require_store!(Local);
     let env = Env::start(|_| {}).await;
     env.s3.put(BUCKET, "a/b/f.txt", b"x".to_vec()).await;
     let mut r = env.plain().await;
@@ -195,9 +204,12 @@ async fn replies_show_normalised_paths() {
 /// Commands sent together (pipelined) are answered in order, each error reply with its
 /// reason and the code libunftp sends, even where libunftp answers from tasks of its own or
 /// with another code than the reason's (STAT of a missing path).
+#[cfg_attr(
+    not(test_store = "local"),
+    ignore = "store local not selected (BUCKETFTP_TEST_STORES)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelined_commands_are_answered_in_order_with_their_reasons() {
-    require_store!(Local);
     let env = Env::start(|_| {}).await;
     env.s3.put(BUCKET, "here.txt", b"abc".to_vec()).await;
     for round in 0..10 {
@@ -229,9 +241,12 @@ async fn pipelined_commands_are_answered_in_order_with_their_reasons() {
     }
 }
 
+#[cfg_attr(
+    not(test_store = "local"),
+    ignore = "store local not selected (BUCKETFTP_TEST_STORES)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_percent_encoded_slash_separates_key_and_bucket() {
-    require_store!(Local);
     let env = Env::start(|_| {}).await;
     for sep in ["%2F", "%2f"] {
         let mut r = Raw::connect(env.gw.local_addr()).await;
@@ -241,9 +256,12 @@ async fn a_percent_encoded_slash_separates_key_and_bucket() {
     }
 }
 
+#[cfg_attr(
+    not(test_store = "local"),
+    ignore = "store local not selected (BUCKETFTP_TEST_STORES)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn require_tls_refuses_plain_logins_and_data() {
-    require_store!(Local);
     let env = Env::start(|c| c.require_tls = true).await;
     let mut r = Raw::connect(env.gw.local_addr()).await;
     let (code, text) = r.cmd(&format!("USER {}", env.user())).await;
@@ -278,9 +296,12 @@ async fn require_tls_refuses_plain_logins_and_data() {
     assert!(text.starts_with("550-"), "reason line expected: {text}");
 }
 
+#[cfg_attr(
+    not(test_store = "local"),
+    ignore = "store local not selected (BUCKETFTP_TEST_STORES)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_not_on_127_0_0_1_get_relayed_data_connections() {
-    require_store!(Local);
     let env = Env::start(|c| {
         c.passive_ports = 61000..=61010;
     })
@@ -353,9 +374,12 @@ async fn clients_not_on_127_0_0_1_get_relayed_data_connections() {
 
 /// The binary's log at `info` for a scripted session: one short line per event, no colour
 /// codes in a file, and the secret at no level.
+#[cfg_attr(
+    not(test_store = "local"),
+    ignore = "store local not selected (BUCKETFTP_TEST_STORES)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_are_short_lines_without_secrets() {
-    require_store!(Local);
     let s3 = TestS3::start(S3Kind::Local).await;
     s3.create_bucket(BUCKET).await;
     for level in ["info", "debug"] {
@@ -389,7 +413,7 @@ async fn logs_are_short_lines_without_secrets() {
             assert!(std::time::Instant::now() < deadline, "server did not start");
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        let connector = rawftp::tls_trusting(&dir.join(gateway::tls::CERT_FILE));
+        let connector = rawftp::tls_trusting(&dir.join(gateway::ftp::tls::CERT_FILE));
         let user = format!("{}/{BUCKET}", s3.access_key);
         let mut commands = 0;
         for tls in [false, true] {

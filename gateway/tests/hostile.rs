@@ -17,9 +17,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ftpops::{put, refused};
-use gateway::limits::{LockoutPolicy, SessionLimits};
+use gateway::ftp::limits::{LockoutPolicy, SessionLimits};
 use gateway::path::BucketPath;
-use gateway::users::{Directory, Rights, Secret, Storage, TeamUser, UserTable, hash_password};
+use gateway::team::users::{
+    Directory, Rights, Secret, Storage, TeamUser, UserTable, hash_password,
+};
 use gateway::{Gateway, GatewayConfig, GatewayHandle, S3Settings};
 use suppaftp::tokio::AsyncFtpStream;
 use support::{S3Kind, TestS3};
@@ -526,9 +528,12 @@ async fn remote_listener_requires_tls_by_default(kind: S3Kind) {
 /// Point 5, SITE commands: each writes an audit line with the command as logged. The relay is
 /// the only part that sees a SITE command (libunftp answers unknown ones itself): it sends
 /// `Event::site` for each.
+#[cfg_attr(
+    not(test_store = "local"),
+    ignore = "store local not selected (BUCKETFTP_TEST_STORES)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_log_records_site_commands() {
-    require_store!(Local);
     let s3 = TestS3::start(S3Kind::Local).await;
     s3.create_bucket(BUCKET).await;
     let dir = support::temp_dir("hostile-site");
@@ -589,8 +594,8 @@ async fn behind_a_balancer_the_proxy_header_names_the_client(kind: S3Kind) {
     // Team users: a wrong password is wrong on every store (moto takes any secret key).
     let gw = team_gateway_with(&s3, LOCKOUT, |c| {
         c.audit_log = Some(audit.clone());
-        c.proxy_protocol = Some(gateway::proxy_protocol::ProxyRule::new(vec![
-            gateway::proxy_protocol::parse_source("127.0.0.1/32").unwrap(),
+        c.proxy_protocol = Some(gateway::ftp::proxy_protocol::ProxyRule::new(vec![
+            gateway::ftp::proxy_protocol::parse_source("127.0.0.1/32").unwrap(),
         ]));
     })
     .await;

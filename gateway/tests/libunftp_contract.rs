@@ -3,7 +3,7 @@
 //! authenticator written here, one accepted TCP connection handed to `Server::service` as
 //! `server.rs` does, and a raw socket on the other end.
 //!
-//! The relay (`gateway/src/relay/mod.rs`, `gateway/src/relay/wire.rs`) reads libunftp's replies
+//! The relay (`gateway/src/ftp/relay/mod.rs`, `gateway/src/ftp/relay/wire.rs`) reads libunftp's replies
 //! and rewrites some of them by their exact code, shape and text: the `257` of PWD and MKD, the
 //! MLST entry line, the `MLST` line of FEAT, the `227`/`229` ports, the `226` texts that answer
 //! ABOR. A libunftp upgrade that changes any of these fails here first, in a test that names
@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use gateway::relay::wire::{self, Facts, ReplyAssembler};
+use gateway::ftp::relay::wire::{self, Facts, ReplyAssembler};
 use libunftp::ServerBuilder;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};

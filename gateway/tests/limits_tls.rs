@@ -9,7 +9,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use gateway::limits::{LockoutPolicy, SessionLimits};
+use gateway::ftp::limits::{LockoutPolicy, SessionLimits};
 use gateway::{Gateway, GatewayConfig, GatewayHandle, S3Settings};
 use rawftp::Raw;
 use support::{S3Kind, TestS3, temp_dir};
@@ -27,9 +27,12 @@ fn user(s3: &TestS3) -> String {
     format!("{}/{BUCKET}", s3.access_key)
 }
 
+#[cfg_attr(
+    not(test_store = "local"),
+    ignore = "store local not selected (BUCKETFTP_TEST_STORES)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_limits_answer_421() {
-    require_store!(Local);
     let s3 = TestS3::start(S3Kind::Local).await;
     s3.create_bucket(BUCKET).await;
     let gw = start(&s3, |c| {
@@ -78,9 +81,12 @@ async fn greeting(addr: std::net::SocketAddr) -> String {
     line
 }
 
+#[cfg_attr(
+    not(test_store = "local"),
+    ignore = "store local not selected (BUCKETFTP_TEST_STORES)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lockout_refuses_without_asking_the_store() {
-    require_store!(Local);
     let mut s3 = TestS3::start(S3Kind::Local).await;
     s3.create_bucket(BUCKET).await;
     let gw = start(&s3, |c| {
@@ -111,9 +117,12 @@ async fn lockout_refuses_without_asking_the_store() {
     r.login(&user(&s3), &s3.secret_key).await;
 }
 
+#[cfg_attr(
+    not(test_store = "local"),
+    ignore = "store local not selected (BUCKETFTP_TEST_STORES)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_sessions_and_unused_passive_ports_time_out() {
-    require_store!(Local);
     let s3 = TestS3::start(S3Kind::Local).await;
     s3.create_bucket(BUCKET).await;
     let gw = start(&s3, |c| {
@@ -162,9 +171,12 @@ async fn remote_listen_needs_explicit_option() {
 /// Runs the real binary at trace level against the local store with TLS required, drives a full
 /// session with curl (FTPS), lftp (FTPS) and a wrong password, and scans everything written
 /// (stdout, stderr, replies) for the secret.
+#[cfg_attr(
+    not(test_store = "local"),
+    ignore = "store local not selected (BUCKETFTP_TEST_STORES)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ftps_with_curl_and_lftp_and_no_secret_anywhere() {
-    require_store!(Local);
     let s3 = TestS3::start(S3Kind::Local).await;
     s3.create_bucket(BUCKET).await;
     let dir = temp_dir("ftps");
@@ -176,7 +188,7 @@ async fn ftps_with_curl_and_lftp_and_no_secret_anywhere() {
         .unwrap();
     let (addr, mut printed, mut lines) = support::listen_address(&mut child).await;
     assert!(printed.contains("SHA-256 fingerprint"), "{printed}");
-    let cert = dir.join(gateway::tls::CERT_FILE);
+    let cert = dir.join(gateway::ftp::tls::CERT_FILE);
     let body = rawftp::data(3 * 1024 * 1024 + 11, 77);
     let file = dir.join("up.bin");
     std::fs::write(&file, &body).unwrap();
@@ -352,17 +364,20 @@ async fn curl(
 /// tickets come on the control connection and on downloads' data connections, never on an
 /// upload's (an upload-only client never reads them, and unread bytes turn its close into a
 /// reset).
+#[cfg_attr(
+    not(test_store = "local"),
+    ignore = "store local not selected (BUCKETFTP_TEST_STORES)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ftps_data_connections_resume_the_tls_session() {
-    require_store!(Local);
     use std::sync::atomic::Ordering;
     use tokio_rustls::rustls::{self, HandshakeKind};
     let s3 = TestS3::start(S3Kind::Local).await;
     s3.create_bucket(BUCKET).await;
     let dir = temp_dir("ftps-resume");
-    let tls = gateway::tls::load_or_create(&dir).unwrap();
+    let tls = gateway::ftp::tls::load_or_create(&dir).unwrap();
     let gw = start(&s3, |c| c.tls = Some(tls)).await;
-    let cert = dir.join(gateway::tls::CERT_FILE);
+    let cert = dir.join(gateway::ftp::tls::CERT_FILE);
     for versions in [
         &[&rustls::version::TLS12][..],
         &[&rustls::version::TLS13][..],
@@ -378,7 +393,7 @@ async fn ftps_data_connections_resume_the_tls_session() {
         if tls13 {
             assert_eq!(
                 after_login,
-                gateway::tls::CONTROL_TICKETS,
+                gateway::ftp::tls::CONTROL_TICKETS,
                 "tickets on the control connection"
             );
         }
@@ -409,7 +424,7 @@ async fn ftps_data_connections_resume_the_tls_session() {
         if tls13 {
             assert_eq!(
                 tickets.load(Ordering::SeqCst),
-                after_upload + gateway::tls::DATA_TICKETS,
+                after_upload + gateway::ftp::tls::DATA_TICKETS,
                 "tickets on a download's data connection"
             );
         }
@@ -429,9 +444,9 @@ async fn a_stranger_cannot_take_a_tls_data_connection(kind: S3Kind) {
     let secret = rawftp::data(256 * 1024, 41);
     s3.put(BUCKET, "payroll.bin", secret.clone()).await;
     let dir = temp_dir("ftps-stranger");
-    let tls = gateway::tls::load_or_create(&dir).unwrap();
+    let tls = gateway::ftp::tls::load_or_create(&dir).unwrap();
     let gw = start(&s3, |c| c.tls = Some(tls)).await;
-    let cert = dir.join(gateway::tls::CERT_FILE);
+    let cert = dir.join(gateway::ftp::tls::CERT_FILE);
     let client_tls = rawftp::tls_trusting(&cert);
     let mut ctl = Raw::connect(gw.local_addr())
         .await
@@ -522,8 +537,8 @@ async fn a_data_connection_must_resume_its_own_session(kind: S3Kind) {
     s3.put(BUCKET, "a.txt", b"resumed or nothing".to_vec())
         .await;
     let dir = temp_dir("ftps-reuse");
-    let tls = gateway::tls::load_or_create(&dir).unwrap();
-    let cert = dir.join(gateway::tls::CERT_FILE);
+    let tls = gateway::ftp::tls::load_or_create(&dir).unwrap();
+    let cert = dir.join(gateway::ftp::tls::CERT_FILE);
     for require in [true, false] {
         let gw = start(&s3, |c| {
             c.tls = Some(tls.clone());
@@ -586,9 +601,9 @@ async fn a_client_that_uses_each_ticket_once_keeps_working(kind: S3Kind) {
     let s3 = TestS3::start(kind).await;
     s3.create_bucket(BUCKET).await;
     let dir = temp_dir("ftps-tickets");
-    let tls = gateway::tls::load_or_create(&dir).unwrap();
+    let tls = gateway::ftp::tls::load_or_create(&dir).unwrap();
     let gw = start(&s3, |c| c.tls = Some(tls)).await;
-    let cert = dir.join(gateway::tls::CERT_FILE);
+    let cert = dir.join(gateway::ftp::tls::CERT_FILE);
     let mut ctl = Raw::connect(gw.local_addr())
         .await
         .auth_tls(rawftp::tls_trusting(&cert))
@@ -646,9 +661,9 @@ async fn a_refused_handshake_plants_nothing_to_resume(kind: S3Kind) {
     let secret = rawftp::data(64 * 1024, 43);
     s3.put(BUCKET, "secret.bin", secret.clone()).await;
     let dir = temp_dir("ftps-plant");
-    let tls = gateway::tls::load_or_create(&dir).unwrap();
+    let tls = gateway::ftp::tls::load_or_create(&dir).unwrap();
     let gw = start(&s3, |c| c.tls = Some(tls)).await;
-    let cert = dir.join(gateway::tls::CERT_FILE);
+    let cert = dir.join(gateway::ftp::tls::CERT_FILE);
     let data_addr = |port| std::net::SocketAddr::new(gw.local_addr().ip(), port);
     let client_tls = rawftp::tls_trusting(&cert);
     let mut ctl = Raw::connect(gw.local_addr())

@@ -54,9 +54,12 @@ fn sum(text: &str, name: &str, labels: &[&str]) -> f64 {
         .sum()
 }
 
+#[cfg_attr(
+    not(test_store = "local"),
+    ignore = "store local not selected (BUCKETFTP_TEST_STORES)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_and_audit_log_follow_a_session() {
-    require_store!(Local);
     let s3 = TestS3::start(S3Kind::Local).await;
     s3.create_bucket(BUCKET).await;
 

@@ -18,7 +18,9 @@ use std::time::Duration;
 
 use ftpops::{appe, get, put, refused};
 use gateway::path::BucketPath;
-use gateway::users::{Directory, Rights, Secret, Storage, TeamUser, UserTable, hash_password};
+use gateway::team::users::{
+    Directory, Rights, Secret, Storage, TeamUser, UserTable, hash_password,
+};
 use gateway::{Gateway, GatewayConfig, GatewayHandle, S3Settings, TransferLimits};
 use suppaftp::tokio::AsyncFtpStream;
 use support::{S3Kind, TestS3};
@@ -335,9 +337,12 @@ async fn refused_login(t: &Team, name: &str, password: &str) -> (u32, String) {
 
 /// An upload that grows past `max_file_size` is refused with 552 and nothing is stored: the
 /// old object stays and no multipart upload is left.
+#[cfg_attr(
+    not(test_store = "local"),
+    ignore = "store local not selected (BUCKETFTP_TEST_STORES)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_file_size_refuses_with_552() {
-    require_store!(Local);
     let t = Team::start(S3Kind::Local, Some(7 * MIB as u64)).await;
     t.s3.put(BUCKET, "team/alice/big.bin", b"old".to_vec())
         .await;
@@ -502,9 +507,12 @@ impl Drop for Server {
 /// `--config`: the command line wins over `[server]`, `hash-password` output logs in, SIGHUP
 /// puts new users in force without dropping sessions, a broken file on reload keeps the old
 /// users, and a broken file at start exits non-zero naming file, line and key.
+#[cfg_attr(
+    not(test_store = "local"),
+    ignore = "store local not selected (BUCKETFTP_TEST_STORES)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn config_file_reload_and_errors() {
-    require_store!(Local);
     let s3 = TestS3::start(S3Kind::Local).await;
     s3.create_bucket(BUCKET).await;
     let dir = support::temp_dir("teams-config");
@@ -615,8 +623,8 @@ async fn config_file_reload_and_errors() {
 /// password hashed, and the server starts from them.
 #[test]
 fn imported_configs_load_and_start() {
-    use gateway::config_file::ConfigFile;
-    use gateway::users::verify_password;
+    use gateway::team::config_file::ConfigFile;
+    use gateway::team::users::verify_password;
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
     let dir = support::temp_dir("teams-import");
     type Logins<'a> = &'a [(&'a str, &'a str)];

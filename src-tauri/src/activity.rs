@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use gateway::Event;
-use gateway::events::Direction;
+use gateway::ops::events::Direction;
 use serde::Serialize;
 
 const MAX_TRANSFERS: usize = 50;

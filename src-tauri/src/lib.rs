@@ -192,7 +192,7 @@ pub fn context() -> tauri::Context<tauri::Wry> {
 
 /// Runs the desktop app until Quit.
 pub fn run() {
-    gateway::logging::init("info");
+    gateway::ops::logging::init("info");
     let boot = Boot::from_args(std::env::args().skip(1));
     let builder = tauri::Builder::default()
         // First: a second launch only focuses this one's window.

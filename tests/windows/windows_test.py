@@ -8,7 +8,7 @@ private WINEPREFIX and exports it. Every client runs on Linux; only the server i
   probe     how Wine reports a TCP connection its peer reset, to a Windows program
             (tests/windows/reset_probe.c, built by the script): a recv() already waiting gets
             WSAECONNRESET; after a poll Wine 8.0 reports a clean end (the defect
-            gateway/src/data_end.rs covers); either way the reset connection has no peer
+            gateway/src/ftp/data_end.rs covers); either way the reset connection has no peer
             (getpeername: WSAENOTCONN) while a connection ended by a FIN still has one.
   version   `--version` prints the version of the workspace.
   default   no flags: the local bucket and the certificate in the default folders under

@@ -2,7 +2,7 @@
 //! real object store; with neither it serves a local bucket kept in a folder on this machine
 //! through an embedded S3 server, so it works with no cloud account.
 //!
-//! `--config FILE` reads a TOML file ([`gateway::config_file`]): its `[server]` keys are these
+//! `--config FILE` reads a TOML file ([`gateway::team::config_file`]): its `[server]` keys are these
 //! options (a flag on the command line wins), its `[[storage]]` and `[[user]]` entries are
 //! team logins. SIGHUP reloads the users and storages without dropping sessions.
 
@@ -16,8 +16,8 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use gateway::config::{parse_duration, parse_port_range, parse_size};
-use gateway::config_file::ConfigFile;
-use gateway::users::UserTable;
+use gateway::team::config_file::ConfigFile;
+use gateway::team::users::UserTable;
 use gateway::{Addressing, Gateway, GatewayConfig, Provider, S3Settings, TransferLimits};
 
 /// An FTP server on 127.0.0.1 bridged to S3-compatible object storage.
@@ -203,14 +203,14 @@ enum Command {
 
 /// A password hasher as the importers take it.
 type Hasher<'a> = &'a mut dyn FnMut(&str) -> Result<String, String>;
-/// `gateway::import::import_cos` or `import_qsftpd`.
-type Importer = fn(&str, Hasher<'_>) -> Result<String, gateway::import::ImportError>;
+/// `gateway::team::import::import_cos` or `import_qsftpd`.
+type Importer = fn(&str, Hasher<'_>) -> Result<String, gateway::team::import::ImportError>;
 
 /// `import-cos` / `import-qsftpd`: reads `file`, prints the TOML.
 fn import(file: &std::path::Path, convert: Importer) -> Result<()> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let mut hash = |pw: &str| gateway::users::hash_password(pw).map_err(|e| e.to_string());
+    let mut hash = |pw: &str| gateway::team::users::hash_password(pw).map_err(|e| e.to_string());
     let toml = convert(&text, &mut hash).with_context(|| file.display().to_string())?;
     print!("{toml}");
     Ok(())
@@ -241,7 +241,8 @@ struct SiteArgs {
 }
 
 fn filezilla_site(args: &SiteArgs) -> Result<()> {
-    gateway::auth::parse_login(&args.user).with_context(|| format!("--user {:?}", args.user))?;
+    gateway::ftp::auth::parse_login(&args.user)
+        .with_context(|| format!("--user {:?}", args.user))?;
     let secret = if args.include_secret {
         let mut line = String::new();
         std::io::stdin()
@@ -255,7 +256,7 @@ fn filezilla_site(args: &SiteArgs) -> Result<()> {
     } else {
         None
     };
-    let site = gateway::filezilla::Site {
+    let site = gateway::team::filezilla::Site {
         name: args.name.clone(),
         host: args.host.clone(),
         port: args.port,
@@ -263,13 +264,13 @@ fn filezilla_site(args: &SiteArgs) -> Result<()> {
         secret,
         explicit_tls: !args.plain_ftp,
     };
-    print!("{}", gateway::filezilla::site_manager_xml(&[site]));
+    print!("{}", gateway::team::filezilla::site_manager_xml(&[site]));
     Ok(())
 }
 
 /// `--abort-stale-uploads`: a duration; a bare number is hours, as before units were taken.
 fn proxy_source(text: &str) -> Result<ipnet::IpNet, String> {
-    gateway::proxy_protocol::parse_source(text)
+    gateway::ftp::proxy_protocol::parse_source(text)
 }
 
 fn stale_age(text: &str) -> Result<Duration, gateway::config::ParseError> {
@@ -290,29 +291,29 @@ fn data_dir(cli: &Cli) -> Result<PathBuf> {
 /// where a store kept in the roaming data folder by earlier versions is moved once.
 fn default_local_root(cli: &Cli) -> Result<PathBuf> {
     if let Some(d) = &cli.data_dir {
-        return Ok(d.join(gateway::local::STORE_FOLDER));
+        return Ok(d.join(gateway::s3::local::STORE_FOLDER));
     }
-    let (new, old) = gateway::local::default_store_dirs()
+    let (new, old) = gateway::s3::local::default_store_dirs()
         .context("cannot find a data folder for this user; pass --data-dir DIR or --local DIR")?;
-    let moved = gateway::local::relocate_store(&old, &new);
+    let moved = gateway::s3::local::relocate_store(&old, &new);
     match &moved.how {
-        gateway::local::Relocation::Moved => println!(
+        gateway::s3::local::Relocation::Moved => println!(
             "Moved the local bucket from {} to {} (local data: not copied by roaming profiles)",
             old.display(),
             new.display()
         ),
-        gateway::local::Relocation::BothExist => tracing::warn!(
+        gateway::s3::local::Relocation::BothExist => tracing::warn!(
             old = %old.display(),
             used = %new.display(),
             "an older local bucket folder is still there; it is not used"
         ),
-        gateway::local::Relocation::KeptOld(why) => tracing::warn!(
+        gateway::s3::local::Relocation::KeptOld(why) => tracing::warn!(
             old = %old.display(),
             new = %new.display(),
             reason = %why,
             "could not move the local bucket to the local data folder; using it where it is"
         ),
-        gateway::local::Relocation::Nothing => {}
+        gateway::s3::local::Relocation::Nothing => {}
     }
     Ok(moved.folder)
 }
@@ -354,7 +355,7 @@ fn hash_password() -> Result<()> {
     if password.is_empty() {
         bail!("the password is empty");
     }
-    println!("{}", gateway::users::hash_password(&password)?);
+    println!("{}", gateway::team::users::hash_password(&password)?);
     Ok(())
 }
 
@@ -404,7 +405,7 @@ fn parse_cli() -> Result<(Cli, Option<ConfigFile>)> {
 }
 
 /// The team users of `file`, secrets read from the environment or their files.
-fn directory(file: &ConfigFile, key_login: bool) -> Result<gateway::users::Directory> {
+fn directory(file: &ConfigFile, key_login: bool) -> Result<gateway::team::users::Directory> {
     Ok(file.directory(key_login, &|var| std::env::var(var).ok())?)
 }
 
@@ -472,13 +473,15 @@ async fn run() -> Result<()> {
     match &cli.command {
         Some(Command::FilezillaSite(args)) => return filezilla_site(args),
         Some(Command::HashPassword) => return hash_password(),
-        Some(Command::ImportCos { file }) => return import(file, gateway::import::import_cos),
+        Some(Command::ImportCos { file }) => {
+            return import(file, gateway::team::import::import_cos);
+        }
         Some(Command::ImportQsftpd { file }) => {
-            return import(file, gateway::import::import_qsftpd);
+            return import(file, gateway::team::import::import_qsftpd);
         }
         None => {}
     }
-    gateway::logging::init(&cli.log_level);
+    gateway::ops::logging::init(&cli.log_level);
     #[cfg(unix)]
     let sighup = handle_sighup()?;
     // With a config file the table always exists, so that a reload can add the first users.
@@ -509,7 +512,7 @@ async fn run() -> Result<()> {
             Some(d) => d.clone(),
             None => default_local_root(&cli)?,
         };
-        let local = gateway::local::start_local(&root, &cli.local_bucket)
+        let local = gateway::s3::local::start_local(&root, &cli.local_bucket)
             .await
             .context("cannot start the local bucket")?;
         println!(
@@ -545,8 +548,8 @@ async fn run() -> Result<()> {
         None
     } else {
         let material = match (&cli.tls_cert, &cli.tls_key) {
-            (Some(c), Some(k)) => gateway::tls::from_files(c, k)?,
-            _ => gateway::tls::load_or_create(&data_dir(&cli)?)?,
+            (Some(c), Some(k)) => gateway::ftp::tls::from_files(c, k)?,
+            _ => gateway::ftp::tls::load_or_create(&data_dir(&cli)?)?,
         };
         println!(
             "FTPS (AUTH TLS) certificate {} SHA-256 fingerprint {}",
@@ -576,11 +579,11 @@ async fn run() -> Result<()> {
         idle_timeout: Duration::from_secs(cli.idle_timeout),
         login_timeout: Duration::from_secs(cli.login_timeout.max(1)),
         transfer_timeout: Duration::from_secs(cli.transfer_timeout.max(1)),
-        sessions: gateway::limits::SessionLimits {
+        sessions: gateway::ftp::limits::SessionLimits {
             max_sessions: cli.max_sessions.max(1),
             max_per_ip: cli.max_sessions_per_ip.max(1),
         },
-        lockout: gateway::limits::LockoutPolicy {
+        lockout: gateway::ftp::limits::LockoutPolicy {
             max_failures: cli.max_login_failures.max(1),
             window: Duration::from_secs(cli.lockout_secs),
         },
@@ -590,7 +593,7 @@ async fn run() -> Result<()> {
             && cli.require_tls_session_reuse.unwrap_or(true),
         proxy_protocol: cli
             .proxy_protocol
-            .then(|| gateway::proxy_protocol::ProxyRule::new(cli.proxy_protocol_from.clone())),
+            .then(|| gateway::ftp::proxy_protocol::ProxyRule::new(cli.proxy_protocol_from.clone())),
         masquerade,
         abort_stale_uploads: (!cli.abort_stale_uploads.is_zero())
             .then_some(cli.abort_stale_uploads),
@@ -612,7 +615,7 @@ async fn run() -> Result<()> {
         println!("TLS required: plain-text logins and data connections are refused");
     }
     if cli.proxy_protocol {
-        let rule = gateway::proxy_protocol::ProxyRule::new(cli.proxy_protocol_from.clone());
+        let rule = gateway::ftp::proxy_protocol::ProxyRule::new(cli.proxy_protocol_from.clone());
         let from: Vec<String> = rule.sources().iter().map(|n| n.to_string()).collect();
         println!(
             "PROXY protocol: every connection must start with a header from {}",

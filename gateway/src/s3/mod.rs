@@ -1,10 +1,14 @@
 //! Everything that speaks S3: client construction per credential from one shared HTTP client,
 //! provider presets, and the classification of S3 errors into FTP-meaningful failures. An
 //! endpoint served by this process (the embedded local store) is reached without a socket
-//! (`direct`).
+//! (`direct`). Beside them: the embedded no-cloud store ([`local`]), "Test connection"
+//! ([`probe`]) and the janitor of multipart uploads left by a killed gateway ([`janitor`]).
 
 pub mod direct;
 pub mod error;
+pub mod janitor;
+pub mod local;
+pub mod probe;
 pub mod provider;
 
 use std::time::Duration;
@@ -160,7 +164,7 @@ impl S3Settings {
 pub struct ClientFactory {
     resolved: Resolved,
     http: SharedHttpClient,
-    metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
+    metrics: Option<std::sync::Arc<crate::ops::metrics::Metrics>>,
 }
 
 impl ClientFactory {
@@ -184,7 +188,7 @@ impl ClientFactory {
     }
 
     /// Every client this factory builds reports its S3 requests to `metrics`.
-    pub fn with_metrics(mut self, metrics: std::sync::Arc<crate::metrics::Metrics>) -> Self {
+    pub fn with_metrics(mut self, metrics: std::sync::Arc<crate::ops::metrics::Metrics>) -> Self {
         self.metrics = Some(metrics);
         self
     }

@@ -18,12 +18,12 @@ use super::bucket::Bucket;
 use super::listing::{Entry, FolderListing};
 use super::upload::{CommitGate, Upload};
 use super::{ObjectMeta, Res, Shared, download, folders};
-use crate::control_tap::ControlTap;
 use crate::error::Failure;
-use crate::events::{ChangeKind, Direction, Event, TransferTracker};
+use crate::ftp::control_tap::ControlTap;
+use crate::ftp::relay::wire::Facts;
+use crate::ftp::session::{Connection, S3User};
+use crate::ops::events::{ChangeKind, Direction, Event, TransferTracker};
 use crate::path::BucketPath;
-use crate::relay::wire::Facts;
-use crate::session::{Connection, S3User};
 
 /// One session's view of the bucket. libunftp creates one per control connection.
 #[derive(Clone)]
@@ -66,7 +66,10 @@ enum Target {
 
 /// A path that could not be parsed, as an event shows it: one line, cut.
 fn as_given(path: &Path) -> String {
-    crate::relay::wire::shorten(&path.to_string_lossy(), crate::relay::wire::LOGGED_CHARS)
+    crate::ftp::relay::wire::shorten(
+        &path.to_string_lossy(),
+        crate::ftp::relay::wire::LOGGED_CHARS,
+    )
 }
 
 impl S3Backend {

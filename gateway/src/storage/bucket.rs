@@ -20,8 +20,8 @@ use super::parts::TransferLimits;
 use super::upload::copy_source;
 use super::{ObjectMeta, Res, multipart, to_system_time};
 use crate::error::Failure;
+use crate::ftp::session::S3User;
 use crate::s3::error::{ClassifyExt, classify};
-use crate::session::S3User;
 
 /// Keys deleted per DeleteObjects call (the S3 maximum).
 const DELETE_BATCH: usize = 1000;

@@ -23,12 +23,12 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::task::JoinHandle;
 
-use crate::control_tap::ControlTap;
 use crate::error::Failure;
-use crate::events::{Direction, EventBus, SessionId, TransferTracker};
+use crate::ftp::control_tap::ControlTap;
+use crate::ftp::session::S3User;
+use crate::ops::events::{Direction, EventBus, SessionId, TransferTracker};
 use crate::path::BucketPath;
 use crate::s3::error::{ClassifyExt, classify};
-use crate::session::S3User;
 
 use super::parts::{Held, MemoryPool};
 

@@ -33,8 +33,8 @@ use std::time::{Duration, SystemTime};
 use unftp_core::storage::{self as ftp, Metadata};
 
 use crate::error::Failure;
-use crate::events::EventBus;
-use crate::session::S3User;
+use crate::ftp::session::S3User;
+use crate::ops::events::EventBus;
 use parts::TransferLimits;
 
 pub use backend::S3Backend;

@@ -32,7 +32,7 @@ use tokio::task::JoinSet;
 use super::multipart::MultipartUpload;
 use super::part_buf::PartBuf;
 use crate::error::Failure;
-use crate::events::TransferTracker;
+use crate::ops::events::TransferTracker;
 use crate::s3::error::ClassifyExt;
 
 use super::parts::{MemoryPool, PartSchedule, TransferLimits};

@@ -20,10 +20,12 @@
 //! start fails the test: it is never skipped.
 //!
 //! - [`each_store!`]`(scenario)` makes one test per store, `scenario::local`,
-//!   `scenario::garage` and `scenario::moto`; the ones whose store is not selected end at once.
-//! - A test that needs one store's own behaviour starts with [`require_store!`]`(Garage)`.
-//! - A test not on a selected store writes `[stores] TEST: not run, ...` straight to stderr
-//!   (past libtest's output capture, so every `cargo test` shows it), and passes.
+//!   `scenario::garage` and `scenario::moto`.
+//! - A test that needs one store's own behaviour carries
+//!   `#[cfg_attr(not(test_store = "garage"), ignore = "store garage not selected (...)")]`.
+//! - A test of a store that is not selected is reported as ignored, with that reason, never
+//!   as passed: `gateway/build.rs` turns the variable into `test_store` cfgs (and cargo
+//!   rebuilds when it changes).
 //! - [`TestS3::start`] panics for a store that is not selected: a test that forgot the
 //!   check fails instead of needing a server the machine may not have.
 //!
@@ -117,28 +119,6 @@ pub(crate) fn parse_stores(value: Option<&str>) -> Vec<S3Kind> {
 pub(crate) fn selected_stores() -> Vec<S3Kind> {
     let value = std::env::var(STORES_VAR).ok();
     parse_stores(value.as_deref())
-}
-
-/// Whether tests run on `kind`. When not, says so on stderr, past libtest's capture, naming
-/// the test (its thread's name), and returns false: the caller returns at once.
-pub(crate) fn selected(kind: S3Kind) -> bool {
-    let stores = selected_stores();
-    if stores.contains(&kind) {
-        return true;
-    }
-    let names: Vec<&str> = stores.iter().map(|k| k.name()).collect();
-    let test = std::thread::current()
-        .name()
-        .unwrap_or("<unnamed>")
-        .to_owned();
-    // `eprintln!` would be captured and shown only for failed tests.
-    let _ = writeln!(
-        std::io::stderr(),
-        "[stores] {test}: not run, store {} not selected ({STORES_VAR}: {})",
-        kind.name(),
-        names.join(",")
-    );
-    false
 }
 
 /// How long a server may take to become ready before `start` panics.
@@ -399,8 +379,9 @@ impl TestS3 {
     pub(crate) async fn start(kind: S3Kind) -> TestS3 {
         assert!(
             selected_stores().contains(&kind),
-            "{kind:?} is not selected by {STORES_VAR}: begin the test with \
-             require_store!({kind:?}), or make it with each_store!"
+            "{kind:?} is not selected by {STORES_VAR}: give the test \
+             #[cfg_attr(not(test_store = \"{}\"), ignore = ...)], or make it with each_store!",
+            kind.name()
         );
         let t0 = Instant::now();
         let (bin, region, access_key, secret_key) = match kind {
@@ -980,37 +961,35 @@ impl Drop for TestS3 {
 
 /// `each_store!(scenario)`: runs `async fn scenario(kind: S3Kind)` of the including test file
 /// once per store, as the tests `scenario::local`, `scenario::garage` and `scenario::moto`.
-/// Each ends at once, saying so, when its store is not selected (see the module docs).
+/// Each is ignored, saying why, when its store is not selected (see the module docs).
 #[allow(unused_macros)] // only some test binaries use it
 macro_rules! each_store {
     ($name:ident) => {
         mod $name {
+            #[cfg_attr(
+                not(test_store = "local"),
+                ignore = "store local not selected (BUCKETFTP_TEST_STORES)"
+            )]
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn local() {
-                require_store!(Local);
                 super::$name($crate::support::S3Kind::Local).await
             }
+            #[cfg_attr(
+                not(test_store = "garage"),
+                ignore = "store garage not selected (BUCKETFTP_TEST_STORES)"
+            )]
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn garage() {
-                require_store!(Garage);
                 super::$name($crate::support::S3Kind::Garage).await
             }
+            #[cfg_attr(
+                not(test_store = "moto"),
+                ignore = "store moto not selected (BUCKETFTP_TEST_STORES)"
+            )]
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn moto() {
-                require_store!(Moto);
                 super::$name($crate::support::S3Kind::Moto).await
             }
-        }
-    };
-}
-
-/// `require_store!(Garage)` at the top of a test that needs that store's own behaviour:
-/// returns from the test, saying so, when the store is not selected (see the module docs).
-#[allow(unused_macros)] // only some test binaries use it
-macro_rules! require_store {
-    ($kind:ident) => {
-        if !$crate::support::selected($crate::support::S3Kind::$kind) {
-            return;
         }
     };
 }

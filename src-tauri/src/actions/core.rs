@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use gateway::S3Settings;
-use gateway::local::LocalSetup;
+use gateway::s3::local::LocalSetup;
 
 use super::{Notice, Shell};
 use crate::activity::Activity;
@@ -45,13 +45,13 @@ impl AppPaths {
 
     /// The local bucket's folder.
     pub fn store_dir(&self) -> PathBuf {
-        self.local_data_dir.join(gateway::local::STORE_FOLDER)
+        self.local_data_dir.join(gateway::s3::local::STORE_FOLDER)
     }
 
     /// Where earlier versions kept the local bucket (moved from once, see
-    /// [`gateway::local::relocate_store`]).
+    /// [`gateway::s3::local::relocate_store`]).
     pub fn old_store_dir(&self) -> PathBuf {
-        self.data_dir.join(gateway::local::STORE_FOLDER)
+        self.data_dir.join(gateway::s3::local::STORE_FOLDER)
     }
 }
 
@@ -65,7 +65,7 @@ pub struct Core {
     pub(super) activity: Arc<Mutex<Activity>>,
     pub(super) local: tokio::sync::Mutex<Option<LocalSetup>>,
     pub(super) local_login: Option<LocalLogin>,
-    pub(super) tls: Option<gateway::tls::TlsMaterial>,
+    pub(super) tls: Option<gateway::ftp::tls::TlsMaterial>,
     pub(super) catalog: Catalog,
     pub(super) os_locale: Option<String>,
     pub(super) notices: Mutex<Vec<Notice>>,
@@ -142,13 +142,14 @@ impl Core {
         if report.first_run {
             tracing::info!(dir = %paths.config_dir.display(), "first run: profile \"This computer\" created");
         }
-        let relocated = gateway::local::relocate_store(&paths.old_store_dir(), &paths.store_dir());
+        let relocated =
+            gateway::s3::local::relocate_store(&paths.old_store_dir(), &paths.store_dir());
         notices.extend(Notice::relocated(
             &relocated,
             &paths.old_store_dir(),
             &paths.store_dir(),
         ));
-        let local = gateway::local::start_local(&relocated.folder, LOCAL_BUCKET)
+        let local = gateway::s3::local::start_local(&relocated.folder, LOCAL_BUCKET)
             .await
             .inspect_err(|e| tracing::warn!(error = %e, "local bucket did not start"));
         let local = or_notice(local, "notice.local_failed", &mut notices);
@@ -158,7 +159,7 @@ impl Core {
             settings: l.settings.clone(),
             folder: l.folder.clone(),
         });
-        let tls = gateway::tls::load_or_create(&paths.data_dir)
+        let tls = gateway::ftp::tls::load_or_create(&paths.data_dir)
             .inspect_err(|e| tracing::warn!(error = %e, "FTPS off"));
         let tls = or_notice(tls, "notice.tls_failed", &mut notices);
         Ok(Self {

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use gateway::filezilla::Site;
+use gateway::team::filezilla::Site;
 use serde::Serialize;
 
 use super::core::lock;
@@ -97,7 +97,7 @@ impl Core {
         if sites.is_empty() {
             return Err(ExportError::NoSites.into());
         }
-        let xml = gateway::filezilla::site_manager_xml(&sites);
+        let xml = gateway::team::filezilla::site_manager_xml(&sites);
         let path = crate::persist::write_new(dir, EXPORT_FILE, xml.as_bytes())
             .map_err(ExportError::Write)?;
         tracing::info!(file = %path.display(), sites = sites.len(), with_secrets = include_secrets,

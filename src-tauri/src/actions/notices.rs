@@ -30,8 +30,8 @@ impl Notice {
 
     /// What moving the local bucket from `old` to `new` at start came to, when the person
     /// should know: it moved, it could not move, or an older copy is left behind.
-    pub fn relocated(r: &gateway::local::Relocated, old: &Path, new: &Path) -> Option<Self> {
-        use gateway::local::Relocation;
+    pub fn relocated(r: &gateway::s3::local::Relocated, old: &Path, new: &Path) -> Option<Self> {
+        use gateway::s3::local::Relocation;
         let (old, new) = (old.display().to_string(), new.display().to_string());
         match &r.how {
             Relocation::Nothing => None,
@@ -88,7 +88,7 @@ impl Core {
 mod tests {
     use std::path::PathBuf;
 
-    use gateway::local::{Relocated, Relocation};
+    use gateway::s3::local::{Relocated, Relocation};
 
     use super::*;
 

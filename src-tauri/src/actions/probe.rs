@@ -75,7 +75,8 @@ impl Core {
             }
         };
         let bucket_arg = (!bucket.is_empty()).then_some(bucket.as_str());
-        let probe = gateway::probe::test_connection(&settings, &access_key, &secret, bucket_arg);
+        let probe =
+            gateway::s3::probe::test_connection(&settings, &access_key, &secret, bucket_arg);
         let view = match tokio::time::timeout(PROBE_TIMEOUT, probe).await {
             Err(_) => ProbeView {
                 ok: false,

@@ -87,7 +87,7 @@ impl TrayLink {
 
 /// Runs the window process until its window closes or the tray goes.
 pub fn run() {
-    gateway::logging::init("info");
+    gateway::ops::logging::init("info");
     if io::stdin().is_terminal() {
         // Started by hand: nobody would answer the page's calls.
         eprintln!("bucketftp --window is started by the BucketFTP tray app; run bucketftp");

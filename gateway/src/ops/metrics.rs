@@ -4,7 +4,7 @@
 //! Nothing here is global: each gateway gets its own [`Metrics`] (in an `Arc`) with its own
 //! registry, so several gateways in one process (tests, the desktop app) never mix counts.
 //! It is fed from two places and needs no plumbing through the other modules:
-//! - the [`EventBus`](crate::events::EventBus): [`Metrics::observer`] maps sessions, logins
+//! - the [`EventBus`](crate::ops::events::EventBus): [`Metrics::observer`] maps sessions, logins
 //!   and transfers to counters;
 //! - every S3 client a [`ClientFactory`](crate::s3::ClientFactory) builds: an SDK interceptor
 //!   ([`Metrics::s3_interceptor`]) counts and times each operation.
@@ -21,7 +21,7 @@
 //!   retries included; for GetObject up to the response head, not the streamed body
 //! - `bucketftp_multipart_uploads_aborted_total`: successful AbortMultipartUpload calls
 //! - `bucketftp_audit_events_dropped_total`: events the audit log dropped because its writer
-//!   was behind (its queue is bounded, see [`crate::audit`])
+//!   was behind (its queue is bounded, see [`crate::ops::audit`])
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -42,7 +42,7 @@ use prometheus::{
     HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
 
-use crate::events::{Direction, Event, Observer, TransferId};
+use crate::ops::events::{Direction, Event, Observer, TransferId};
 
 /// The content type of [`Metrics::render`]'s text.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4";
@@ -182,7 +182,7 @@ impl Metrics {
         out
     }
 
-    /// An [`EventBus`](crate::events::EventBus) observer feeding these metrics.
+    /// An [`EventBus`](crate::ops::events::EventBus) observer feeding these metrics.
     pub fn observer(self: &Arc<Self>) -> Observer {
         let metrics = self.clone();
         Arc::new(move |event: &Event| metrics.observe(event))
@@ -377,7 +377,7 @@ fn respond(metrics: &Metrics, method: &hyper::Method, path: &str) -> hyper::Resp
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
-    use crate::events::EventBus;
+    use crate::ops::events::EventBus;
 
     /// The value of the series line starting with `series ` (name and labels as rendered).
     fn value(text: &str, series: &str) -> Option<f64> {

@@ -1327,8 +1327,8 @@ impl Toml {
 mod tests {
     use super::*;
 
-    const COS: &str = include_str!("../tests/data/cos-vsftpd.conf");
-    const QSFTPD: &str = include_str!("../tests/data/qsftpd.yaml");
+    const COS: &str = include_str!("../../tests/data/cos-vsftpd.conf");
+    const QSFTPD: &str = include_str!("../../tests/data/qsftpd.yaml");
 
     /// A stand-in for argon2id that shows what it was given.
     fn fake_hash(password: &str) -> Result<String, String> {

@@ -25,9 +25,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::oneshot;
 
-use crate::control_tap::ControlTap;
-use crate::data_end::EndChecked;
-use crate::proxy_protocol::{self, ProxyRule};
+use crate::ftp::control_tap::ControlTap;
+use crate::ftp::data_end::EndChecked;
+use crate::ftp::proxy_protocol::{self, ProxyRule};
 
 /// How long a client has to connect to an announced passive port (libunftp's own value).
 const ACCEPT_WITHIN: Duration = Duration::from_secs(15);
@@ -50,8 +50,8 @@ pub struct DataTls {
     /// The session's TLS configurations: each data connection gets its own from them, with
     /// TLS 1.3 tickets for a connection whose transfer is already known to be a download or
     /// a listing when its ClientHello arrives (the client reads it to the end, tickets
-    /// included; see [`crate::tls`]).
-    pub own: crate::tls::SessionTls,
+    /// included; see [`crate::ftp::tls`]).
+    pub own: crate::ftp::tls::SessionTls,
     /// A data connection must resume this control session (both configurations resume only
     /// the sessions of this control session's own cache and ticketer: `tls::SessionTls`);
     /// any other is closed before a byte of the transfer moves.

@@ -18,7 +18,7 @@
 //! the relay), does no data TLS here, and gives nobody a handle on its data socket. Only the
 //! relay can end a download whose client stopped reading (after `idle_timeout`), or one the
 //! client aborted (ABOR), and tell a reset from a clean end where the socket layer does not
-//! (Wine, see `crate::data_end`). Measured against data connections straight to libunftp for
+//! (Wine, see `crate::ftp::data_end`). Measured against data connections straight to libunftp for
 //! loopback clients (issue 20): the same throughput, 0.5 CPU-seconds more per GiB downloaded.
 
 pub mod data;
@@ -36,8 +36,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::control_tap::ControlTap;
-use crate::events::SessionId;
+use crate::ftp::control_tap::ControlTap;
+use crate::ops::events::SessionId;
 use wire::{Command, Reply, ReplyAssembler};
 
 /// The longest command line accepted (RFC 959 has no limit; paths are ≤ 1024 bytes here).
@@ -70,10 +70,10 @@ pub struct RelayConfig {
     /// The address passive replies announce instead of the connection's own.
     pub masquerade: Option<Ipv4Addr>,
     /// Where SITE commands are reported (the audit log's lines).
-    pub events: crate::events::EventBus,
+    pub events: crate::ops::events::EventBus,
     /// Connections start with a PROXY protocol header from these sources (data connections
     /// too): the client's address is the one it names.
-    pub proxy: Option<Arc<crate::proxy_protocol::ProxyRule>>,
+    pub proxy: Option<Arc<crate::ftp::proxy_protocol::ProxyRule>>,
 }
 
 /// The loopback address the relay connects to libunftp from, for a client at `peer`: ::1 for
@@ -342,7 +342,7 @@ struct Relay {
     passive: Option<data::Passive>,
     /// This session's TLS configurations (its own session cache and ticketer), made at its
     /// `AUTH TLS`.
-    tls: Option<crate::tls::SessionTls>,
+    tls: Option<crate::ftp::tls::SessionTls>,
 }
 
 /// Runs the relay until either side closes: `client` is the accepted control connection of
@@ -593,7 +593,7 @@ impl Relay {
         ) else {
             return Ok(false);
         };
-        let own = match crate::tls::SessionTls::new(control, data, reading) {
+        let own = match crate::ftp::tls::SessionTls::new(control, data, reading) {
             Ok(own) => own,
             Err(e) => {
                 tracing::warn!(session = self.session, error = %e, "cannot set up TLS");
@@ -687,7 +687,7 @@ impl Relay {
             tokio::select! {
                 delivered = p.delivered() => return delivered,
                 _ = tick.tick() => {
-                    if self.tap.client_state() != crate::control_tap::ControlState::Idle {
+                    if self.tap.client_state() != crate::ftp::control_tap::ControlState::Idle {
                         p.abort();
                         return false;
                     }
@@ -888,9 +888,11 @@ impl Relay {
         let what = wire::loggable(cmd);
         if cmd.verb == "SITE" {
             let last = reply.lines().last().unwrap_or_default();
-            self.cfg
-                .events
-                .send(crate::events::Event::site(self.session, what.clone(), last));
+            self.cfg.events.send(crate::ops::events::Event::site(
+                self.session,
+                what.clone(),
+                last,
+            ));
         }
         if matches!(cmd.verb.as_str(), "RETR" | "STOR" | "APPE" | "STOU") {
             let bytes = self.tap.take_transfer_bytes();

@@ -1,6 +1,6 @@
 //! The accept loop. We own it (libunftp's `Server::service` per connection) so that each
 //! connection gets its own context: a session id, the client address, the relay that owns the
-//! client's control connection and talks to libunftp over loopback ([`crate::relay`]), the
+//! client's control connection and talks to libunftp over loopback ([`crate::ftp::relay`]), the
 //! state they share (`control_tap`), and an authenticator that hands its S3 client to that
 //! session's backend. Each session runs in its own task, so a slow S3 call in one session
 //! never stalls another.
@@ -27,16 +27,16 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::auth::{S3Authenticator, SlotUserProvider, UserSlot};
-use crate::control_tap::{self, ControlTap};
-use crate::events::{Event, EventBus};
-use crate::limits::{LogThrottle, LoginLockout, Refusal, SessionCounter, SessionLimits};
-use crate::proxy_protocol;
-use crate::relay::{self, RelayConfig};
+use crate::ftp::auth::{S3Authenticator, SlotUserProvider, UserSlot};
+use crate::ftp::control_tap::{self, ControlTap};
+use crate::ftp::limits::{LogThrottle, LoginLockout, Refusal, SessionCounter, SessionLimits};
+use crate::ftp::proxy_protocol;
+use crate::ftp::relay::{self, RelayConfig};
+use crate::ftp::session::{Connection, LoginStage, LoginState, S3User};
+use crate::ftp::tls::TlsMaterial;
+use crate::ops::events::{Event, EventBus};
 use crate::s3::Factories;
-use crate::session::{Connection, LoginStage, LoginState, S3User};
 use crate::storage::{S3Backend, Shared};
-use crate::tls::TlsMaterial;
 
 /// What the accept loop needs.
 pub struct ServerParts {
@@ -63,9 +63,9 @@ pub struct ServerParts {
     /// The relay's settings: control TLS, TLS required, passive ports and address.
     pub relay: Arc<RelayConfig>,
     /// Stale multipart upload cleanup, when on.
-    pub janitor: Option<Arc<crate::janitor::Janitor>>,
+    pub janitor: Option<Arc<crate::s3::janitor::Janitor>>,
     /// Team logins, when configured.
-    pub users: Option<Arc<crate::users::UserTable>>,
+    pub users: Option<Arc<crate::team::users::UserTable>>,
 }
 
 /// The live sessions' control sockets, so that stop can end them.

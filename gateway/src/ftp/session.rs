@@ -12,10 +12,10 @@ use std::sync::Arc;
 use aws_sdk_s3::Client;
 use unftp_core::auth::UserDetail;
 
-use crate::control_tap::ControlTap;
-use crate::events::{EventBus, SessionId};
+use crate::ftp::control_tap::ControlTap;
+use crate::ops::events::{EventBus, SessionId};
 use crate::path::BucketPath;
-use crate::users::Rights;
+use crate::team::users::Rights;
 
 /// Per-connection facts the authenticator and the backend need, fixed when the client
 /// connects.

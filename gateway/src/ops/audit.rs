@@ -17,7 +17,7 @@
 //! only from the fields of [`AuditLine`], which has no place for a secret (events carry none
 //! either).
 //!
-//! The log is fed as an [`EventBus`](crate::events::EventBus) observer that only stamps the
+//! The log is fed as an [`EventBus`](crate::ops::events::EventBus) observer that only stamps the
 //! time and pushes the event into a bounded queue ([`QUEUE`] events): when the writer falls
 //! behind (a slow disk, a flood of refused logins) further events are dropped and counted
 //! (`bucketftp_audit_events_dropped_total` when metrics are on), never held in memory without
@@ -36,8 +36,8 @@ use tokio::io::AsyncWriteExt as _;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::events::{ChangeKind, Direction, Event, Observer, SessionId, TransferId};
-use crate::metrics::Metrics;
+use crate::ops::events::{ChangeKind, Direction, Event, Observer, SessionId, TransferId};
+use crate::ops::metrics::Metrics;
 
 /// Events the queue between the observer and the writer holds; more are dropped.
 pub const QUEUE: usize = 10_000;
@@ -376,7 +376,7 @@ impl AuditLog {
         Ok(Self { tx, task, dropped })
     }
 
-    /// The [`EventBus`](crate::events::EventBus) observer: stamps the time and queues the
+    /// The [`EventBus`](crate::ops::events::EventBus) observer: stamps the time and queues the
     /// events the log needs; never blocks, no I/O. A full queue drops the event (counted).
     pub fn observer(&self) -> Observer {
         let tx = self.tx.clone();
@@ -678,7 +678,7 @@ mod tests {
         let path = dir.join("audit.log");
         let metrics = Arc::new(Metrics::new());
         let log = AuditLog::with_queue(&path, 3, Some(metrics.clone())).unwrap();
-        let bus = crate::events::EventBus::with_observers(16, vec![log.observer()]);
+        let bus = crate::ops::events::EventBus::with_observers(16, vec![log.observer()]);
         bus.send(Event::SessionOpened {
             session: 1,
             client: "127.0.0.1:1".parse().unwrap(),
@@ -719,7 +719,7 @@ mod tests {
         let path = dir.join("audit.log");
         std::fs::write(&path, "earlier line\n").unwrap();
         let log = AuditLog::start(&path, None).unwrap();
-        let bus = crate::events::EventBus::with_observers(16, vec![log.observer()]);
+        let bus = crate::ops::events::EventBus::with_observers(16, vec![log.observer()]);
         bus.send(Event::SessionOpened {
             session: 1,
             client: "127.0.0.1:1".parse().unwrap(),

@@ -1,5 +1,5 @@
 //! Login: `ACCESS_KEY_ID/bucket` as the user, the secret key as the password (the OSS-FTP
-//! convention), or a team user from the config file ([`crate::users`]) whose password is
+//! convention), or a team user from the config file ([`crate::team::users`]) whose password is
 //! checked against its argon2id hash and whose bucket is reached with the storage's key. A login is accepted only after one cheap call on the bucket (ListObjectsV2,
 //! one key) proves the key can read it; a refusal says which part was wrong. For AWS without
 //! a configured region, the bucket's region comes from the reply and the call is retried.
@@ -8,7 +8,7 @@
 //! authenticator and user-detail provider sharing a one-slot hand-off: the authenticator puts
 //! the session's S3 client there, the provider takes it.
 //!
-//! Every attempt goes through the address's lockout ([`crate::limits::LoginLockout`]): it
+//! Every attempt goes through the address's lockout ([`crate::ftp::limits::LoginLockout`]): it
 //! takes its place in the count before anything is checked and settles it at the end (a
 //! failure, a success that clears only its own name's failures, or neither when the store
 //! could not be reached). The failure that locks the address is logged once; refusals while
@@ -22,13 +22,13 @@ use unftp_core::auth::{
 };
 
 use crate::error::Failure;
-use crate::events::Event;
-use crate::janitor::Janitor;
-use crate::limits::{LoginLockout, Outcome, Wait, address_key};
+use crate::ftp::limits::{LoginLockout, Outcome, Wait, address_key};
+use crate::ftp::session::{Connection, LoginStage, S3User};
+use crate::ops::events::Event;
 use crate::s3::Factories;
 use crate::s3::error::{bucket_region_hint, classify};
-use crate::session::{Connection, LoginStage, S3User};
-use crate::users::{TeamUser, UserTable, decoy_hash, verify_password};
+use crate::s3::janitor::Janitor;
+use crate::team::users::{TeamUser, UserTable, decoy_hash, verify_password};
 
 /// A parsed login name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,9 +117,9 @@ fn verify_slots() -> &'static Arc<tokio::sync::Semaphore> {
 pub type UserSlot = Arc<Mutex<Option<S3User>>>;
 
 /// A refused user name as logs, events and the audit log show it: one line, cut to
-/// [`LOGGED_CHARS`](crate::relay::wire::LOGGED_CHARS) characters. Pure.
+/// [`LOGGED_CHARS`](crate::ftp::relay::wire::LOGGED_CHARS) characters. Pure.
 pub fn shown_name(name: &str) -> String {
-    crate::relay::wire::shorten(name, crate::relay::wire::LOGGED_CHARS)
+    crate::ftp::relay::wire::shorten(name, crate::ftp::relay::wire::LOGGED_CHARS)
 }
 
 /// A login attempt's place in its address's lockout count, from its start to its outcome.
@@ -284,7 +284,7 @@ impl S3Authenticator {
                         equal_parts: factory.resolved().equal_parts,
                         sign_payload: factory.resolved().sign_payload,
                         home: crate::path::BucketPath::root(),
-                        rights: crate::users::Rights::ALL,
+                        rights: crate::team::users::Rights::ALL,
                     });
                 }
                 Err(e) => {

@@ -1,7 +1,7 @@
 //! What the storage backend knows of its session's control connection.
 //!
 //! libunftp gives the storage backend no way to talk to the client or to see the connection.
-//! Every session's control connection runs through our relay ([`crate::relay`]): the client
+//! Every session's control connection runs through our relay ([`crate::ftp::relay`]): the client
 //! talks to the relay, and the relay talks plain FTP to libunftp over a loopback connection.
 //! The tap is the state the relay and the backend share:
 //! - `explain`: the reason for the error reply libunftp is about to send (its texts are fixed
@@ -19,7 +19,7 @@
 //!
 //! - the end of the data stream: whether the client ended its TLS data stream with a
 //!   close_notify (the relay terminates data TLS and records it), and, for a client on this
-//!   host, which process holds its control socket ([`crate::peer_process`]).
+//!   host, which process holds its control socket ([`crate::ftp::peer_process`]).
 //!
 //! When an upload's data stream ends, [`ControlTap::settle`] decides whether it was the end the
 //! client meant, with no fixed wait where the end says so itself:
@@ -50,8 +50,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 use crate::error::Failure;
-use crate::peer_process::{Owner, SocketOwner};
-use crate::relay::wire::{Facts, one_line};
+use crate::ftp::peer_process::{Owner, SocketOwner};
+use crate::ftp::relay::wire::{Facts, one_line};
 
 /// How long after the end of a plain-FTP data stream the gate waits for the control
 /// connection to close or a command to arrive, when nothing else tells a finished upload from
@@ -106,7 +106,7 @@ pub struct ControlTap {
     data_generation: AtomicU64,
     /// The number of the last relayed data connection that broke (a reset, a TLS end without
     /// close_notify, a failed handshake): its end reaches libunftp as a reset, which Wine
-    /// may pass on as a clean end (see [`crate::data_end`]), so the gate asks here too. Only
+    /// may pass on as a clean end (see [`crate::ftp::data_end`]), so the gate asks here too. Only
     /// the current connection's break counts: an earlier transfer's never fails a later one.
     broken_generation: AtomicU64,
     /// The number of the last data connection whose TLS session was refused (it did not

@@ -10,7 +10,7 @@
 //! - `[[storage]]`: named S3 connections, each with its key; the secret comes from the file,
 //!   an environment variable or a file of its own.
 //! - `[[user]]`: FTP users, each with an argon2id `password_hash`, a storage, a bucket, a
-//!   `home` folder, `permissions` and a `delete` switch ([`crate::users`]).
+//!   `home` folder, `permissions` and a `delete` switch ([`crate::team::users`]).
 //!
 //! Every mistake is reported with the file, the line and the key. Parsing is pure; only
 //! [`ConfigFile::directory`] reads the environment and secret files.
@@ -26,7 +26,7 @@ use toml::Spanned;
 
 use crate::path::BucketPath;
 use crate::s3::{Addressing, Provider, S3Settings};
-use crate::users::{Directory, Rights, Secret, Storage, TeamUser, is_password_hash};
+use crate::team::users::{Directory, Rights, Secret, Storage, TeamUser, is_password_hash};
 
 /// A mistake in the config file: where, which key, and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -498,7 +498,7 @@ fn settings(e: &StorageEntry, at: &Entry<'_>) -> Result<S3Settings, ConfigError>
 
 /// A user entry's bucket (as the login parser reads it), home folder and rights, checked.
 fn user_fields(e: &UserEntry, at: &Entry<'_>) -> Result<(String, BucketPath, Rights), ConfigError> {
-    let bucket = crate::auth::parse_login(&format!("user/{}", e.bucket))
+    let bucket = crate::ftp::auth::parse_login(&format!("user/{}", e.bucket))
         .map_err(|err| at.key("bucket", err.to_string()))?
         .bucket;
     let home = home_path(&e.home).map_err(|err| at.key("home", err.to_string()))?;

@@ -1,0 +1,25 @@
+//! The FTP side of the gateway: everything between a client's sockets and libunftp.
+//!
+//! - [`server`]: the accept loop; per connection a [`relay`] task and a libunftp session
+//!   joined by a loopback connection, and what happens before login.
+//! - [`relay`]: owns the client's control connection (TLS, command policy, reply rewriting)
+//!   and carries every passive data connection ([`relay::data`]).
+//! - [`control_tap`]: what the relay and the storage backend share about one session.
+//! - [`session`]: one session's connection facts and its logged-in user.
+//! - [`auth`]: `ACCESS_KEY_ID/bucket` and team logins.
+//! - [`limits`]: session limits and the failed-login lockout (pure bookkeeping).
+//! - [`tls`]: the FTPS certificate and rustls configurations.
+//! - [`proxy_protocol`]: the client's address behind a load balancer.
+//! - [`data_end`], [`peer_process`]: how a data connection ended, and whether a local
+//!   client's process still lives (the upload commit gate's evidence).
+
+pub mod auth;
+pub mod control_tap;
+pub mod data_end;
+pub mod limits;
+pub mod peer_process;
+pub mod proxy_protocol;
+pub mod relay;
+pub mod server;
+pub mod session;
+pub mod tls;
