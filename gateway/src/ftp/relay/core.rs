@@ -1,0 +1,910 @@
+//! The relay's protocol core, without I/O (sans-I/O, as rustls is): fed the client's bytes and
+//! libunftp's, it returns what to send where ([`Out`]). The shell around it ([`super::run`])
+//! owns the sockets, the TLS handshake and the relayed passive connections; where the core
+//! needs one of those done before it can go on (a TLS handshake, a passive listener, a
+//! download's data delivered) it returns a [`Request`] as its last output and waits for the
+//! shell's [`Input::Resumed`], holding everything that came in meanwhile.
+//!
+//! What it keeps: the commands sent to libunftp and waiting for their replies (in order; a
+//! command waits for the replies before it, except ABOR, STAT and QUIT during a transfer),
+//! the user and the working directory as the client sees them, the client's unread bytes and
+//! libunftp's unfinished reply. What it decides: which commands it answers itself
+//! ([`super::policy::decide`]), how libunftp's replies are rewritten (`257` paths, MLST facts,
+//! FEAT's MLST line, passive ports, the reason in front of an error reply), and one log line
+//! per command. The session state the storage backend also reads lives in the tap
+//! ([`ControlTap`]: shared memory, no I/O).
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::policy::{self, Action, Protection};
+use super::wire::{self, Command, Reply, ReplyAssembler};
+use crate::ftp::control_tap::ControlTap;
+use crate::ops::events::{Event, EventBus, SessionId};
+
+/// The longest command line accepted (RFC 959 has no limit; paths are ≤ 1024 bytes here).
+pub(crate) const MAX_LINE: usize = 8192;
+/// The unread client bytes the relay holds at most (a line waiting for earlier replies
+/// included); past it the session ends.
+pub(crate) const MAX_BUFFERED: usize = 64 * 1024;
+
+/// What the core is told.
+#[derive(Debug)]
+pub(crate) enum Input<'a> {
+    /// Bytes from the client (after TLS, if any).
+    Client(&'a [u8]),
+    /// Bytes from libunftp.
+    Inner(&'a [u8]),
+    /// A command has waited too long for the replies before it (see [`Core::blocked_since`]):
+    /// stop waiting for them, except for transfers, which may run for hours.
+    OrderWaitExpired,
+    /// The answer to the [`Request`] the core made last.
+    Resumed(Resumed),
+}
+
+/// What the shell does, in order.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Out {
+    /// Write to the client.
+    Client(Vec<u8>),
+    /// Write to libunftp.
+    Inner(Vec<u8>),
+    /// End the relayed passive data connection now (ABOR during a transfer: libunftp may be
+    /// stuck writing a download the client no longer reads).
+    AbortPassive,
+    /// End the session.
+    Close,
+    /// Do this and answer with [`Input::Resumed`]; nothing follows it.
+    Request(Request),
+}
+
+/// I/O the core waits for.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Request {
+    /// Set up this session's TLS configurations: [`Resumed::TlsReady`].
+    StartTls,
+    /// `234` was sent: do the TLS handshake, replaying `prefix` (bytes the client sent after
+    /// `AUTH TLS`: the start of its ClientHello) first: [`Resumed::Handshake`].
+    Handshake {
+        /// The client's bytes already read.
+        prefix: Vec<u8>,
+    },
+    /// Listen on a passive port for the client and join it to libunftp's `inner_port` (a new
+    /// one replaces the session's last): [`Resumed::Passive`].
+    OpenPassive {
+        /// libunftp's passive port on loopback.
+        inner_port: u16,
+    },
+    /// A download's success reply came: wait until its data reached the client's socket
+    /// (`true` when there is no relayed connection): [`Resumed::Delivered`].
+    AwaitDelivered,
+}
+
+/// The outcome of a [`Request`].
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Resumed {
+    /// [`Request::StartTls`]: whether the configurations are ready.
+    TlsReady(bool),
+    /// [`Request::Handshake`]: the protocol version agreed, or `None` when it failed.
+    Handshake(Option<String>),
+    /// [`Request::OpenPassive`]: the port the client is told, or `None` when no port is free.
+    Passive(Option<u16>),
+    /// [`Request::AwaitDelivered`]: whether every byte reached the client's socket.
+    Delivered(bool),
+}
+
+/// What the core knows of the server and the connection.
+#[derive(Debug, Clone)]
+pub(crate) struct CoreConfig {
+    /// The session's id in log lines and events.
+    pub session: SessionId,
+    /// FTPS is configured.
+    pub tls_available: bool,
+    /// TLS is required for logins and data.
+    pub tls_required: bool,
+    /// The address passive replies announce instead of the connection's own.
+    pub masquerade: Option<Ipv4Addr>,
+    /// The address the client reached.
+    pub local_ip: IpAddr,
+    /// Where SITE commands are reported.
+    pub events: EventBus,
+}
+
+/// A command forwarded to libunftp, waiting for its final reply.
+#[derive(Debug)]
+struct Pending {
+    cmd: Command,
+    started: Instant,
+}
+
+/// What the core waits for (see [`Request`]).
+#[derive(Debug)]
+enum Waiting {
+    Tls,
+    Handshake {
+        started: Instant,
+    },
+    Passive {
+        front: Option<Pending>,
+        extended: bool,
+    },
+    Delivered {
+        reply: Reply,
+        front: Option<Pending>,
+    },
+}
+
+/// One session's relay state.
+#[derive(Debug)]
+pub(crate) struct Core {
+    cfg: CoreConfig,
+    tap: Arc<ControlTap>,
+    pending: VecDeque<Pending>,
+    /// The user name of the last USER, shown in log lines once logged in.
+    user_tried: Option<String>,
+    user: Option<String>,
+    /// The working directory, normalised (libunftp keeps it as typed and does not apply it
+    /// to MLST's argument).
+    cwd: String,
+    /// Since when a command has been waiting for earlier replies.
+    blocked_since: Option<Instant>,
+    /// The client's bytes not handled yet.
+    lines: Vec<u8>,
+    assembler: ReplyAssembler,
+    /// libunftp's complete replies not handled yet.
+    replies: VecDeque<Reply>,
+    waiting: Option<Waiting>,
+    closed: bool,
+    out: Vec<Out>,
+}
+
+/// libunftp's texts for the `226` that answers ABOR (it may come before the interrupted
+/// transfer's own reply; `tests/libunftp_contract.rs` pins them).
+fn is_abor_reply(reply: &Reply) -> bool {
+    reply.code == 226
+        && matches!(
+            reply.last_text().as_str(),
+            "Closed data channel" | "Data channel already closed"
+        )
+}
+
+impl Core {
+    /// A new session: libunftp's greeting comes first, and commands sent before it wait.
+    pub(crate) fn new(cfg: CoreConfig, tap: Arc<ControlTap>) -> Core {
+        Core {
+            cfg,
+            tap,
+            pending: VecDeque::from([Pending {
+                cmd: Command {
+                    verb: String::new(),
+                    arg: String::new(),
+                    line: Vec::new(),
+                },
+                started: Instant::now(),
+            }]),
+            user_tried: None,
+            user: None,
+            cwd: "/".into(),
+            blocked_since: None,
+            lines: Vec::new(),
+            assembler: ReplyAssembler::default(),
+            replies: VecDeque::new(),
+            waiting: None,
+            closed: false,
+            out: Vec::new(),
+        }
+    }
+
+    /// Since when a command has waited for the replies before it (the shell sends
+    /// [`Input::OrderWaitExpired`] when that is too long).
+    pub(crate) fn blocked_since(&self) -> Option<Instant> {
+        self.blocked_since
+    }
+
+    /// No command waits for a reply, a transfer included, and no request is open: the
+    /// session may be closed for idling.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.pending.is_empty() && self.waiting.is_none()
+    }
+
+    /// Feeds one input; returns what to do, in order.
+    pub(crate) fn step(&mut self, input: Input<'_>) -> Vec<Out> {
+        if self.closed {
+            return Vec::new();
+        }
+        match input {
+            Input::Client(bytes) => {
+                self.lines.extend_from_slice(bytes);
+                if self.lines.len() > MAX_BUFFERED {
+                    self.close_with(b"500 Too much input at once.\r\n");
+                }
+            }
+            Input::Inner(bytes) => {
+                let replies = self.assembler.push(bytes);
+                self.replies.extend(replies);
+            }
+            Input::OrderWaitExpired => {
+                self.pending.retain(|p| policy::is_transfer(&p.cmd.verb));
+                self.blocked_since = None;
+            }
+            Input::Resumed(resumed) => self.resume(resumed),
+        }
+        self.run();
+        std::mem::take(&mut self.out)
+    }
+
+    fn close_with(&mut self, reply: &[u8]) {
+        self.out.push(Out::Client(reply.to_vec()));
+        self.out.push(Out::Close);
+        self.closed = true;
+    }
+
+    /// Handles what came in until a request is open, or nothing more can be done.
+    fn run(&mut self) {
+        loop {
+            if self.closed || self.waiting.is_some() {
+                return;
+            }
+            if let Some(reply) = self.replies.pop_front() {
+                self.answer(reply);
+                continue;
+            }
+            if self.blocked_since.is_some() && self.pending.is_empty() {
+                self.blocked_since = None;
+            }
+            if self.blocked_since.is_some() || !self.next_line() {
+                return;
+            }
+        }
+    }
+
+    /// Handles the next complete command line; `false` when there is none or it must wait.
+    fn next_line(&mut self) -> bool {
+        let Some(end) = self.lines.iter().position(|b| *b == b'\n') else {
+            if self.lines.len() > MAX_LINE {
+                self.close_with(b"500 Command line too long.\r\n");
+            }
+            return false;
+        };
+        let Some(cmd) = wire::parse_command(&self.lines[..=end]) else {
+            self.lines.drain(..=end);
+            return true;
+        };
+        let protection = Protection {
+            tls_available: self.cfg.tls_available,
+            tls_required: self.cfg.tls_required,
+            control_tls: self.tap.control_tls(),
+            data_tls: self.tap.data_tls(),
+        };
+        let action = policy::decide(&cmd, protection);
+        // ABOR, STAT and QUIT go at once while a transfer runs (they interrupt it);
+        // otherwise every command waits for the replies before it.
+        let interrupts = action == Action::Forward
+            && policy::is_interrupt(&cmd.verb)
+            && self
+                .pending
+                .iter()
+                .any(|p| policy::is_transfer(&p.cmd.verb));
+        if !self.pending.is_empty() && !interrupts {
+            self.blocked_since.get_or_insert_with(Instant::now);
+            return false;
+        }
+        self.lines.drain(..=end);
+        match action {
+            Action::Forward => {
+                if interrupts && cmd.verb == "ABOR" {
+                    // The transfer's reply then says its data was not delivered.
+                    self.out.push(Out::AbortPassive);
+                }
+                let line = self.before_forward(&cmd);
+                self.pending.push_back(Pending {
+                    cmd,
+                    started: Instant::now(),
+                });
+                self.out.push(Out::Inner(line));
+            }
+            Action::Answer(reply) => self.answer_here(&cmd, reply),
+            Action::SelectFacts(facts, reply) => {
+                self.tap.set_facts(facts);
+                self.answer_here(&cmd, reply);
+            }
+            Action::Protect(private, reply) => {
+                self.tap.set_data_tls(private);
+                self.answer_here(&cmd, reply);
+            }
+            Action::StartTls => {
+                self.waiting = Some(Waiting::Tls);
+                self.out.push(Out::Request(Request::StartTls));
+            }
+        }
+        true
+    }
+
+    fn answer_here(&mut self, cmd: &Command, reply: String) {
+        self.log(cmd, &reply, Instant::now());
+        self.out.push(Out::Client(reply.into_bytes()));
+    }
+
+    fn resume(&mut self, resumed: Resumed) {
+        match (self.waiting.take(), resumed) {
+            (Some(Waiting::Tls), Resumed::TlsReady(false)) => {
+                self.out.push(Out::Client(
+                    b"431 TLS cannot be set up now; try again.\r\n".to_vec(),
+                ));
+            }
+            (Some(Waiting::Tls), Resumed::TlsReady(true)) => {
+                self.out.push(Out::Client(
+                    b"234 AUTH TLS OK: start the TLS handshake.\r\n".to_vec(),
+                ));
+                let prefix = std::mem::take(&mut self.lines);
+                self.waiting = Some(Waiting::Handshake {
+                    started: Instant::now(),
+                });
+                self.out.push(Out::Request(Request::Handshake { prefix }));
+            }
+            (Some(Waiting::Handshake { started }), Resumed::Handshake(Some(version))) => {
+                self.tap.set_control_tls(true);
+                tracing::info!(
+                    session = self.cfg.session,
+                    cmd = "AUTH TLS",
+                    reply = 234,
+                    tls = %version,
+                    ms = started.elapsed().as_millis() as u64,
+                );
+            }
+            (Some(Waiting::Handshake { .. }), Resumed::Handshake(None)) => {
+                self.out.push(Out::Close);
+                self.closed = true;
+            }
+            (Some(Waiting::Passive { front, extended }), Resumed::Passive(port)) => {
+                let bytes = match port {
+                    Some(port) => match self.announce() {
+                        Some(ip) if !extended => wire::format_227(ip, port).into_bytes(),
+                        _ => wire::format_229(port).into_bytes(),
+                    },
+                    None => b"425 No passive port is free; try again.\r\n".to_vec(),
+                };
+                let code = if port.is_some() {
+                    if extended { 229 } else { 227 }
+                } else {
+                    425
+                };
+                self.send_answer(code, bytes, front);
+            }
+            (Some(Waiting::Delivered { reply, front }), Resumed::Delivered(delivered)) => {
+                self.finish_answer(reply, front, delivered);
+            }
+            (waiting, resumed) => {
+                // The shell answered something not asked: a bug in the shell, not the
+                // client's doing. End the session rather than guess.
+                tracing::warn!(
+                    session = self.cfg.session,
+                    ?waiting,
+                    ?resumed,
+                    "relay: unexpected resumption"
+                );
+                self.out.push(Out::Close);
+                self.closed = true;
+            }
+        }
+    }
+
+    /// The address PASV announces: the masquerade address, else the one the client reached
+    /// (none for IPv6: PASV cannot name it).
+    fn announce(&self) -> Option<Ipv4Addr> {
+        match (self.cfg.masquerade, self.cfg.local_ip) {
+            (Some(m), _) => Some(m),
+            (None, IpAddr::V4(v4)) => Some(v4),
+            (None, IpAddr::V6(_)) => None,
+        }
+    }
+
+    /// Session state that changes as a command goes to libunftp, and the line to send.
+    fn before_forward(&mut self, cmd: &Command) -> Vec<u8> {
+        if policy::is_transfer(&cmd.verb) {
+            self.tap.set_transfer_reads(policy::is_download(&cmd.verb));
+        }
+        match cmd.verb.as_str() {
+            "USER" => self.user_tried = Some(wire::one_line(&cmd.arg)),
+            "MLSD" | "LIST" | "NLST" => self.tap.set_listing_is_mlsd(cmd.verb == "MLSD"),
+            "STOR" | "APPE" | "STOU" => {
+                // The upload's commit gate counts client bytes from the end of this line:
+                // an ABOR sent right after the 150 cancels it, however late put() begins.
+                let unread = self.lines.len() as u64;
+                let at = self.tap.client_bytes().saturating_sub(unread);
+                self.tap.set_transfer_mark(at);
+                self.tap.take_transfer_bytes();
+                // A plain data stream's end says nothing of why it ended: the gate will ask
+                // whether the client's process still holds its control socket (not behind a
+                // load balancer, which needs masquerade and holds the sockets itself).
+                if !self.tap.data_tls() && self.cfg.masquerade.is_none() {
+                    self.tap.look_up_owner();
+                }
+            }
+            "RETR" => {
+                self.tap.take_transfer_bytes();
+            }
+            // libunftp does not apply the working directory to MLST's argument.
+            "MLST" if !cmd.arg.is_empty() && !cmd.arg.starts_with(['/', '\\']) => {
+                let path = wire::normalise_shown_path(&format!("{}/{}", self.cwd, cmd.arg));
+                return format!("MLST {path}\r\n").into_bytes();
+            }
+            _ => {}
+        }
+        cmd.line.clone()
+    }
+
+    /// Which waiting command a final reply answers.
+    fn answered(&mut self, reply: &Reply) -> Option<Pending> {
+        if is_abor_reply(reply)
+            && let Some(i) = self.pending.iter().position(|p| p.cmd.verb == "ABOR")
+        {
+            return self.pending.remove(i);
+        }
+        self.pending.pop_front()
+    }
+
+    /// One reply from libunftp.
+    fn answer(&mut self, reply: Reply) {
+        // Noise and preliminary (1xx) replies answer nothing yet: pass them on.
+        if reply.code == 0 || reply.is_preliminary() {
+            self.out.push(Out::Client(reply.bytes()));
+            return;
+        }
+        let front = self.answered(&reply);
+        let verb = front.as_ref().map(|p| p.cmd.verb.as_str()).unwrap_or("");
+        // libunftp says a download is done once its last byte is in its socket; relayed, the
+        // bytes may still be in this process (lost if it dies while the client sees a clean
+        // end and the 226). The success reply waits until they reached the client's socket.
+        if (200..300).contains(&reply.code) && policy::is_download(verb) {
+            self.waiting = Some(Waiting::Delivered { reply, front });
+            self.out.push(Out::Request(Request::AwaitDelivered));
+            return;
+        }
+        self.finish_answer(reply, front, true);
+    }
+
+    /// Rewrites a final reply where needed and sends it.
+    fn finish_answer(&mut self, reply: Reply, front: Option<Pending>, delivered: bool) {
+        let verb = front
+            .as_ref()
+            .map(|p| p.cmd.verb.clone())
+            .unwrap_or_default();
+        let arg = front
+            .as_ref()
+            .map(|p| p.cmd.arg.clone())
+            .unwrap_or_default();
+        if !delivered {
+            let bytes = b"426 The data connection broke before all data was sent.\r\n".to_vec();
+            self.send_answer(426, bytes, front);
+            return;
+        }
+        let bytes = match (reply.code, verb.as_str()) {
+            (257, "PWD" | "XPWD" | "MKD" | "XMKD") if reply.lines.len() == 1 => {
+                wire::rewrite_257(&reply.last_text()).into_bytes()
+            }
+            (250, "MLST") if reply.lines.len() >= 3 => {
+                let facts = self.tap.facts();
+                let mut out = Vec::new();
+                for line in &reply.lines {
+                    if line.first() == Some(&b' ') {
+                        let text = String::from_utf8_lossy(line);
+                        out.extend_from_slice(wire::rewrite_mlst_entry(&text, facts).as_bytes());
+                    } else {
+                        out.extend_from_slice(line);
+                    }
+                }
+                out
+            }
+            (211, "FEAT") => {
+                let facts = self.tap.facts();
+                let mut out = Vec::new();
+                for line in &reply.lines {
+                    let text = String::from_utf8_lossy(line);
+                    if text.trim() == "MLST" {
+                        out.extend_from_slice(format!("{}\r\n", facts.feat_line()).as_bytes());
+                    } else {
+                        out.extend_from_slice(line);
+                    }
+                }
+                out
+            }
+            (230, _) => {
+                self.user = self.user_tried.clone();
+                self.cwd = "/".into();
+                reply.bytes()
+            }
+            (250, "CWD" | "XCWD") => {
+                let target = if arg.starts_with(['/', '\\']) {
+                    arg
+                } else {
+                    format!("{}/{arg}", self.cwd)
+                };
+                self.cwd = wire::normalise_shown_path(&target);
+                reply.bytes()
+            }
+            (200 | 250, "CDUP" | "XCUP") => {
+                self.cwd = wire::normalise_shown_path(&format!("{}/..", self.cwd));
+                reply.bytes()
+            }
+            (227, "PASV") | (229, "EPSV") => {
+                let extended = reply.code == 229;
+                let text = reply.last_text();
+                let inner_port = if extended {
+                    wire::parse_229(&text)
+                } else {
+                    wire::parse_227(&text).map(|a| a.port())
+                };
+                match inner_port {
+                    None => reply.bytes(),
+                    Some(_) if !extended && self.announce().is_none() => {
+                        let bytes = b"425 PASV cannot name an IPv6 address; use EPSV.\r\n";
+                        self.send_answer(425, bytes.to_vec(), front);
+                        return;
+                    }
+                    Some(inner_port) => {
+                        self.waiting = Some(Waiting::Passive { front, extended });
+                        self.out
+                            .push(Out::Request(Request::OpenPassive { inner_port }));
+                        return;
+                    }
+                }
+            }
+            _ => reply.bytes(),
+        };
+        self.send_answer(reply.code, bytes, front);
+    }
+
+    /// Puts the backend's reason in front of an error reply, logs the command, and sends.
+    fn send_answer(&mut self, code: u16, mut bytes: Vec<u8>, front: Option<Pending>) {
+        // A data connection refused for its TLS session is the reason, whatever broke after.
+        let refused = code >= 400
+            && front
+                .as_ref()
+                .is_some_and(|p| policy::is_transfer(&p.cmd.verb))
+            && self.tap.take_data_refused();
+        if code >= 400
+            && let Some(reason) = self
+                .tap
+                .take_reason()
+                .filter(|_| !refused)
+                .or_else(|| refused.then(|| super::data::REUSE_REQUIRED.to_owned()))
+        {
+            let mut with_reason = format!("{code}-{reason}\r\n").into_bytes();
+            with_reason.append(&mut bytes);
+            bytes = with_reason;
+        }
+        if let Some(p) = &front
+            && !p.cmd.verb.is_empty()
+        {
+            self.log(&p.cmd, &String::from_utf8_lossy(&bytes), p.started);
+        }
+        self.out.push(Out::Client(bytes));
+    }
+
+    /// One short line per command: who, what, the reply code, how long it took.
+    fn log(&self, cmd: &Command, reply: &str, started: Instant) {
+        let code: u16 = reply
+            .lines()
+            .last()
+            .and_then(|l| l.get(..3))
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let session = self.cfg.session;
+        let user = self.user.as_deref().unwrap_or("-");
+        let ms = started.elapsed().as_millis() as u64;
+        let what = wire::loggable(cmd);
+        if cmd.verb == "SITE" {
+            let last = reply.lines().last().unwrap_or_default();
+            self.cfg
+                .events
+                .send(Event::site(session, what.clone(), last));
+        }
+        if matches!(cmd.verb.as_str(), "RETR" | "STOR" | "APPE" | "STOU") {
+            let bytes = self.tap.take_transfer_bytes();
+            tracing::info!(session, %user, cmd = %what, reply = code, bytes, ms);
+        } else {
+            tracing::info!(session, %user, cmd = %what, reply = code, ms);
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    //! The core driven with byte sequences, as the shell drives it: what comes out, in order.
+
+    use super::*;
+
+    /// A core for a plain-FTP client on 127.0.0.1 (FTPS available), and its tap (made from a
+    /// real loopback socket pair; the core does no I/O on it).
+    async fn core() -> (Core, Arc<ControlTap>) {
+        let (_ours, theirs) = crate::ftp::relay::loopback_pair("127.0.0.1".parse().unwrap())
+            .await
+            .unwrap();
+        let (_stream, tap) = crate::ftp::control_tap::split(theirs).unwrap();
+        let tap = Arc::new(tap);
+        let cfg = CoreConfig {
+            session: 7,
+            tls_available: true,
+            tls_required: false,
+            masquerade: None,
+            local_ip: "127.0.0.1".parse().unwrap(),
+            events: EventBus::new(16),
+        };
+        (Core::new(cfg, tap.clone()), tap)
+    }
+
+    fn client(s: &str) -> Out {
+        Out::Client(s.as_bytes().to_vec())
+    }
+
+    fn inner(s: &str) -> Out {
+        Out::Inner(s.as_bytes().to_vec())
+    }
+
+    /// Feeds libunftp's greeting.
+    fn greeted(core: &mut Core) {
+        assert_eq!(
+            core.step(Input::Inner(b"220 BucketFTP ready\r\n")),
+            vec![client("220 BucketFTP ready\r\n")]
+        );
+    }
+
+    #[tokio::test]
+    async fn pipelined_commands_wait_for_the_greeting_and_each_other() {
+        let (mut core, _tap) = core().await;
+        // Sent before the greeting, in one read: nothing goes to libunftp yet.
+        assert_eq!(
+            core.step(Input::Client(b"NOOP\r\nPWD\r\nCWD a/../b\r\n")),
+            vec![]
+        );
+        assert!(core.blocked_since().is_some());
+        assert_eq!(
+            core.step(Input::Inner(b"220 BucketFTP ready\r\n")),
+            vec![client("220 BucketFTP ready\r\n"), inner("NOOP\r\n")]
+        );
+        assert_eq!(
+            core.step(Input::Inner(b"200 OK\r\n")),
+            vec![client("200 OK\r\n"), inner("PWD\r\n")]
+        );
+        // libunftp's PWD reply is rewritten with the normalised path.
+        assert_eq!(
+            core.step(Input::Inner(b"257 \"/\"\r\n")),
+            vec![
+                client("257 \"/\" is the current directory\r\n"),
+                inner("CWD a/../b\r\n")
+            ]
+        );
+        assert_eq!(
+            core.step(Input::Inner(b"250 OK\r\n")),
+            vec![client("250 OK\r\n")]
+        );
+        assert!(core.is_idle());
+        // MLST's relative argument gets the working directory the client sees.
+        assert_eq!(
+            core.step(Input::Client(b"MLST f.txt\r\n")),
+            vec![inner("MLST /b/f.txt\r\n")]
+        );
+    }
+
+    #[tokio::test]
+    async fn auth_tls_with_the_client_hello_glued_on() {
+        let (mut core, tap) = core().await;
+        greeted(&mut core);
+        let hello = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03";
+        let mut read = b"AUTH TLS\r\n".to_vec();
+        read.extend_from_slice(hello);
+        assert_eq!(
+            core.step(Input::Client(&read)),
+            vec![Out::Request(Request::StartTls)]
+        );
+        // Bytes that arrive meanwhile are more of the ClientHello.
+        assert_eq!(core.step(Input::Client(b"\x00\x00")), vec![]);
+        let mut prefix = hello.to_vec();
+        prefix.extend_from_slice(b"\x00\x00");
+        assert_eq!(
+            core.step(Input::Resumed(Resumed::TlsReady(true))),
+            vec![
+                client("234 AUTH TLS OK: start the TLS handshake.\r\n"),
+                Out::Request(Request::Handshake { prefix })
+            ]
+        );
+        assert!(!tap.control_tls());
+        assert_eq!(
+            core.step(Input::Resumed(Resumed::Handshake(Some("TLSv1_3".into())))),
+            vec![]
+        );
+        assert!(tap.control_tls());
+        // A second AUTH on the encrypted connection is the relay's to refuse.
+        assert_eq!(
+            core.step(Input::Client(b"AUTH TLS\r\n")),
+            vec![client(
+                "503 The control connection is already encrypted.\r\n"
+            )]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_tls_set_up_or_handshake() {
+        let (mut core, _tap) = core().await;
+        greeted(&mut core);
+        core.step(Input::Client(b"AUTH TLS\r\nNOOP\r\n"));
+        // Not set up: 431, and the session goes on in plain text with the next command.
+        assert_eq!(
+            core.step(Input::Resumed(Resumed::TlsReady(false))),
+            vec![
+                client("431 TLS cannot be set up now; try again.\r\n"),
+                inner("NOOP\r\n")
+            ]
+        );
+        let (mut core, _tap) = self::core().await;
+        greeted(&mut core);
+        core.step(Input::Client(b"AUTH TLS\r\n"));
+        core.step(Input::Resumed(Resumed::TlsReady(true)));
+        assert_eq!(
+            core.step(Input::Resumed(Resumed::Handshake(None))),
+            vec![Out::Close]
+        );
+        assert_eq!(core.step(Input::Client(b"NOOP\r\n")), vec![]);
+    }
+
+    #[tokio::test]
+    async fn abor_during_a_download() {
+        let (mut core, _tap) = core().await;
+        greeted(&mut core);
+        assert_eq!(
+            core.step(Input::Client(b"RETR big.bin\r\n")),
+            vec![inner("RETR big.bin\r\n")]
+        );
+        assert_eq!(
+            core.step(Input::Inner(b"150 Sending data\r\n")),
+            vec![client("150 Sending data\r\n")]
+        );
+        // ABOR interrupts: it goes at once, and the relayed data connection ends.
+        assert_eq!(
+            core.step(Input::Client(b"ABOR\r\n")),
+            vec![Out::AbortPassive, inner("ABOR\r\n")]
+        );
+        // libunftp's 226 for ABOR may come first: it answers ABOR, not the transfer.
+        assert_eq!(
+            core.step(Input::Inner(b"226 Closed data channel\r\n")),
+            vec![client("226 Closed data channel\r\n")]
+        );
+        assert!(!core.is_idle(), "the download still waits for its reply");
+        assert_eq!(
+            core.step(Input::Inner(b"426 Connection closed\r\n")),
+            vec![client("426 Connection closed\r\n")]
+        );
+        assert!(core.is_idle());
+        // A command that is not an interrupt waits for the transfer's reply.
+        core.step(Input::Client(b"RETR big.bin\r\n"));
+        assert_eq!(core.step(Input::Client(b"NOOP\r\n")), vec![]);
+        assert!(core.blocked_since().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_download_succeeds_only_once_its_data_is_delivered() {
+        let (mut core, _tap) = core().await;
+        greeted(&mut core);
+        core.step(Input::Client(b"RETR a.bin\r\nNOOP\r\n"));
+        assert_eq!(
+            core.step(Input::Inner(
+                b"150 Sending data\r\n226 Transfer complete\r\n"
+            )),
+            vec![
+                client("150 Sending data\r\n"),
+                Out::Request(Request::AwaitDelivered)
+            ]
+        );
+        // Not delivered: the success becomes 426, and the next command goes on.
+        assert_eq!(
+            core.step(Input::Resumed(Resumed::Delivered(false))),
+            vec![
+                client("426 The data connection broke before all data was sent.\r\n"),
+                inner("NOOP\r\n")
+            ]
+        );
+        core.step(Input::Inner(b"200 OK\r\n"));
+        core.step(Input::Client(b"RETR a.bin\r\n"));
+        core.step(Input::Inner(
+            b"150 Sending data\r\n226 Transfer complete\r\n",
+        ));
+        assert_eq!(
+            core.step(Input::Resumed(Resumed::Delivered(true))),
+            vec![client("226 Transfer complete\r\n")]
+        );
+    }
+
+    #[tokio::test]
+    async fn passive_replies_announce_the_relays_port() {
+        let (mut core, _tap) = core().await;
+        greeted(&mut core);
+        core.step(Input::Client(b"PASV\r\n"));
+        assert_eq!(
+            core.step(Input::Inner(
+                b"227 Entering Passive Mode (127,0,0,1,195,81)\r\n"
+            )),
+            vec![Out::Request(Request::OpenPassive { inner_port: 50001 })]
+        );
+        assert_eq!(
+            core.step(Input::Resumed(Resumed::Passive(Some(50100)))),
+            vec![client("227 Entering Passive Mode (127,0,0,1,195,180)\r\n")]
+        );
+        core.step(Input::Client(b"EPSV\r\n"));
+        core.step(Input::Inner(
+            b"229 Entering Extended Passive Mode (|||50002|)\r\n",
+        ));
+        assert_eq!(
+            core.step(Input::Resumed(Resumed::Passive(None))),
+            vec![client("425 No passive port is free; try again.\r\n")]
+        );
+        // The shell answering what was not asked ends the session.
+        assert_eq!(
+            core.step(Input::Resumed(Resumed::Delivered(true))),
+            vec![Out::Close]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_reply_split_across_reads() {
+        let (mut core, tap) = core().await;
+        greeted(&mut core);
+        assert_eq!(
+            core.step(Input::Client(b"OPTS MLST type;size;\r\nFEAT\r\n")),
+            vec![client("200 MLST OPTS type;size;\r\n"), inner("FEAT\r\n")]
+        );
+        assert_eq!(tap.facts().feat_line().matches('*').count(), 2);
+        assert_eq!(core.step(Input::Inner(b"211-Exten")), vec![]);
+        assert_eq!(core.step(Input::Inner(b"sions:\r\n MLST\r\n SIZ")), vec![]);
+        let out = core.step(Input::Inner(b"E\r\n211 END\r\n"));
+        let [Out::Client(bytes)] = &out[..] else {
+            panic!("one reply: {out:?}")
+        };
+        let text = String::from_utf8_lossy(bytes);
+        assert!(text.starts_with("211-Extensions:\r\n"), "{text}");
+        assert!(
+            text.contains(&format!("{}\r\n", tap.facts().feat_line())),
+            "FEAT's MLST line shows the selected facts: {text}"
+        );
+        assert!(
+            text.contains(" SIZE\r\n") && text.ends_with("211 END\r\n"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_error_reply_gets_the_backends_reason_first() {
+        let (mut core, tap) = core().await;
+        greeted(&mut core);
+        core.step(Input::Client(b"DELE x\r\n"));
+        tap.explain("x is a folder: use RMD");
+        assert_eq!(
+            core.step(Input::Inner(b"550 File not found\r\n")),
+            vec![client(
+                "550-x is a folder: use RMD\r\n550 File not found\r\n"
+            )]
+        );
+    }
+
+    #[tokio::test]
+    async fn too_much_or_too_long_input_ends_the_session() {
+        let (mut core, _tap) = core().await;
+        greeted(&mut core);
+        let long = vec![b'A'; MAX_LINE + 1];
+        assert_eq!(
+            core.step(Input::Client(&long)),
+            vec![client("500 Command line too long.\r\n"), Out::Close]
+        );
+        assert_eq!(core.step(Input::Client(b"NOOP\r\n")), vec![], "closed");
+        let (mut core, _tap) = self::core().await;
+        // Before the greeting nothing is read: the buffer grows to its limit.
+        let many = b"NOOP\r\n".repeat(MAX_BUFFERED / 6 + 1);
+        assert_eq!(
+            core.step(Input::Client(&many)),
+            vec![client("500 Too much input at once.\r\n"), Out::Close]
+        );
+    }
+}

@@ -1,0 +1,190 @@
+//! The relay's command policy, pure: which commands the relay answers itself (AUTH TLS, PROT,
+//! OPTS MLST, refusals when TLS is required) and which kinds of command open, read or
+//! interrupt a transfer.
+
+use super::wire;
+use super::wire::Command;
+
+/// Commands that open a data transfer.
+pub(crate) fn is_transfer(verb: &str) -> bool {
+    matches!(
+        verb,
+        "RETR" | "STOR" | "APPE" | "STOU" | "LIST" | "NLST" | "MLSD"
+    )
+}
+
+/// Transfers whose data flows to the client.
+pub(crate) fn is_download(verb: &str) -> bool {
+    matches!(verb, "RETR" | "LIST" | "NLST" | "MLSD")
+}
+
+/// Commands a client sends while an earlier one is still running, and that must reach
+/// libunftp at once (RFC 959 §4.1.3: ABOR, STAT and QUIT interrupt a transfer).
+pub(crate) fn is_interrupt(verb: &str) -> bool {
+    matches!(verb, "ABOR" | "STAT" | "QUIT")
+}
+
+/// What the relay does with one command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Action {
+    /// Pass it to libunftp.
+    Forward,
+    /// Start TLS on the control connection.
+    StartTls,
+    /// Answer it here with this reply (which ends with `\r\n`).
+    Answer(String),
+    /// `OPTS MLST`: select these facts and answer.
+    SelectFacts(wire::Facts, String),
+    /// `PROT P` (true) or `PROT C` (false): data connections' protection from now on, and
+    /// the reply. libunftp never sees `PROT`: its data connections are always plain, and the
+    /// relay does the TLS of encrypted ones.
+    Protect(bool, String),
+}
+
+/// The session state [`decide`] looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Protection {
+    /// FTPS is configured.
+    pub(crate) tls_available: bool,
+    /// TLS is required for logins and data.
+    pub(crate) tls_required: bool,
+    /// The control connection is already TLS.
+    pub(crate) control_tls: bool,
+    /// `PROT P` is in force.
+    pub(crate) data_tls: bool,
+}
+
+/// Decides what to do with a command. Pure.
+pub(crate) fn decide(cmd: &Command, p: Protection) -> Action {
+    match cmd.verb.as_str() {
+        "AUTH" if p.tls_available => {
+            let mech = cmd.arg.trim().to_ascii_uppercase();
+            if p.control_tls {
+                Action::Answer("503 The control connection is already encrypted.\r\n".into())
+            } else if matches!(mech.as_str(), "TLS" | "TLS-C" | "SSL" | "TLS-P") {
+                Action::StartTls
+            } else {
+                Action::Answer(format!(
+                    "504 AUTH {} is not supported; use AUTH TLS.\r\n",
+                    wire::one_line(&mech)
+                ))
+            }
+        }
+        "USER" | "PASS" | "ACCT" if p.tls_required && !p.control_tls => Action::Answer(
+            "534 This server requires explicit FTP over TLS: send AUTH TLS first \
+             (in FileZilla: Encryption \"Require explicit FTP over TLS\").\r\n"
+                .into(),
+        ),
+        "PROT" if p.tls_required && !cmd.arg.trim().eq_ignore_ascii_case("P") => Action::Answer(
+            "534 This server requires encrypted data connections: only PROT P.\r\n".into(),
+        ),
+        "PROT" if p.tls_available => match cmd.arg.trim().to_ascii_uppercase().as_str() {
+            "P" => Action::Protect(true, "200 PROT OK. Securing data channel\r\n".into()),
+            "C" => Action::Protect(
+                false,
+                "200 PROT OK. Switching data channel to plaintext\r\n".into(),
+            ),
+            "S" | "E" => Action::Answer("536 PROT S and PROT E are not supported.\r\n".into()),
+            _ => Action::Answer("504 PROT takes C or P.\r\n".into()),
+        },
+        "PASV" | "EPSV" | "PORT" | "EPRT" | "LPSV" | "LPRT" if p.tls_required && !p.data_tls => {
+            Action::Answer(
+                "534 This server requires encrypted data connections: send PROT P first.\r\n"
+                    .into(),
+            )
+        }
+        "CCC" if p.control_tls => {
+            Action::Answer("534 The control connection stays encrypted.\r\n".into())
+        }
+        _ => match wire::opts_mlst_arg(cmd) {
+            Some(list) => {
+                let (facts, reply) = wire::opts_mlst(list);
+                Action::SelectFacts(facts, reply)
+            }
+            None => Action::Forward,
+        },
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+
+    fn cmd(line: &str) -> Command {
+        wire::parse_command(line.as_bytes()).unwrap()
+    }
+
+    const OPEN: Protection = Protection {
+        tls_available: true,
+        tls_required: false,
+        control_tls: false,
+        data_tls: false,
+    };
+
+    #[test]
+    fn decisions() {
+        assert_eq!(decide(&cmd("AUTH TLS"), OPEN), Action::StartTls);
+        assert_eq!(decide(&cmd("auth ssl"), OPEN), Action::StartTls);
+        assert!(
+            matches!(decide(&cmd("AUTH GSSAPI"), OPEN), Action::Answer(r) if r.starts_with("504"))
+        );
+        let tls = Protection {
+            control_tls: true,
+            ..OPEN
+        };
+        assert!(matches!(decide(&cmd("AUTH TLS"), tls), Action::Answer(r) if r.starts_with("503")));
+        let no_tls = Protection {
+            tls_available: false,
+            ..OPEN
+        };
+        assert_eq!(decide(&cmd("AUTH TLS"), no_tls), Action::Forward);
+        assert_eq!(decide(&cmd("USER a/b"), OPEN), Action::Forward);
+        let required = Protection {
+            tls_required: true,
+            ..OPEN
+        };
+        assert!(
+            matches!(decide(&cmd("USER a/b"), required), Action::Answer(r) if r.starts_with("534"))
+        );
+        assert!(
+            matches!(decide(&cmd("PASS x"), required), Action::Answer(r) if r.starts_with("534"))
+        );
+        let logged = Protection {
+            control_tls: true,
+            ..required
+        };
+        assert_eq!(decide(&cmd("USER a/b"), logged), Action::Forward);
+        assert!(matches!(decide(&cmd("EPSV"), logged), Action::Answer(r) if r.starts_with("534")));
+        let private = Protection {
+            data_tls: true,
+            ..logged
+        };
+        assert_eq!(decide(&cmd("EPSV"), private), Action::Forward);
+        assert_eq!(decide(&cmd("PASV"), OPEN), Action::Forward);
+        assert!(matches!(
+            decide(&cmd("OPTS MLST type;size;"), OPEN),
+            Action::SelectFacts(_, r) if r == "200 MLST OPTS type;size;\r\n"
+        ));
+        assert_eq!(decide(&cmd("OPTS UTF8 ON"), OPEN), Action::Forward);
+        assert!(matches!(decide(&cmd("CCC"), tls), Action::Answer(r) if r.starts_with("534")));
+        assert!(
+            matches!(decide(&cmd("PROT C"), required), Action::Answer(r) if r.starts_with("534"))
+        );
+        // PROT is the relay's: it does the TLS of data connections.
+        assert!(
+            matches!(decide(&cmd("PROT P"), required), Action::Protect(true, r) if r.starts_with("200"))
+        );
+        assert!(
+            matches!(decide(&cmd("prot c"), OPEN), Action::Protect(false, r) if r.starts_with("200"))
+        );
+        assert!(matches!(decide(&cmd("PROT S"), OPEN), Action::Answer(r) if r.starts_with("536")));
+        assert!(matches!(decide(&cmd("PROT X"), OPEN), Action::Answer(r) if r.starts_with("504")));
+        // Without FTPS, libunftp answers it (502).
+        assert_eq!(decide(&cmd("PROT P"), no_tls), Action::Forward);
+        // libunftp reads `PASS\r…` and `paſs …` as PASS too.
+        assert!(
+            matches!(decide(&cmd("PASS\rsecret"), required), Action::Answer(r) if r.starts_with("534"))
+        );
+    }
+}
