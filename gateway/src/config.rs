@@ -189,7 +189,8 @@ pub enum ParseError {
     PortOrder(String),
 }
 
-/// Parses a byte size: `8388608`, `8MiB`, `8M`, `512k`, `1GiB`, `1.5MiB`.
+/// Parses a byte size: `8388608`, `8MiB`, `8M`, `512k`, `1GiB`, `1.5MiB`, and what
+/// [`human_size`] writes (`20 GiB`, `100 bytes`).
 pub fn parse_size(text: &str) -> Result<usize, ParseError> {
     let t = text.trim();
     let split = t
@@ -200,10 +201,11 @@ pub fn parse_size(text: &str) -> Result<usize, ParseError> {
         .parse()
         .map_err(|_| ParseError::NotASize(text.to_owned()))?;
     let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
+        "" | "b" | "byte" | "bytes" => 1.0,
         "k" | "kb" | "kib" => 1024.0,
         "m" | "mb" | "mib" => 1024.0 * 1024.0,
         "g" | "gb" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        "t" | "tb" | "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
         other => {
             return Err(ParseError::SizeUnit {
                 unit: other.to_owned(),
@@ -216,6 +218,25 @@ pub fn parse_size(text: &str) -> Result<usize, ParseError> {
         return Err(ParseError::OutOfRange(text.to_owned()));
     }
     Ok(bytes as usize)
+}
+
+/// A byte count as people read it, to one decimal: `21474836480` → `20 GiB`, `1536` →
+/// `1.5 KiB`, `100` → `100 bytes`. [`parse_size`] reads it back; it is exact when no
+/// decimal was rounded (the importers write a size setting this way only then). Pure.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} bytes");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    let text = format!("{value:.1}");
+    let text = text.strip_suffix(".0").unwrap_or(&text);
+    format!("{text} {}", UNITS[unit])
 }
 
 /// Parses a port range `A-B` (or a single port).
@@ -286,6 +307,33 @@ mod tests {
             Err("unknown size unit \"parsecs\" in \"8 parsecs\"".into())
         );
         assert_eq!(parse_size("MiB"), Err(ParseError::NotASize("MiB".into())));
+    }
+
+    #[test]
+    fn sizes_in_words() {
+        const KIB: u64 = 1024;
+        const MIB: u64 = 1024 * KIB;
+        const GIB: u64 = 1024 * MIB;
+        // bytes, words, whether the words read back to the same bytes.
+        let table = [
+            (0, "0 bytes", true),
+            (100, "100 bytes", true),
+            (1024, "1 KiB", true),
+            (1536, "1.5 KiB", true),
+            (1536 * KIB, "1.5 MiB", true),
+            (1536 * KIB + 1, "1.5 MiB", false),
+            (8 * MIB, "8 MiB", true),
+            (20 * GIB, "20 GiB", true),
+            (200 * GIB, "200 GiB", true),
+            (78_125 * MIB, "76.3 GiB", false),
+            (5 * 1024 * GIB, "5 TiB", true),
+            (3 * 1024 * 1024 * GIB, "3072 TiB", true),
+        ];
+        for (bytes, words, exact) in table {
+            assert_eq!(human_size(bytes), words, "{bytes}");
+            let back = parse_size(words).map(|n| n as u64);
+            assert_eq!(back == Ok(bytes), exact, "{words}: {back:?}");
+        }
     }
 
     #[test]

@@ -108,8 +108,10 @@ impl Failure {
         }
     }
 
-    /// The three-digit reply code this failure becomes.
-    pub fn reply_code(&self) -> u16 {
+    /// The three-digit reply code this failure becomes (libunftp's mapping of the kind).
+    /// Only tests need the number: the server hands libunftp the kind.
+    #[cfg(test)]
+    pub(crate) fn reply_code(&self) -> u16 {
         match self.reply_kind() {
             ErrorKind::TransientFileNotAvailable => 450,
             ErrorKind::ConnectionClosed => 426,

@@ -57,7 +57,8 @@ async fn basic_roundtrip(kind: S3Kind) -> TestS3 {
 
     // Multipart: create, upload one part, see it listed, abort, see nothing left.
     // (Not completed here: moto's ListParts reply is unparseable by the Rust SDK, and Garage
-    // refuses UploadPartCopy from tiny inline objects — see DESIGN.md.)
+    // stores tiny objects inline and refuses UploadPartCopy from them — measured and noted in
+    // the team's ../shared/DESIGN.md, outside this repository.)
     let created = s3
         .client
         .create_multipart_upload()

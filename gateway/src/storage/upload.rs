@@ -31,6 +31,8 @@ use tokio::task::JoinSet;
 
 use super::multipart::MultipartUpload;
 use super::part_buf::PartBuf;
+// Re-exported for storage/parts.rs, which names it `super::upload::human_size`.
+pub(super) use crate::config::human_size;
 use crate::error::Failure;
 use crate::ops::events::TransferTracker;
 use crate::s3::error::ClassifyExt;
@@ -182,23 +184,6 @@ fn too_large(max: u64) -> Failure {
         "larger than this server's limit of {} (max_file_size); nothing was stored",
         human_size(max)
     ))
-}
-
-/// `21474836480` → `20 GiB`, `1536` → `1.5 KiB`, `100` → `100 bytes`. Pure.
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if bytes < 1024 {
-        return format!("{bytes} bytes");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    let text = format!("{value:.1}");
-    let text = text.strip_suffix(".0").unwrap_or(&text);
-    format!("{text} {}", UNITS[unit])
 }
 
 /// The CopySource header value for `bucket/key`, percent-encoded except for `/`.
@@ -617,11 +602,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes_in_words() {
-        assert_eq!(human_size(100), "100 bytes");
-        assert_eq!(human_size(1536), "1.5 KiB");
-        assert_eq!(human_size(21_474_836_480), "20 GiB");
-        assert_eq!(human_size(8 * 1024 * 1024), "8 MiB");
+    fn too_large_names_the_limit() {
         assert!(too_large(1024).to_string().contains("1 KiB"));
         assert_eq!(too_large(1).reply_code(), 552);
     }

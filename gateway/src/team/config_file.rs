@@ -350,11 +350,6 @@ impl ConfigFile {
         })
     }
 
-    /// True when the file defines team users.
-    pub fn has_users(&self) -> bool {
-        !self.doc.user.is_empty()
-    }
-
     /// The first storage's settings (the default for `ACCESS_KEY_ID/bucket` logins when the
     /// command line names no endpoint).
     pub fn first_storage_settings(&self) -> Option<S3Settings> {
@@ -706,7 +701,6 @@ permissions = "r"
     #[test]
     fn users_and_storages_resolve() {
         let f = parse(&sample()).unwrap();
-        assert!(f.has_users());
         let env = |v: &str| (v == "MAIN_SECRET").then(|| "from-env".to_owned());
         let dir = f.directory(false, &env).unwrap();
         assert_eq!(dir.len(), 2);
