@@ -499,7 +499,17 @@ async fn killed_gateway_leaves_old_object() {
     let mut dc = ctl.data("STOR victim.bin").await;
     let body = data(20 * MIB, 5);
     assert!(dc.write(&body[..17 * MIB]).await);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The gateway has begun its multipart upload (one, never more) when it is killed.
+    let begun = support::eventually_some(
+        Duration::from_secs(30),
+        "the gateway's multipart upload begun",
+        || async {
+            let now = s3.multipart_uploads(BUCKET).await;
+            assert!(now.len() <= 1, "more than one upload: {now:?}");
+            now.into_iter().next()
+        },
+    )
+    .await;
     let _ = child.start_kill();
     let _ = child.wait().await;
     assert_eq!(
@@ -509,9 +519,9 @@ async fn killed_gateway_leaves_old_object() {
     let _ = std::fs::remove_dir_all(dir);
     let left = s3.multipart_uploads(BUCKET).await;
     assert_eq!(
-        left.len(),
-        1,
-        "the killed gateway's upload is still there: {left:?}"
+        left,
+        vec![begun],
+        "the killed gateway's upload is still there, and no other"
     );
 
     // The next gateway, told to abort stale uploads (age 0 here), cleans it up at login.

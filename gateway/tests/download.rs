@@ -146,9 +146,10 @@ async fn a_broken_download_says_what_the_client_has(kind: S3Kind) {
     let mut raw = rawftp::Raw::connect(env.gw.local_addr()).await;
     let user = format!("{}/{BUCKET}", env.s3.access_key);
     raw.login(&user, &env.s3.secret_key).await;
-    let dc = raw.data("RETR broken.bin").await;
-    // The client resets the data connection while the gateway still writes.
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let mut dc = raw.data("RETR broken.bin").await;
+    // The client resets the data connection while the gateway still writes: the first bytes
+    // have come (the transfer runs), 39 MiB have not.
+    dc.read_at_least(MIB).await;
     dc.reset();
     let (code, text) = raw.reply().await;
     assert_eq!(code, 426, "{kind:?}: {text}");

@@ -445,6 +445,16 @@ impl ControlTap {
 mod tests {
     use super::*;
 
+    /// Waits until `done` is true (a socket's state reaching the tap), asking every 5 ms;
+    /// fails naming `what` after 10 s.
+    async fn until(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < deadline, "not within 10 s: {what}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     #[test]
     fn commit_decision_table() {
         use ControlState::*;
@@ -507,12 +517,13 @@ mod tests {
         let mark = tap.upload_mark();
         assert!(tap.check_commit(mark).is_ok());
         drop(client);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(tap.check_commit(mark).is_err(), "client's FIN seen");
+        until("the client's FIN seen", || tap.check_commit(mark).is_err()).await;
         drop(std_side);
         drop(relay);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert_eq!(tap.state(), ControlState::Closed);
+        until("the relay's close seen", || {
+            tap.state() == ControlState::Closed
+        })
+        .await;
         let tap2_mark = tap.upload_mark();
         assert!(tap.check_commit(tap2_mark).is_err(), "closed");
     }

@@ -168,6 +168,43 @@ pub(crate) fn free_port() -> u16 {
     l.local_addr().expect("free_port: local_addr").port()
 }
 
+/// How often [`eventually`] and [`eventually_some`] ask again.
+const POLL_EVERY: Duration = Duration::from_millis(10);
+
+/// Waits until `f` answers `Some`, asking at once and then every 10 ms: its value. Panics
+/// naming `what` when `within` has passed without one. A wait for a state, not a fixed sleep.
+pub(crate) async fn eventually_some<T, F, Fut>(within: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not within {within:?}: {what}"
+        );
+        tokio::time::sleep(POLL_EVERY).await;
+    }
+}
+
+/// Waits until `f` answers true (see [`eventually_some`]); panics naming `what` when `within`
+/// has passed first.
+pub(crate) async fn eventually<F, Fut>(within: Duration, what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    eventually_some(within, what, || {
+        let fut = f();
+        async move { fut.await.then_some(()) }
+    })
+    .await;
+}
+
 /// A client for a path-style store at `endpoint`, built by the gateway's own
 /// [`ClientFactory`] (the code that makes every client of a running gateway).
 pub(crate) fn s3_client(
