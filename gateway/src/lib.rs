@@ -28,6 +28,7 @@ pub mod path;
 pub mod s3;
 pub mod storage;
 pub mod team;
+pub mod units;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

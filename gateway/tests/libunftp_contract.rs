@@ -21,7 +21,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use gateway::ftp::relay::wire::{self, Facts, ReplyAssembler};
+use gateway::ftp::relay::wire::{self, ReplyAssembler};
+use gateway::ftp::text::Facts;
 use libunftp::ServerBuilder;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};

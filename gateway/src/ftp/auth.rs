@@ -117,9 +117,9 @@ fn verify_slots() -> &'static Arc<tokio::sync::Semaphore> {
 pub type UserSlot = Arc<Mutex<Option<S3User>>>;
 
 /// A refused user name as logs, events and the audit log show it: one line, cut to
-/// [`LOGGED_CHARS`](crate::ftp::relay::wire::LOGGED_CHARS) characters. Pure.
+/// [`LOGGED_CHARS`](crate::ftp::text::LOGGED_CHARS) characters. Pure.
 pub fn shown_name(name: &str) -> String {
-    crate::ftp::relay::wire::shorten(name, crate::ftp::relay::wire::LOGGED_CHARS)
+    crate::ftp::text::shorten(name, crate::ftp::text::LOGGED_CHARS)
 }
 
 /// A login attempt's place in its address's lockout count, from its start to its outcome.

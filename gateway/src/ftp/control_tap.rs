@@ -51,7 +51,7 @@ use tokio::sync::Notify;
 
 use crate::error::Failure;
 use crate::ftp::peer_process::{Owner, SocketOwner};
-use crate::ftp::relay::wire::{Facts, one_line};
+use crate::ftp::text::{Facts, one_line};
 
 /// How long after the end of a plain-FTP data stream the gate waits for the control
 /// connection to close or a command to arrive, when nothing else tells a finished upload from

@@ -10,6 +10,7 @@
 //! - [`limits`]: session limits and the failed-login lockout (pure bookkeeping).
 //! - [`tls`]: the FTPS certificate and rustls configurations.
 //! - [`proxy_protocol`]: the client's address behind a load balancer.
+//! - [`text`]: the MLST facts and one-line reply text (a leaf: it imports nothing).
 //! - [`data_end`], [`peer_process`]: how a data connection ended, and whether a local
 //!   client's process still lives (the upload commit gate's evidence).
 
@@ -22,4 +23,5 @@ pub mod proxy_protocol;
 pub mod relay;
 pub mod server;
 pub mod session;
+pub mod text;
 pub mod tls;

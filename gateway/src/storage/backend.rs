@@ -20,8 +20,8 @@ use super::upload::{CommitGate, Upload};
 use super::{ObjectMeta, Res, Shared, download, folders};
 use crate::error::Failure;
 use crate::ftp::control_tap::ControlTap;
-use crate::ftp::relay::wire::Facts;
 use crate::ftp::session::{Connection, S3User};
+use crate::ftp::text::Facts;
 use crate::ops::events::{ChangeKind, Direction, Event, TransferTracker};
 use crate::path::BucketPath;
 
@@ -66,10 +66,7 @@ enum Target {
 
 /// A path that could not be parsed, as an event shows it: one line, cut.
 fn as_given(path: &Path) -> String {
-    crate::ftp::relay::wire::shorten(
-        &path.to_string_lossy(),
-        crate::ftp::relay::wire::LOGGED_CHARS,
-    )
+    crate::ftp::text::shorten(&path.to_string_lossy(), crate::ftp::text::LOGGED_CHARS)
 }
 
 impl S3Backend {

@@ -17,7 +17,6 @@ use futures::stream::{self, TryStreamExt};
 
 use super::listing::ListedObject;
 use super::parts::TransferLimits;
-use super::upload::copy_source;
 use super::{ObjectMeta, Res, multipart, to_system_time};
 use crate::error::Failure;
 use crate::ftp::session::S3User;
@@ -331,6 +330,18 @@ impl<'a> Bucket<'a> {
     }
 }
 
+/// The CopySource header value for `bucket/key`, percent-encoded except for `/`.
+pub(super) fn copy_source(bucket: &str, key: &str) -> String {
+    use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+    const KEEP: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'/')
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    format!("{}/{}", bucket, utf8_percent_encode(key, KEEP))
+}
+
 #[cfg(test)]
 mod tests {
     use super::Pager;
@@ -372,5 +383,13 @@ mod tests {
             vec![None],
             "a cursor on the last page is ignored"
         );
+    }
+
+    #[test]
+    fn copy_source_encoding() {
+        use super::copy_source;
+        assert_eq!(copy_source("b", "a/b c.txt"), "b/a/b%20c.txt");
+        assert_eq!(copy_source("b", "测试/x+y"), "b/%E6%B5%8B%E8%AF%95/x%2By");
+        assert_eq!(copy_source("b", "a-b_c.d~e"), "b/a-b_c.d~e");
     }
 }

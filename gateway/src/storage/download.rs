@@ -32,8 +32,9 @@ use crate::s3::error::{ClassifyExt, classify};
 
 use super::parts::{Held, MemoryPool};
 
-/// Bytes per ranged GET of a split download.
-pub const CHUNK: u64 = 8 * 1024 * 1024;
+/// Bytes per ranged GET of a split download (kept with the memory rules: the first upload
+/// part is never smaller).
+pub use super::parts::CHUNK;
 /// Chunks downloading ahead of the one being written to the client.
 pub const CHUNKS_AHEAD: usize = 3;
 

@@ -212,7 +212,7 @@ pub async fn copy_in_parts(
     parallel: usize,
 ) -> Result<(), Failure> {
     let upload = MultipartUpload::create(client, bucket, to).await?;
-    let source = super::upload::copy_source(bucket, from);
+    let source = super::bucket::copy_source(bucket, from);
     match upload.copy_parts(&source, ranges, None, parallel).await {
         Ok(parts) => upload.complete(parts).await,
         Err(f) => {

@@ -21,6 +21,10 @@ use std::time::Duration;
 
 use crate::error::Failure;
 
+/// Bytes per ranged GET of a split download (`download.rs`); an upload's first part is at
+/// least this large.
+pub const CHUNK: u64 = 8 * 1024 * 1024;
+
 /// S3's limit on the number of parts of one object.
 pub const MAX_PARTS: u64 = 10_000;
 /// S3's floor on every part but the last.
@@ -42,13 +46,13 @@ const MIB: usize = 1024 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LimitsError {
     /// The part size is outside [`PART_SIZES`].
-    #[error("the part size must be between 5 MiB and 5 GiB, got {}", super::upload::human_size(*.0 as u64))]
+    #[error("the part size must be between 5 MiB and 5 GiB, got {}", crate::units::human_size(*.0 as u64))]
     PartSize(usize),
     /// The parallelism is outside [`PARTS_IN_FLIGHT`].
     #[error("parts in flight must be between {lo} and {hi}, got {0}", lo = PARTS_IN_FLIGHT.start(), hi = PARTS_IN_FLIGHT.end())]
     PartsInFlight(usize),
     /// The memory limit cannot hold two parts.
-    #[error("the memory limit ({}) must hold at least two parts of {}", super::upload::human_size(*.memory as u64), super::upload::human_size(*.part_size as u64))]
+    #[error("the memory limit ({}) must hold at least two parts of {}", crate::units::human_size(*.memory as u64), crate::units::human_size(*.part_size as u64))]
     Memory {
         /// The memory limit asked for.
         memory: usize,
@@ -147,7 +151,7 @@ impl TransferLimits {
     /// The bytes of the memory limit kept back for transfers that hold no buffer: two first
     /// parts or two download chunks, at most a quarter of the limit.
     fn reserve(&self) -> usize {
-        let first = self.part_size.max(super::download::CHUNK as usize);
+        let first = self.part_size.max(CHUNK as usize);
         (2 * first).min(self.memory_limit / 4)
     }
 
@@ -340,7 +344,7 @@ impl PartSchedule {
     /// The refusal for an upload that outgrew the schedule (552), naming the limit that
     /// follows and what raises it.
     pub fn too_large(&self) -> Failure {
-        use super::upload::human_size;
+        use crate::units::human_size;
         let capacity = human_size(self.capacity());
         Failure::TooLarge(if self.capacity() == MAX_OBJECT_SIZE {
             format!("larger than S3's object size limit of {capacity}; nothing was stored")

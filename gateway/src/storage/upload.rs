@@ -31,11 +31,10 @@ use tokio::task::JoinSet;
 
 use super::multipart::MultipartUpload;
 use super::part_buf::PartBuf;
-// Re-exported for storage/parts.rs, which names it `super::upload::human_size`.
-pub(super) use crate::config::human_size;
 use crate::error::Failure;
 use crate::ops::events::TransferTracker;
 use crate::s3::error::ClassifyExt;
+use crate::units::human_size;
 
 use super::parts::{MemoryPool, PartSchedule, TransferLimits};
 
@@ -186,18 +185,6 @@ fn too_large(max: u64) -> Failure {
     ))
 }
 
-/// The CopySource header value for `bucket/key`, percent-encoded except for `/`.
-pub fn copy_source(bucket: &str, key: &str) -> String {
-    use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-    const KEEP: &AsciiSet = &NON_ALPHANUMERIC
-        .remove(b'/')
-        .remove(b'-')
-        .remove(b'_')
-        .remove(b'.')
-        .remove(b'~');
-    format!("{}/{}", bucket, utf8_percent_encode(key, KEEP))
-}
-
 /// A data part's outcome and its size.
 type DataPartResult = Result<(CompletedPart, u64), Failure>;
 
@@ -330,7 +317,7 @@ impl Upload<'_> {
         ranges: &[(u64, u64)],
         etag: Option<&str>,
     ) -> Result<Vec<CompletedPart>, Failure> {
-        let source = copy_source(self.bucket, self.key);
+        let source = super::bucket::copy_source(self.bucket, self.key);
         upload
             .copy_parts(&source, ranges, etag, self.limits.parts_in_flight())
             .await
@@ -605,13 +592,6 @@ mod tests {
     fn too_large_names_the_limit() {
         assert!(too_large(1024).to_string().contains("1 KiB"));
         assert_eq!(too_large(1).reply_code(), 552);
-    }
-
-    #[test]
-    fn copy_source_encoding() {
-        assert_eq!(copy_source("b", "a/b c.txt"), "b/a/b%20c.txt");
-        assert_eq!(copy_source("b", "测试/x+y"), "b/%E6%B5%8B%E8%AF%95/x%2By");
-        assert_eq!(copy_source("b", "a-b_c.d~e"), "b/a-b_c.d~e");
     }
 
     #[test]

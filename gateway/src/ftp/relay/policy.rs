@@ -34,7 +34,7 @@ pub(crate) enum Action {
     /// Answer it here with this reply (which ends with `\r\n`).
     Answer(String),
     /// `OPTS MLST`: select these facts and answer.
-    SelectFacts(wire::Facts, String),
+    SelectFacts(crate::ftp::text::Facts, String),
     /// `PROT P` (true) or `PROT C` (false): data connections' protection from now on, and
     /// the reply. libunftp never sees `PROT`: its data connections are always plain, and the
     /// relay does the TLS of encrypted ones.
