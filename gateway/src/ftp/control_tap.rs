@@ -57,7 +57,7 @@ use crate::ftp::text::{Facts, one_line};
 /// connection to close or a command to arrive, when nothing else tells a finished upload from
 /// a killed client (a remote client, or a process whose sockets cannot be read): a killed
 /// client's control connection closes a moment after its data connection.
-pub const SETTLE: Duration = Duration::from_millis(40);
+pub(crate) const SETTLE: Duration = Duration::from_millis(40);
 
 /// How long a reason waits for its error reply before it is dropped as stale.
 const REASON_FRESH: Duration = Duration::from_secs(60);
@@ -125,7 +125,7 @@ pub struct ControlTap {
 }
 
 /// Splits libunftp's end of the loopback connection into the stream for libunftp and the tap.
-pub fn split(
+pub(crate) fn split(
     stream: tokio::net::TcpStream,
 ) -> std::io::Result<(tokio::net::TcpStream, ControlTap)> {
     let std_stream = stream.into_std()?;
@@ -328,7 +328,7 @@ impl ControlTap {
 /// command ended at `mark` bytes of the client's control stream must not be committed when the
 /// control connection is gone, or when the client has sent anything since (counted by the
 /// relay, or still unread in the client's socket).
-pub fn may_commit(
+pub(crate) fn may_commit(
     mark: u64,
     now: u64,
     client: ControlState,

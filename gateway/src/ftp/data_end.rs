@@ -31,13 +31,13 @@ use tokio::net::TcpStream;
 
 /// Whether a stream that just reported its end (a read of 0 bytes) was reset instead,
 /// judged from what asking for its peer's address gave. Pure.
-pub fn ended_by_reset(peer: &io::Result<SocketAddr>) -> bool {
+pub(crate) fn ended_by_reset(peer: &io::Result<SocketAddr>) -> bool {
     matches!(peer, Err(e) if e.kind() == io::ErrorKind::NotConnected)
 }
 
 /// A TCP stream whose clean end is checked: see the module docs.
 #[derive(Debug)]
-pub struct EndChecked {
+pub(crate) struct EndChecked {
     inner: TcpStream,
     /// This side has sent its FIN: once the peer's comes too, the connection is closed and
     /// has no peer any more, though nothing was reset. No question is asked then.
@@ -46,12 +46,12 @@ pub struct EndChecked {
 
 impl EndChecked {
     /// Wraps `inner`.
-    pub fn new(inner: TcpStream) -> Self {
+    pub(crate) fn new(inner: TcpStream) -> Self {
         Self { inner, shut: false }
     }
 
     /// The TCP stream.
-    pub fn get_ref(&self) -> &TcpStream {
+    pub(crate) fn get_ref(&self) -> &TcpStream {
         &self.inner
     }
 }

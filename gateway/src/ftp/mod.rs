@@ -15,13 +15,13 @@
 //!   client's process still lives (the upload commit gate's evidence).
 
 pub mod auth;
-pub mod control_tap;
-pub mod data_end;
+pub(crate) mod control_tap;
+pub(crate) mod data_end;
 pub mod limits;
 pub mod peer_process;
 pub mod proxy_protocol;
 pub mod relay;
-pub mod server;
-pub mod session;
+pub(crate) mod server;
+pub(crate) mod session;
 pub mod text;
 pub mod tls;

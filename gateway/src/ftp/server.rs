@@ -39,7 +39,7 @@ use crate::s3::Factories;
 use crate::storage::{S3Backend, Shared};
 
 /// What the accept loop needs.
-pub struct ServerParts {
+pub(crate) struct ServerParts {
     /// Builds per-login S3 clients.
     pub factories: Arc<Factories>,
     /// Shared by every session's backend.
@@ -69,10 +69,10 @@ pub struct ServerParts {
 }
 
 /// The live sessions' control sockets, so that stop can end them.
-pub type Sessions = Arc<Mutex<Vec<(u64, Arc<ControlTap>)>>>;
+pub(crate) type Sessions = Arc<Mutex<Vec<(u64, Arc<ControlTap>)>>>;
 
 /// Accepts until `stop` turns true, then closes every session after `grace`.
-pub async fn accept_loop(
+pub(crate) async fn accept_loop(
     listener: TcpListener,
     parts: Arc<ServerParts>,
     mut stop: watch::Receiver<Option<Duration>>,

@@ -40,12 +40,12 @@ use crate::ops::events::{ChangeKind, Direction, Event, Observer, SessionId, Tran
 use crate::ops::metrics::Metrics;
 
 /// Events the queue between the observer and the writer holds; more are dropped.
-pub const QUEUE: usize = 10_000;
+pub(crate) const QUEUE: usize = 10_000;
 
 /// What a line is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum AuditKind {
+pub(crate) enum AuditKind {
     /// A login attempt.
     Login,
     /// A finished or failed transfer.
@@ -79,7 +79,7 @@ impl From<ChangeKind> for AuditKind {
 /// How it ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum AuditOutcome {
+pub(crate) enum AuditOutcome {
     /// Accepted, or transferred completely.
     Ok,
     /// Refused, or failed (cancelled included).
@@ -90,7 +90,7 @@ pub enum AuditOutcome {
 
 /// One line of the audit log, exactly as serialised.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct AuditLine {
+pub(crate) struct AuditLine {
     /// RFC 3339, UTC, milliseconds.
     pub time: String,
     /// Login or transfer.
@@ -128,14 +128,14 @@ pub struct AuditLine {
 
 /// What the writer task knows of sessions and running transfers, learnt from events.
 #[derive(Debug, Default)]
-pub struct AuditState {
+pub(crate) struct AuditState {
     sessions: HashMap<SessionId, (SocketAddr, Option<String>)>,
     transfers: HashMap<TransferId, (SessionId, Direction, String)>,
 }
 
 impl AuditState {
     /// Takes in one event; returns the line it makes, if any. Pure.
-    pub fn line(&mut self, time: String, event: &Event) -> Option<AuditLine> {
+    pub(crate) fn line(&mut self, time: String, event: &Event) -> Option<AuditLine> {
         let login = |session: SessionId, client, user: &str, outcome, reason| AuditLine {
             user: Some(user.to_owned()),
             reason,
@@ -301,7 +301,7 @@ impl AuditLine {
 }
 
 /// `time` as RFC 3339 in UTC with milliseconds (`2025-05-01T09:30:00.123Z`).
-pub fn rfc3339(time: OffsetDateTime) -> String {
+pub(crate) fn rfc3339(time: OffsetDateTime) -> String {
     let time = time.to_offset(time::UtcOffset::UTC);
     let time = time.replace_millisecond(time.millisecond()).unwrap_or(time);
     time.format(&time::format_description::well_known::Rfc3339)
@@ -316,7 +316,7 @@ enum Message {
 
 /// A running audit log: the writer task and the way to feed it.
 #[derive(Debug)]
-pub struct AuditLog {
+pub(crate) struct AuditLog {
     tx: mpsc::Sender<Message>,
     task: JoinHandle<()>,
     dropped: Arc<Dropped>,
@@ -349,12 +349,12 @@ impl AuditLog {
     /// Opens (creates, mode 0640 on Unix) `path` for appending and starts the writer task,
     /// with a queue of [`QUEUE`] events; drops are counted in `metrics` when given. Must be
     /// called within a tokio runtime.
-    pub fn start(path: &Path, metrics: Option<Arc<Metrics>>) -> std::io::Result<Self> {
+    pub(crate) fn start(path: &Path, metrics: Option<Arc<Metrics>>) -> std::io::Result<Self> {
         Self::with_queue(path, QUEUE, metrics)
     }
 
     /// [`start`](Self::start) with a queue of `capacity` events.
-    pub fn with_queue(
+    pub(crate) fn with_queue(
         path: &Path,
         capacity: usize,
         metrics: Option<Arc<Metrics>>,
@@ -378,7 +378,7 @@ impl AuditLog {
 
     /// The [`EventBus`](crate::ops::events::EventBus) observer: stamps the time and queues the
     /// events the log needs; never blocks, no I/O. A full queue drops the event (counted).
-    pub fn observer(&self) -> Observer {
+    pub(crate) fn observer(&self) -> Observer {
         let tx = self.tx.clone();
         let dropped = self.dropped.clone();
         Arc::new(move |event: &Event| {
@@ -391,13 +391,15 @@ impl AuditLog {
         })
     }
 
-    /// Events dropped so far because the queue was full.
-    pub fn dropped(&self) -> u64 {
+    /// Events dropped so far because the queue was full (the metric
+    /// `bucketftp_audit_events_dropped_total` counts them for operators).
+    #[cfg(test)]
+    pub(crate) fn dropped(&self) -> u64 {
         self.dropped.count.load(Ordering::Relaxed)
     }
 
     /// Writes every event queued so far, then stops the writer (later events are dropped).
-    pub async fn close(self) {
+    pub(crate) async fn close(self) {
         let _ = self.tx.send(Message::Close).await;
         let _ = self.task.await;
     }

@@ -29,7 +29,7 @@ use aws_smithy_types::config_bag::ConfigBag;
 /// The loopback address an endpoint URL names, when requests to it may stay in this process:
 /// `http://127.0.0.1:9000` → `127.0.0.1:9000`. HTTPS, host names and other machines: `None`.
 /// Pure.
-pub fn loopback_addr(endpoint: &str) -> Option<SocketAddr> {
+pub(crate) fn loopback_addr(endpoint: &str) -> Option<SocketAddr> {
     let rest = endpoint.strip_prefix("http://")?;
     let authority = rest.strip_suffix('/').unwrap_or(rest);
     let addr: SocketAddr = authority.parse().ok()?;
@@ -37,7 +37,7 @@ pub fn loopback_addr(endpoint: &str) -> Option<SocketAddr> {
 }
 
 /// `http`, routed: requests to `addr` go to a store of this process when one listens there.
-pub fn routed(addr: SocketAddr, http: SharedHttpClient) -> SharedHttpClient {
+pub(crate) fn routed(addr: SocketAddr, http: SharedHttpClient) -> SharedHttpClient {
     SharedHttpClient::new(Routed { addr, http })
 }
 

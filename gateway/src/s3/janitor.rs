@@ -21,7 +21,7 @@ pub struct Janitor {
 }
 
 /// True when an upload started at `initiated` is older than `age` at `now`. Pure.
-pub fn is_stale(initiated: SystemTime, now: SystemTime, age: Duration) -> bool {
+pub(crate) fn is_stale(initiated: SystemTime, now: SystemTime, age: Duration) -> bool {
     now.duration_since(initiated).is_ok_and(|d| d >= age)
 }
 

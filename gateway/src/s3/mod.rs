@@ -4,9 +4,9 @@
 //! (`direct`). Beside them: the embedded no-cloud store ([`local`]), "Test connection"
 //! ([`probe`]) and the janitor of multipart uploads left by a killed gateway ([`janitor`]).
 
-pub mod direct;
+pub(crate) mod direct;
 pub mod error;
-pub mod janitor;
+pub(crate) mod janitor;
 pub mod local;
 pub mod probe;
 pub mod provider;

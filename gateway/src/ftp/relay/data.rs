@@ -46,7 +46,7 @@ const HANDSHAKES_AT_ONCE: usize = 8;
 /// TLS on a relayed data connection: the data configurations (they resume the control
 /// session), the session's token, and the tap that learns of the client's close_notify.
 #[derive(Clone)]
-pub struct DataTls {
+pub(crate) struct DataTls {
     /// The session's TLS configurations: each data connection gets its own from them, with
     /// TLS 1.3 tickets for a connection whose transfer is already known to be a download or
     /// a listing when its ClientHello arrives (the client reads it to the end, tickets
@@ -68,7 +68,7 @@ impl std::fmt::Debug for DataTls {
 
 /// One relayed passive connection.
 #[derive(Debug)]
-pub struct Passive {
+pub(crate) struct Passive {
     /// The port of the configured range the relay listens on for the client, announced in
     /// the `227`/`229` reply instead of libunftp's.
     pub port: u16,
@@ -86,7 +86,7 @@ impl Drop for Passive {
 
 impl Passive {
     /// Ends the wait for the client, or the connection.
-    pub fn abort(&self) {
+    pub(crate) fn abort(&self) {
         self.task.abort();
     }
 
@@ -95,7 +95,7 @@ impl Passive {
     /// connected, or the connection broke (`false`). Once written, the bytes reach the client
     /// even if this process dies; before, they would be lost with it while the client saw a
     /// clean end. Once known, the answer is kept.
-    pub async fn delivered(&mut self) -> bool {
+    pub(crate) async fn delivered(&mut self) -> bool {
         if let Some(rx) = self.delivered.as_mut() {
             self.outcome = rx.await.unwrap_or(false);
             self.delivered = None;
@@ -106,7 +106,7 @@ impl Passive {
 
 /// Where a relayed passive connection listens, whom it accepts, and how long it may idle.
 #[derive(Debug, Clone)]
-pub struct Listen {
+pub(crate) struct Listen {
     /// The address the client reached (the listener binds it).
     pub bind_ip: IpAddr,
     /// The configured passive range.
@@ -123,7 +123,7 @@ pub struct Listen {
 /// take it), listens on a free port of `listen.ports`, and joins the first connection from
 /// the client to it, doing its TLS when `tls` is given. `tap` (the session's) learns whether
 /// this connection broke.
-pub async fn open(
+pub(crate) async fn open(
     listen: Listen,
     target: SocketAddr,
     tls: Option<DataTls>,
@@ -346,11 +346,11 @@ async fn tls_handshake(
 
 /// The reason a transfer's error reply gives when its data connection did not resume the
 /// control connection's TLS session.
-pub const REUSE_REQUIRED: &str = "The data connection was refused: it must resume this control connection's TLS session (FileZilla, WinSCP, curl, lftp and rclone do; a client that cannot needs the server's require_tls_session_reuse off).";
+pub(crate) const REUSE_REQUIRED: &str = "The data connection was refused: it must resume this control connection's TLS session (FileZilla, WinSCP, curl, lftp and rclone do; a client that cannot needs the server's require_tls_session_reuse off).";
 
 /// Whether a data connection's handshake resumed a TLS session: with the control session's
 /// own cache and ticketer, one of that session's. Pure.
-pub fn resumed(kind: Option<rustls::HandshakeKind>) -> bool {
+pub(crate) fn resumed(kind: Option<rustls::HandshakeKind>) -> bool {
     kind == Some(rustls::HandshakeKind::Resumed)
 }
 

@@ -29,7 +29,7 @@
 //! loopback clients (issue 20): the same throughput, 0.5 CPU-seconds more per GiB downloaded.
 
 mod core;
-pub mod data;
+pub(crate) mod data;
 mod policy;
 pub mod wire;
 
