@@ -311,7 +311,7 @@ impl<'a> Bucket<'a> {
                 .copy_object()
                 .bucket(self.name)
                 .key(to)
-                .copy_source(copy_source(self.name, from))
+                .copy_source(multipart::copy_source(self.name, from))
                 .send()
                 .await
                 .classified()?;
@@ -328,18 +328,6 @@ impl<'a> Bucket<'a> {
         )
         .await
     }
-}
-
-/// The CopySource header value for `bucket/key`, percent-encoded except for `/`.
-pub(super) fn copy_source(bucket: &str, key: &str) -> String {
-    use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-    const KEEP: &AsciiSet = &NON_ALPHANUMERIC
-        .remove(b'/')
-        .remove(b'-')
-        .remove(b'_')
-        .remove(b'.')
-        .remove(b'~');
-    format!("{}/{}", bucket, utf8_percent_encode(key, KEEP))
 }
 
 #[cfg(test)]
@@ -383,13 +371,5 @@ mod tests {
             vec![None],
             "a cursor on the last page is ignored"
         );
-    }
-
-    #[test]
-    fn copy_source_encoding() {
-        use super::copy_source;
-        assert_eq!(copy_source("b", "a/b c.txt"), "b/a/b%20c.txt");
-        assert_eq!(copy_source("b", "测试/x+y"), "b/%E6%B5%8B%E8%AF%95/x%2By");
-        assert_eq!(copy_source("b", "a-b_c.d~e"), "b/a-b_c.d~e");
     }
 }

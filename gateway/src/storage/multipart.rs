@@ -212,7 +212,7 @@ pub async fn copy_in_parts(
     parallel: usize,
 ) -> Result<(), Failure> {
     let upload = MultipartUpload::create(client, bucket, to).await?;
-    let source = super::bucket::copy_source(bucket, from);
+    let source = copy_source(bucket, from);
     match upload.copy_parts(&source, ranges, None, parallel).await {
         Ok(parts) => upload.complete(parts).await,
         Err(f) => {
@@ -281,6 +281,18 @@ async fn try_abort(client: &Client, bucket: &str, key: &str, upload_id: &str) ->
     }
 }
 
+/// The CopySource header value for `bucket/key`, percent-encoded except for `/`.
+pub(super) fn copy_source(bucket: &str, key: &str) -> String {
+    use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+    const KEEP: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'/')
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    format!("{}/{}", bucket, utf8_percent_encode(key, KEEP))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,5 +303,12 @@ mod tests {
         assert_eq!(part_ranges(8, 4), vec![(0, 3), (4, 7)]);
         assert_eq!(part_ranges(0, 4), Vec::<(u64, u64)>::new());
         assert_eq!(part_ranges(3, 0), vec![(0, 0), (1, 1), (2, 2)]);
+    }
+
+    #[test]
+    fn copy_source_encoding() {
+        assert_eq!(copy_source("b", "a/b c.txt"), "b/a/b%20c.txt");
+        assert_eq!(copy_source("b", "测试/x+y"), "b/%E6%B5%8B%E8%AF%95/x%2By");
+        assert_eq!(copy_source("b", "a-b_c.d~e"), "b/a-b_c.d~e");
     }
 }

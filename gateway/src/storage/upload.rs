@@ -317,7 +317,7 @@ impl Upload<'_> {
         ranges: &[(u64, u64)],
         etag: Option<&str>,
     ) -> Result<Vec<CompletedPart>, Failure> {
-        let source = super::bucket::copy_source(self.bucket, self.key);
+        let source = super::multipart::copy_source(self.bucket, self.key);
         upload
             .copy_parts(&source, ranges, etag, self.limits.parts_in_flight())
             .await
