@@ -134,7 +134,8 @@ impl Gateway {
                 require_tls_reuse: config.require_tls_session_reuse,
                 require_tls: config.require_tls,
                 passive_ports: config.passive_ports.clone(),
-                idle: config.idle_timeout,
+                // A zero would end every transfer at once: a second at least.
+                idle: config.idle_timeout.max(Duration::from_secs(1)),
                 masquerade: config.masquerade,
                 events: events.clone(),
                 proxy: config.proxy_protocol.clone().map(Arc::new),

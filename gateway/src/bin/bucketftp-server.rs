@@ -77,8 +77,9 @@ struct Cli {
     /// grows to: half of it; 1.5GiB lets one upload reach S3's 5 TiB).
     #[arg(long, value_parser = parse_size, default_value = "1536MiB")]
     memory_limit: usize,
-    /// Seconds a session may stay idle.
-    #[arg(long, default_value_t = 600)]
+    /// Seconds a session may stay idle; a transfer that moves nothing for as long is ended
+    /// too (at least 1).
+    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
     idle_timeout: u64,
     /// Seconds an upload may go without data before it is cancelled.
     #[arg(long, default_value_t = 60)]

@@ -186,7 +186,7 @@ async fn serve_admitted(
             return false;
         }
     };
-    let inner_ip = relay::inner_address(peer.ip());
+    let inner_ip = relay::inner_address();
     let pair = relay::loopback_pair(inner_ip)
         .await
         .and_then(|(ours, theirs)| control_tap::split(theirs).map(|(t, tap)| (ours, t, tap)));

@@ -366,12 +366,8 @@ impl Core {
                     },
                     None => b"425 No passive port is free; try again.\r\n".to_vec(),
                 };
-                let code = if port.is_some() {
-                    if extended { 229 } else { 227 }
-                } else {
-                    425
-                };
-                self.send_answer(code, bytes, front);
+                // The relay's own 425 takes no reason the backend left: none is about it.
+                self.send_reply(bytes, front);
             }
             (Some(Waiting::Delivered { reply, front }), Resumed::Delivered(delivered)) => {
                 self.finish_answer(reply, front, delivered);
@@ -541,7 +537,7 @@ impl Core {
                     None => reply.bytes(),
                     Some(_) if !extended && self.announce().is_none() => {
                         let bytes = b"425 PASV cannot name an IPv6 address; use EPSV.\r\n";
-                        self.send_answer(425, bytes.to_vec(), front);
+                        self.send_reply(bytes.to_vec(), front);
                         return;
                     }
                     Some(inner_port) => {
@@ -558,7 +554,14 @@ impl Core {
     }
 
     /// Puts the backend's reason in front of an error reply, logs the command, and sends.
-    fn send_answer(&mut self, code: u16, mut bytes: Vec<u8>, front: Option<Pending>) {
+    fn send_answer(&mut self, code: u16, bytes: Vec<u8>, front: Option<Pending>) {
+        let bytes = self.with_reason(code, bytes, &front);
+        self.send_reply(bytes, front);
+    }
+
+    /// The reply with the backend's reason (or the refused TLS session's) in front, for an
+    /// error reply to libunftp's answer.
+    fn with_reason(&mut self, code: u16, mut bytes: Vec<u8>, front: &Option<Pending>) -> Vec<u8> {
         // A data connection refused for its TLS session is the reason, whatever broke after.
         let refused = code >= 400
             && front
@@ -576,6 +579,11 @@ impl Core {
             with_reason.append(&mut bytes);
             bytes = with_reason;
         }
+        bytes
+    }
+
+    /// Logs the command a reply answers and sends the reply.
+    fn send_reply(&mut self, bytes: Vec<u8>, front: Option<Pending>) {
         if let Some(p) = &front
             && !p.cmd.verb.is_empty()
         {
@@ -820,7 +828,7 @@ mod tests {
 
     #[tokio::test]
     async fn passive_replies_announce_the_relays_port() {
-        let (mut core, _tap) = core().await;
+        let (mut core, tap) = core().await;
         greeted(&mut core);
         core.step(Input::Client(b"PASV\r\n"));
         assert_eq!(
@@ -836,6 +844,16 @@ mod tests {
         core.step(Input::Client(b"EPSV\r\n"));
         core.step(Input::Inner(
             b"229 Entering Extended Passive Mode (|||50002|)\r\n",
+        ));
+        assert_eq!(
+            core.step(Input::Resumed(Resumed::Passive(None))),
+            vec![client("425 No passive port is free; try again.\r\n")]
+        );
+        // A reason the backend left is not put on the relay's own 425.
+        tap.explain("an earlier failure");
+        core.step(Input::Client(b"EPSV\r\n"));
+        core.step(Input::Inner(
+            b"229 Entering Extended Passive Mode (|||50003|)\r\n",
         ));
         assert_eq!(
             core.step(Input::Resumed(Resumed::Passive(None))),

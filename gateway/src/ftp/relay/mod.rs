@@ -81,13 +81,11 @@ pub struct RelayConfig {
     pub proxy: Option<Arc<crate::ftp::proxy_protocol::ProxyRule>>,
 }
 
-/// The loopback address the relay connects to libunftp from, for a client at `peer`: ::1 for
-/// a client on ::1, else 127.0.0.1.
-pub fn inner_address(peer: IpAddr) -> IpAddr {
-    match peer.to_canonical() {
-        IpAddr::V6(ip) if ip.is_loopback() => IpAddr::V6(ip),
-        _ => IpAddr::V4(Ipv4Addr::LOCALHOST),
-    }
+/// The loopback address the relay connects to libunftp from: 127.0.0.1 for every client
+/// (the relay carries every data connection, so libunftp never sees the client's address or
+/// its family; a host without IPv6 loopback, or a PROXY header naming ::1, changes nothing).
+pub fn inner_address() -> IpAddr {
+    IpAddr::V4(Ipv4Addr::LOCALHOST)
 }
 
 /// A connected pair of loopback sockets on `ip`: (the relay's end, libunftp's end).
@@ -489,20 +487,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn libunftp_is_reached_on_the_clients_loopback_family() {
-        for (peer, inner) in [
-            ("127.0.0.1", "127.0.0.1"),
-            ("::1", "::1"),
-            ("::ffff:127.0.0.1", "127.0.0.1"),
-            ("127.0.0.2", "127.0.0.1"),
-            ("192.0.2.7", "127.0.0.1"),
-            ("2001:db8::7", "127.0.0.1"),
-        ] {
-            assert_eq!(
-                inner_address(peer.parse().unwrap()).to_string(),
-                inner,
-                "{peer}"
-            );
-        }
+    fn libunftp_is_always_reached_on_127_0_0_1() {
+        assert_eq!(inner_address().to_string(), "127.0.0.1");
     }
 }
