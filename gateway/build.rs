@@ -29,7 +29,13 @@ fn main() {
     if selected.is_empty() {
         selected = STORES.to_vec();
     }
-    for store in selected {
+    for store in &selected {
         println!("cargo::rustc-cfg=test_store=\"{store}\"");
     }
+    // The tests compare it with the value they run with: a test binary built for other
+    // stores (`cargo test --no-run`, then run by hand) fails instead of ignoring them.
+    println!(
+        "cargo::rustc-env=BUCKETFTP_TEST_STORES_BUILT={}",
+        selected.join(",")
+    );
 }

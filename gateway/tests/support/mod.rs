@@ -118,7 +118,20 @@ pub(crate) fn parse_stores(value: Option<&str>) -> Vec<S3Kind> {
 /// The stores [`STORES_VAR`] selects for this run.
 pub(crate) fn selected_stores() -> Vec<S3Kind> {
     let value = std::env::var(STORES_VAR).ok();
-    parse_stores(value.as_deref())
+    let stores = parse_stores(value.as_deref());
+    // The `test_store` cfgs that mark unselected tests ignored come from the value at build
+    // time (gateway/build.rs): both must name the same stores.
+    let built = parse_stores(Some(env!("BUCKETFTP_TEST_STORES_BUILT")));
+    let mut sorted = stores.clone();
+    sorted.sort_by_key(|k| k.name());
+    let mut built_sorted = built;
+    built_sorted.sort_by_key(|k| k.name());
+    assert_eq!(
+        sorted, built_sorted,
+        "{STORES_VAR} names other stores than the test binaries were built for: run them \
+         through cargo test (it rebuilds when the variable changes)"
+    );
+    stores
 }
 
 /// How long a server may take to become ready before `start` panics.
