@@ -114,9 +114,19 @@ impl SessionCounter {
         self.per_ip.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Admits a session from `ip`, not logged in yet, or says why not. Admitted sessions must
-    /// be [`release`](Self::release)d.
-    pub fn admit(&self, ip: IpAddr, limits: SessionLimits) -> Result<(), Refusal> {
+    /// Admits a session from `ip`, not logged in yet, or says why not. The session holds its
+    /// places until the [`Admission`] is dropped, however its task ends.
+    pub fn admit(&self, ip: IpAddr, limits: SessionLimits) -> Result<Admission<'_>, Refusal> {
+        self.take(ip, limits)?;
+        Ok(Admission {
+            counter: self,
+            ip,
+            logged_in: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// Takes a place for a session from `ip`, not logged in yet, or says why not.
+    fn take(&self, ip: IpAddr, limits: SessionLimits) -> Result<(), Refusal> {
         let mut map = self.map();
         let total: usize = map.values().map(|c| c.all).sum();
         if total >= limits.max_sessions {
@@ -134,15 +144,15 @@ impl SessionCounter {
         Ok(())
     }
 
-    /// An admitted session from `ip` logged in (call once per session).
-    pub fn logged_in(&self, ip: IpAddr) {
+    /// An admitted session from `ip` logged in (once per session: see [`Admission`]).
+    fn logged_in(&self, ip: IpAddr) {
         if let Some(n) = self.map().get_mut(&address_key(ip)) {
             n.unauthenticated = n.unauthenticated.saturating_sub(1);
         }
     }
 
     /// Ends an admitted session; `logged_in`: [`logged_in`](Self::logged_in) was called for it.
-    pub fn release(&self, ip: IpAddr, logged_in: bool) {
+    fn release(&self, ip: IpAddr, logged_in: bool) {
         let mut map = self.map();
         let key = address_key(ip);
         if let Some(n) = map.get_mut(&key) {
@@ -159,6 +169,34 @@ impl SessionCounter {
     /// Live sessions in all.
     pub fn total(&self) -> usize {
         self.map().values().map(|c| c.all).sum()
+    }
+}
+
+/// A session's places in the [`SessionCounter`]: given back when dropped.
+#[derive(Debug)]
+pub struct Admission<'a> {
+    counter: &'a SessionCounter,
+    ip: IpAddr,
+    logged_in: std::sync::atomic::AtomicBool,
+}
+
+impl Admission<'_> {
+    /// The session logged in: its place among the sessions not logged in yet is free again.
+    /// Once; later calls change nothing.
+    pub fn logged_in(&self) {
+        if !self
+            .logged_in
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            self.counter.logged_in(self.ip);
+        }
+    }
+}
+
+impl Drop for Admission<'_> {
+    fn drop(&mut self) {
+        let logged_in = *self.logged_in.get_mut();
+        self.counter.release(self.ip, logged_in);
     }
 }
 
@@ -391,6 +429,7 @@ impl LogThrottle {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
 
@@ -422,25 +461,41 @@ mod tests {
             max_per_ip: 2,
         };
         assert_eq!(l.max_unauthenticated_per_ip(), 1);
-        assert_eq!(c.admit(ip(1), l), Ok(()));
+        let a1 = c.admit(ip(1), l).unwrap();
         assert_eq!(
-            c.admit(ip(1), l),
-            Err(Refusal::TooManyUnauthenticated),
+            c.admit(ip(1), l).err(),
+            Some(Refusal::TooManyUnauthenticated),
             "one not logged in yet"
         );
-        c.logged_in(ip(1));
-        assert_eq!(c.admit(ip(1), l), Ok(()));
-        c.logged_in(ip(1));
-        assert_eq!(c.admit(ip(1), l), Err(Refusal::TooManyFromAddress));
-        assert_eq!(c.admit(ip(2), l), Ok(()));
-        assert_eq!(c.admit(ip(3), l), Err(Refusal::TooManySessions));
-        c.release(ip(1), true);
+        a1.logged_in();
+        a1.logged_in();
+        let a2 = c.admit(ip(1), l).unwrap();
+        a2.logged_in();
+        assert_eq!(c.admit(ip(1), l).err(), Some(Refusal::TooManyFromAddress));
+        let b = c.admit(ip(2), l).unwrap();
+        assert_eq!(c.admit(ip(3), l).err(), Some(Refusal::TooManySessions));
+        drop(a1);
         assert_eq!(c.total(), 2);
-        assert_eq!(c.admit(ip(3), l), Ok(()));
+        let d = c.admit(ip(3), l).unwrap();
         // A session that never logged in gives back its unauthenticated place too.
-        c.release(ip(3), false);
-        c.release(ip(2), false);
-        assert_eq!(c.admit(ip(2), l), Ok(()));
+        drop(d);
+        drop(b);
+        assert!(c.admit(ip(2), l).is_ok());
+        drop(a2);
+        assert_eq!(c.total(), 0, "every place given back");
+        // Dropped with its task (an aborted session): the places go with it.
+        let task = async {
+            let _held = c.admit(ip(4), l).unwrap();
+            std::future::pending::<()>().await;
+        };
+        let mut task = Box::pin(task);
+        let waker = std::task::Waker::noop();
+        let _ = task
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(waker));
+        assert_eq!(c.total(), 1);
+        drop(task);
+        assert_eq!(c.total(), 0);
         assert!(Refusal::TooManySessions.reply().starts_with("421 "));
         assert_eq!(
             Refusal::LockedOut(Duration::from_millis(1500)).reply(),
@@ -471,8 +526,8 @@ mod tests {
         };
         let a: IpAddr = "2001:db8::1".parse().unwrap_or(ip(0));
         let b: IpAddr = "2001:db8::2".parse().unwrap_or(ip(0));
-        assert_eq!(c.admit(a, l), Ok(()));
-        assert_eq!(c.admit(b, l), Err(Refusal::TooManyUnauthenticated));
+        let _held = c.admit(a, l).unwrap();
+        assert_eq!(c.admit(b, l).err(), Some(Refusal::TooManyUnauthenticated));
     }
 
     /// Failures: `(address, user, outcome)` settled one after another, one second apart.

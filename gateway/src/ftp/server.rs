@@ -29,7 +29,9 @@ use tokio::task::JoinSet;
 
 use crate::ftp::auth::{S3Authenticator, SlotUserProvider, UserSlot};
 use crate::ftp::control_tap::{self, ControlTap};
-use crate::ftp::limits::{LogThrottle, LoginLockout, Refusal, SessionCounter, SessionLimits};
+use crate::ftp::limits::{
+    Admission, LogThrottle, LoginLockout, Refusal, SessionCounter, SessionLimits,
+};
 use crate::ftp::proxy_protocol;
 use crate::ftp::relay::{self, RelayConfig};
 use crate::ftp::session::{Connection, LoginStage, LoginState, S3User};
@@ -147,26 +149,30 @@ async fn serve(
         Some(wait) => Err(Refusal::LockedOut(wait)),
         None => parts.counter.admit(peer.ip(), parts.session_limits),
     };
-    if let Err(refusal) = admitted {
-        use tokio::io::AsyncWriteExt;
-        match refusal {
-            // The lock was logged when it began.
-            Refusal::LockedOut(_) => tracing::debug!(%peer, ?refusal, "connection refused"),
-            _ if parts.refusal_log.allow(peer.ip(), Instant::now()) => tracing::warn!(
-                %peer,
-                ?refusal,
-                "connection refused (further refusals of this address within a minute are not logged)"
-            ),
-            _ => tracing::debug!(%peer, ?refusal, "connection refused"),
+    let admission = match admitted {
+        Ok(admission) => admission,
+        Err(refusal) => {
+            use tokio::io::AsyncWriteExt;
+            match refusal {
+                // The lock was logged when it began.
+                Refusal::LockedOut(_) => tracing::debug!(%peer, ?refusal, "connection refused"),
+                _ if parts.refusal_log.allow(peer.ip(), Instant::now()) => tracing::warn!(
+                    %peer,
+                    ?refusal,
+                    "connection refused (further refusals of this address within a minute are not logged)"
+                ),
+                _ => tracing::debug!(%peer, ?refusal, "connection refused"),
+            }
+            let reply = refusal.reply();
+            let _ =
+                tokio::time::timeout(Duration::from_secs(2), stream.write_all(reply.as_bytes()))
+                    .await;
+            let _ = stream.shutdown().await;
+            return;
         }
-        let reply = refusal.reply();
-        let _ =
-            tokio::time::timeout(Duration::from_secs(2), stream.write_all(reply.as_bytes())).await;
-        let _ = stream.shutdown().await;
-        return;
-    }
-    let logged_in = serve_admitted(stream, peer, &parts, sessions).await;
-    parts.counter.release(peer.ip(), logged_in);
+    };
+    serve_admitted(stream, peer, &parts, sessions, &admission).await;
+    // Dropping the admission gives its places back (also when this task is aborted).
 }
 
 /// Serves an admitted connection to its end. Returns whether it logged in (and was counted as
@@ -176,6 +182,7 @@ async fn serve_admitted(
     peer: SocketAddr,
     parts: &Arc<ServerParts>,
     sessions: Sessions,
+    admission: &Admission<'_>,
 ) -> bool {
     // A second handle on the client's socket: closing it ends the relay however it is
     // stuck (a TLS handshake, a client that does not read).
@@ -282,7 +289,7 @@ async fn serve_admitted(
                     match stage {
                         LoginStage::LoggedIn => {
                             logged_in = true;
-                            parts.counter.logged_in(peer.ip());
+                            admission.logged_in();
                         }
                         LoginStage::Pending => {
                             let secs = parts.login_timeout.as_secs();
