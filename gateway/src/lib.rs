@@ -27,6 +27,7 @@ pub mod ops;
 pub mod path;
 pub mod s3;
 pub mod storage;
+mod sync;
 pub mod team;
 pub mod units;
 

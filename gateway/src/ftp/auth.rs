@@ -248,9 +248,7 @@ impl S3Authenticator {
         if let Some(j) = &self.janitor {
             j.sweep_once(&user.client, &user.bucket);
         }
-        if let Ok(mut slot) = self.slot.lock() {
-            *slot = Some(user);
-        }
+        *crate::sync::lock(&self.slot) = Some(user);
         tracing::info!(session = self.conn.session, user = %username, peer = %self.conn.peer, "logged in");
         self.conn.events.send(Event::LoggedIn {
             session: self.conn.session,
@@ -476,7 +474,7 @@ impl UserDetailProvider for SlotUserProvider {
     type User = S3User;
 
     async fn provide_user_detail(&self, principal: &Principal) -> Result<S3User, UserDetailError> {
-        let taken = self.slot.lock().ok().and_then(|mut s| s.take());
+        let taken = crate::sync::lock(&self.slot).take();
         taken.ok_or_else(|| UserDetailError::UserNotFound {
             username: principal.username.clone(),
         })

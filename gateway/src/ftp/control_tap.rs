@@ -295,14 +295,12 @@ impl ControlTap {
 
     /// Leaves the reason for the error reply libunftp is about to send.
     pub fn explain(&self, text: &str) {
-        if let Ok(mut r) = self.reason.lock() {
-            *r = Some((one_line(text), Instant::now()));
-        }
+        *crate::sync::lock(&self.reason) = Some((one_line(text), Instant::now()));
     }
 
     /// The reason left for an error reply, if it is fresh.
     pub fn take_reason(&self) -> Option<String> {
-        let taken = self.reason.lock().ok().and_then(|mut r| r.take());
+        let taken = crate::sync::lock(&self.reason).take();
         taken
             .filter(|(_, at)| at.elapsed() < REASON_FRESH)
             .map(|(text, _)| text)

@@ -111,7 +111,7 @@ impl Refusal {
 
 impl SessionCounter {
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Count>> {
-        self.per_ip.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.per_ip)
     }
 
     /// Admits a session from `ip`, not logged in yet, or says why not. The session holds its
@@ -305,7 +305,7 @@ impl LoginLockout {
     }
 
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Failures>> {
-        self.map.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.map)
     }
 
     /// `Some(wait)` while `ip` is locked out. Takes no place (the accept loop's check).
@@ -411,7 +411,7 @@ impl LogThrottle {
 
     /// True when a line about `ip` may be written now (and counts it as written).
     pub fn allow(&self, ip: IpAddr, now: Instant) -> bool {
-        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let mut last = crate::sync::lock(&self.last);
         let key = address_key(ip);
         if last
             .get(&key)

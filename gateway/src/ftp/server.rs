@@ -125,10 +125,8 @@ pub(crate) async fn accept_loop(
     let drained =
         tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
     if drained.is_err() {
-        if let Ok(list) = sessions.lock() {
-            for (_, tap) in list.iter() {
-                tap.close();
-            }
+        for (_, tap) in crate::sync::lock(&sessions).iter() {
+            tap.close();
         }
         let _ = tokio::time::timeout(Duration::from_secs(5), async {
             while tasks.join_next().await.is_some() {}
@@ -206,9 +204,7 @@ async fn serve_admitted(
     };
     let tap = Arc::new(tap);
     let session = parts.events.next_id();
-    if let Ok(mut list) = sessions.lock() {
-        list.push((session, tap.clone()));
-    }
+    crate::sync::lock(&sessions).push((session, tap.clone()));
     parts.events.send(Event::SessionOpened {
         session,
         client: peer,
@@ -323,9 +319,7 @@ async fn serve_admitted(
             });
         }
     }
-    if let Ok(mut list) = sessions.lock() {
-        list.retain(|(id, _)| *id != session);
-    }
+    crate::sync::lock(&sessions).retain(|(id, _)| *id != session);
     parts.events.send(Event::SessionClosed { session });
     tracing::info!(session, "client disconnected");
     logged_in

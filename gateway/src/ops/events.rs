@@ -385,15 +385,13 @@ mod tests {
         let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
         let sink = seen.clone();
         let observer: Observer = Arc::new(move |e: &Event| {
-            if let Ok(mut v) = sink.lock() {
-                v.push(e.clone());
-            }
+            crate::sync::lock(&sink).push(e.clone());
         });
         // No subscriber at all: observers still see the events.
         let bus = EventBus::with_observers(16, vec![observer]);
         bus.send(Event::SessionClosed { session: 1 });
         TransferTracker::start(&bus, 1, Direction::Upload, "/a".into(), None, false).finish();
-        let seen = seen.lock().map(|v| v.clone()).unwrap_or_default();
+        let seen = crate::sync::lock(&seen).clone();
         assert_eq!(seen.len(), 3);
         assert_eq!(seen[0], Event::SessionClosed { session: 1 });
         assert!(matches!(seen[2], Event::TransferFinished { .. }));

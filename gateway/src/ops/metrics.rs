@@ -225,7 +225,7 @@ impl Metrics {
     }
 
     fn running_map(&self) -> std::sync::MutexGuard<'_, HashMap<TransferId, (Direction, u64)>> {
-        self.running.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.running)
     }
 
     /// Adds the bytes of `total` not yet `counted`.

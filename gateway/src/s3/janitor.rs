@@ -36,11 +36,7 @@ impl Janitor {
 
     /// Sweeps `bucket` in the background, the first time only.
     pub fn sweep_once(&self, client: &Client, bucket: &str) {
-        let first = self
-            .swept
-            .lock()
-            .map(|mut s| s.insert(bucket.to_owned()))
-            .unwrap_or(false);
+        let first = crate::sync::lock(&self.swept).insert(bucket.to_owned());
         if !first {
             return;
         }

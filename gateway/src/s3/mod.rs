@@ -276,7 +276,7 @@ impl Factories {
     /// The factory for `settings` (a team user's storage, a profile): built once, then
     /// reused so the connection pool is shared.
     pub fn for_settings(&self, settings: &S3Settings) -> Result<ClientFactory, SettingsError> {
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = crate::sync::lock(&self.cache);
         if let Some(f) = cache.get(settings) {
             return Ok(f.clone());
         }

@@ -160,16 +160,13 @@ impl S3Backend {
     }
 
     fn remember_unreadable(&self, key: Option<String>) {
-        if let Ok(mut g) = self.unreadable.lock() {
-            *g = key;
-        }
+        *crate::sync::lock(&self.unreadable) = key;
     }
 
     fn was_unreadable(&self, key: &str) -> bool {
-        self.unreadable
-            .lock()
-            .map(|mut g| g.take().is_some_and(|k| k == key))
-            .unwrap_or(false)
+        crate::sync::lock(&self.unreadable)
+            .take()
+            .is_some_and(|k| k == key)
     }
 
     async fn stat(&self, u: &S3User, p: &BucketPath) -> Res<ObjectMeta> {

@@ -432,9 +432,8 @@ impl<R: AsyncRead> AsyncRead for Counting<R> {
         let before = buf.filled().len();
         let r = self.inner.as_mut().poll_read(cx, buf);
         let n = (buf.filled().len() - before) as u64;
-        if let Poll::Ready(res) = &r
-            && let Ok(mut slot) = self.tracker.lock()
-        {
+        if let Poll::Ready(res) = &r {
+            let mut slot = crate::sync::lock(&self.tracker);
             {
                 match res {
                     Ok(()) if n > 0 => {
