@@ -38,6 +38,15 @@ impl Env {
         Env { s3, gw }
     }
 
+    /// A logged-in raw client from `source` (`None`: the default address).
+    async fn raw_login(&self, source: Option<&str>) -> rawftp::Raw {
+        let source = source.map(|s| s.parse().unwrap());
+        let mut raw = rawftp::Raw::connect_from(self.gw.local_addr(), source).await;
+        let user = format!("{}/{BUCKET}", self.s3.access_key);
+        raw.login(&user, &self.s3.secret_key).await;
+        raw
+    }
+
     async fn login(&self) -> AsyncFtpStream {
         let user = format!("{}/{BUCKET}", self.s3.access_key);
         binary_login(self.gw.local_addr(), &user, &self.s3.secret_key).await
@@ -143,9 +152,7 @@ async fn a_broken_download_says_what_the_client_has(kind: S3Kind) {
     env.s3
         .put(BUCKET, "broken.bin", body(5 * CHUNK as usize, 4))
         .await;
-    let mut raw = rawftp::Raw::connect(env.gw.local_addr()).await;
-    let user = format!("{}/{BUCKET}", env.s3.access_key);
-    raw.login(&user, &env.s3.secret_key).await;
+    let mut raw = env.raw_login(None).await;
     let mut dc = raw.data("RETR broken.bin").await;
     // The client resets the data connection while the gateway still writes: the first bytes
     // have come (the transfer runs), 39 MiB have not.
@@ -177,10 +184,7 @@ async fn abor_during_a_download(kind: S3Kind) {
 }
 
 async fn abor_from(env: &Env, data: &[u8], source: &str) {
-    let mut raw =
-        rawftp::Raw::connect_from(env.gw.local_addr(), Some(source.parse().unwrap())).await;
-    let user = format!("{}/{BUCKET}", env.s3.access_key);
-    raw.login(&user, &env.s3.secret_key).await;
+    let mut raw = env.raw_login(Some(source)).await;
     let mut dc = raw.data("RETR abor.bin").await;
     // Some of it, then the client stops reading and sends ABOR.
     let first = dc.read_at_least(MIB).await;
@@ -232,10 +236,7 @@ async fn a_download_whose_client_stops_reading_ends_after_the_idle_timeout(kind:
     env.s3.put(BUCKET, "stall.bin", data.clone()).await;
     for source in ["127.0.0.1", "127.0.0.2"] {
         let mut events = env.gw.subscribe();
-        let mut raw =
-            rawftp::Raw::connect_from(env.gw.local_addr(), Some(source.parse().unwrap())).await;
-        let user = format!("{}/{BUCKET}", env.s3.access_key);
-        raw.login(&user, &env.s3.secret_key).await;
+        let mut raw = env.raw_login(Some(source)).await;
         let mut dc = raw.data("RETR stall.bin").await;
         let first = dc.read_at_least(MIB).await;
         let stopped = std::time::Instant::now();
