@@ -122,7 +122,7 @@ def graph(root):
                 return "::".join(parts[:i])
         return None
 
-    def absolute(module, path, file_is_mod):
+    def absolute(module, path):
         """`path` as written in `module` -> a `crate::…` path."""
         parts = path.split("::")
         here = module.split("::")
@@ -142,7 +142,7 @@ def graph(root):
     root_exports = {}
     for tree in re.findall(r"\bpub\s+use\s+([^;]+);", text["crate"]):
         for p in expand_use(tree):
-            full = absolute("crate", p if p.startswith(("crate", "self", "super")) else "crate::" + p, True)
+            full = absolute("crate", p if p.startswith(("crate", "self", "super")) else "crate::" + p)
             if full:
                 root_exports[full.split("::")[-1]] = resolve(full.rsplit("::", 1)[0]) or resolve(full)
 
@@ -153,14 +153,14 @@ def graph(root):
         for tree in re.findall(r"\buse\s+([^;]+);", body):
             for p in expand_use(tree):
                 first = p.split("::")[0]
-                full = absolute(m, p, True) if first in ("crate", "self", "super") else None
+                full = absolute(m, p) if first in ("crate", "self", "super") else None
                 if full is None and first in [k.split("::")[-1] for k in mods if k.count("::") == m.count("::") + 1 and k.startswith(m + "::")]:
                     full = m + "::" + p  # `use child::x` (2018 paths relative to the crate only in root)
                 if full:
                     targets.append(full)
                     imported[full.split("::")[-1]] = full
         for p in re.findall(r"\b((?:crate|super|self)(?:::\w+)+)", body):
-            full = absolute(m, p, True)
+            full = absolute(m, p)
             if full:
                 targets.append(full)
         for name, full in imported.items():
