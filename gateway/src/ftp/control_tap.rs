@@ -52,6 +52,7 @@ use tokio::sync::Notify;
 use crate::error::Failure;
 use crate::ftp::peer_process::{Owner, SocketOwner};
 use crate::ftp::text::{Facts, one_line};
+use crate::storage::hash::HashAlgo;
 
 /// How long after the end of a plain-FTP data stream the gate waits for the control
 /// connection to close or a command to arrive, when nothing else tells a finished upload from
@@ -92,6 +93,9 @@ pub struct ControlTap {
     sock: TcpStream,
     client: OnceLock<TcpStream>,
     reason: Mutex<Option<(String, Instant)>>,
+    /// The algorithm of the hash command the relay turned into `SITE MD5` (see
+    /// `storage/hash.rs`), until the backend takes it.
+    hash_request: Mutex<Option<HashAlgo>>,
     transfer_mark: AtomicU64,
     client_bytes: AtomicU64,
     client_gone: AtomicBool,
@@ -137,6 +141,7 @@ pub(crate) fn split(
             sock: dup,
             client: OnceLock::new(),
             reason: Mutex::new(None),
+            hash_request: Mutex::new(None),
             transfer_mark: AtomicU64::new(NO_MARK),
             client_bytes: AtomicU64::new(0),
             client_gone: AtomicBool::new(false),
@@ -296,6 +301,16 @@ impl ControlTap {
     /// Leaves the reason for the error reply libunftp is about to send.
     pub fn explain(&self, text: &str) {
         *crate::sync::lock(&self.reason) = Some((one_line(text), Instant::now()));
+    }
+
+    /// Leaves the algorithm of a hash command for the backend's `SITE MD5` that follows.
+    pub fn ask_hash(&self, algo: HashAlgo) {
+        *crate::sync::lock(&self.hash_request) = Some(algo);
+    }
+
+    /// The algorithm the relay asked for, if the `SITE MD5` now running is a hash command's.
+    pub fn take_hash_request(&self) -> Option<HashAlgo> {
+        crate::sync::lock(&self.hash_request).take()
     }
 
     /// The reason left for an error reply, if it is fresh.

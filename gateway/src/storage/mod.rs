@@ -21,6 +21,7 @@ mod backend;
 mod bucket;
 pub mod download;
 mod folders;
+pub mod hash;
 pub mod listing;
 pub mod multipart;
 mod part_buf;
