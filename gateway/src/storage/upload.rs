@@ -162,14 +162,17 @@ fn kept_range(
 ) -> Result<ByteStream, Failure> {
     match out.content_range().map(super::download::content_range) {
         Some(Some((f, l, _))) if (f, l) == (first, last) => Ok(out.body),
-        _ => Err(Failure::Other(format!(
-            "the store answered the byte range {first}-{last} of the existing file with {}, so \
+        _ => Err(Failure::Other(
+            format!(
+                "the store answered the byte range {first}-{last} of the existing file with {}, so \
              the bytes to keep could not be read; nothing was stored and the file is unchanged",
-            match out.content_range() {
-                Some(r) => format!("{r:?}"),
-                None => "the whole file (it ignored the range)".to_owned(),
-            }
-        ))),
+                match out.content_range() {
+                    Some(r) => format!("{r:?}"),
+                    None => "the whole file (it ignored the range)".to_owned(),
+                }
+            )
+            .into(),
+        )),
     }
 }
 
@@ -179,10 +182,13 @@ const CHANGED: &str = "the existing file changed on the store while its first by
 
 /// The refusal for an upload past `max` bytes (552).
 fn too_large(max: u64) -> Failure {
-    Failure::TooLarge(format!(
-        "larger than this server's limit of {} (max_file_size); nothing was stored",
-        human_size(max)
-    ))
+    Failure::TooLarge(
+        format!(
+            "larger than this server's limit of {} (max_file_size); nothing was stored",
+            human_size(max)
+        )
+        .into(),
+    )
 }
 
 /// A data part's outcome and its size.
@@ -377,7 +383,7 @@ impl Upload<'_> {
             // With no part in flight the upload holds no memory, and may take the reserve.
             let permit = self.memory.take(part_size as u64, set.is_empty()).await?;
             let mut buf = PartBuf::new(part_size).map_err(|e| {
-                Failure::Other(format!("no memory for a part of {part_size} bytes: {e}"))
+                Failure::Other(format!("no memory for a part of {part_size} bytes: {e}").into())
             })?;
             let eof = fill(reader, &mut buf, &mut total, prefix_len, &mut *self.tracker).await?;
             if let Some((max, allowed)) = budget
@@ -547,7 +553,7 @@ fn resume_words(f: Failure) -> Failure {
 }
 
 fn joined_data(r: Result<DataPartResult, tokio::task::JoinError>) -> DataPartResult {
-    r.map_err(|e| Failure::Other(format!("part upload task failed: {e}")))?
+    r.map_err(|e| Failure::Other(format!("part upload task failed: {e}").into()))?
 }
 
 fn client_bytes(total: u64, prefix_len: u64) -> u64 {
@@ -564,11 +570,14 @@ async fn fill<R: AsyncRead + Unpin>(
 ) -> Result<bool, Failure> {
     while !buf.is_full() {
         let n = reader.read(buf.room()).await.map_err(|e| {
-            Failure::Aborted(if e.kind() == std::io::ErrorKind::TimedOut {
-                "the client sent no data for too long".to_owned()
-            } else {
-                format!("data connection failed: {}", e.kind())
-            })
+            Failure::Aborted(
+                if e.kind() == std::io::ErrorKind::TimedOut {
+                    "the client sent no data for too long".to_owned()
+                } else {
+                    format!("data connection failed: {}", e.kind())
+                }
+                .into(),
+            )
         })?;
         if n == 0 {
             return Ok(true);
