@@ -6,7 +6,8 @@
 //! The relay (`gateway/src/ftp/relay/mod.rs`, `gateway/src/ftp/relay/wire.rs`) reads libunftp's replies
 //! and rewrites some of them by their exact code, shape and text: the `257` of PWD and MKD, the
 //! MLST entry line, the `MLST` line of FEAT, the `227`/`229` ports, the `226` texts that answer
-//! ABOR. A libunftp upgrade that changes any of these fails here first, in a test that names
+//! ABOR, the `213` of `SITE MD5` (which the relay sends for HASH and the `X…` hash commands)
+//! and the `SITE MD5` line of FEAT. A libunftp upgrade that changes any of these fails here first, in a test that names
 //! what it broke; each assertion message names the relay code that depends on it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -23,6 +24,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use gateway::ftp::relay::wire::{self, ReplyAssembler};
 use gateway::ftp::text::Facts;
+use gateway::storage::hash::{HashAlgo, HashAnswer};
 use libunftp::ServerBuilder;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -55,6 +57,8 @@ struct Store {
     /// running (rather than sleep).
     gets: watch::Sender<u32>,
     puts: watch::Sender<u32>,
+    /// The back-end reports `FEATURE_SITEMD5` (as BucketFTP's does).
+    site_md5: bool,
 }
 
 impl Store {
@@ -71,6 +75,17 @@ impl Store {
 
     fn has_folder(&self, path: &str) -> bool {
         self.folders.lock().unwrap().contains(Path::new(path))
+    }
+}
+
+/// What the back-end's `md5()` answers for a file of `len` bytes: a hash command's answer, as
+/// BucketFTP's back-end gives it when the relay asked for one (the digest is made up: only
+/// the shape matters here).
+fn hash_answer(len: u64) -> HashAnswer {
+    HashAnswer {
+        algo: HashAlgo::Sha256,
+        size: len,
+        hex: "ab".repeat(32),
     }
 }
 
@@ -122,6 +137,30 @@ fn not_found() -> ftp::Error {
 #[async_trait]
 impl StorageBackend<TestUser> for MemBackend {
     type Metadata = Meta;
+
+    fn supported_features(&self) -> u32 {
+        if self.store.site_md5 {
+            ftp::FEATURE_SITEMD5
+        } else {
+            0
+        }
+    }
+
+    async fn md5<P: AsRef<Path> + Send + fmt::Debug>(
+        &self,
+        _user: &TestUser,
+        path: P,
+    ) -> ftp::Result<String> {
+        let len = self
+            .store
+            .files
+            .lock()
+            .unwrap()
+            .get(&key(path.as_ref()))
+            .map(|bytes| bytes.len() as u64)
+            .ok_or_else(not_found)?;
+        Ok(hash_answer(len).to_wire())
+    }
 
     async fn metadata<P: AsRef<Path> + Send + fmt::Debug>(
         &self,
@@ -378,7 +417,12 @@ struct Served {
 
 /// libunftp serving one connection from a client on 127.0.0.1, with FTPS configured or not.
 async fn serve(tls: Option<Arc<rustls::ServerConfig>>) -> Served {
-    let store = Arc::new(Store::default());
+    serve_store(tls, Store::default()).await
+}
+
+/// The same, with this store (and the features it says the back-end has).
+async fn serve_store(tls: Option<Arc<rustls::ServerConfig>>, store: Store) -> Served {
+    let store = Arc::new(store);
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let shared = store.clone();
@@ -393,6 +437,7 @@ async fn serve(tls: Option<Arc<rustls::ServerConfig>>) -> Served {
         .authenticator(Arc::new(OneUser))
         .greeting(GREETING)
         .idle_session_timeout(60)
+        .sitemd5(libunftp::options::SiteMd5::Accounts)
         .binder(AnyLoopbackPort);
         let builder = match tls {
             Some(config) => builder.ftps_manual::<PathBuf>(config),
@@ -1073,5 +1118,98 @@ async fn abor_reply_texts() {
         "ABOR after a finished transfer"
     );
 
+    s.quit().await;
+}
+
+/// 13. SITE MD5, which the relay sends in place of `HASH <path>` and `XMD5`/`XSHA1`/`XSHA256`/
+/// `XCRC` (core.rs: Action::Hash, hash_reply), and FEAT's `SITE MD5` line, which the relay
+/// replaces with the hash commands (rewrite_feat). Unknown commands (RANG) pass on as they are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn site_md5_reply_shapes() {
+    let store = Store {
+        site_md5: true,
+        ..Store::default()
+    };
+    let mut s = serve_store(None, store).await;
+    s.store.put_file("/dir/hello.txt", b"hello");
+    s.store.put_file("/dir/a b.txt", b"");
+    s.store
+        .folders
+        .lock()
+        .unwrap()
+        .insert(PathBuf::from("/dir"));
+    let c = &mut s.client;
+    assert_eq!(c.reply().await.code, 220);
+
+    // Before login: libunftp refuses (the relay lets it answer HASH without a login).
+    let early = c.cmd("SITE MD5 hello.txt").await;
+    assert_eq!(
+        early.lines,
+        ["530 Please authenticate"],
+        "SITE MD5 before login (the relay passes libunftp's refusal on as HASH's reply)"
+    );
+    let rang = c.cmd("RANG 0 9").await;
+    assert_eq!(rang.lines, ["530 Please authenticate"], "RANG before login");
+    let feat = c.cmd("FEAT").await;
+    assert_eq!(
+        feat.lines.iter().filter(|l| *l == " SITE MD5").count(),
+        1,
+        "with sitemd5 on and FEATURE_SITEMD5, FEAT lists ` SITE MD5` (rewrite_feat lists the \
+         hash commands only then, in its place): {feat:?}"
+    );
+    c.login().await;
+
+    // 213 <what md5() returned>    <absolute path>: relative paths joined to the working
+    // directory, the text as the back-end gave it (HashAnswer::parse_wire reads it back).
+    let cwd = c.cmd("CWD dir").await;
+    assert_eq!(cwd.code, 250, "CWD: {cwd:?}");
+    let wire = hash_answer(5).to_wire();
+    for path in ["hello.txt", "/dir/hello.txt"] {
+        let md5 = c.cmd(&format!("SITE MD5 {path}")).await;
+        assert_eq!(
+            md5.lines,
+            [format!("213 {wire}    /dir/hello.txt")],
+            "SITE MD5 {path}: `213 <md5()'s text>    <absolute path>` (hash_reply)"
+        );
+        assert_eq!(
+            HashAnswer::parse_wire(md5.text()),
+            Some(hash_answer(5)),
+            "HashAnswer::parse_wire reads libunftp's 213 text"
+        );
+    }
+    let spaced = c.cmd("SITE MD5 a b.txt").await;
+    assert_eq!(
+        spaced.lines,
+        [format!("213 {}    /dir/a b.txt", hash_answer(0).to_wire())],
+        "SITE MD5 of a path with a space: the whole rest of the line is the path"
+    );
+    // The back-end's error: a storage error reply, which the relay passes on with its reason.
+    let missing = c.cmd("SITE MD5 missing.txt").await;
+    assert_eq!(
+        missing.lines,
+        ["550 File not found"],
+        "SITE MD5 of a missing file (md5() answers PermanentFileNotAvailable)"
+    );
+    let rang = c.cmd("RANG 0 9").await;
+    assert_eq!(
+        rang.lines,
+        ["500 Command not implemented"],
+        "an unknown command after login (RANG is not implemented; the relay passes it on)"
+    );
+    s.quit().await;
+
+    // A back-end without FEATURE_SITEMD5: no FEAT line, and 502.
+    let mut s = Served::logged_in(None).await;
+    let feat = s.client.cmd("FEAT").await;
+    assert!(
+        !feat.lines.iter().any(|l| l.contains("MD5")),
+        "without FEATURE_SITEMD5, FEAT does not list SITE MD5: {feat:?}"
+    );
+    let md5 = s.client.cmd("SITE MD5 hello.txt").await;
+    assert_eq!(
+        md5.lines,
+        ["502 Not supported by the selected storage back-end."],
+        "SITE MD5 when the back-end lacks FEATURE_SITEMD5"
+    );
     s.quit().await;
 }

@@ -237,7 +237,9 @@ async fn serve_admitted(
         .with_users(parts.users.clone()),
     ))
     .greeting("BucketFTP ready")
-    .idle_session_timeout(parts.idle_timeout.as_secs());
+    .idle_session_timeout(parts.idle_timeout.as_secs())
+    // SITE MD5 is the relay's way to run HASH/XMD5/… (the backend reports FEATURE_SITEMD5).
+    .sitemd5(libunftp::options::SiteMd5::Accounts);
     // Every data connection is relayed: libunftp listens on any free loopback port and the
     // relay tells the client a port of the range on the address it reached (or the
     // masquerade address).

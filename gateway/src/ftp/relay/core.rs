@@ -8,11 +8,19 @@
 //! What it keeps: the commands sent to libunftp and waiting for their replies (in order; a
 //! command waits for the replies before it, except ABOR, STAT and QUIT during a transfer),
 //! the user and the working directory as the client sees them, the client's unread bytes and
-//! libunftp's unfinished reply. What it decides: which commands it answers itself
-//! ([`super::policy::decide`]), how libunftp's replies are rewritten (`257` paths, MLST facts,
-//! FEAT's MLST line, passive ports, the reason in front of an error reply), and one log line
-//! per command. The session state the storage backend also reads lives in the tap
-//! ([`ControlTap`]: shared memory, no I/O).
+//! libunftp's unfinished reply, the hash algorithm `OPTS HASH` selected. What it decides:
+//! which commands it answers itself ([`super::policy::decide`]), how libunftp's replies are
+//! rewritten (`257` paths, MLST facts, FEAT's MLST and hash lines, passive ports, the reason
+//! in front of an error reply, the `213` of a hash command), and one log line per command.
+//! The session state the storage backend also reads lives in the tap ([`ControlTap`]: shared
+//! memory, no I/O).
+//!
+//! Hash commands (`HASH <path>`, `XMD5`, `XSHA1`, `XSHA256`, `XCRC`) go to libunftp as
+//! `SITE MD5 <path>`, which resolves the path, checks the login and calls the backend's
+//! `md5()` off its control loop; the algorithm goes to the backend through the tap
+//! ([`ControlTap::ask_hash`]), and the backend's answer ([`HashAnswer::to_wire`]) comes back
+//! in libunftp's `213 <answer>    <absolute path>`, which the core rewrites into the command's
+//! own reply.
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr};
@@ -23,6 +31,7 @@ use super::policy::{self, Action, Protection};
 use super::wire::{self, Command, Reply, ReplyAssembler};
 use crate::ftp::control_tap::ControlTap;
 use crate::ops::events::{Event, EventBus, SessionId};
+use crate::storage::hash::{HashAlgo, HashAnswer};
 
 /// The longest command line accepted (RFC 959 has no limit; paths are ≤ 1024 bytes here).
 pub(crate) const MAX_LINE: usize = 8192;
@@ -115,8 +124,12 @@ pub(crate) struct CoreConfig {
 /// A command forwarded to libunftp, waiting for its final reply.
 #[derive(Debug)]
 struct Pending {
+    /// The client's command (a hash command stays itself here, though libunftp was sent
+    /// `SITE MD5`: its log line, its reply and its events are the client's command's).
     cmd: Command,
     started: Instant,
+    /// The algorithm asked for, when `cmd` is a hash command.
+    hash: Option<HashAlgo>,
 }
 
 /// What the core waits for (see [`Request`]).
@@ -148,6 +161,8 @@ pub(crate) struct Core {
     /// The working directory, normalised (libunftp keeps it as typed and does not apply it
     /// to MLST's argument).
     cwd: String,
+    /// The algorithm of `HASH` (`OPTS HASH`; SHA-256 until then).
+    hash_algo: HashAlgo,
     /// Since when a command has been waiting for earlier replies.
     blocked_since: Option<Instant>,
     /// The client's bytes not handled yet.
@@ -183,10 +198,12 @@ impl Core {
                     line: Vec::new(),
                 },
                 started: Instant::now(),
+                hash: None,
             }]),
             user_tried: None,
             user: None,
             cwd: "/".into(),
+            hash_algo: HashAlgo::Sha256,
             blocked_since: None,
             lines: Vec::new(),
             assembler: ReplyAssembler::default(),
@@ -226,7 +243,10 @@ impl Core {
                 self.replies.extend(replies);
             }
             Input::OrderWaitExpired => {
-                self.pending.retain(|p| policy::is_transfer(&p.cmd.verb));
+                // A hash of a large file may take minutes too, and its reply must not be
+                // taken for the next command's.
+                self.pending
+                    .retain(|p| policy::is_transfer(&p.cmd.verb) || p.hash.is_some());
                 self.blocked_since = None;
             }
             Input::Resumed(resumed) => self.resume(resumed),
@@ -299,11 +319,22 @@ impl Core {
                     self.out.push(Out::AbortPassive);
                 }
                 let line = self.before_forward(&cmd);
-                self.pending.push_back(Pending {
-                    cmd,
-                    started: Instant::now(),
-                });
-                self.out.push(Out::Inner(line));
+                self.forward(cmd, line, None);
+            }
+            Action::Hash(algo) => {
+                let algo = algo.unwrap_or(self.hash_algo);
+                // The backend's md5() takes it; libunftp resolves the path (against its
+                // working directory) and checks the login, answering 530 without one.
+                self.tap.ask_hash(algo);
+                let line = format!("SITE MD5 {}\r\n", cmd.arg).into_bytes();
+                self.forward(cmd, line, Some(algo));
+            }
+            Action::SelectHash(algo) => {
+                if let Some(algo) = algo {
+                    self.hash_algo = algo;
+                }
+                let reply = format!("200 {}\r\n", self.hash_algo.name());
+                self.answer_here(&cmd, reply);
             }
             Action::Answer(reply) => self.answer_here(&cmd, reply),
             Action::SelectFacts(facts, reply) => {
@@ -320,6 +351,16 @@ impl Core {
             }
         }
         true
+    }
+
+    /// Sends `line` to libunftp for `cmd`, which then waits for its reply.
+    fn forward(&mut self, cmd: Command, line: Vec<u8>, hash: Option<HashAlgo>) {
+        self.pending.push_back(Pending {
+            cmd,
+            started: Instant::now(),
+            hash,
+        });
+        self.out.push(Out::Inner(line));
     }
 
     fn answer_here(&mut self, cmd: &Command, reply: String) {
@@ -422,6 +463,11 @@ impl Core {
             "RETR" => {
                 self.tap.take_transfer_bytes();
             }
+            // The client's own SITE MD5 gets libunftp's MD5, never a hash command's answer
+            // (a request is taken by its reply; this is for one left behind all the same).
+            "SITE" => {
+                self.tap.take_hash_request();
+            }
             // libunftp does not apply the working directory to MLST's argument.
             "MLST" if !cmd.arg.is_empty() && !cmd.arg.starts_with(['/', '\\']) => {
                 let path = wire::normalise_shown_path(&format!("{}/{}", self.cwd, cmd.arg));
@@ -477,6 +523,17 @@ impl Core {
             self.send_answer(426, bytes, front);
             return;
         }
+        if let Some(algo) = front.as_ref().and_then(|p| p.hash) {
+            // Answered: a request the backend did not take (libunftp refused before calling
+            // it) must not reach a later SITE MD5.
+            self.tap.take_hash_request();
+            if reply.code == 213 {
+                let bytes = self.hash_reply(algo, &verb, &arg, &reply);
+                self.send_reply(bytes, front);
+                return;
+            }
+            // Refusals and failures pass on, with the backend's reason in front.
+        }
         let bytes = match (reply.code, verb.as_str()) {
             (257, "PWD" | "XPWD" | "MKD" | "XMKD") if reply.lines.len() == 1 => {
                 wire::rewrite_257(&reply.last_text()).into_bytes()
@@ -494,19 +551,7 @@ impl Core {
                 }
                 out
             }
-            (211, "FEAT") => {
-                let facts = self.tap.facts();
-                let mut out = Vec::new();
-                for line in &reply.lines {
-                    let text = String::from_utf8_lossy(line);
-                    if text.trim() == "MLST" {
-                        out.extend_from_slice(format!("{}\r\n", facts.feat_line()).as_bytes());
-                    } else {
-                        out.extend_from_slice(line);
-                    }
-                }
-                out
-            }
+            (211, "FEAT") => self.rewrite_feat(&reply),
             (230, _) => {
                 self.user = self.user_tried.clone();
                 self.cwd = "/".into();
@@ -551,6 +596,69 @@ impl Core {
             _ => reply.bytes(),
         };
         self.send_answer(reply.code, bytes, front);
+    }
+
+    /// FEAT's reply with the selected MLST facts and, where libunftp lists `SITE MD5` (it
+    /// runs it: the option is on and the backend has the feature), the hash commands in its
+    /// place: `HASH` with the session's selection, and the `X…` commands. Sorted, as
+    /// libunftp sorts its lines.
+    fn rewrite_feat(&self, reply: &Reply) -> Vec<u8> {
+        let [first, features @ .., last] = &reply.lines[..] else {
+            return reply.bytes();
+        };
+        let mut lines: Vec<Vec<u8>> = Vec::new();
+        let mut site_md5 = false;
+        for line in features {
+            let text = String::from_utf8_lossy(line);
+            match text.trim() {
+                "MLST" => lines.push(format!("{}\r\n", self.tap.facts().feat_line()).into_bytes()),
+                "SITE MD5" => site_md5 = true,
+                _ => lines.push(line.clone()),
+            }
+        }
+        if site_md5 {
+            lines.push(format!(" {}\r\n", HashAlgo::feat_line(self.hash_algo)).into_bytes());
+            for x in ["XCRC", "XMD5", "XSHA1", "XSHA256"] {
+                lines.push(format!(" {x}\r\n").into_bytes());
+            }
+        }
+        lines.sort();
+        let mut out = first.clone();
+        out.extend(lines.concat());
+        out.extend_from_slice(last);
+        out
+    }
+
+    /// A hash command's reply from libunftp's `213 <HashAnswer::to_wire>    <path>`:
+    /// `213 <ALGO> <range> <hex> <path as the client gave it>` for `HASH`, `250 <hex>` for
+    /// the `X…` commands (as proftpd's mod_digest), `451` when the answer cannot be read.
+    fn hash_reply(&self, algo: HashAlgo, verb: &str, arg: &str, reply: &Reply) -> Vec<u8> {
+        let text = reply.last_text();
+        // One line, and the algorithm asked for (a plain MD5 here means the request was lost).
+        let answer = HashAnswer::parse_wire(&text)
+            .filter(|a| a.algo == algo)
+            .filter(|_| reply.lines.len() == 1);
+        match answer {
+            Some(answer) if verb == "HASH" => format!(
+                "213 {} {} {} {}\r\n",
+                answer.algo.name(),
+                answer.range(),
+                answer.hex,
+                wire::one_line(arg)
+            )
+            .into_bytes(),
+            Some(answer) => format!("250 {}\r\n", answer.hex).into_bytes(),
+            None => {
+                tracing::warn!(
+                    session = self.cfg.session,
+                    cmd = %verb,
+                    asked = %algo,
+                    reply = %wire::shorten(&text, wire::LOGGED_CHARS),
+                    "relay: the storage's answer to a hash command is not a hash"
+                );
+                b"451 The file's hash could not be read from the storage's answer.\r\n".to_vec()
+            }
+        }
     }
 
     /// Puts the backend's reason in front of an error reply, logs the command, and sends.
@@ -923,6 +1031,191 @@ mod tests {
         assert_eq!(
             core.step(Input::Client(&many)),
             vec![client("500 Too much input at once.\r\n"), Out::Close]
+        );
+    }
+
+    const SHA: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    const MD5: &str = "d41d8cd98f00b204e9800998ecf8427e";
+
+    #[tokio::test]
+    async fn opts_hash_is_answered_here_and_selects_hashs_algorithm() {
+        let (mut core, tap) = core().await;
+        greeted(&mut core);
+        assert_eq!(
+            core.step(Input::Client(b"OPTS HASH\r\n")),
+            vec![client("200 SHA-256\r\n")]
+        );
+        assert_eq!(
+            core.step(Input::Client(b"opts hash md5\r\n")),
+            vec![client("200 MD5\r\n")]
+        );
+        assert_eq!(
+            core.step(Input::Client(b"OPTS HASH SHA-512\r\n")),
+            vec![client(
+                "501 Unknown algorithm, current selection not changed.\r\n"
+            )]
+        );
+        assert_eq!(
+            core.step(Input::Client(b"OPTS HASH\r\n")),
+            vec![client("200 MD5\r\n")],
+            "the refusal changed nothing"
+        );
+        assert_eq!(
+            core.step(Input::Client(b"HASH\r\n")),
+            vec![client("501 HASH needs a file name.\r\n")]
+        );
+        assert!(core.is_idle(), "nothing went to libunftp");
+        // HASH asks for the selection, through libunftp's SITE MD5 with the path as given.
+        assert_eq!(
+            core.step(Input::Client(b"HASH dir/a b.txt\r\n")),
+            vec![inner("SITE MD5 dir/a b.txt\r\n")]
+        );
+        assert_eq!(
+            tap.take_hash_request(),
+            Some(HashAlgo::Md5),
+            "the backend's"
+        );
+        let answer = format!("213 MD5 0-49 {MD5}    /home/dir/a b.txt\r\n");
+        assert_eq!(
+            core.step(Input::Inner(answer.as_bytes())),
+            vec![client(&format!("213 MD5 0-49 {MD5} dir/a b.txt\r\n"))]
+        );
+    }
+
+    #[tokio::test]
+    async fn x_commands_ask_their_own_algorithm_and_answer_250() {
+        let (mut core, tap) = core().await;
+        greeted(&mut core);
+        core.step(Input::Client(b"OPTS HASH CRC32\r\n"));
+        assert_eq!(
+            core.step(Input::Client(b"XSHA256 f.bin\r\n")),
+            vec![inner("SITE MD5 f.bin\r\n")]
+        );
+        assert_eq!(tap.take_hash_request(), Some(HashAlgo::Sha256));
+        let answer = format!("213 SHA-256 0-0 {SHA}    /f.bin\r\n");
+        assert_eq!(
+            core.step(Input::Inner(answer.as_bytes())),
+            vec![client(&format!("250 {SHA}\r\n"))]
+        );
+        core.step(Input::Client(b"XMD5 f.bin\r\n"));
+        assert_eq!(tap.take_hash_request(), Some(HashAlgo::Md5));
+        let answer = format!("213 MD5 0-9 {}    /f.bin\r\n", MD5.to_uppercase());
+        assert_eq!(
+            core.step(Input::Inner(answer.as_bytes())),
+            vec![client(&format!("250 {MD5}\r\n"))],
+            "hex in lower case"
+        );
+    }
+
+    #[tokio::test]
+    async fn hash_failures_pass_on_and_leave_no_request_behind() {
+        let (mut core, tap) = core().await;
+        let mut events = core.cfg.events.subscribe();
+        greeted(&mut core);
+        // Not logged in: libunftp refuses before the backend takes the request.
+        core.step(Input::Client(b"HASH a.txt\r\n"));
+        assert_eq!(
+            core.step(Input::Inner(b"530 Please authenticate\r\n")),
+            vec![client("530 Please authenticate\r\n")]
+        );
+        assert_eq!(tap.take_hash_request(), None, "taken by the reply");
+        // The backend's failure, with its reason in front.
+        core.step(Input::Client(b"XSHA1 gone.txt\r\n"));
+        tap.take_hash_request();
+        tap.explain("gone.txt: no such file");
+        assert_eq!(
+            core.step(Input::Inner(b"550 File not found\r\n")),
+            vec![client(
+                "550-gone.txt: no such file\r\n550 File not found\r\n"
+            )]
+        );
+        // A 213 that is not the hash asked for: a 451, not the backend's text.
+        for odd in [
+            format!("213 {MD5}    /a.txt\r\n"),
+            format!("213 MD5 0-9 {MD5}    /a.txt\r\n"),
+        ] {
+            core.step(Input::Client(b"HASH a.txt\r\n"));
+            let out = core.step(Input::Inner(odd.as_bytes()));
+            let [Out::Client(bytes)] = &out[..] else {
+                panic!("one reply: {out:?}")
+            };
+            let text = String::from_utf8_lossy(bytes);
+            assert!(text.starts_with("451 ") && !text.contains(MD5), "{text}");
+        }
+        // A request left behind never reaches the client's own SITE MD5, which passes on as
+        // it is, and is reported as a SITE command; hash commands are not.
+        tap.ask_hash(HashAlgo::Sha1);
+        assert_eq!(
+            core.step(Input::Client(b"SITE MD5 a.txt\r\n")),
+            vec![inner("SITE MD5 a.txt\r\n")]
+        );
+        assert_eq!(tap.take_hash_request(), None);
+        let plain = format!("213 {MD5}    /a.txt\r\n");
+        assert_eq!(
+            core.step(Input::Inner(plain.as_bytes())),
+            vec![client(&plain)]
+        );
+        let mut sites = Vec::new();
+        while let Ok(event) = events.try_recv() {
+            if let Event::Changed { command, .. } = event {
+                sites.push(command);
+            }
+        }
+        assert_eq!(sites, [Some("SITE MD5 a.txt".to_owned())]);
+    }
+
+    #[tokio::test]
+    async fn pipelined_hashes_ask_one_at_a_time() {
+        let (mut core, tap) = core().await;
+        greeted(&mut core);
+        assert_eq!(
+            core.step(Input::Client(b"HASH a\r\nHASH b\r\nNOOP\r\n")),
+            vec![inner("SITE MD5 a\r\n")]
+        );
+        assert_eq!(tap.take_hash_request(), Some(HashAlgo::Sha256));
+        // A long hash does not expire: its reply must not be taken for the next command's.
+        assert_eq!(core.step(Input::OrderWaitExpired), vec![]);
+        let a = format!("213 SHA-256 0-49 {SHA}    /a\r\n");
+        assert_eq!(
+            core.step(Input::Inner(a.as_bytes())),
+            vec![
+                client(&format!("213 SHA-256 0-49 {SHA} a\r\n")),
+                inner("SITE MD5 b\r\n")
+            ]
+        );
+        assert_eq!(tap.take_hash_request(), Some(HashAlgo::Sha256));
+        let b = format!("213 SHA-256 0-0 {SHA}    /b\r\n");
+        assert_eq!(
+            core.step(Input::Inner(b.as_bytes())),
+            vec![
+                client(&format!("213 SHA-256 0-0 {SHA} b\r\n")),
+                inner("NOOP\r\n")
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn feat_lists_the_hash_commands_in_place_of_site_md5() {
+        let (mut core, _tap) = core().await;
+        greeted(&mut core);
+        core.step(Input::Client(b"OPTS HASH crc32\r\nFEAT\r\n"));
+        let feat = b"211-Extensions supported:\r\n EPSV\r\n MDTM\r\n MLST\r\n SITE MD5\r\n \
+                     SIZE\r\n UTF8\r\n211 END\r\n";
+        let out = core.step(Input::Inner(feat));
+        let expected = "211-Extensions supported:\r\n EPSV\r\n HASH SHA-256;SHA-1;MD5;CRC32*\r\n \
+                        MDTM\r\n MLST type*;size*;modify*;\r\n SIZE\r\n UTF8\r\n XCRC\r\n XMD5\r\n \
+                        XSHA1\r\n XSHA256\r\n211 END\r\n";
+        assert_eq!(out, vec![client(expected)]);
+        // Without SITE MD5 (the backend lacks it) no hash command is listed.
+        core.step(Input::Client(b"FEAT\r\n"));
+        let out = core.step(Input::Inner(
+            b"211-Extensions supported:\r\n MLST\r\n211 END\r\n",
+        ));
+        assert_eq!(
+            out,
+            vec![client(
+                "211-Extensions supported:\r\n MLST type*;size*;modify*;\r\n211 END\r\n"
+            )]
         );
     }
 }

@@ -50,7 +50,8 @@ use crate::ops::events::SessionId;
 /// How long a client may take to finish the TLS handshake after `234`.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a command waits for the replies to earlier ones before the relay stops waiting
-/// for those (a safety valve: libunftp answers every command; transfers never expire).
+/// for those (a safety valve: libunftp answers every command; transfers and hash commands,
+/// which may run for minutes, never expire).
 const ORDER_WAIT: Duration = Duration::from_secs(120);
 
 /// What the relay needs to know, shared by every session.

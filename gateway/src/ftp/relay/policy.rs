@@ -1,9 +1,11 @@
 //! The relay's command policy, pure: which commands the relay answers itself (AUTH TLS, PROT,
-//! OPTS MLST, refusals when TLS is required) and which kinds of command open, read or
+//! OPTS MLST, OPTS HASH, refusals when TLS is required), which it turns into another command
+//! (the hash commands, into libunftp's `SITE MD5`) and which kinds of command open, read or
 //! interrupt a transfer.
 
 use super::wire;
 use super::wire::Command;
+use crate::storage::hash::HashAlgo;
 
 /// Commands that open a data transfer.
 pub(crate) fn is_transfer(verb: &str) -> bool {
@@ -24,6 +26,12 @@ pub(crate) fn is_interrupt(verb: &str) -> bool {
     matches!(verb, "ABOR" | "STAT" | "QUIT")
 }
 
+/// The hash commands (`HASH`, draft-bryan-ftpext-hash, and the older `XMD5`, `XSHA1`,
+/// `XSHA256`, `XCRC`): the relay sends libunftp `SITE MD5` in their place.
+pub(crate) fn is_hash(verb: &str) -> bool {
+    verb == "HASH" || HashAlgo::of_x_command(verb).is_some()
+}
+
 /// What the relay does with one command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Action {
@@ -39,6 +47,12 @@ pub(crate) enum Action {
     /// the reply. libunftp never sees `PROT`: its data connections are always plain, and the
     /// relay does the TLS of encrypted ones.
     Protect(bool, String),
+    /// `OPTS HASH [name]`: select this algorithm (`None`: keep the selection) and answer
+    /// `200 <the selection>`.
+    SelectHash(Option<HashAlgo>),
+    /// A hash command with its path: ask for this algorithm (`None`: the session's
+    /// selection, for `HASH`) with libunftp's `SITE MD5 <path>`.
+    Hash(Option<HashAlgo>),
 }
 
 /// The session state [`decide`] looks at.
@@ -96,13 +110,31 @@ pub(crate) fn decide(cmd: &Command, p: Protection) -> Action {
         "CCC" if p.control_tls => {
             Action::Answer("534 The control connection stays encrypted.\r\n".into())
         }
-        _ => match wire::opts_mlst_arg(cmd) {
-            Some(list) => {
+        verb if is_hash(verb) => {
+            if cmd.arg.trim().is_empty() {
+                Action::Answer(format!("501 {verb} needs a file name.\r\n"))
+            } else {
+                Action::Hash(HashAlgo::of_x_command(verb))
+            }
+        }
+        _ => {
+            if let Some(list) = wire::opts_mlst_arg(cmd) {
                 let (facts, reply) = wire::opts_mlst(list);
                 Action::SelectFacts(facts, reply)
+            } else if let Some(name) = wire::opts_hash_arg(cmd) {
+                if name.is_empty() {
+                    Action::SelectHash(None)
+                } else if let Some(algo) = HashAlgo::parse(name) {
+                    Action::SelectHash(Some(algo))
+                } else {
+                    Action::Answer(
+                        "501 Unknown algorithm, current selection not changed.\r\n".into(),
+                    )
+                }
+            } else {
+                Action::Forward
             }
-            None => Action::Forward,
-        },
+        }
     }
 }
 
@@ -182,6 +214,36 @@ mod tests {
         assert!(matches!(decide(&cmd("PROT X"), OPEN), Action::Answer(r) if r.starts_with("504")));
         // Without FTPS, libunftp answers it (502).
         assert_eq!(decide(&cmd("PROT P"), no_tls), Action::Forward);
+        // The hash commands: the relay's to turn into SITE MD5, or to refuse without a path;
+        // their login and TLS rules are those of any command libunftp answers (530 there).
+        assert_eq!(decide(&cmd("HASH /a b.txt"), OPEN), Action::Hash(None));
+        assert_eq!(
+            decide(&cmd("xsha256 a"), required),
+            Action::Hash(Some(HashAlgo::Sha256))
+        );
+        assert_eq!(
+            decide(&cmd("XCRC a"), OPEN),
+            Action::Hash(Some(HashAlgo::Crc32))
+        );
+        for bare in ["HASH", "HASH  ", "XMD5", "XSHA1 "] {
+            assert!(
+                matches!(decide(&cmd(bare), OPEN), Action::Answer(r) if r.starts_with("501 ")),
+                "{bare:?}"
+            );
+        }
+        assert!(is_hash("XSHA1") && !is_hash("SITE") && !is_hash("RANG"));
+        assert_eq!(decide(&cmd("OPTS HASH"), OPEN), Action::SelectHash(None));
+        assert_eq!(
+            decide(&cmd("opts hash md5"), OPEN),
+            Action::SelectHash(Some(HashAlgo::Md5))
+        );
+        assert_eq!(
+            decide(&cmd("OPTS HASH SHA-512"), OPEN),
+            Action::Answer("501 Unknown algorithm, current selection not changed.\r\n".into())
+        );
+        // RANG (the draft's byte ranges) is not implemented: libunftp answers it as any
+        // command it does not know.
+        assert_eq!(decide(&cmd("RANG 0 9"), OPEN), Action::Forward);
         // libunftp reads `PASS\r…` and `paſs …` as PASS too.
         assert!(
             matches!(decide(&cmd("PASS\rsecret"), required), Action::Answer(r) if r.starts_with("534"))

@@ -1,6 +1,7 @@
 //! The FTP text the relay reads and rewrites, as pure functions: command lines, replies
-//! assembled from a byte stream, the MLST fact selection (`OPTS MLST`, RFC 3659 §7.9), paths
-//! shown in replies, passive-mode addresses, and what a command looks like in a log line.
+//! assembled from a byte stream, the MLST fact selection (`OPTS MLST`, RFC 3659 §7.9), the
+//! argument of `OPTS HASH`, paths shown in replies, passive-mode addresses, and what a command
+//! looks like in a log line.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -85,14 +86,24 @@ pub fn opts_mlst(arg_after_mlst: &str) -> (Facts, String) {
     (facts, format!("200 MLST OPTS {}\r\n", facts.list()))
 }
 
-/// If `cmd` is `OPTS MLST …`, the fact list after `MLST`.
-pub fn opts_mlst_arg(cmd: &Command) -> Option<&str> {
+/// If `cmd` is `OPTS <option> …` (any case), what follows the option's name, trimmed.
+fn opts_arg<'a>(cmd: &'a Command, option: &str) -> Option<&'a str> {
     if cmd.verb != "OPTS" {
         return None;
     }
     let arg = cmd.arg.trim_start();
     let (name, rest) = arg.split_once(' ').unwrap_or((arg, ""));
-    name.eq_ignore_ascii_case("MLST").then_some(rest.trim())
+    name.eq_ignore_ascii_case(option).then_some(rest.trim())
+}
+
+/// If `cmd` is `OPTS MLST …`, the fact list after `MLST`.
+pub fn opts_mlst_arg(cmd: &Command) -> Option<&str> {
+    opts_arg(cmd, "MLST")
+}
+
+/// If `cmd` is `OPTS HASH …`, the algorithm's name after `HASH` (empty when none).
+pub fn opts_hash_arg(cmd: &Command) -> Option<&str> {
+    opts_arg(cmd, "HASH")
 }
 
 /// One complete FTP reply: its code and its raw lines (each with its line end).
@@ -326,6 +337,15 @@ mod tests {
             "200 MLST OPTS type;size;modify;\r\n"
         );
         assert!(opts_mlst_arg(&parse_command(b"OPTS UTF8 ON").unwrap()).is_none());
+        assert_eq!(
+            opts_hash_arg(&parse_command(b"opts Hash  sha-1 \r\n").unwrap()),
+            Some("sha-1")
+        );
+        assert_eq!(
+            opts_hash_arg(&parse_command(b"OPTS HASH").unwrap()),
+            Some("")
+        );
+        assert!(opts_hash_arg(&parse_command(b"OPTS MLST").unwrap()).is_none());
         assert_eq!(
             opts_mlst_arg(&parse_command(b"opts mlst").unwrap()),
             Some("")
