@@ -21,7 +21,7 @@ use unftp_core::auth::{
     AuthenticationError, Authenticator, Credentials, Principal, UserDetailError, UserDetailProvider,
 };
 
-use crate::error::Failure;
+use crate::error::{Detail, Failure};
 use crate::ftp::limits::{LoginLockout, Outcome, Wait, address_key};
 use crate::ftp::session::{Connection, LoginStage, S3User};
 use crate::ops::events::Event;
@@ -219,7 +219,12 @@ impl S3Authenticator {
         let factory = self
             .factories
             .for_settings(&storage.settings)
-            .map_err(|e| Some(Failure::Other(format!("storage {}: {e}", storage.name))))?;
+            .map_err(|e| {
+                Some(Failure::Other(Detail::caused_by(
+                    format!("storage {}: {e}", storage.name),
+                    e,
+                )))
+            })?;
         let client = factory.client(&storage.access_key_id, storage.secret.expose(), None);
         let home = user.home.prefix();
         client
@@ -229,7 +234,7 @@ impl S3Authenticator {
             .max_keys(1)
             .send()
             .await
-            .map_err(|e| Some(classify(&e)))?;
+            .map_err(|e| Some(classify(e)))?;
         Ok(S3User {
             name: user.name.clone(),
             bucket: user.bucket.clone(),
@@ -261,7 +266,10 @@ impl S3Authenticator {
 
     async fn probe(&self, login: &Login, secret: &str) -> Result<S3User, Failure> {
         let factory = self.factories.for_key(&login.access_key).map_err(|e| {
-            Failure::Other(format!("this key's profile settings are unusable: {e}"))
+            Failure::Other(Detail::caused_by(
+                format!("this key's profile settings are unusable: {e}"),
+                e,
+            ))
         })?;
         let mut region: Option<String> = None;
         for _attempt in 0..2 {
@@ -286,8 +294,8 @@ impl S3Authenticator {
                     });
                 }
                 Err(e) => {
-                    let f = classify(&e);
                     let hint = bucket_region_hint(&e);
+                    let f = classify(e);
                     let can_retry = factory.resolved().discover_region && region.is_none();
                     match (hint, can_retry) {
                         (Some(h), true) if !matches!(f, Failure::InvalidAccessKey) => {
@@ -413,7 +421,7 @@ impl Authenticator for S3Authenticator {
                     Err(Some(f)) => {
                         // The password was right: the storage is unreachable or refuses the
                         // configured key, which is the server's problem, not the user's.
-                        tracing::warn!(session = self.conn.session, user = %username, error = %f, "team login: the user's storage refused");
+                        tracing::warn!(session = self.conn.session, user = %username, error = %crate::error::chain(&f), "team login: the user's storage refused");
                         Err(self.refuse(
                             attempt,
                             username,

@@ -1,6 +1,10 @@
 //! Classifies aws-sdk-s3 errors (service code, HTTP status, transport failure) into
 //! [`Failure`]s. The SDK has already retried throttling and 5xx replies by the time an error
-//! gets here, so those become `Transient` (451, try again).
+//! gets here, so those become `Transient` (451, try again). The SDK error classified by
+//! value stays the failure's underlying error (`source()`), so a log can tell the DNS, TLS or
+//! connection failure behind "storage service unreachable".
+
+use std::sync::Arc;
 
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
@@ -37,16 +41,18 @@ pub fn classify_code(code: Option<&str>, status: Option<u16>, message: Option<&s
         }
         Some("InvalidAccessKeyId") => Failure::InvalidAccessKey,
         Some("SignatureDoesNotMatch") => Failure::BadSecret,
-        Some("EntityTooLarge") | Some("MaxMessageLengthExceeded") => Failure::TooLarge(detail()),
+        Some("EntityTooLarge") | Some("MaxMessageLengthExceeded") => {
+            Failure::TooLarge(detail().into())
+        }
         Some("QuotaExceeded") | Some("InsufficientStorage") | Some("StorageQuotaExceeded") => {
-            Failure::QuotaExceeded(detail())
+            Failure::QuotaExceeded(detail().into())
         }
         Some("SlowDown")
         | Some("ServiceUnavailable")
         | Some("InternalError")
         | Some("RequestTimeout")
         | Some("Throttling")
-        | Some("TooManyRequests") => Failure::Transient(detail()),
+        | Some("TooManyRequests") => Failure::Transient(detail().into()),
         Some("PreconditionFailed") => Failure::Changed(CHANGED.into()),
         Some("PermanentRedirect")
         | Some("AuthorizationHeaderMalformed")
@@ -56,14 +62,48 @@ pub fn classify_code(code: Option<&str>, status: Option<u16>, message: Option<&s
             Some(403) => Failure::AccessDenied,
             Some(301) => Failure::WrongRegion(None),
             Some(412) => Failure::Changed(CHANGED.into()),
-            Some(500..=599) | Some(429) => Failure::Transient(detail()),
-            _ => Failure::Other(detail()),
+            Some(500..=599) | Some(429) => Failure::Transient(detail().into()),
+            _ => Failure::Other(detail().into()),
         },
     }
 }
 
-/// Classifies any SDK error.
-pub fn classify<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> Failure {
+/// An SDK error to classify: by value a transport failure (no connection, a timeout, an
+/// unreadable reply) becomes the failure's underlying error; by reference (where the caller
+/// still needs the error) only the words are kept. A service's error reply is all in the
+/// words either way.
+pub trait Classify {
+    /// The failure this error is.
+    fn to_failure(self) -> Failure;
+}
+
+impl<E> Classify for SdkError<E, HttpResponse>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    fn to_failure(self) -> Failure {
+        let failure = classify_words(&self);
+        match self {
+            // The words already hold the service's code, message and status.
+            SdkError::ServiceError(_) => failure,
+            other => failure.or_caused_by(Arc::new(other)),
+        }
+    }
+}
+
+impl<E: ProvideErrorMetadata> Classify for &SdkError<E, HttpResponse> {
+    fn to_failure(self) -> Failure {
+        classify_words(self)
+    }
+}
+
+/// Classifies any SDK error; pass it by value to keep it as the failure's cause.
+pub fn classify(err: impl Classify) -> Failure {
+    err.to_failure()
+}
+
+/// The failure an SDK error is, in words only.
+fn classify_words<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> Failure {
     match err {
         SdkError::ServiceError(se) => {
             let e = se.err();
@@ -81,14 +121,13 @@ pub fn classify<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> Fai
             } else {
                 "could not send the request".to_owned()
             };
-            Failure::Transient(format!("storage service unreachable: {what}"))
+            Failure::Transient(format!("storage service unreachable: {what}").into())
         }
-        SdkError::ResponseError(r) => Failure::Transient(format!(
-            "unreadable reply (HTTP {})",
-            r.raw().status().as_u16()
-        )),
+        SdkError::ResponseError(r) => Failure::Transient(
+            format!("unreadable reply (HTTP {})", r.raw().status().as_u16()).into(),
+        ),
         SdkError::ConstructionFailure(_) => Failure::Other("could not build the request".into()),
-        _ => Failure::Other(err.to_string()),
+        _ => Failure::Other(err.to_string().into()),
     }
 }
 
@@ -106,9 +145,12 @@ pub trait ClassifyExt<T> {
     fn classified(self) -> Result<T, Failure>;
 }
 
-impl<T, E: ProvideErrorMetadata> ClassifyExt<T> for Result<T, SdkError<E, HttpResponse>> {
+impl<T, E> ClassifyExt<T> for Result<T, SdkError<E, HttpResponse>>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
     fn classified(self) -> Result<T, Failure> {
-        self.map_err(|e| classify(&e))
+        self.map_err(classify)
     }
 }
 
@@ -153,5 +195,28 @@ mod tests {
         assert!(matches!(t(None, Some(412)), Failure::Changed(_)));
         let msg = classify_code(Some("SlowDown"), Some(503), Some("Please reduce")).to_string();
         assert!(msg.contains("SlowDown: Please reduce (HTTP 503)"), "{msg}");
+    }
+
+    #[test]
+    fn a_dispatch_failure_keeps_the_connectors_error() {
+        use aws_sdk_s3::operation::list_buckets::ListBucketsError;
+        use aws_smithy_runtime_api::client::result::ConnectorError;
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+        let err: SdkError<ListBucketsError, HttpResponse> =
+            SdkError::dispatch_failure(ConnectorError::io(Box::new(io)));
+        let words_only = classify(&err);
+        let f = classify(err);
+        assert_eq!(
+            f.to_string(),
+            "storage service unavailable, try again: storage service unreachable: connection \
+             failed"
+        );
+        assert_eq!(f, words_only);
+        assert!(f.has_cause() && !words_only.has_cause());
+        let line = crate::error::chain(&f);
+        assert!(
+            line.starts_with(&f.to_string()) && line.ends_with("connection refused"),
+            "{line}"
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! wrong (unknown key, wrong secret, wrong region, no permission, missing bucket, store
 //! unreachable). Used by the desktop shell before it saves a profile.
 
-use crate::error::Failure;
+use crate::error::{Detail, Failure};
 use crate::s3::error::{bucket_region_hint, classify};
 use crate::s3::{ClientFactory, S3Settings};
 
@@ -24,7 +24,8 @@ pub async fn test_connection(
     secret_key: &str,
     bucket: Option<&str>,
 ) -> Result<ProbeReport, Failure> {
-    let factory = ClientFactory::new(settings).map_err(|e| Failure::Other(e.to_string()))?;
+    let factory = ClientFactory::new(settings)
+        .map_err(|e| Failure::Other(Detail::caused_by(e.to_string(), e)))?;
     let mut region = factory.resolved().region.clone();
     let mut client = factory.client(access_key, secret_key, None);
     let mut bucket_ok = None;
@@ -41,7 +42,7 @@ pub async fn test_connection(
         match result {
             Ok(_) => bucket_ok = Some(true),
             Err(e) => {
-                return Err(match classify(&e) {
+                return Err(match classify(e) {
                     Failure::NoSuchBucket => Failure::NoSuchBucket,
                     other => other,
                 });
@@ -55,7 +56,7 @@ pub async fn test_connection(
             .filter_map(|b| b.name().map(str::to_owned))
             .collect(),
         // Many keys may use a bucket but not list all buckets: fine when the bucket worked.
-        Err(e) => match (classify(&e), bucket_ok) {
+        Err(e) => match (classify(e), bucket_ok) {
             (Failure::AccessDenied, Some(true)) => Vec::new(),
             (f, _) => return Err(f),
         },

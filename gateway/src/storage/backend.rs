@@ -107,7 +107,13 @@ impl S3Backend {
 
     /// Turns a failure into libunftp's error, leaving the reason with the relay, which puts
     /// it in front of the error reply libunftp then sends (`550-why` / `550 …`).
+    ///
+    /// A failure that keeps an underlying error (the connector's, an io error) logs the whole
+    /// chain at debug level; the client reads only the failure's words.
     fn refuse(&self, f: Failure) -> ftp::Error {
+        if f.has_cause() {
+            tracing::debug!(session = self.conn.session, error = %crate::error::chain(&f), "storage failure");
+        }
         self.conn.tap.explain(&f.to_string());
         f.into()
     }

@@ -18,7 +18,7 @@ use futures::stream::{self, TryStreamExt};
 use super::listing::ListedObject;
 use super::parts::TransferLimits;
 use super::{ObjectMeta, Res, multipart, to_system_time};
-use crate::error::Failure;
+use crate::error::{Detail, Failure};
 use crate::ftp::session::S3User;
 use crate::s3::error::{ClassifyExt, classify};
 
@@ -130,7 +130,7 @@ impl<'a> Bucket<'a> {
                 dir: false,
                 modified: to_system_time(h.last_modified()),
             })),
-            Err(e) => match classify(&e) {
+            Err(e) => match classify(e) {
                 Failure::NotFound => Ok(None),
                 other => Err(other),
             },
@@ -272,7 +272,7 @@ impl<'a> Bucket<'a> {
                 .set_objects(Some(ids))
                 .quiet(true)
                 .build()
-                .map_err(|e| Failure::Other(e.to_string()))?;
+                .map_err(|e| Failure::Other(Detail::caused_by(e.to_string(), e)))?;
             let batch = self
                 .client
                 .delete_objects()
@@ -293,7 +293,7 @@ impl<'a> Bucket<'a> {
                     }
                 }
                 Err(e) => {
-                    tracing::debug!(error = %classify(&e), "DeleteObjects refused; deleting one by one");
+                    tracing::debug!(error = %crate::error::chain(&classify(e)), "DeleteObjects refused; deleting one by one");
                     stream::iter(chunk.iter().map(Ok::<_, Failure>))
                         .try_for_each_concurrent(PARALLEL, |k| self.delete(k))
                         .await?;

@@ -23,7 +23,7 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::task::JoinHandle;
 
-use crate::error::Failure;
+use crate::error::{Detail, Failure};
 use crate::ftp::control_tap::ControlTap;
 use crate::ftp::session::S3User;
 use crate::ops::events::{Direction, EventBus, SessionId, TransferTracker};
@@ -110,7 +110,7 @@ pub async fn open(
         Ok(o) => o,
         Err(e) => {
             let status = e.raw_response().map(|r| r.status().as_u16());
-            let failure = classify(&e);
+            let failure = classify(e);
             if status == Some(416) {
                 // The offset is at or past the end: find out which.
                 let head = u
@@ -120,11 +120,7 @@ pub async fn open(
                     .key(&key)
                     .send()
                     .await;
-                let size = head
-                    .map_err(|e| classify(&e))?
-                    .content_length()
-                    .unwrap_or(0)
-                    .max(0) as u64;
+                let size = head.map_err(classify)?.content_length().unwrap_or(0).max(0) as u64;
                 if start_pos == size {
                     let tracker = TransferTracker::start(
                         events,
@@ -155,10 +151,13 @@ pub async fn open(
     let (first_len, object_size) = match out.content_range().map(content_range) {
         Some(Some((first, last, total))) if first == start_pos => (Some(last - first + 1), total),
         Some(_) => {
-            return Err(Failure::Other(format!(
-                "the store answered the byte range from {start_pos} with {:?}",
-                out.content_range().unwrap_or_default()
-            )));
+            return Err(Failure::Other(
+                format!(
+                    "the store answered the byte range from {start_pos} with {:?}",
+                    out.content_range().unwrap_or_default()
+                )
+                .into(),
+            ));
         }
         None if start_pos > 0 => {
             return Err(Failure::Other(
@@ -235,10 +234,13 @@ impl Download {
         W: AsyncWrite + Unpin + ?Sized,
     {
         let result = match self.write_all(out).await {
-            Ok(n) if self.expected.is_some_and(|e| e != n) => Err(Failure::Transient(format!(
-                "the store sent {n} bytes of {}",
-                self.expected.unwrap_or_default()
-            ))),
+            Ok(n) if self.expected.is_some_and(|e| e != n) => Err(Failure::Transient(
+                format!(
+                    "the store sent {n} bytes of {}",
+                    self.expected.unwrap_or_default()
+                )
+                .into(),
+            )),
             Err(Failure::Changed(_)) => Err(Failure::Changed(CHANGED.into())),
             other => other,
         };
@@ -287,9 +289,9 @@ impl Download {
             let Some(task) = ahead.0.pop_front() else {
                 break;
             };
-            let (pieces, permit) = task
-                .await
-                .map_err(|e| Failure::Other(format!("download task failed: {e}")))??;
+            let (pieces, permit) = task.await.map_err(|e| {
+                Failure::Other(Detail::caused_by(format!("download task failed: {e}"), e))
+            })??;
             for piece in &pieces {
                 written += self.deliver(out, piece).await?;
             }
@@ -305,8 +307,9 @@ impl Download {
     {
         let mut written = 0;
         while let Some(piece) = body.next().await {
-            let piece =
-                piece.map_err(|e| Failure::Transient(format!("reading from the store: {e}")))?;
+            let piece = piece.map_err(|e| {
+                Failure::Transient(Detail::caused_by(format!("reading from the store: {e}"), e))
+            })?;
             written += self.deliver(out, &piece).await?;
         }
         Ok(written)
@@ -318,9 +321,12 @@ impl Download {
     where
         W: AsyncWrite + Unpin + ?Sized,
     {
-        out.write_all(bytes)
-            .await
-            .map_err(|e| Failure::Interrupted(format!("data connection failed: {}", e.kind())))?;
+        out.write_all(bytes).await.map_err(|e| {
+            Failure::Interrupted(Detail::caused_by(
+                format!("data connection failed: {}", e.kind()),
+                e,
+            ))
+        })?;
         let n = bytes.len() as u64;
         if let Some(t) = self.tracker.as_mut() {
             t.add(n);
@@ -371,15 +377,20 @@ impl Rest {
                 .body
                 .collect()
                 .await
-                .map_err(|e| Failure::Transient(format!("reading from the store: {e}")))?
+                .map_err(|e| {
+                    Failure::Transient(Detail::caused_by(format!("reading from the store: {e}"), e))
+                })?
                 .into_segments()
                 .collect();
             let received: u64 = pieces.iter().map(|p| p.len() as u64).sum();
             if received != last - first + 1 {
-                return Err(Failure::Transient(format!(
-                    "the store sent {received} bytes for a range of {}",
-                    last - first + 1
-                )));
+                return Err(Failure::Transient(
+                    format!(
+                        "the store sent {received} bytes for a range of {}",
+                        last - first + 1
+                    )
+                    .into(),
+                ));
             }
             Ok((pieces, permit))
         }
@@ -406,12 +417,15 @@ impl Rest {
             {
                 Ok(out.body)
             }
-            _ => Err(Failure::Changed(format!(
-                "the store answered the rest of the file ({}-{last} of {} bytes) with {:?}",
-                self.next,
-                self.size,
-                out.content_range().unwrap_or_default()
-            ))),
+            _ => Err(Failure::Changed(
+                format!(
+                    "the store answered the rest of the file ({}-{last} of {} bytes) with {:?}",
+                    self.next,
+                    self.size,
+                    out.content_range().unwrap_or_default()
+                )
+                .into(),
+            )),
         }
     }
 }

@@ -11,7 +11,7 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use tokio::task::JoinSet;
 
-use crate::error::Failure;
+use crate::error::{Detail, Failure};
 use crate::s3::error::ClassifyExt;
 
 use super::parts::MAX_PARTS;
@@ -37,7 +37,12 @@ impl MultipartUpload {
         let (client, bucket, key) = (client.clone(), bucket.to_owned(), key.to_owned());
         tokio::spawn(async move { Self::create_here(&client, &bucket, &key).await })
             .await
-            .map_err(|e| Failure::Other(format!("starting the multipart upload failed: {e}")))?
+            .map_err(|e| {
+                Failure::Other(Detail::caused_by(
+                    format!("starting the multipart upload failed: {e}"),
+                    e,
+                ))
+            })?
     }
 
     async fn create_here(client: &Client, bucket: &str, key: &str) -> Result<Self, Failure> {
@@ -172,7 +177,7 @@ impl Drop for MultipartUpload {
 fn joined(
     r: Result<Result<CompletedPart, Failure>, tokio::task::JoinError>,
 ) -> Result<CompletedPart, Failure> {
-    r.map_err(|e| Failure::Other(format!("part copy task failed: {e}")))?
+    r.map_err(|e| Failure::Other(Detail::caused_by(format!("part copy task failed: {e}"), e)))?
 }
 
 /// The byte ranges (`first..=last`) of a `size`-byte object cut into parts of `part` bytes;
@@ -266,16 +271,16 @@ async fn try_abort(client: &Client, bucket: &str, key: &str, upload_id: &str) ->
             true
         }
         Err(e) => {
-            let f = crate::s3::error::classify(&e);
             // NoSuchUpload: already gone.
-            if e.as_service_error()
+            let no_such_upload = e
+                .as_service_error()
                 .map(|se| se.is_no_such_upload())
-                .unwrap_or(false)
-                || f == Failure::NotFound
-            {
+                .unwrap_or(false);
+            let f = crate::s3::error::classify(e);
+            if no_such_upload || f == Failure::NotFound {
                 return true;
             }
-            tracing::warn!(key, error = %f, "could not abort multipart upload yet");
+            tracing::warn!(key, error = %crate::error::chain(&f), "could not abort multipart upload yet");
             false
         }
     }

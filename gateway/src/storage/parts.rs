@@ -19,7 +19,7 @@
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use crate::error::Failure;
+use crate::error::{Detail, Failure};
 
 /// Bytes per ranged GET of a split download (`download.rs`); an upload's first part is at
 /// least this large.
@@ -217,7 +217,9 @@ impl MemoryPool {
     /// Waits for the memory of a `bytes`-long buffer (an upload part or a download chunk).
     /// `holds_none`: the transfer holds no other buffer, so it may take the reserve.
     pub async fn take(&self, bytes: u64, holds_none: bool) -> Result<Held, Failure> {
-        let shutting_down = |_| Failure::Other("gateway is shutting down".into());
+        let shutting_down = |e: tokio::sync::AcquireError| {
+            Failure::Other(Detail::caused_by("gateway is shutting down", e))
+        };
         let main = self.main.clone().acquire_many_owned(self.main_share(bytes));
         if !holds_none || permits(bytes) > self.reserve_permits {
             return main.await.map_err(shutting_down);
@@ -363,7 +365,8 @@ impl PartSchedule {
                 self.max_parts,
                 human_size(self.largest)
             )
-        })
+        }
+        .into())
     }
 }
 

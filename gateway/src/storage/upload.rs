@@ -31,7 +31,7 @@ use tokio::task::JoinSet;
 
 use super::multipart::MultipartUpload;
 use super::part_buf::PartBuf;
-use crate::error::Failure;
+use crate::error::{Detail, Failure};
 use crate::ops::events::TransferTracker;
 use crate::s3::error::ClassifyExt;
 use crate::units::human_size;
@@ -383,7 +383,10 @@ impl Upload<'_> {
             // With no part in flight the upload holds no memory, and may take the reserve.
             let permit = self.memory.take(part_size as u64, set.is_empty()).await?;
             let mut buf = PartBuf::new(part_size).map_err(|e| {
-                Failure::Other(format!("no memory for a part of {part_size} bytes: {e}").into())
+                Failure::Other(Detail::caused_by(
+                    format!("no memory for a part of {part_size} bytes: {e}"),
+                    e,
+                ))
             })?;
             let eof = fill(reader, &mut buf, &mut total, prefix_len, &mut *self.tracker).await?;
             if let Some((max, allowed)) = budget
@@ -553,7 +556,12 @@ fn resume_words(f: Failure) -> Failure {
 }
 
 fn joined_data(r: Result<DataPartResult, tokio::task::JoinError>) -> DataPartResult {
-    r.map_err(|e| Failure::Other(format!("part upload task failed: {e}").into()))?
+    r.map_err(|e| {
+        Failure::Other(Detail::caused_by(
+            format!("part upload task failed: {e}"),
+            e,
+        ))
+    })?
 }
 
 fn client_bytes(total: u64, prefix_len: u64) -> u64 {
@@ -570,14 +578,12 @@ async fn fill<R: AsyncRead + Unpin>(
 ) -> Result<bool, Failure> {
     while !buf.is_full() {
         let n = reader.read(buf.room()).await.map_err(|e| {
-            Failure::Aborted(
-                if e.kind() == std::io::ErrorKind::TimedOut {
-                    "the client sent no data for too long".to_owned()
-                } else {
-                    format!("data connection failed: {}", e.kind())
-                }
-                .into(),
-            )
+            let words = if e.kind() == std::io::ErrorKind::TimedOut {
+                "the client sent no data for too long".to_owned()
+            } else {
+                format!("data connection failed: {}", e.kind())
+            };
+            Failure::Aborted(Detail::caused_by(words, e))
         })?;
         if n == 0 {
             return Ok(true);
