@@ -235,6 +235,41 @@ pub(crate) fn base64(bytes: &[u8]) -> String {
     out
 }
 
+/// Inverse of [`base64`]: standard alphabet, padding required, and only the canonical
+/// encoding of the bytes (unused low bits zero), so that one byte string has one spelling.
+pub(crate) fn unbase64(s: &str) -> Option<Vec<u8>> {
+    fn sextet(c: u8) -> Option<u32> {
+        match c {
+            b'A'..=b'Z' => Some(u32::from(c - b'A')),
+            b'a'..=b'z' => Some(u32::from(c - b'a') + 26),
+            b'0'..=b'9' => Some(u32::from(c - b'0') + 52),
+            b'+' => Some(62),
+            b'/' => Some(63),
+            _ => None,
+        }
+    }
+    let b = s.as_bytes();
+    if !b.len().is_multiple_of(4) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(b.len() / 4 * 3);
+    let quads = b.len() / 4;
+    for (i, quad) in b.chunks_exact(4).enumerate() {
+        let pad = quad.iter().rev().take_while(|&&c| c == b'=').count();
+        if pad > 2 || (pad > 0 && i + 1 != quads) {
+            return None;
+        }
+        let mut n: u32 = 0;
+        for &c in &quad[..4 - pad] {
+            n = (n << 6) | sextet(c)?;
+        }
+        n <<= 6 * pad as u32;
+        let bytes = n.to_be_bytes();
+        out.extend_from_slice(&bytes[1..4 - pad]);
+    }
+    (base64(&out) == s).then_some(out)
+}
+
 /// Percent-encodes a key for `encoding-type=url` listings: everything except unreserved
 /// characters and `/`.
 pub(crate) fn url_encode(s: &str) -> String {
@@ -372,6 +407,24 @@ mod tests {
         assert_eq!(base64(b"fo"), "Zm8=");
         assert_eq!(base64(b"foo"), "Zm9v");
         assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+        for s in [
+            &b""[..],
+            b"f",
+            b"fo",
+            b"foo",
+            b"foob",
+            b"fooba",
+            b"foobar",
+            &[0xff; 32],
+        ] {
+            assert_eq!(unbase64(&base64(s)).as_deref(), Some(s));
+        }
+        // Wrong length, bad characters, padding in the middle, non-canonical trailing bits.
+        for bad in [
+            "Zg=", "Zg", "Z===", "Zm9v!A==", "Zg==Zg==", "Zh==", "Zm9=", "====",
+        ] {
+            assert_eq!(unbase64(bad), None, "{bad}");
+        }
         assert_eq!(url_encode("a b/ü+c"), "a%20b/%C3%BC%2Bc");
     }
 

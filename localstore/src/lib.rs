@@ -33,7 +33,7 @@
 //! - `.localstore/tmp/` — temp files; every write lands here, is fsynced and renamed into
 //!   place. Leftovers older than an hour are removed at start.
 //! - `.localstore/meta/<bucket>/<xx>/<md5(key)>.json` — per-object sidecar: ETag, content
-//!   type, user metadata, and the size + mtime of the file it describes (a stale sidecar is
+//!   type, user metadata, flexible checksum, and the size + mtime of the file it describes (a stale sidecar is
 //!   ignored; files dropped in by hand get an ETag synthesized from size and mtime).
 //! - `.localstore/uploads/<upload-id>/` — multipart uploads: `upload.json`, `<n>.part`,
 //!   `<n>.json`.
@@ -42,11 +42,13 @@
 //!
 //! In the source: `keys` (pure key/path rules), `listing` (S3-ordered tree walk), `store`
 //! (atomic writes, sidecars, locks), `multipart` (upload state), `s3impl` (the S3 operations),
+//! `checksum` (the `x-amz-checksum-*` algorithms, verified while a body streams in),
 //! `server` (auth, accept loop), `credentials` (the persisted local key pair), [`atomic`]
 //! (the workspace's one atomic small-file write), `file_stream` (GetObject bodies read straight
 //! from the file), [`direct`] (requests from the same process, without a socket).
 
 pub mod atomic;
+mod checksum;
 mod credentials;
 pub mod direct;
 mod error;

@@ -1,8 +1,9 @@
 //! Multipart upload state on disk.
 //!
 //! One folder per upload: `.localstore/uploads/<upload-id>/` holding `upload.json` (bucket,
-//! key, start time, content type, metadata) and, per part `n`, `<n>.part` (the data) and
-//! `<n>.json` (its MD5 and size). Every file is written atomically. Aborting or completing
+//! key, start time, content type, metadata, checksum algorithm and type) and, per part `n`,
+//! `<n>.part` (the data) and `<n>.json` (its MD5, size, and its checksum of the upload's
+//! algorithm). Every file is written atomically. Aborting or completing
 //! moves the folder away in one rename. All functions block.
 
 use std::collections::BTreeMap;
@@ -14,6 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use s3s::{S3Error, S3ErrorCode, S3Result};
 use serde::{Deserialize, Serialize};
 
+use crate::checksum::{Algo, Kind, Stored};
 use crate::credentials::random_hex_id;
 use crate::keys;
 use crate::store::{Store, TempPath, io_error, join_time, split_time};
@@ -31,6 +33,12 @@ pub(crate) struct UploadInfo {
     pub content_type: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
+    /// `x-amz-checksum-algorithm` at creation: every part gets a checksum of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum_algorithm: Option<Algo>,
+    /// `x-amz-checksum-type` at creation (or its default); set with the algorithm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum_type: Option<Kind>,
 }
 
 impl UploadInfo {
@@ -47,6 +55,9 @@ pub(crate) struct PartInfo {
     pub size: u64,
     pub modified_s: i64,
     pub modified_ns: u32,
+    /// The part's checksum of the upload's algorithm (when it has one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<Stored>,
 }
 
 impl PartInfo {
@@ -79,13 +90,15 @@ impl Store {
         Ok(self.upload_dir(id)?.join(format!("{n:05}.json")))
     }
 
-    /// Starts an upload and returns its id.
+    /// Starts an upload and returns its id. `checksum` is the algorithm and type every part
+    /// and the object get a checksum of.
     pub(crate) fn create_upload_sync(
         &self,
         bucket: &str,
         key: &str,
         content_type: Option<String>,
         metadata: BTreeMap<String, String>,
+        checksum: Option<(Algo, Kind)>,
     ) -> S3Result<String> {
         let err = |e| io_error(e, "cannot start the multipart upload");
         let id = random_hex_id().map_err(err)?;
@@ -99,6 +112,8 @@ impl Store {
             initiated_ns: ns,
             content_type,
             metadata,
+            checksum_algorithm: checksum.map(|(a, _)| a),
+            checksum_type: checksum.map(|(_, k)| k),
         };
         let json = serde_json::to_vec(&info).map_err(|e| err(io::Error::other(e)))?;
         self.write_small_file_sync(&dir.join(UPLOAD_FILE), &json)
@@ -121,8 +136,9 @@ impl Store {
         Ok(info)
     }
 
-    /// Records part `n` (data already in `temp`). Replaces an earlier upload of the same part.
-    /// Call with the upload's lock held.
+    /// Records part `n` (data already in `temp`, its checksum `checksum`). Replaces an earlier
+    /// upload of the same part. Call with the upload's lock held.
+    #[allow(clippy::too_many_arguments)] // the part's identity, its data and its two digests
     pub(crate) fn commit_part_sync(
         &self,
         id: &str,
@@ -131,6 +147,7 @@ impl Store {
         n: i32,
         temp: &mut TempPath,
         md5: &[u8; 16],
+        checksum: Option<Stored>,
     ) -> S3Result<PartInfo> {
         self.load_upload_sync(id, bucket, key)?;
         let err = |e| io_error(e, "cannot store the part");
@@ -141,6 +158,7 @@ impl Store {
             size: m.len(),
             modified_s: s,
             modified_ns: ns,
+            checksum,
         };
         let json = serde_json::to_vec(&info).map_err(|e| err(io::Error::other(e)))?;
         self.write_small_file_sync(&self.part_info_path(id, n)?, &json)

@@ -16,12 +16,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use s3s::dto::*;
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
+use crate::checksum::{self, Algo, BodyCheck, Hasher, Kind, Stored};
 use crate::file_stream::FileChunks;
 use crate::keys::{self, Cursor};
 use crate::listing::{self, Item};
 use crate::store::{
-    EMPTY_MD5, ObjectInfo, ObjectMeta, Opened, Precondition, Store, internal, io_error, join_time,
-    key_error, multipart_etag, split_time,
+    EMPTY_MD5, ObjectInfo, ObjectMeta, Opened, Precondition, Store, hash_file_sync, internal,
+    io_error, join_time, key_error, multipart_etag, split_time,
 };
 
 /// Largest page for listings, as S3.
@@ -77,6 +78,129 @@ fn page_size(max: Option<i32>) -> S3Result<usize> {
 
 fn is_url_encoding(e: Option<&EncodingType>) -> bool {
     e.is_some_and(|e| e.as_str().eq_ignore_ascii_case(EncodingType::URL))
+}
+
+/// The request's `x-amz-checksum-*` values, in the order of [`Algo::ALL`].
+macro_rules! checksum_values {
+    ($input:expr) => {
+        [
+            $input.checksum_crc32.as_deref(),
+            $input.checksum_crc32c.as_deref(),
+            $input.checksum_crc64nvme.as_deref(),
+            $input.checksum_sha1.as_deref(),
+            $input.checksum_sha256.as_deref(),
+        ]
+    };
+}
+
+/// Sets the five `checksum_*` fields of a response from an `Option<&Stored>`.
+macro_rules! put_checksum {
+    ($out:expr, $stored:expr) => {
+        if let Some(stored) = $stored {
+            let d = stored.to_dto();
+            $out.checksum_crc32 = d.checksum_crc32;
+            $out.checksum_crc32c = d.checksum_crc32c;
+            $out.checksum_crc64nvme = d.checksum_crc64nvme;
+            $out.checksum_sha1 = d.checksum_sha1;
+            $out.checksum_sha256 = d.checksum_sha256;
+        }
+    };
+}
+
+/// `x-amz-checksum-type` of a response.
+fn checksum_type(stored: Option<&Stored>) -> Option<ChecksumType> {
+    stored.map(|c| ChecksumType::from_static(c.kind.name()))
+}
+
+/// Whether `x-amz-checksum-mode: ENABLED` asks for the object's checksum.
+fn checksum_mode_enabled(mode: Option<&ChecksumMode>) -> bool {
+    mode.is_some_and(|m| m.as_str().eq_ignore_ascii_case(ChecksumMode::ENABLED))
+}
+
+/// The algorithm an `x-amz-checksum-algorithm` value names, or `InvalidRequest`.
+fn parse_algorithm(a: Option<&ChecksumAlgorithm>, header: &str) -> S3Result<Option<Algo>> {
+    a.map(|a| {
+        Algo::parse(a.as_str()).ok_or_else(|| {
+            checksum::invalid_request(format!("Value for {header} header is invalid."))
+        })
+    })
+    .transpose()
+}
+
+/// The checksum algorithm and type of a new multipart upload, checked as AWS does: a type
+/// needs an algorithm, CRC64NVME is full-object only, full-object needs a CRC.
+fn upload_checksum(
+    algorithm: Option<&ChecksumAlgorithm>,
+    kind: Option<&ChecksumType>,
+) -> S3Result<Option<(Algo, Kind)>> {
+    let algo = parse_algorithm(algorithm, "x-amz-checksum-algorithm")?;
+    let kind = kind
+        .map(|k| {
+            Kind::parse(k.as_str()).ok_or_else(|| {
+                checksum::invalid_request("Value for x-amz-checksum-type header is invalid.")
+            })
+        })
+        .transpose()?;
+    match (algo, kind) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(checksum::invalid_request(
+            "The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header.",
+        )),
+        (Some(a), kind) => {
+            let kind = kind.unwrap_or(Kind::default_for(a));
+            if kind.allows(a) {
+                Ok(Some((a, kind)))
+            } else {
+                Err(checksum::invalid_request(format!(
+                    "The {} checksum type cannot be used with the {} checksum algorithm.",
+                    kind.name(),
+                    a.name().to_ascii_lowercase()
+                )))
+            }
+        }
+    }
+}
+
+/// The checksum a CompleteMultipartUpload names for part `n` of an upload with algorithm
+/// `algo`: when given, it must be the part's (`InvalidPart` otherwise, as a wrong ETag); a
+/// composite upload needs it for every part (`InvalidRequest`), as on AWS.
+fn check_completed_part_checksum(
+    p: &CompletedPart,
+    n: i32,
+    algo: Algo,
+    kind: Option<Kind>,
+    stored: Option<&Stored>,
+) -> S3Result<()> {
+    match checksum::claim_of(checksum_values!(p))? {
+        Some(c) if c.algo != algo => Err(checksum_type_mismatch(algo, c.algo)),
+        Some(c) => {
+            if stored.is_some_and(|s| checksum::claim_matches(&c, s)) {
+                Ok(())
+            } else {
+                Err(S3Error::with_message(
+                    S3ErrorCode::InvalidPart,
+                    format!(
+                        "the {} checksum given for part {n} does not match the uploaded part",
+                        algo.name()
+                    ),
+                ))
+            }
+        }
+        None if kind == Some(Kind::Composite) => Err(checksum::invalid_request(format!(
+            "The upload was created using a {} checksum. The complete request must include the checksum for each part. It was missing for part {n} in the request.",
+            algo.name().to_ascii_lowercase()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// A part's checksum of another algorithm than its upload's, as AWS words it.
+fn checksum_type_mismatch(want: Algo, got: Algo) -> S3Error {
+    checksum::invalid_request(format!(
+        "Checksum Type mismatch occurred, expected checksum Type: {}, actual checksum Type: {}",
+        want.name().to_ascii_lowercase(),
+        got.name().to_ascii_lowercase()
+    ))
 }
 
 /// Verifies `Content-MD5` (base64) against the received data.
@@ -412,6 +536,15 @@ impl S3 for LocalS3 {
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
         let input = req.input;
+        let check = BodyCheck::new(
+            checksum_values!(input),
+            &req.headers,
+            input
+                .checksum_algorithm
+                .as_ref()
+                .map(ChecksumAlgorithm::as_str),
+        )?;
+        let trailers = req.trailing_headers;
         let store = self.store.clone();
         let bucket = input.bucket;
         let key = input.key;
@@ -429,13 +562,17 @@ impl S3 for LocalS3 {
                     "a key ending in '/' is a folder and must have an empty body",
                 ));
             }
-            let received = store.receive(input.body, input.content_length).await?;
+            let received = store
+                .receive(input.body, input.content_length, Hasher::of([check.algo()]))
+                .await?;
             if received.size != 0 {
                 return Err(S3Error::with_message(
                     S3ErrorCode::InvalidArgument,
                     "a key ending in '/' is a folder and must have an empty body",
                 ));
             }
+            check_content_md5(input.content_md5.as_deref(), &received.md5)?;
+            check.verify(&received.digests, trailers.as_ref())?;
             drop(received);
             let st = store.clone();
             blocking(move || {
@@ -451,8 +588,12 @@ impl S3 for LocalS3 {
             }));
         }
 
-        let mut received = store.receive(input.body, input.content_length).await?;
+        let mut received = store
+            .receive(input.body, input.content_length, Hasher::of([check.algo()]))
+            .await?;
+        // A mismatch returns here: the temp file is dropped, nothing was stored.
         check_content_md5(input.content_md5.as_deref(), &received.md5)?;
+        let checksum = check.verify(&received.digests, trailers.as_ref())?;
         let meta = ObjectMeta {
             key: key.clone(),
             etag: keys::hex(&received.md5),
@@ -461,6 +602,7 @@ impl S3 for LocalS3 {
             mtime_ns: 0,
             content_type: input.content_type,
             metadata: to_btree(input.metadata),
+            checksum,
         };
         let st = store.clone();
         let meta = blocking(move || {
@@ -468,11 +610,14 @@ impl S3 for LocalS3 {
             st.commit_file_sync(&bucket_dir, &bucket, &key, &mut received.temp, meta, &pre)
         })
         .await?;
-        Ok(S3Response::new(PutObjectOutput {
+        let mut out = PutObjectOutput {
             e_tag: Some(quoted(&meta.etag)),
             size: Some(i64::try_from(meta.size).unwrap_or(i64::MAX)),
+            checksum_type: checksum_type(meta.checksum.as_ref()),
             ..Default::default()
-        }))
+        };
+        put_checksum!(out, meta.checksum.as_ref());
+        Ok(S3Response::new(out))
     }
 
     async fn get_object(
@@ -487,6 +632,7 @@ impl S3 for LocalS3 {
             ));
         }
         let store = self.store.clone();
+        let want_checksum = checksum_mode_enabled(input.checksum_mode.as_ref());
         let (bucket, key, range) = (input.bucket, input.key, input.range);
         let (opened, span) = blocking(move || {
             let bucket_dir = store.existing_bucket_dir_sync(&bucket)?;
@@ -528,7 +674,12 @@ impl S3 for LocalS3 {
         let content_range = span
             .as_ref()
             .map(|s| format!("bytes {}-{}/{}", s.start, s.end - 1, info.size));
-        Ok(S3Response::new(GetObjectOutput {
+        // The checksum describes the whole object: a range gets none, as on AWS.
+        let checksum = info
+            .checksum
+            .as_ref()
+            .filter(|_| want_checksum && span.is_none());
+        let mut out = GetObjectOutput {
             body: Some(body),
             content_length: Some(i64::try_from(len).unwrap_or(i64::MAX)),
             content_range,
@@ -541,8 +692,11 @@ impl S3 for LocalS3 {
             e_tag: Some(quoted(&info.etag)),
             last_modified: Some(ts(info.mtime)),
             metadata: to_hash(&info.metadata),
+            checksum_type: checksum_type(checksum),
             ..Default::default()
-        }))
+        };
+        put_checksum!(out, checksum);
+        Ok(S3Response::new(out))
     }
 
     async fn head_object(
@@ -557,6 +711,7 @@ impl S3 for LocalS3 {
             ));
         }
         let store = self.store.clone();
+        let want_checksum = checksum_mode_enabled(input.checksum_mode.as_ref());
         let info = blocking(move || {
             let bucket_dir = store.existing_bucket_dir_sync(&input.bucket)?;
             let opened = store.open_object_sync(&bucket_dir, &input.bucket, &input.key)?;
@@ -570,7 +725,8 @@ impl S3 for LocalS3 {
             Ok(opened.info)
         })
         .await?;
-        Ok(S3Response::new(HeadObjectOutput {
+        let checksum = info.checksum.as_ref().filter(|_| want_checksum);
+        let mut out = HeadObjectOutput {
             content_length: Some(i64::try_from(info.size).unwrap_or(i64::MAX)),
             accept_ranges: Some("bytes".to_owned()),
             content_type: Some(
@@ -581,8 +737,11 @@ impl S3 for LocalS3 {
             e_tag: Some(quoted(&info.etag)),
             last_modified: Some(ts(info.mtime)),
             metadata: to_hash(&info.metadata),
+            checksum_type: checksum_type(checksum),
             ..Default::default()
-        }))
+        };
+        put_checksum!(out, checksum);
+        Ok(S3Response::new(out))
     }
 
     async fn delete_object(
@@ -690,9 +849,19 @@ impl S3 for LocalS3 {
             .metadata_directive
             .as_ref()
             .is_some_and(|d| d.as_str().eq_ignore_ascii_case(MetadataDirective::REPLACE));
+        let new_algo = parse_algorithm(
+            input.checksum_algorithm.as_ref(),
+            "x-amz-checksum-algorithm",
+        )?;
         let store = self.store.clone();
         let dst_bucket = input.bucket.clone();
         let dst_key = input.key.clone();
+        let conds = (
+            input.copy_source_if_match,
+            input.copy_source_if_none_match,
+            input.copy_source_if_modified_since,
+            input.copy_source_if_unmodified_since,
+        );
 
         if src_bucket == dst_bucket && src_key == dst_key {
             if !replace {
@@ -701,37 +870,67 @@ impl S3 for LocalS3 {
                     "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
                 ));
             }
+            // Metadata only: the sidecar is replaced atomically (temp file, rename) under the
+            // key's lock, after the copy-source conditions were checked under that same lock;
+            // the data file is not touched, so its ETag and mtime stay.
             let st = store.clone();
-            let (etag, mtime) = blocking(move || {
+            let (content_type, metadata) = (input.content_type, to_btree(input.metadata));
+            let (etag, mtime, checksum) = blocking(move || {
                 let _guard = st.key_lock(&dst_bucket, &dst_key);
                 let bucket_dir = st.existing_bucket_dir_sync(&dst_bucket)?;
                 let opened = st.open_object_sync(&bucket_dir, &dst_bucket, &dst_key)?;
+                check_copy_conditions(
+                    &opened.info,
+                    conds.0.as_ref(),
+                    conds.1.as_ref(),
+                    conds.2.as_ref(),
+                    conds.3.as_ref(),
+                )?;
                 let info = opened.info;
-                if let Some(f) = opened.file {
-                    let m = f
-                        .metadata()
-                        .map_err(|e| io_error(e, "cannot read the object"))?;
-                    let (s, ns) = split_time(info.mtime);
-                    let meta = ObjectMeta {
-                        key: dst_key.clone(),
-                        etag: info.etag.clone(),
-                        size: m.len(),
-                        mtime_s: s,
-                        mtime_ns: ns,
-                        content_type: input.content_type,
-                        metadata: to_btree(input.metadata),
-                    };
-                    st.write_meta_sync(&dst_bucket, &meta)?;
-                }
-                Ok((info.etag, info.mtime))
+                let Some(mut f) = opened.file else {
+                    // A folder marker has no sidecar: nothing to keep.
+                    return Ok((info.etag, info.mtime, None));
+                };
+                // A file dropped in by hand gets its real MD5 as ETag (a sidecar's ETag is
+                // always one), and a newly asked-for checksum is computed; both read the file
+                // once, neither writes it.
+                let new_algo = new_algo.filter(|a| {
+                    info.checksum
+                        .as_ref()
+                        .is_none_or(|c| c.algorithm != *a || c.kind != Kind::FullObject)
+                });
+                let (md5, digests) = if !info.has_sidecar || new_algo.is_some() {
+                    hash_file_sync(&mut f, !info.has_sidecar, Hasher::of([new_algo]))?
+                } else {
+                    (None, checksum::Digests::default())
+                };
+                let m = f
+                    .metadata()
+                    .map_err(|e| io_error(e, "cannot read the object"))?;
+                let (s, ns) = split_time(info.mtime);
+                let meta = ObjectMeta {
+                    key: dst_key.clone(),
+                    etag: md5.map_or(info.etag, |d| keys::hex(&d)),
+                    size: m.len(),
+                    mtime_s: s,
+                    mtime_ns: ns,
+                    content_type,
+                    metadata,
+                    checksum: digests.stored(new_algo).or(info.checksum),
+                };
+                st.write_meta_sync(&dst_bucket, &meta)?;
+                Ok((meta.etag, info.mtime, meta.checksum))
             })
             .await?;
+            let mut result = CopyObjectResult {
+                e_tag: Some(quoted(&etag)),
+                last_modified: Some(ts(mtime)),
+                checksum_type: checksum_type(checksum.as_ref()),
+                ..Default::default()
+            };
+            put_checksum!(result, checksum.as_ref());
             return Ok(S3Response::new(CopyObjectOutput {
-                copy_object_result: Some(CopyObjectResult {
-                    e_tag: Some(quoted(&etag)),
-                    last_modified: Some(ts(mtime)),
-                    ..Default::default()
-                }),
+                copy_object_result: Some(result),
                 ..Default::default()
             }));
         }
@@ -741,22 +940,16 @@ impl S3 for LocalS3 {
         let st = store.clone();
         let (sb, sk) = (src_bucket.clone(), src_key.clone());
         let (db, content_type, metadata) = (dst_bucket.clone(), input.content_type, input.metadata);
-        let (if_match, if_none_match, if_mod, if_unmod) = (
-            input.copy_source_if_match,
-            input.copy_source_if_none_match,
-            input.copy_source_if_modified_since,
-            input.copy_source_if_unmodified_since,
-        );
         let (dst_dir, copied) = blocking(move || {
             let src_dir = st.existing_bucket_dir_sync(&sb)?;
             let dst_dir = st.existing_bucket_dir_sync(&db)?;
             let opened = st.open_object_sync(&src_dir, &sb, &sk)?;
             check_copy_conditions(
                 &opened.info,
-                if_match.as_ref(),
-                if_none_match.as_ref(),
-                if_mod.as_ref(),
-                if_unmod.as_ref(),
+                conds.0.as_ref(),
+                conds.1.as_ref(),
+                conds.2.as_ref(),
+                conds.3.as_ref(),
             )?;
             let info = opened.info;
             if dst_is_dir {
@@ -768,10 +961,31 @@ impl S3 for LocalS3 {
                 }
                 return Ok((dst_dir, None));
             }
-            let (temp, digest) = match opened.file {
-                Some(mut f) => st.copy_to_temp_sync(&mut f, 0, info.size, !info.has_sidecar)?,
-                None => (st.empty_temp_sync()?, Some(EMPTY_MD5_BYTES)),
+            // The copy keeps the source's full-object checksum (same bytes), unless another
+            // algorithm is asked for; that one is computed on the way. A composite checksum
+            // describes the source's parts, which the copy does not have.
+            let new_algo = new_algo.filter(|a| {
+                info.checksum
+                    .as_ref()
+                    .is_none_or(|c| c.algorithm != *a || c.kind != Kind::FullObject)
+            });
+            let (temp, digest, digests) = match opened.file {
+                Some(mut f) => st.copy_to_temp_sync(
+                    &mut f,
+                    0,
+                    info.size,
+                    !info.has_sidecar,
+                    Hasher::of([new_algo]),
+                )?,
+                None => (
+                    st.empty_temp_sync()?,
+                    Some(EMPTY_MD5_BYTES),
+                    Hasher::of([new_algo]).finish(),
+                ),
             };
+            let checksum = digests
+                .stored(new_algo)
+                .or_else(|| info.checksum.filter(|c| c.kind == Kind::FullObject));
             let etag = match digest {
                 Some(d) => keys::hex(&d),
                 None => info.etag.clone(),
@@ -789,19 +1003,20 @@ impl S3 for LocalS3 {
                 mtime_ns: 0,
                 content_type,
                 metadata,
+                checksum,
             };
             Ok((dst_dir, Some((temp, meta))))
         })
         .await?;
 
         let st = store.clone();
-        let (etag, mtime) = blocking(move || {
+        let (etag, mtime, checksum) = blocking(move || {
             let _guard = st.key_lock(&dst_bucket, &dst_key);
             let pk = keys::parse_key(&dst_key).map_err(key_error)?;
             match copied {
                 None => {
                     let mtime = st.make_dir_marker_sync(&dst_dir, &pk, &dst_key)?;
-                    Ok((EMPTY_MD5.to_owned(), mtime))
+                    Ok((EMPTY_MD5.to_owned(), mtime, None))
                 }
                 Some((mut temp, meta)) => {
                     let meta = st.commit_file_sync(
@@ -812,17 +1027,21 @@ impl S3 for LocalS3 {
                         meta,
                         &Precondition::None,
                     )?;
-                    Ok((meta.etag, join_time(meta.mtime_s, meta.mtime_ns)))
+                    let mtime = join_time(meta.mtime_s, meta.mtime_ns);
+                    Ok((meta.etag, mtime, meta.checksum))
                 }
             }
         })
         .await?;
+        let mut result = CopyObjectResult {
+            e_tag: Some(quoted(&etag)),
+            last_modified: Some(ts(mtime)),
+            checksum_type: checksum_type(checksum.as_ref()),
+            ..Default::default()
+        };
+        put_checksum!(result, checksum.as_ref());
         Ok(S3Response::new(CopyObjectOutput {
-            copy_object_result: Some(CopyObjectResult {
-                e_tag: Some(quoted(&etag)),
-                last_modified: Some(ts(mtime)),
-                ..Default::default()
-            }),
+            copy_object_result: Some(result),
             ..Default::default()
         }))
     }
@@ -961,19 +1180,25 @@ impl S3 for LocalS3 {
                 "a key ending in '/' is a folder and cannot be uploaded in parts",
             ));
         }
+        let checksum = upload_checksum(
+            input.checksum_algorithm.as_ref(),
+            input.checksum_type.as_ref(),
+        )?;
         let store = self.store.clone();
         let (bucket, key) = (input.bucket.clone(), input.key.clone());
         let metadata = to_btree(input.metadata);
         let content_type = input.content_type;
         let upload_id = blocking(move || {
             store.existing_bucket_dir_sync(&bucket)?;
-            store.create_upload_sync(&bucket, &key, content_type, metadata)
+            store.create_upload_sync(&bucket, &key, content_type, metadata, checksum)
         })
         .await?;
         Ok(S3Response::new(CreateMultipartUploadOutput {
             bucket: Some(input.bucket),
             key: Some(input.key),
             upload_id: Some(upload_id),
+            checksum_algorithm: checksum.map(|(a, _)| ChecksumAlgorithm::from_static(a.name())),
+            checksum_type: checksum.map(|(_, k)| ChecksumType::from_static(k.name())),
             ..Default::default()
         }))
     }
@@ -984,8 +1209,17 @@ impl S3 for LocalS3 {
     ) -> S3Result<S3Response<UploadPartOutput>> {
         let input = req.input;
         check_part_number(input.part_number)?;
+        let check = BodyCheck::new(
+            checksum_values!(input),
+            &req.headers,
+            input
+                .checksum_algorithm
+                .as_ref()
+                .map(ChecksumAlgorithm::as_str),
+        )?;
+        let trailers = req.trailing_headers;
         let store = self.store.clone();
-        {
+        let upload = {
             // Fail fast, before receiving the data, when the upload does not exist.
             let (st, id, b, k) = (
                 store.clone(),
@@ -993,21 +1227,48 @@ impl S3 for LocalS3 {
                 input.bucket.clone(),
                 input.key.clone(),
             );
-            blocking(move || st.load_upload_sync(&id, &b, &k)).await?;
+            blocking(move || st.load_upload_sync(&id, &b, &k)).await?
+        };
+        let upload_algo = upload.checksum_algorithm;
+        if let (Some(want), Some(got)) = (upload_algo, check.algo())
+            && want != got
+        {
+            return Err(checksum_type_mismatch(want, got));
         }
-        let mut received = store.receive(input.body, input.content_length).await?;
+        // The part's checksum of the upload's algorithm is computed even when the part comes
+        // without one: the object's checksum is made of them.
+        let mut received = store
+            .receive(
+                input.body,
+                input.content_length,
+                Hasher::of([check.algo(), upload_algo]),
+            )
+            .await?;
+        // A mismatch returns here: the temp file is dropped, the part is not recorded.
         check_content_md5(input.content_md5.as_deref(), &received.md5)?;
+        let verified = check.verify(&received.digests, trailers.as_ref())?;
+        let part_checksum = received.digests.stored(upload_algo);
         let st = store.clone();
         let (id, b, k, n) = (input.upload_id, input.bucket, input.key, input.part_number);
         let part = blocking(move || {
             let _guard = st.upload_lock(&id);
-            st.commit_part_sync(&id, &b, &k, n, &mut received.temp, &received.md5)
+            st.commit_part_sync(
+                &id,
+                &b,
+                &k,
+                n,
+                &mut received.temp,
+                &received.md5,
+                part_checksum,
+            )
         })
         .await?;
-        Ok(S3Response::new(UploadPartOutput {
+        let mut out = UploadPartOutput {
             e_tag: Some(quoted(&part.etag)),
             ..Default::default()
-        }))
+        };
+        put_checksum!(out, part.checksum.as_ref().or(verified.as_ref()));
+        Ok(S3Response::new(out))
     }
 
     async fn upload_part_copy(
@@ -1040,8 +1301,8 @@ impl S3 for LocalS3 {
             input.copy_source_if_modified_since,
             input.copy_source_if_unmodified_since,
         );
-        let (mut temp, md5) = blocking(move || {
-            st.load_upload_sync(&id, &b, &k)?;
+        let (mut temp, md5, part_checksum) = blocking(move || {
+            let upload_algo = st.load_upload_sync(&id, &b, &k)?.checksum_algorithm;
             let src_dir = st.existing_bucket_dir_sync(&src_bucket)?;
             let opened = st.open_object_sync(&src_dir, &src_bucket, &src_key)?;
             check_copy_conditions(
@@ -1062,13 +1323,19 @@ impl S3 for LocalS3 {
                     ));
                 }
             };
+            let hasher = Hasher::of([upload_algo]);
             match opened.file {
                 Some(mut f) => {
-                    let (temp, digest) = st.copy_to_temp_sync(&mut f, offset, len, true)?;
+                    let (temp, digest, digests) =
+                        st.copy_to_temp_sync(&mut f, offset, len, true, hasher)?;
                     let md5 = digest.ok_or_else(|| internal("missing part digest"))?;
-                    Ok((temp, md5))
+                    Ok((temp, md5, digests.stored(upload_algo)))
                 }
-                None => Ok((st.empty_temp_sync()?, EMPTY_MD5_BYTES)),
+                None => Ok((
+                    st.empty_temp_sync()?,
+                    EMPTY_MD5_BYTES,
+                    hasher.finish().stored(upload_algo),
+                )),
             }
         })
         .await?;
@@ -1076,15 +1343,17 @@ impl S3 for LocalS3 {
         let (id, b, k, n) = (input.upload_id, input.bucket, input.key, input.part_number);
         let part = blocking(move || {
             let _guard = st.upload_lock(&id);
-            st.commit_part_sync(&id, &b, &k, n, &mut temp, &md5)
+            st.commit_part_sync(&id, &b, &k, n, &mut temp, &md5, part_checksum)
         })
         .await?;
+        let mut result = CopyPartResult {
+            e_tag: Some(quoted(&part.etag)),
+            last_modified: Some(ts(part.modified())),
+            ..Default::default()
+        };
+        put_checksum!(result, part.checksum.as_ref());
         Ok(S3Response::new(UploadPartCopyOutput {
-            copy_part_result: Some(CopyPartResult {
-                e_tag: Some(quoted(&part.etag)),
-                last_modified: Some(ts(part.modified())),
-                ..Default::default()
-            }),
+            copy_part_result: Some(result),
             ..Default::default()
         }))
     }
@@ -1105,6 +1374,16 @@ impl S3 for LocalS3 {
             ));
         }
         let pre = write_precondition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
+        let claim = checksum::complete_claim_of(checksum_values!(input))?;
+        let claimed_kind = input
+            .checksum_type
+            .as_ref()
+            .map(|k| {
+                Kind::parse(k.as_str()).ok_or_else(|| {
+                    checksum::invalid_request("Value for x-amz-checksum-type header is invalid.")
+                })
+            })
+            .transpose()?;
         let store = self.store.clone();
         let st = store.clone();
         let (id, bucket, key) = (
@@ -1112,14 +1391,30 @@ impl S3 for LocalS3 {
             input.bucket.clone(),
             input.key.clone(),
         );
-        let etag = blocking(move || {
+        let (etag, object_checksum) = blocking(move || {
             let _upload_guard = st.upload_lock(&id);
             let upload = st.load_upload_sync(&id, &bucket, &key)?;
+            let algo = upload.checksum_algorithm;
+            let kind = upload.checksum_type.or(algo.map(Kind::default_for));
+            if let Some(k) = claimed_kind
+                && Some(k) != kind
+            {
+                return Err(checksum::invalid_request(format!(
+                    "The upload was created using the {} checksum mode. The complete request must use the same checksum mode.",
+                    kind.map_or("null", Kind::name)
+                )));
+            }
+            if let (Some(a), Some(c)) = (algo, &claim)
+                && c.algo != a
+            {
+                return Err(checksum_type_mismatch(a, c.algo));
+            }
             let bucket_dir = st.existing_bucket_dir_sync(&bucket)?;
             let stored: BTreeMap<i32, _> = st.list_parts_sync(&id)?.into_iter().collect();
             let mut prev = 0;
             let mut paths = Vec::with_capacity(requested.len());
             let mut etags = Vec::with_capacity(requested.len());
+            let mut sums = Vec::with_capacity(requested.len());
             let mut total: u64 = 0;
             for p in &requested {
                 let n = p.part_number.ok_or_else(|| {
@@ -1146,12 +1441,61 @@ impl S3 for LocalS3 {
                         format!("the ETag given for part {n} does not match the uploaded part"),
                     ));
                 }
+                if let Some(a) = algo {
+                    check_completed_part_checksum(p, n, a, kind, info.checksum.as_ref())?;
+                }
                 total += info.size;
                 paths.push(st.part_data_path(&id, n)?);
                 etags.push(info.etag.clone());
+                sums.push((info.checksum.clone(), info.size));
             }
             let etag = multipart_etag(&etags);
-            let mut temp = st.concat_to_temp_sync(&paths)?;
+            // The object's checksum: composite from the parts' checksums; full-object by
+            // combining the parts' CRCs; else (a part without one, or a checksum sent for an
+            // upload created without an algorithm) computed while the parts are assembled.
+            let mut object_checksum = None;
+            let mut compute = None;
+            match (algo, kind) {
+                (Some(a), Some(Kind::Composite)) => {
+                    let parts: Option<Vec<&Stored>> =
+                        sums.iter().map(|(c, _)| c.as_ref()).collect();
+                    object_checksum = Some(
+                        parts
+                            .and_then(|p| checksum::composite(a, p))
+                            .ok_or_else(|| {
+                                checksum::invalid_request(format!(
+                                    "A part of this upload has no {} checksum.",
+                                    a.name()
+                                ))
+                            })?,
+                    );
+                }
+                (Some(a), _) => {
+                    let parts: Option<Vec<(&Stored, u64)>> = sums
+                        .iter()
+                        .map(|(c, len)| c.as_ref().map(|c| (c, *len)))
+                        .collect();
+                    object_checksum = parts.and_then(|p| checksum::combine_crcs(a, p));
+                    if object_checksum.is_none() {
+                        compute = Some(a);
+                    }
+                }
+                (None, _) => compute = claim.as_ref().map(|c| c.algo),
+            }
+            let verify = |sum: &Option<Stored>| match (&claim, sum) {
+                (Some(c), Some(sum)) if !checksum::claim_matches(c, sum) => {
+                    Err(checksum::bad_digest(c.algo))
+                }
+                _ => Ok(()),
+            };
+            // Refused before anything is assembled when the checksum is known already; in
+            // every case before the commit: the old object stays, the upload stays.
+            verify(&object_checksum)?;
+            let (mut temp, digests) = st.concat_to_temp_sync(&paths, Hasher::of([compute]))?;
+            if compute.is_some() {
+                object_checksum = digests.stored(compute);
+                verify(&object_checksum)?;
+            }
             let meta = ObjectMeta {
                 key: key.clone(),
                 etag,
@@ -1160,6 +1504,7 @@ impl S3 for LocalS3 {
                 mtime_ns: 0,
                 content_type: upload.content_type,
                 metadata: upload.metadata,
+                checksum: object_checksum,
             };
             let meta = {
                 // Upload lock (held above) before key lock: the documented order.
@@ -1169,16 +1514,19 @@ impl S3 for LocalS3 {
             if let Err(e) = st.remove_upload_sync(&id) {
                 tracing::warn!(error = %e, "completed upload could not be cleaned up");
             }
-            Ok(meta.etag)
+            Ok((meta.etag, meta.checksum))
         })
         .await?;
-        Ok(S3Response::new(CompleteMultipartUploadOutput {
+        let mut out = CompleteMultipartUploadOutput {
             bucket: Some(input.bucket.clone()),
             key: Some(input.key.clone()),
             e_tag: Some(quoted(&etag)),
             location: Some(format!("/{}/{}", input.bucket, input.key)),
+            checksum_type: checksum_type(object_checksum.as_ref()),
             ..Default::default()
-        }))
+        };
+        put_checksum!(out, object_checksum.as_ref());
+        Ok(S3Response::new(out))
     }
 
     async fn abort_multipart_upload(
@@ -1314,13 +1662,15 @@ impl S3 for LocalS3 {
                 truncated = true;
                 break;
             }
-            parts.push(Part {
+            let mut part = Part {
                 part_number: Some(n),
                 e_tag: Some(quoted(&p.etag)),
                 size: Some(i64::try_from(p.size).unwrap_or(i64::MAX)),
                 last_modified: Some(ts(p.modified())),
                 ..Default::default()
-            });
+            };
+            put_checksum!(part, p.checksum.as_ref());
+            parts.push(part);
         }
         let next = if truncated {
             parts.last().and_then(|p: &Part| p.part_number)
@@ -1375,6 +1725,7 @@ mod tests {
             etag: "abc".to_owned(),
             content_type: None,
             metadata: BTreeMap::new(),
+            checksum: None,
             has_sidecar: true,
         };
         let yes = ETagCondition::ETag(ETag::Strong("abc".to_owned()));

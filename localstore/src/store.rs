@@ -6,9 +6,10 @@
 //! names cannot start with a dot.
 //!
 //! Every write lands in `.localstore/tmp/` first, is fsynced, and is renamed into place, so a
-//! crash never exposes a half-written object. ETags and content types live in JSON sidecars
-//! under `.localstore/meta/<bucket>/`; a sidecar records the size and mtime of the file it
-//! describes and is ignored when they no longer match (the user edited the file by hand).
+//! crash never exposes a half-written object. ETags, content types, user metadata and
+//! checksums live in JSON sidecars under `.localstore/meta/<bucket>/`; a sidecar records the
+//! size and mtime of the file it describes and is ignored when they no longer match (the user
+//! edited the file by hand).
 //! Functions named `*_sync` block and run inside `spawn_blocking`.
 
 use std::collections::BTreeMap;
@@ -28,6 +29,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::LocalStoreError;
 use crate::atomic::sync_dir;
+use crate::checksum::{Digests, Hasher, Stored};
 use crate::credentials::random_hex_id;
 use crate::keys::{self, ParsedKey, RESERVED_PREFIX};
 
@@ -73,6 +75,9 @@ pub(crate) struct ObjectMeta {
     /// User metadata (`x-amz-meta-*`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
+    /// The flexible checksum it was stored with (`x-amz-checksum-*`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<Stored>,
 }
 
 /// What a client sees of an object.
@@ -84,6 +89,8 @@ pub(crate) struct ObjectInfo {
     pub etag: String,
     pub content_type: Option<String>,
     pub metadata: BTreeMap<String, String>,
+    /// The flexible checksum kept in the sidecar.
+    pub checksum: Option<Stored>,
     /// `true` when the sidecar matched (the ETag is a real MD5 or multipart ETag).
     pub has_sidecar: bool,
 }
@@ -132,6 +139,8 @@ pub(crate) struct Received {
     pub temp: TempPath,
     pub size: u64,
     pub md5: [u8; 16],
+    /// The digests the caller asked for (flexible checksums).
+    pub digests: Digests,
 }
 
 impl Store {
@@ -243,12 +252,14 @@ impl Store {
         Ok((temp, file))
     }
 
-    /// Streams a request body into a temp file, computing its MD5. Nothing is visible to
-    /// clients until the temp file is committed.
+    /// Streams a request body into a temp file, computing its MD5 and the digests of
+    /// `hasher` on the way (each slice is hashed once, while it is in the CPU cache, and never
+    /// read back). Nothing is visible to clients until the temp file is committed.
     pub(crate) async fn receive(
         &self,
         body: Option<StreamingBlob>,
         expected_len: Option<i64>,
+        mut hasher: Hasher,
     ) -> S3Result<Received> {
         let temp = self
             .temp_path()
@@ -270,6 +281,7 @@ impl Store {
                 // they are copied out (an in-process client hands over whole 8 MiB parts).
                 for slice in chunk.chunks(RECEIVE_SLICE) {
                     md5.update(slice);
+                    hasher.update(slice);
                     out.write_all(slice)
                         .await
                         .map_err(|e| io_error(e, "cannot write the object data"))?;
@@ -296,6 +308,7 @@ impl Store {
             temp,
             size,
             md5: md5.finalize(),
+            digests: hasher.finish(),
         })
     }
 
@@ -368,6 +381,7 @@ impl Store {
                 etag: m.etag,
                 content_type: m.content_type,
                 metadata: m.metadata,
+                checksum: m.checksum,
                 has_sidecar: true,
             },
             None => ObjectInfo {
@@ -376,6 +390,7 @@ impl Store {
                 etag: synthetic_etag(fmeta.len(), mtime),
                 content_type: None,
                 metadata: BTreeMap::new(),
+                checksum: None,
                 has_sidecar: false,
             },
         }
@@ -406,6 +421,7 @@ impl Store {
                     etag: EMPTY_MD5.to_owned(),
                     content_type: None,
                     metadata: BTreeMap::new(),
+                    checksum: None,
                     has_sidecar: true,
                 },
                 file: None,
@@ -597,36 +613,35 @@ impl Store {
     }
 
     /// Copies `len` bytes of `src` starting at `offset` into a new temp file (fsynced).
-    /// With `hash`, the MD5 of the copied bytes is computed on the way.
+    /// With `md5`, the MD5 of the copied bytes is computed on the way, and so are the digests
+    /// of `hasher`; with neither, no data passes through user space.
     pub(crate) fn copy_to_temp_sync(
         &self,
         src: &mut fs::File,
         offset: u64,
         len: u64,
-        hash: bool,
-    ) -> S3Result<(TempPath, Option<[u8; 16]>)> {
+        md5: bool,
+        hasher: Hasher,
+    ) -> S3Result<(TempPath, Option<[u8; 16]>, Digests)> {
         let err = |e| io_error(e, "cannot copy the object data");
         let (temp, mut out) = self.new_temp_file().map_err(err)?;
         src.seek(SeekFrom::Start(offset)).map_err(err)?;
         let mut limited = Read::take(&mut *src, len);
-        let digest = if hash {
-            let mut md5 = Md5::new();
-            let mut buf = vec![0u8; COPY_BUF];
-            loop {
-                let n = match limited.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(err(e)),
-                };
-                md5.update(&buf[..n]);
-                out.write_all(&buf[..n]).map_err(err)?;
-            }
-            Some(md5.finalize())
+        let (digest, digests) = if md5 || !hasher.is_empty() {
+            let mut md5 = md5.then(Md5::new);
+            let mut hasher = hasher;
+            copy_hashing(&mut limited, &mut out, |data| {
+                if let Some(m) = md5.as_mut() {
+                    m.update(data);
+                }
+                hasher.update(data);
+            })
+            .map_err(err)?;
+            (md5.map(Md5::finalize), hasher.finish())
         } else {
             // On Linux this becomes copy_file_range: no data passes through user space.
             io::copy(&mut limited, &mut out).map_err(err)?;
-            None
+            (None, Digests::default())
         };
         let written = out.stream_position().map_err(err)?;
         if written != len {
@@ -635,7 +650,7 @@ impl Store {
             ));
         }
         out.sync_all().map_err(err)?;
-        Ok((temp, digest))
+        Ok((temp, digest, digests))
     }
 
     /// A new, empty temp file (fsynced).
@@ -646,16 +661,26 @@ impl Store {
         Ok(temp)
     }
 
-    /// Appends the files `parts` into a new temp file (fsynced), in order.
-    pub(crate) fn concat_to_temp_sync(&self, parts: &[PathBuf]) -> S3Result<TempPath> {
+    /// Appends the files `parts` into a new temp file (fsynced), in order, computing the
+    /// digests of `hasher` over the whole when it has any (otherwise no data passes through
+    /// user space).
+    pub(crate) fn concat_to_temp_sync(
+        &self,
+        parts: &[PathBuf],
+        mut hasher: Hasher,
+    ) -> S3Result<(TempPath, Digests)> {
         let err = |e| io_error(e, "cannot assemble the multipart object");
         let (temp, mut out) = self.new_temp_file().map_err(err)?;
         for p in parts {
             let mut f = fs::File::open(p).map_err(err)?;
-            io::copy(&mut f, &mut out).map_err(err)?;
+            if hasher.is_empty() {
+                io::copy(&mut f, &mut out).map_err(err)?;
+            } else {
+                copy_hashing(&mut f, &mut out, |data| hasher.update(data)).map_err(err)?;
+            }
         }
         out.sync_all().map_err(err)?;
-        Ok(temp)
+        Ok((temp, hasher.finish()))
     }
 
     /// Moves a temp file to `dest` (same file system: inside `.localstore`).
@@ -697,6 +722,45 @@ fn set_meta_stat(meta: &mut ObjectMeta, m: &fs::Metadata) {
     let (s, ns) = split_time(m.modified().unwrap_or(UNIX_EPOCH));
     meta.mtime_s = s;
     meta.mtime_ns = ns;
+}
+
+/// Reads `file` from its start to its end, computing its MD5 (with `md5`) and the digests of
+/// `hasher`. Writes nothing.
+pub(crate) fn hash_file_sync(
+    file: &mut fs::File,
+    md5: bool,
+    mut hasher: Hasher,
+) -> S3Result<(Option<[u8; 16]>, Digests)> {
+    let err = |e| io_error(e, "cannot read the object");
+    file.seek(SeekFrom::Start(0)).map_err(err)?;
+    let mut md5 = md5.then(Md5::new);
+    copy_hashing(file, &mut io::sink(), |data| {
+        if let Some(m) = md5.as_mut() {
+            m.update(data);
+        }
+        hasher.update(data);
+    })
+    .map_err(err)?;
+    Ok((md5.map(Md5::finalize), hasher.finish()))
+}
+
+/// Copies `from` to `to` through a buffer, handing every block to `hash` first.
+fn copy_hashing(
+    from: &mut impl Read,
+    to: &mut impl Write,
+    mut hash: impl FnMut(&[u8]),
+) -> io::Result<()> {
+    let mut buf = vec![0u8; COPY_BUF];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hash(&buf[..n]);
+        to.write_all(&buf[..n])?;
+    }
 }
 
 fn copy_file_synced(from: &Path, to: &Path) -> io::Result<()> {

@@ -17,7 +17,8 @@ use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
-    CompletedMultipartUpload, CompletedPart, Delete, MetadataDirective, ObjectIdentifier,
+    ChecksumAlgorithm, ChecksumMode, ChecksumType, CompletedMultipartUpload, CompletedPart, Delete,
+    MetadataDirective, ObjectIdentifier,
 };
 use futures::StreamExt;
 use localstore::{LocalStore, LocalStoreConfig, LocalStoreError, load_or_create_credentials};
@@ -1685,6 +1686,864 @@ async fn stop_closes_the_port() {
     assert_eq!(out.e_tag(), Some(quoted_md5(b"v").as_str()));
     assert_eq!(out.body.collect().await.unwrap().to_vec(), b"v");
     store.stop().await;
+}
+
+// ---- integrity (issue 22) -------------------------------------------------------------------
+
+/// Standard base64 with padding, as the `x-amz-checksum-*` headers carry digests.
+fn b64(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in bytes.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(c.get(1).copied().unwrap_or(0)) << 8)
+            | u32::from(c.get(2).copied().unwrap_or(0));
+        for (i, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
+            out.push(if i <= c.len() {
+                char::from(A[((n >> shift) & 63) as usize])
+            } else {
+                '='
+            });
+        }
+    }
+    out
+}
+
+fn crc32c(data: &[u8]) -> String {
+    b64(&s3s::crypto::Crc32c::checksum(data))
+}
+
+fn crc64nvme(data: &[u8]) -> String {
+    b64(&s3s::crypto::Crc64Nvme::checksum(data))
+}
+
+fn sha256(data: &[u8]) -> String {
+    b64(&s3s::crypto::Sha256::checksum(data))
+}
+
+/// Files in `.localstore/tmp` (a refused body must leave none behind).
+fn temp_files(env: &Env) -> Vec<PathBuf> {
+    fs::read_dir(env.root.join(".localstore/tmp"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect()
+}
+
+#[tokio::test]
+async fn put_object_checks_flexible_checksums_and_content_md5() {
+    let env = Env::new("put-checksums").await;
+    let old = b"the old content".to_vec();
+    env.put("k.bin", old.clone()).await;
+    let body = data(300_000, 22);
+    let other = data(10, 1);
+
+    // Wrong CRC32C, SHA-256 and Content-MD5: BadDigest (400), and the old object stays.
+    let wrong = [
+        ("CRC32C", crc32c(&other), None, None),
+        ("SHA256", String::new(), Some(sha256(&other)), None),
+        (
+            "MD5",
+            String::new(),
+            None,
+            Some(b64(&Md5::checksum(&other))),
+        ),
+    ];
+    for (what, crc, sha, md5) in wrong {
+        let mut put = env
+            .s3
+            .put_object()
+            .bucket(BUCKET)
+            .key("k.bin")
+            .body(ByteStream::from(body.clone()));
+        if !crc.is_empty() {
+            put = put.checksum_crc32_c(crc);
+        }
+        if let Some(sha) = sha {
+            put = put.checksum_sha256(sha);
+        }
+        if let Some(md5) = md5 {
+            put = put.content_md5(md5);
+        }
+        let err = put.send().await.unwrap_err();
+        assert_eq!(code(&err), "BadDigest", "{what}: {err:?}");
+        assert_eq!(status(&err), 400, "{what}");
+        if what == "CRC32C" {
+            assert_eq!(
+                err.message(),
+                Some("The CRC32C you specified did not match the calculated checksum.")
+            );
+        }
+        assert_eq!(env.get("k.bin").await, old, "{what}: the old object stays");
+        assert_eq!(fs::read(env.path("k.bin")).unwrap(), old);
+        assert!(temp_files(&env).is_empty(), "{what}: no temp file left");
+    }
+    // A new key is not created by a refused body.
+    let err = env
+        .s3
+        .put_object()
+        .bucket(BUCKET)
+        .key("new.bin")
+        .checksum_sha256(sha256(&other))
+        .body(ByteStream::from(body.clone()))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "BadDigest");
+    assert!(!env.path("new.bin").exists());
+
+    // The right ones are accepted, echoed, kept, and returned on request.
+    let out = env
+        .s3
+        .put_object()
+        .bucket(BUCKET)
+        .key("k.bin")
+        .checksum_crc32_c(crc32c(&body))
+        .content_md5(b64(&Md5::checksum(&body)))
+        .body(ByteStream::from(body.clone()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.checksum_crc32_c(), Some(crc32c(&body).as_str()));
+    assert_eq!(env.get("k.bin").await, body);
+    let head = env
+        .s3
+        .head_object()
+        .bucket(BUCKET)
+        .key("k.bin")
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.checksum_crc32_c(), Some(crc32c(&body).as_str()));
+    assert_eq!(head.checksum_type(), Some(&ChecksumType::FullObject));
+    let plain = env
+        .s3
+        .head_object()
+        .bucket(BUCKET)
+        .key("k.bin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        plain.checksum_crc32_c(),
+        None,
+        "only with x-amz-checksum-mode"
+    );
+    // GetObject returns it too (and the SDK, asked to, validates the body against it).
+    let got = env
+        .s3
+        .get_object()
+        .bucket(BUCKET)
+        .key("k.bin")
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.checksum_crc32_c(), Some(crc32c(&body).as_str()));
+    assert_eq!(got.body.collect().await.unwrap().to_vec(), body);
+
+    let out = env
+        .s3
+        .put_object()
+        .bucket(BUCKET)
+        .key("sha.bin")
+        .checksum_sha256(sha256(&body))
+        .body(ByteStream::from(body.clone()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.checksum_sha256(), Some(sha256(&body).as_str()));
+
+    // Two checksum headers, or a value that is no digest: InvalidRequest, as AWS.
+    for put in [
+        env.s3
+            .put_object()
+            .checksum_crc32_c(crc32c(&body))
+            .checksum_sha256(sha256(&body)),
+        env.s3.put_object().checksum_crc32_c("not-a-crc"),
+        env.s3.put_object().checksum_crc32_c(sha256(&body)),
+    ] {
+        let err = put
+            .bucket(BUCKET)
+            .key("bad.bin")
+            .body(ByteStream::from(body.clone()))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(code(&err), "InvalidRequest", "{err:?}");
+        assert!(!env.path("bad.bin").exists());
+    }
+}
+
+#[tokio::test]
+async fn trailing_checksums_of_aws_chunked_bodies_are_checked() {
+    let env = Env::new("trailer").await;
+    // The SDK's default: it computes the checksum and sends it as a trailer.
+    let conf = env
+        .s3
+        .config()
+        .to_builder()
+        .request_checksum_calculation(RequestChecksumCalculation::WhenSupported)
+        .build();
+    let s3 = Client::from_conf(conf);
+    let body = data(200_000, 3);
+    // A body streamed from a file: the checksum can only follow it, in a trailer.
+    let file = tempfile::NamedTempFile::new().unwrap();
+    fs::write(file.path(), &body).unwrap();
+    let out = s3
+        .put_object()
+        .bucket(BUCKET)
+        .key("t.bin")
+        .checksum_algorithm(ChecksumAlgorithm::Crc32C)
+        .body(ByteStream::from_path(file.path()).await.unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.checksum_crc32_c(), Some(crc32c(&body).as_str()));
+    let head = env
+        .s3
+        .head_object()
+        .bucket(BUCKET)
+        .key("t.bin")
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.checksum_crc32_c(), Some(crc32c(&body).as_str()));
+    assert_eq!(env.get("t.bin").await, body);
+}
+
+#[tokio::test]
+async fn upload_part_checks_checksums_and_records_nothing_on_a_mismatch() {
+    let env = Env::new("part-checksums").await;
+    let id = env
+        .s3
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key("p.bin")
+        .send()
+        .await
+        .unwrap()
+        .upload_id
+        .unwrap();
+    let body = data(MIB, 7);
+    let other = data(10, 2);
+    let part = |n: i32| {
+        env.s3
+            .upload_part()
+            .bucket(BUCKET)
+            .key("p.bin")
+            .upload_id(&id)
+            .part_number(n)
+            .body(ByteStream::from(body.clone()))
+    };
+    let refused = [
+        part(1).checksum_crc32_c(crc32c(&other)),
+        part(1).checksum_sha256(sha256(&other)),
+        part(1).content_md5(b64(&Md5::checksum(&other))),
+    ];
+    for up in refused {
+        let err = up.send().await.unwrap_err();
+        assert_eq!(code(&err), "BadDigest", "{err:?}");
+        assert_eq!(status(&err), 400);
+    }
+    let parts = env
+        .s3
+        .list_parts()
+        .bucket(BUCKET)
+        .key("p.bin")
+        .upload_id(&id)
+        .send()
+        .await
+        .unwrap();
+    assert!(parts.parts().is_empty(), "a refused part is not recorded");
+    assert!(temp_files(&env).is_empty());
+
+    let out = part(1)
+        .checksum_crc32_c(crc32c(&body))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.e_tag(), Some(quoted_md5(&body).as_str()));
+    assert_eq!(out.checksum_crc32_c(), Some(crc32c(&body).as_str()));
+    part(2)
+        .checksum_sha256(sha256(&body))
+        .content_md5(b64(&Md5::checksum(&body)))
+        .send()
+        .await
+        .unwrap();
+    let parts = env
+        .s3
+        .list_parts()
+        .bucket(BUCKET)
+        .key("p.bin")
+        .upload_id(&id)
+        .send()
+        .await
+        .unwrap();
+    let nums: Vec<i32> = parts
+        .parts()
+        .iter()
+        .filter_map(|p| p.part_number())
+        .collect();
+    assert_eq!(nums, [1, 2]);
+
+    // An upload created without an algorithm: a full-object checksum sent on complete is
+    // computed while the parts are assembled, and checked.
+    let done = CompletedMultipartUpload::builder()
+        .set_parts(Some(
+            parts
+                .parts()
+                .iter()
+                .map(|p| {
+                    CompletedPart::builder()
+                        .part_number(p.part_number().unwrap())
+                        .e_tag(p.e_tag().unwrap())
+                        .build()
+                })
+                .collect(),
+        ))
+        .build();
+    let whole = [body.clone(), body.clone()].concat();
+    let complete = |value: String| {
+        env.s3
+            .complete_multipart_upload()
+            .bucket(BUCKET)
+            .key("p.bin")
+            .upload_id(&id)
+            .checksum_crc64_nvme(value)
+            .multipart_upload(done.clone())
+    };
+    let err = complete(crc64nvme(&body)).send().await.unwrap_err();
+    assert_eq!(code(&err), "BadDigest", "{err:?}");
+    assert!(!env.path("p.bin").exists());
+    assert!(temp_files(&env).is_empty());
+    let out = complete(crc64nvme(&whole)).send().await.unwrap();
+    assert_eq!(out.checksum_crc64_nvme(), Some(crc64nvme(&whole).as_str()));
+    assert_eq!(env.get("p.bin").await, whole);
+}
+
+/// Creates an upload of `key` with `algo`/`kind` and uploads `parts`, each with its CRC64NVME
+/// header when `with_header`; returns the id and the completed parts.
+async fn upload_parts(
+    env: &Env,
+    key: &str,
+    parts: &[Vec<u8>],
+    with_header: impl Fn(usize) -> bool,
+) -> (String, Vec<CompletedPart>) {
+    let up = env
+        .s3
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key(key)
+        .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
+        .checksum_type(ChecksumType::FullObject)
+        .metadata("origin", "multipart")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(up.checksum_algorithm(), Some(&ChecksumAlgorithm::Crc64Nvme));
+    assert_eq!(up.checksum_type(), Some(&ChecksumType::FullObject));
+    let id = up.upload_id.unwrap();
+    let mut done = Vec::new();
+    for (i, body) in parts.iter().enumerate() {
+        let n = i as i32 + 1;
+        let mut req = env
+            .s3
+            .upload_part()
+            .bucket(BUCKET)
+            .key(key)
+            .upload_id(&id)
+            .part_number(n)
+            .body(ByteStream::from(body.clone()));
+        if with_header(i) {
+            req = req.checksum_crc64_nvme(crc64nvme(body));
+        }
+        let out = req.send().await.unwrap();
+        // Echoed even for a part sent without it: computed for the upload's algorithm.
+        assert_eq!(out.checksum_crc64_nvme(), Some(crc64nvme(body).as_str()));
+        done.push(
+            CompletedPart::builder()
+                .part_number(n)
+                .e_tag(out.e_tag().unwrap())
+                .build(),
+        );
+    }
+    (id, done)
+}
+
+#[tokio::test]
+async fn full_object_crc64nvme_is_checked_on_complete() {
+    let env = Env::new("full-object").await;
+    let key = "big/file.bin";
+    let old = b"old object".to_vec();
+    env.put(key, old.clone()).await;
+    let parts = vec![data(5 * MIB, 1), data(5 * MIB, 2), data(123_457, 3)];
+    let whole = parts.concat();
+
+    let (id, done) = upload_parts(&env, key, &parts, |_| true).await;
+    let complete = |value: String| {
+        env.s3
+            .complete_multipart_upload()
+            .bucket(BUCKET)
+            .key(key)
+            .upload_id(&id)
+            .checksum_type(ChecksumType::FullObject)
+            .checksum_crc64_nvme(value)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(done.clone()))
+                    .build(),
+            )
+    };
+    let err = complete(crc64nvme(&parts[0])).send().await.unwrap_err();
+    assert_eq!(code(&err), "BadDigest", "{err:?}");
+    assert_eq!(status(&err), 400);
+    assert_eq!(env.get(key).await, old, "the old object stays");
+    let listed = env
+        .s3
+        .list_multipart_uploads()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.uploads().len(), 1, "the upload stays");
+    assert!(temp_files(&env).is_empty());
+
+    let out = complete(crc64nvme(&whole)).send().await.unwrap();
+    assert_eq!(out.checksum_crc64_nvme(), Some(crc64nvme(&whole).as_str()));
+    assert_eq!(out.checksum_type(), Some(&ChecksumType::FullObject));
+    assert_eq!(env.get(key).await, whole);
+    let head = env
+        .s3
+        .head_object()
+        .bucket(BUCKET)
+        .key(key)
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.checksum_crc64_nvme(), Some(crc64nvme(&whole).as_str()));
+    assert_eq!(head.checksum_type(), Some(&ChecksumType::FullObject));
+    assert_eq!(head.metadata().unwrap()["origin"], "multipart");
+
+    // Parts sent without their header are accepted; the check on complete still holds.
+    let (id, done) = upload_parts(&env, "other.bin", &parts[1..], |i| i == 0).await;
+    let tail = parts[1..].concat();
+    let bad = env
+        .s3
+        .complete_multipart_upload()
+        .bucket(BUCKET)
+        .key("other.bin")
+        .upload_id(&id)
+        .checksum_crc64_nvme(crc64nvme(&whole))
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(done.clone()))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&bad), "BadDigest");
+    assert!(!env.path("other.bin").exists());
+    // The refused upload can still be aborted, as on AWS.
+    env.s3
+        .abort_multipart_upload()
+        .bucket(BUCKET)
+        .key("other.bin")
+        .upload_id(&id)
+        .send()
+        .await
+        .unwrap();
+    let (id, done) = upload_parts(&env, "other.bin", &parts[1..], |_| false).await;
+    let out = env
+        .s3
+        .complete_multipart_upload()
+        .bucket(BUCKET)
+        .key("other.bin")
+        .upload_id(&id)
+        .checksum_crc64_nvme(crc64nvme(&tail))
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(done))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.checksum_crc64_nvme(), Some(crc64nvme(&tail).as_str()));
+    assert_eq!(env.get("other.bin").await, tail);
+
+    // A part copied from an object gets its CRC computed on the way, too; a part with a
+    // checksum of another algorithm than the upload's is refused.
+    let (id, mut done) = upload_parts(&env, "mixed.bin", &parts[..1], |_| true).await;
+    let err = env
+        .s3
+        .upload_part()
+        .bucket(BUCKET)
+        .key("mixed.bin")
+        .upload_id(&id)
+        .part_number(2)
+        .checksum_sha256(sha256(&tail))
+        .body(ByteStream::from(tail.clone()))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "InvalidRequest", "{err:?}");
+    let copied = env
+        .s3
+        .upload_part_copy()
+        .bucket(BUCKET)
+        .key("mixed.bin")
+        .upload_id(&id)
+        .part_number(2)
+        .copy_source(format!("{BUCKET}/other.bin"))
+        .send()
+        .await
+        .unwrap();
+    let result = copied.copy_part_result().unwrap();
+    assert_eq!(
+        result.checksum_crc64_nvme(),
+        Some(crc64nvme(&tail).as_str())
+    );
+    done.push(
+        CompletedPart::builder()
+            .part_number(2)
+            .e_tag(result.e_tag().unwrap())
+            .build(),
+    );
+    let mixed = [parts[0].clone(), tail.clone()].concat();
+    let out = env
+        .s3
+        .complete_multipart_upload()
+        .bucket(BUCKET)
+        .key("mixed.bin")
+        .upload_id(&id)
+        .checksum_crc64_nvme(crc64nvme(&mixed))
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(done))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.checksum_crc64_nvme(), Some(crc64nvme(&mixed).as_str()));
+
+    // Combinations AWS refuses at creation.
+    for (algo, kind) in [
+        (Some(ChecksumAlgorithm::Sha256), ChecksumType::FullObject),
+        (Some(ChecksumAlgorithm::Crc64Nvme), ChecksumType::Composite),
+        (None, ChecksumType::FullObject),
+    ] {
+        let err = env
+            .s3
+            .create_multipart_upload()
+            .bucket(BUCKET)
+            .key("x")
+            .set_checksum_algorithm(algo)
+            .checksum_type(kind)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(code(&err), "InvalidRequest", "{err:?}");
+    }
+}
+
+#[tokio::test]
+async fn composite_checksums_of_multipart_uploads() {
+    let env = Env::new("composite").await;
+    let parts = [data(5 * MIB, 4), data(1000, 5)];
+    let id = env
+        .s3
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key("c.bin")
+        .checksum_algorithm(ChecksumAlgorithm::Sha256)
+        .send()
+        .await
+        .unwrap()
+        .upload_id
+        .unwrap();
+    let mut done = Vec::new();
+    let mut cat = Vec::new();
+    for (i, body) in parts.iter().enumerate() {
+        let n = i as i32 + 1;
+        let out = env
+            .s3
+            .upload_part()
+            .bucket(BUCKET)
+            .key("c.bin")
+            .upload_id(&id)
+            .part_number(n)
+            .checksum_sha256(sha256(body))
+            .body(ByteStream::from(body.clone()))
+            .send()
+            .await
+            .unwrap();
+        cat.extend_from_slice(&s3s::crypto::Sha256::checksum(body));
+        done.push((n, out.e_tag().unwrap().to_owned(), sha256(body)));
+    }
+    let complete = |with_sums: bool| {
+        let parts = done
+            .iter()
+            .map(|(n, e, sum)| {
+                let p = CompletedPart::builder().part_number(*n).e_tag(e);
+                if with_sums { p.checksum_sha256(sum) } else { p }.build()
+            })
+            .collect();
+        env.s3
+            .complete_multipart_upload()
+            .bucket(BUCKET)
+            .key("c.bin")
+            .upload_id(&id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+    };
+    // A composite upload needs every part's checksum on complete, as on AWS.
+    let err = complete(false).send().await.unwrap_err();
+    assert_eq!(code(&err), "InvalidRequest", "{err:?}");
+    let out = complete(true).send().await.unwrap();
+    let want = format!("{}-2", sha256(&cat));
+    assert_eq!(out.checksum_sha256(), Some(want.as_str()));
+    assert_eq!(out.checksum_type(), Some(&ChecksumType::Composite));
+    let head = env
+        .s3
+        .head_object()
+        .bucket(BUCKET)
+        .key("c.bin")
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.checksum_sha256(), Some(want.as_str()));
+    assert_eq!(env.get("c.bin").await, parts.concat());
+}
+
+#[tokio::test]
+async fn copy_onto_itself_with_replace_rewrites_only_the_metadata() {
+    let env = Env::new("self-copy").await;
+    let body = data(2 * MIB, 9);
+    let etag = env
+        .s3
+        .put_object()
+        .bucket(BUCKET)
+        .key("doc.bin")
+        .content_type("application/x-old")
+        .metadata("keep", "no")
+        .checksum_crc64_nvme(crc64nvme(&body))
+        .body(ByteStream::from(body.clone()))
+        .send()
+        .await
+        .unwrap()
+        .e_tag
+        .unwrap();
+    let before = fs::metadata(env.path("doc.bin")).unwrap();
+    let copy = || {
+        env.s3
+            .copy_object()
+            .bucket(BUCKET)
+            .key("doc.bin")
+            .copy_source(format!("{BUCKET}/doc.bin"))
+            .metadata_directive(MetadataDirective::Replace)
+            .content_type("application/x-new")
+            .metadata("sha256", "abc123")
+    };
+    // x-amz-copy-source-if-match is honoured: a wrong ETag changes nothing.
+    let err = copy()
+        .copy_source_if_match("\"0123456789abcdef0123456789abcdef\"")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "PreconditionFailed");
+    assert_eq!(status(&err), 412);
+    let head = env
+        .s3
+        .head_object()
+        .bucket(BUCKET)
+        .key("doc.bin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.metadata().unwrap()["keep"], "no");
+
+    let out = copy().copy_source_if_match(&etag).send().await.unwrap();
+    assert_eq!(
+        out.copy_object_result().unwrap().e_tag(),
+        Some(etag.as_str())
+    );
+    let head = env
+        .s3
+        .head_object()
+        .bucket(BUCKET)
+        .key("doc.bin")
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap();
+    let meta = head.metadata().unwrap();
+    assert_eq!(meta.get("sha256").map(String::as_str), Some("abc123"));
+    assert!(!meta.contains_key("keep"), "REPLACE replaces: {meta:?}");
+    assert_eq!(head.content_type(), Some("application/x-new"));
+    assert_eq!(head.e_tag(), Some(etag.as_str()));
+    assert_eq!(head.checksum_crc64_nvme(), Some(crc64nvme(&body).as_str()));
+
+    // The data file is the same file, untouched.
+    let after = fs::metadata(env.path("doc.bin")).unwrap();
+    assert_eq!(after.modified().unwrap(), before.modified().unwrap());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(after.ino(), before.ino(), "same inode: not rewritten");
+    }
+    assert_eq!(fs::read(env.path("doc.bin")).unwrap(), body);
+
+    // A copy to another key keeps the full-object checksum (same bytes).
+    env.s3
+        .copy_object()
+        .bucket(BUCKET)
+        .key("doc-copy.bin")
+        .copy_source(format!("{BUCKET}/doc.bin"))
+        .send()
+        .await
+        .unwrap();
+    let head = env
+        .s3
+        .head_object()
+        .bucket(BUCKET)
+        .key("doc-copy.bin")
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.checksum_crc64_nvme(), Some(crc64nvme(&body).as_str()));
+    assert_eq!(head.metadata().unwrap()["sha256"], "abc123");
+}
+
+/// The user metadata HeadObject reports for `key`, sorted; GetObject must report the same.
+async fn metadata_seen(env: &Env, key: &str) -> Vec<(String, String)> {
+    fn sorted(m: Option<&std::collections::HashMap<String, String>>) -> Vec<(String, String)> {
+        let mut v: Vec<_> = m
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        v.sort();
+        v
+    }
+    let h = env
+        .s3
+        .head_object()
+        .bucket(BUCKET)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    let g = env
+        .s3
+        .get_object()
+        .bucket(BUCKET)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sorted(h.metadata()), sorted(g.metadata()), "{key}");
+    sorted(h.metadata())
+}
+
+#[tokio::test]
+async fn user_metadata_round_trips() {
+    let env = Env::new("metadata").await;
+    let want = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    let head = |key: &'static str| metadata_seen(&env, key);
+
+    env.s3
+        .put_object()
+        .bucket(BUCKET)
+        .key("put.txt")
+        .metadata("sha256", "feed")
+        .metadata("owner", "ann")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        head("put.txt").await,
+        want(&[("owner", "ann"), ("sha256", "feed")])
+    );
+
+    let id = env
+        .s3
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key("mp.txt")
+        .metadata("sha256", "beef")
+        .send()
+        .await
+        .unwrap()
+        .upload_id
+        .unwrap();
+    let e = env
+        .s3
+        .upload_part()
+        .bucket(BUCKET)
+        .key("mp.txt")
+        .upload_id(&id)
+        .part_number(1)
+        .body(ByteStream::from_static(b"part"))
+        .send()
+        .await
+        .unwrap()
+        .e_tag
+        .unwrap();
+    env.s3
+        .complete_multipart_upload()
+        .bucket(BUCKET)
+        .key("mp.txt")
+        .upload_id(&id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .parts(CompletedPart::builder().part_number(1).e_tag(e).build())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head("mp.txt").await, want(&[("sha256", "beef")]));
+
+    env.s3
+        .copy_object()
+        .bucket(BUCKET)
+        .key("copied.txt")
+        .copy_source(format!("{BUCKET}/put.txt"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        head("copied.txt").await,
+        want(&[("owner", "ann"), ("sha256", "feed")])
+    );
+    env.s3
+        .copy_object()
+        .bucket(BUCKET)
+        .key("replaced.txt")
+        .copy_source(format!("{BUCKET}/mp.txt"))
+        .metadata_directive(MetadataDirective::Replace)
+        .metadata("sha256", "cafe")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head("replaced.txt").await, want(&[("sha256", "cafe")]));
+    assert_eq!(env.get("replaced.txt").await, b"part");
 }
 
 #[test]
