@@ -57,6 +57,9 @@ pub struct GatewayConfig {
     pub permissions: crate::storage::Permissions,
     /// Uploads that grow past this many bytes are refused with 552 and not stored.
     pub max_file_size: Option<u64>,
+    /// HASH and the `X…` hash commands read a file with no stored hash through the hash up
+    /// to this size; a larger one is refused (550) with the reason.
+    pub max_hash_size: u64,
     /// Team logins from the config file; `None`: only `ACCESS_KEY_ID/bucket` logins. The
     /// table can be replaced while the gateway runs (SIGHUP).
     pub users: Option<std::sync::Arc<crate::team::users::UserTable>>,
@@ -65,6 +68,10 @@ pub struct GatewayConfig {
     /// A JSON-lines audit log of logins and transfers, appended to.
     pub audit_log: Option<std::path::PathBuf>,
 }
+
+/// The default [`GatewayConfig::max_hash_size`]: 1 GiB, read at a few hundred MB/s in a few
+/// seconds, well inside a client's reply timeout.
+pub const DEFAULT_MAX_HASH_SIZE: u64 = 1 << 30;
 
 impl GatewayConfig {
     /// Defaults around the given S3 settings.
@@ -88,6 +95,7 @@ impl GatewayConfig {
             login_settings: None,
             permissions: crate::storage::Permissions::default(),
             max_file_size: None,
+            max_hash_size: DEFAULT_MAX_HASH_SIZE,
             users: None,
             metrics: None,
             audit_log: None,

@@ -116,6 +116,7 @@ impl Gateway {
             events: events.clone(),
             transfer_timeout: config.transfer_timeout,
             max_file_size: config.max_file_size,
+            max_hash_size: config.max_hash_size,
         });
         let parts = Arc::new(server::ServerParts {
             factories: Arc::new(s3::Factories::new(factory, config.login_settings.clone())),

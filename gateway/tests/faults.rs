@@ -203,6 +203,7 @@ async fn aws_bucket_region_is_found_at_login() {
         endpoint: Some(proxy.endpoint.clone()),
         region: None,
         addressing: Some(gateway::Addressing::Path),
+        checksum: None,
     });
     config.listen = "127.0.0.1:0".parse().unwrap();
     let gw = Gateway::start(config).await.expect("gateway");

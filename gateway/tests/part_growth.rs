@@ -37,6 +37,7 @@ impl Env {
                 endpoint: Some(s3.endpoint.clone()),
                 region: Some(s3.region.clone()),
                 addressing: Some(Addressing::Path),
+                checksum: None,
             }
         } else {
             S3Settings::custom(s3.endpoint.clone(), s3.region.clone())

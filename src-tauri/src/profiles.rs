@@ -73,6 +73,7 @@ impl Profile {
             endpoint: self.endpoint.clone().filter(|e| !e.trim().is_empty()),
             region: self.region.clone().filter(|r| !r.trim().is_empty()),
             addressing: self.addressing,
+            checksum: None,
         }
     }
 }

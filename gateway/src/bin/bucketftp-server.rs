@@ -16,6 +16,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use gateway::config::{parse_duration, parse_port_range, parse_size};
+use gateway::s3::BodyChecksum;
 use gateway::team::config_file::ConfigFile;
 use gateway::team::users::UserTable;
 use gateway::{Addressing, Gateway, GatewayConfig, Provider, S3Settings, TransferLimits};
@@ -43,6 +44,10 @@ struct Cli {
     /// Refuse (552) and do not store uploads that grow past this size (e.g. `20GiB`).
     #[arg(long, value_parser = parse_size)]
     max_file_size: Option<usize>,
+    /// HASH, XSHA256, XMD5… read a file that has no stored hash (uploaded by another tool)
+    /// through the hash up to this size; larger ones are refused (550).
+    #[arg(long, value_parser = parse_size, default_value = "1GiB")]
+    max_hash_size: usize,
     /// FTP listen address.
     #[arg(long, default_value = "127.0.0.1:2048")]
     listen: SocketAddr,
@@ -64,6 +69,10 @@ struct Cli {
     /// Virtual-host bucket addressing (https://bucket.endpoint/key).
     #[arg(long)]
     virtual_host: bool,
+    /// The checksum each upload request carries for the store to verify: md5 (Content-MD5),
+    /// crc32c or crc64nvme (default: the provider's; see the README's provider table).
+    #[arg(long)]
+    checksum: Option<BodyChecksum>,
     /// Passive data port range.
     #[arg(long, value_parser = parse_port_range, default_value = "49152-65534")]
     passive_ports: std::ops::RangeInclusive<u16>,
@@ -542,6 +551,7 @@ async fn run() -> Result<()> {
             } else {
                 None
             },
+            checksum: cli.checksum,
         }
     };
 
@@ -604,6 +614,7 @@ async fn run() -> Result<()> {
             allow_delete: !cli.no_delete,
         },
         max_file_size: cli.max_file_size.map(|n| n as u64),
+        max_hash_size: cli.max_hash_size as u64,
         users: users.clone(),
         metrics,
         audit_log: cli.audit_log.clone(),

@@ -10,6 +10,7 @@ pub(crate) mod janitor;
 pub mod local;
 pub mod probe;
 pub mod provider;
+pub mod reply_header;
 
 use std::time::Duration;
 
@@ -23,7 +24,7 @@ use aws_sdk_s3::config::{
 };
 use aws_smithy_http_client::tls;
 
-pub use provider::{Addressing, Provider};
+pub use provider::{Addressing, BodyChecksum, Provider};
 
 /// How to reach the object store: a provider preset plus the user's overrides.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -37,6 +38,10 @@ pub struct S3Settings {
     pub region: Option<String>,
     /// Addressing style; `None` takes the preset's.
     pub addressing: Option<Addressing>,
+    /// The checksum request bodies carry; `None` takes the preset's (a custom endpoint that
+    /// checks CRC32C or CRC-64/NVME may say so here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<BodyChecksum>,
 }
 
 impl S3Settings {
@@ -47,6 +52,7 @@ impl S3Settings {
             endpoint: Some(endpoint.into()),
             region: Some(region.into()),
             addressing: Some(Addressing::Path),
+            checksum: None,
         }
     }
 }
@@ -84,6 +90,10 @@ pub struct Resolved {
     /// True when upload bodies are signed (SHA-256 of every byte in the signature); false
     /// when they travel as `UNSIGNED-PAYLOAD` (see [`payload_signing_needed`]).
     pub sign_payload: bool,
+    /// The checksum every request body carries for the store to verify.
+    pub checksum: BodyChecksum,
+    /// The reply header with a written object's CRC-64/XZ, for stores that report one.
+    pub object_crc64_header: Option<&'static str>,
 }
 
 /// Whether upload bodies to `endpoint` need their SHA-256 in the signature. Over HTTPS (an
@@ -154,6 +164,8 @@ impl S3Settings {
             max_copy_object: preset.max_copy_object,
             equal_parts: preset.equal_parts,
             sign_payload,
+            checksum: self.checksum.unwrap_or(preset.checksum),
+            object_crc64_header: preset.object_crc64_header,
         })
     }
 }
@@ -322,6 +334,7 @@ mod tests {
             endpoint: None,
             region: Some("cn-shanghai".into()),
             addressing: None,
+            checksum: None,
         };
         let r = s.resolve().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
@@ -336,6 +349,7 @@ mod tests {
             endpoint: None,
             region: None,
             addressing: None,
+            checksum: None,
         };
         let r = aws.resolve().unwrap_or_else(|e| panic!("{e}"));
         assert!(r.discover_region);
@@ -357,6 +371,7 @@ mod tests {
             endpoint: None,
             region: None,
             addressing: None,
+            checksum: None,
         };
         assert_eq!(
             r2.resolve(),
@@ -377,6 +392,7 @@ mod tests {
             endpoint: Some("http://m:9000".into()),
             region: None,
             addressing: Some(Addressing::VirtualHost),
+            checksum: None,
         };
         assert!(!forced.resolve().map(|r| r.path_style).unwrap_or(true));
     }
@@ -395,6 +411,7 @@ mod factory_tests {
                 endpoint: None,
                 region: Some("cn-beijing".into()),
                 addressing: None,
+                checksum: None,
             })
         }
     }

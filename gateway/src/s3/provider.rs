@@ -1,5 +1,15 @@
-//! Provider presets: endpoint template, default region, addressing style and size limits for
-//! each S3-compatible service we know. Pure data and functions, no I/O.
+//! Provider presets: endpoint template, default region, addressing style, size limits and
+//! the checksum each request body carries, for each S3-compatible service we know. Pure data
+//! and functions, no I/O.
+//!
+//! The checksum (see [`BodyChecksum`]): the store recomputes it over the body it received and
+//! refuses the request when they differ, so a byte changed on the way is never stored. AWS
+//! takes CRC-64/NVME on every request and, on a multipart upload, the whole object's
+//! (`FULL_OBJECT`), which it checks before the commit; MinIO takes CRC32C; the others
+//! `Content-MD5`, the one every S3-compatible store checks (OSS, COS and QingStor document only
+//! it; R2, B2 and Wasabi document the flexible headers incompletely). OSS and COS also report
+//! the whole object's CRC-64/XZ after a write (`x-oss-hash-crc64ecma`, `x-cos-hash-crc64ecma`),
+//! which the upload compares with its own.
 
 use std::fmt;
 use std::str::FromStr;
@@ -62,9 +72,57 @@ pub struct Preset {
     /// True when every part of a multipart upload but the last must be the same size
     /// (R2), so uploads cannot grow their parts.
     pub equal_parts: bool,
+    /// The checksum each request body carries.
+    pub checksum: BodyChecksum,
+    /// The reply header in which the store reports a written object's CRC-64/XZ (OSS, COS).
+    pub object_crc64_header: Option<&'static str>,
 }
 
 const GIB: u64 = 1024 * 1024 * 1024;
+
+/// The checksum every PutObject and UploadPart carries for the store to verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BodyChecksum {
+    /// `Content-MD5` (RFC 1864): every S3-compatible store checks it.
+    Md5,
+    /// `x-amz-checksum-crc32c`; multipart uploads also send the whole object's (`FULL_OBJECT`).
+    Crc32c,
+    /// `x-amz-checksum-crc64nvme`; multipart uploads also send the whole object's.
+    Crc64nvme,
+}
+
+impl BodyChecksum {
+    /// The name in settings and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            BodyChecksum::Md5 => "md5",
+            BodyChecksum::Crc32c => "crc32c",
+            BodyChecksum::Crc64nvme => "crc64nvme",
+        }
+    }
+}
+
+impl FromStr for BodyChecksum {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().replace('-', "").as_str() {
+            "md5" | "contentmd5" => Ok(BodyChecksum::Md5),
+            "crc32c" => Ok(BodyChecksum::Crc32c),
+            "crc64nvme" => Ok(BodyChecksum::Crc64nvme),
+            _ => Err(format!(
+                "unknown checksum {s:?}: expected md5, crc32c or crc64nvme"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for BodyChecksum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 impl Provider {
     /// Every provider, in menu order.
@@ -109,6 +167,8 @@ impl Provider {
                 max_copy_object: 5 * GIB,
                 endpoint_required: false,
                 equal_parts: false,
+                checksum: BodyChecksum::Crc64nvme,
+                object_crc64_header: None,
             },
             Provider::Oss => Preset {
                 name: "oss",
@@ -132,6 +192,8 @@ impl Provider {
                 max_copy_object: GIB,
                 endpoint_required: false,
                 equal_parts: false,
+                checksum: BodyChecksum::Md5,
+                object_crc64_header: Some("x-oss-hash-crc64ecma"),
             },
             Provider::Cos => Preset {
                 name: "cos",
@@ -155,6 +217,8 @@ impl Provider {
                 max_copy_object: 5 * GIB,
                 endpoint_required: false,
                 equal_parts: false,
+                checksum: BodyChecksum::Md5,
+                object_crc64_header: Some("x-cos-hash-crc64ecma"),
             },
             Provider::Qingstor => Preset {
                 name: "qingstor",
@@ -166,6 +230,8 @@ impl Provider {
                 max_copy_object: 5 * GIB,
                 endpoint_required: false,
                 equal_parts: false,
+                checksum: BodyChecksum::Md5,
+                object_crc64_header: None,
             },
             Provider::R2 => Preset {
                 name: "r2",
@@ -177,6 +243,8 @@ impl Provider {
                 max_copy_object: 5 * GIB,
                 endpoint_required: true,
                 equal_parts: true,
+                checksum: BodyChecksum::Md5,
+                object_crc64_header: None,
             },
             Provider::Minio => Preset {
                 name: "minio",
@@ -188,6 +256,8 @@ impl Provider {
                 max_copy_object: 5 * GIB,
                 endpoint_required: true,
                 equal_parts: false,
+                checksum: BodyChecksum::Crc32c,
+                object_crc64_header: None,
             },
             Provider::B2 => Preset {
                 name: "b2",
@@ -205,6 +275,8 @@ impl Provider {
                 max_copy_object: 5 * GIB,
                 endpoint_required: false,
                 equal_parts: false,
+                checksum: BodyChecksum::Md5,
+                object_crc64_header: None,
             },
             Provider::Wasabi => Preset {
                 name: "wasabi",
@@ -225,6 +297,8 @@ impl Provider {
                 max_copy_object: 5 * GIB,
                 endpoint_required: false,
                 equal_parts: false,
+                checksum: BodyChecksum::Md5,
+                object_crc64_header: None,
             },
             Provider::Custom => Preset {
                 name: "custom",
@@ -236,6 +310,8 @@ impl Provider {
                 max_copy_object: 5 * GIB,
                 endpoint_required: true,
                 equal_parts: false,
+                checksum: BodyChecksum::Md5,
+                object_crc64_header: None,
             },
         }
     }
@@ -335,6 +411,26 @@ mod tests {
         assert!(Provider::R2.preset().endpoint_required);
         assert!(Provider::R2.preset().equal_parts);
         assert!(!Provider::Minio.preset().equal_parts);
+        assert_eq!(Provider::Aws.preset().checksum, BodyChecksum::Crc64nvme);
+        assert_eq!(Provider::Oss.preset().checksum, BodyChecksum::Md5);
+        assert_eq!(Provider::Custom.preset().checksum, BodyChecksum::Md5);
+        assert_eq!(
+            Provider::Cos.preset().object_crc64_header,
+            Some("x-cos-hash-crc64ecma")
+        );
+        assert_eq!(Provider::Aws.preset().object_crc64_header, None);
+        for c in [
+            BodyChecksum::Md5,
+            BodyChecksum::Crc32c,
+            BodyChecksum::Crc64nvme,
+        ] {
+            assert_eq!(c.name().parse::<BodyChecksum>(), Ok(c));
+        }
+        assert_eq!(
+            "CRC-64/NVME".replace('/', "").parse::<BodyChecksum>(),
+            Ok(BodyChecksum::Crc64nvme)
+        );
+        assert!("sha1".parse::<BodyChecksum>().is_err());
         for p in Provider::ALL {
             let preset = p.preset();
             assert!(preset.regions.contains(&preset.default_region), "{p}");

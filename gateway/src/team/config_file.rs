@@ -77,6 +77,7 @@ struct StorageEntry {
     endpoint: Option<String>,
     region: Option<String>,
     path_style: Option<bool>,
+    checksum: Option<String>,
     access_key_id: String,
     secret_access_key: Option<String>,
     secret_access_key_env: Option<String>,
@@ -466,6 +467,13 @@ fn settings(e: &StorageEntry, at: &Entry<'_>) -> Result<S3Settings, ConfigError>
             .map_err(|err| at.key("provider", err.to_string()))?,
         None => Provider::Custom,
     };
+    let checksum = match &e.checksum {
+        Some(c) => Some(
+            c.parse::<crate::s3::BodyChecksum>()
+                .map_err(|err| at.key("checksum", err))?,
+        ),
+        None => None,
+    };
     let settings = S3Settings {
         provider,
         endpoint: e.endpoint.clone(),
@@ -477,6 +485,7 @@ fn settings(e: &StorageEntry, at: &Entry<'_>) -> Result<S3Settings, ConfigError>
                 Addressing::VirtualHost
             }
         }),
+        checksum,
     };
     let resolved = settings
         .resolve()
