@@ -242,6 +242,8 @@ impl S3Authenticator {
             max_copy_object: factory.resolved().max_copy_object,
             equal_parts: factory.resolved().equal_parts,
             sign_payload: factory.resolved().sign_payload,
+            checksum: factory.resolved().checksum,
+            crc64_report: factory.resolved().object_crc64_header,
             home: user.home.clone(),
             rights: user.rights,
         })
@@ -289,6 +291,8 @@ impl S3Authenticator {
                         max_copy_object: factory.resolved().max_copy_object,
                         equal_parts: factory.resolved().equal_parts,
                         sign_payload: factory.resolved().sign_payload,
+                        checksum: factory.resolved().checksum,
+                        crc64_report: factory.resolved().object_crc64_header,
                         home: crate::path::BucketPath::root(),
                         rights: crate::team::users::Rights::ALL,
                     });

@@ -101,6 +101,10 @@ pub struct S3User {
     pub equal_parts: bool,
     /// True when upload bodies are signed (see [`crate::s3::payload_signing_needed`]).
     pub sign_payload: bool,
+    /// The checksum every upload request carries for the store to verify.
+    pub checksum: crate::s3::BodyChecksum,
+    /// The reply header in which the store reports a written object's CRC-64 (OSS, COS).
+    pub crc64_report: Option<&'static str>,
     /// The user's `/` inside the bucket (the bucket's root for `ACCESS_KEY_ID/bucket`
     /// logins, a home folder for team users).
     pub home: BucketPath,

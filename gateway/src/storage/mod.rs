@@ -19,6 +19,7 @@
 
 mod backend;
 mod bucket;
+pub mod digest;
 pub mod download;
 mod folders;
 pub mod hash;
@@ -57,6 +58,8 @@ pub struct Shared {
     pub transfer_timeout: Duration,
     /// Uploads that grow past this many bytes are refused (552) and not stored.
     pub max_file_size: Option<u64>,
+    /// HASH reads files with no stored hash up to this size (see `storage/digest.rs`).
+    pub max_hash_size: u64,
 }
 
 /// What FTP users may change in their buckets.

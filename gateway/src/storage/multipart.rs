@@ -12,9 +12,22 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use tokio::task::JoinSet;
 
 use crate::error::{Detail, Failure};
+use crate::s3::BodyChecksum;
 use crate::s3::error::ClassifyExt;
+use crate::s3::reply_header::ReplyHeader;
+use crate::storage::digest::BodySum;
+use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumType};
 
 use super::parts::MAX_PARTS;
+
+/// What a completed upload's reply said.
+#[derive(Debug, Clone, Default)]
+pub struct Committed {
+    /// The new object's ETag.
+    pub etag: Option<String>,
+    /// The value of the header [`MultipartUpload::complete_checked`] was asked to read.
+    pub reported: Option<String>,
+}
 
 /// One multipart upload in progress; aborts it unless completed (see the module docs).
 #[derive(Debug)]
@@ -34,8 +47,21 @@ impl MultipartUpload {
     /// already made. The task's result is then dropped with no one to take it, and dropping
     /// an armed [`MultipartUpload`] aborts it.
     pub async fn create(client: &Client, bucket: &str, key: &str) -> Result<Self, Failure> {
+        Self::create_with(client, bucket, key, None).await
+    }
+
+    /// [`create`](Self::create) for an upload whose commit carries the whole object's
+    /// checksum of `full_object` (CRC32C or CRC-64/NVME, S3's `FULL_OBJECT` type): every part
+    /// then carries its own of the same algorithm, and the store refuses a commit whose
+    /// object does not match.
+    pub async fn create_with(
+        client: &Client,
+        bucket: &str,
+        key: &str,
+        full_object: Option<BodyChecksum>,
+    ) -> Result<Self, Failure> {
         let (client, bucket, key) = (client.clone(), bucket.to_owned(), key.to_owned());
-        tokio::spawn(async move { Self::create_here(&client, &bucket, &key).await })
+        tokio::spawn(async move { Self::create_here(&client, &bucket, &key, full_object).await })
             .await
             .map_err(|e| {
                 Failure::Other(Detail::caused_by(
@@ -45,11 +71,23 @@ impl MultipartUpload {
             })?
     }
 
-    async fn create_here(client: &Client, bucket: &str, key: &str) -> Result<Self, Failure> {
+    async fn create_here(
+        client: &Client,
+        bucket: &str,
+        key: &str,
+        full_object: Option<BodyChecksum>,
+    ) -> Result<Self, Failure> {
+        let algorithm = match full_object {
+            Some(BodyChecksum::Crc32c) => Some(ChecksumAlgorithm::Crc32C),
+            Some(BodyChecksum::Crc64nvme) => Some(ChecksumAlgorithm::Crc64Nvme),
+            Some(BodyChecksum::Md5) | None => None,
+        };
         let out = client
             .create_multipart_upload()
             .bucket(bucket)
             .key(key)
+            .set_checksum_algorithm(algorithm.clone())
+            .set_checksum_type(algorithm.map(|_| ChecksumType::FullObject))
             .send()
             .await
             .classified()?;
@@ -123,9 +161,21 @@ impl MultipartUpload {
     }
 
     /// Completes the upload with `parts`: the commit point. On failure the upload is aborted.
-    pub async fn complete(mut self, mut parts: Vec<CompletedPart>) -> Result<(), Failure> {
+    pub async fn complete(self, parts: Vec<CompletedPart>) -> Result<(), Failure> {
+        self.complete_checked(parts, None, None).await.map(|_| ())
+    }
+
+    /// [`complete`](Self::complete) sending the whole object's checksum (an upload made by
+    /// [`create_with`](Self::create_with)), and reading the reply's `report` header (the
+    /// CRC-64 OSS and COS report).
+    pub async fn complete_checked(
+        mut self,
+        mut parts: Vec<CompletedPart>,
+        full_object: Option<&BodySum>,
+        report: Option<&'static str>,
+    ) -> Result<Committed, Failure> {
         parts.sort_by_key(|p| p.part_number());
-        let done = self
+        let mut req = self
             .client
             .complete_multipart_upload()
             .bucket(&self.bucket)
@@ -135,14 +185,33 @@ impl MultipartUpload {
                 CompletedMultipartUpload::builder()
                     .set_parts(Some(parts))
                     .build(),
-            )
-            .send()
-            .await
-            .classified();
+            );
+        match full_object {
+            Some(BodySum::Crc32c(v)) => {
+                req = req
+                    .checksum_crc32_c(v)
+                    .checksum_type(ChecksumType::FullObject);
+            }
+            Some(BodySum::Crc64nvme(v)) => {
+                req = req
+                    .checksum_crc64_nvme(v)
+                    .checksum_type(ChecksumType::FullObject);
+            }
+            Some(BodySum::Md5(_)) | None => {}
+        }
+        let reader = report.map(ReplyHeader::new);
+        let done = match &reader {
+            Some(r) => req.customize().interceptor(r.clone()).send().await,
+            None => req.send().await,
+        }
+        .classified();
         match done {
-            Ok(_) => {
+            Ok(out) => {
                 self.armed = false;
-                Ok(())
+                Ok(Committed {
+                    etag: out.e_tag().map(str::to_owned),
+                    reported: reader.and_then(|r| r.value()),
+                })
             }
             Err(f) => {
                 self.abort().await;

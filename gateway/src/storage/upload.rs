@@ -33,8 +33,12 @@ use super::multipart::MultipartUpload;
 use super::part_buf::PartBuf;
 use crate::error::{Detail, Failure};
 use crate::ops::events::TransferTracker;
+use crate::s3::BodyChecksum;
 use crate::s3::error::ClassifyExt;
+use crate::s3::reply_header::ReplyHeader;
 use crate::units::human_size;
+
+use super::digest::{BodySum, FileDigest, FileSums};
 
 use super::parts::{MemoryPool, PartSchedule, TransferLimits};
 
@@ -151,6 +155,24 @@ pub struct Upload<'a> {
     pub idle_timeout: std::time::Duration,
     /// The largest object this upload may produce (the server's `max_file_size`).
     pub max_file_size: Option<u64>,
+    /// The checksum each request body carries for the store to verify.
+    pub checksum: BodyChecksum,
+    /// The reply header in which the store reports the object's CRC-64/XZ (OSS, COS).
+    pub crc64_report: Option<&'static str>,
+}
+
+/// The largest multipart upload whose SHA-256 is written into its metadata afterwards (a
+/// CopyObject onto itself, which on some stores copies the data): above it, the copy could
+/// keep the final reply past a client's timeout, and `HASH` reads the file instead.
+pub const SUMS_IN_PLACE_MAX: u64 = 1 << 30;
+
+/// How an upload's bodies are checked, and what it computes over the whole file.
+struct Integrity {
+    /// The checksum of each request body.
+    kind: BodyChecksum,
+    /// The whole file's sums, while every byte of the file passes through this upload (not
+    /// when a resume copied its first parts inside the store).
+    digest: Option<FileDigest>,
 }
 
 /// The body of the reply to the GET of the kept bytes `first..=last` of a resumed upload: it
@@ -329,26 +351,48 @@ impl Upload<'_> {
             .await
     }
 
-    /// The commit of a file that fits its first part: one PutObject.
-    async fn put_single(&self, body: bytes::Bytes) -> Result<(), Failure> {
+    /// The commit of a file that fits its first part: one PutObject, whose checksum the
+    /// store verifies, with the file's SHA-256 and MD5 in its metadata.
+    async fn put_single(&self, body: bytes::Bytes, integrity: Integrity) -> Result<(), Failure> {
         let len = i64::try_from(body.len()).unwrap_or(i64::MAX);
-        let req = self
-            .client
-            .put_object()
-            .bucket(self.bucket)
-            .key(self.key)
-            .content_length(len)
-            .body(ByteStream::from(body));
-        if self.sign_payload {
-            req.send().await.classified()?;
-        } else {
-            req.customize()
-                .disable_payload_signing()
-                .send()
-                .await
-                .classified()?;
+        let (sum, md5) = {
+            let body = body.clone();
+            let kind = integrity.kind;
+            tokio::task::spawn_blocking(move || {
+                use md5::Digest;
+                let md5 = md5::Md5::digest(&body);
+                let sum = match kind {
+                    BodyChecksum::Md5 => {
+                        BodySum::Md5(aws_smithy_types::base64::encode(md5.as_slice()))
+                    }
+                    other => BodySum::of(other, &body),
+                };
+                (sum, md5)
+            })
+            .await
+            .map_err(|e| Failure::Other(Detail::caused_by("checksum task failed", e)))?
+        };
+        let sums = integrity.digest.map(FileDigest::finish);
+        let req = with_body_sum(
+            self.client
+                .put_object()
+                .bucket(self.bucket)
+                .key(self.key)
+                .content_length(len)
+                .set_metadata(sums.as_ref().map(|s| s.metadata(Some(md5.as_slice()))))
+                .body(ByteStream::from(body)),
+            &sum,
+        );
+        let reader = self.crc64_report.map(ReplyHeader::new);
+        let mut op = req.customize();
+        if !self.sign_payload {
+            op = op.disable_payload_signing();
         }
-        Ok(())
+        if let Some(r) = &reader {
+            op = op.interceptor(r.clone());
+        }
+        op.send().await.classified()?;
+        check_crc64_report(reader.and_then(|r| r.value()), sums.as_ref())
     }
 
     async fn stream_parts<R>(
@@ -364,6 +408,18 @@ impl Upload<'_> {
     {
         // Bytes the client may still send before the object passes max_file_size.
         let budget = self.max_file_size.map(|m| (m, m.saturating_sub(start_pos)));
+        // A resume that copied its first parts in the store: its upload was made without a
+        // whole-object checksum, and the copied bytes do not pass through here.
+        let mut integrity = match mpu {
+            Some(_) => Integrity {
+                kind: BodyChecksum::Md5,
+                digest: None,
+            },
+            None => Integrity {
+                kind: self.checksum,
+                digest: Some(FileDigest::new(self.checksum, self.crc64_report.is_some())),
+            },
+        };
         let mut total: u64 = 0;
         let mut next_number = parts.len() as u64 + 1;
         let mut set: JoinSet<DataPartResult> = JoinSet::new();
@@ -388,7 +444,14 @@ impl Upload<'_> {
                     e,
                 ))
             })?;
-            let eof = fill(reader, &mut buf, &mut total, prefix_len, &mut *self.tracker).await?;
+            let eof = fill(
+                reader,
+                &mut buf,
+                (&mut total, prefix_len),
+                &mut *self.tracker,
+                integrity.digest.as_mut(),
+            )
+            .await?;
             if let Some((max, allowed)) = budget
                 && client_bytes(total, prefix_len) > allowed
             {
@@ -407,15 +470,22 @@ impl Upload<'_> {
             }
             // The whole file fits one part and nothing was copied: a single PutObject.
             if mpu.is_none() && eof {
-                self.put_single(buf.freeze()).await?;
+                self.put_single(buf.freeze(), integrity).await?;
                 drop(permit);
                 return Ok(client_bytes(total, prefix_len));
             }
             let upload_id = match mpu {
                 Some(upload) => upload.id().to_owned(),
                 None => {
-                    let upload =
-                        MultipartUpload::create(self.client, self.bucket, self.key).await?;
+                    let full_object =
+                        (integrity.kind != BodyChecksum::Md5).then_some(integrity.kind);
+                    let upload = MultipartUpload::create_with(
+                        self.client,
+                        self.bucket,
+                        self.key,
+                        full_object,
+                    )
+                    .await?;
                     let id = upload.id().to_owned();
                     *mpu = Some(upload);
                     id
@@ -447,9 +517,15 @@ impl Upload<'_> {
                     .key(self.key)
                     .upload_id(upload_id)
                     .part_number(number)
-                    .content_length(buf.len() as i64)
-                    .body(ByteStream::from(buf.freeze()));
-                set.spawn(upload_part(req, self.sign_payload, number, len, permit));
+                    .content_length(buf.len() as i64);
+                let body = buf.freeze();
+                set.spawn(upload_part(
+                    req,
+                    (body, integrity.kind),
+                    self.sign_payload,
+                    number,
+                    permit,
+                ));
             }
             // Reap finished parts early so an S3 failure stops the upload promptly.
             while let Some(r) = set.try_join_next() {
@@ -464,23 +540,58 @@ impl Upload<'_> {
         while let Some(r) = set.join_next().await {
             parts.push(joined_data(r)?.0);
         }
-        self.complete(mpu, parts, mark).await?;
+        let sums = integrity.digest.map(FileDigest::finish);
+        self.complete(mpu, parts, mark, sums).await?;
         Ok(client_bytes(total, prefix_len))
     }
 
     /// The commit of a multipart upload, once every part is stored: the gate is asked a last
-    /// time, then CompleteMultipartUpload makes the object visible. Any failure aborts.
+    /// time, then CompleteMultipartUpload makes the object visible (with the whole object's
+    /// checksum, when the upload has one, for the store to check first). Any failure aborts.
+    /// Then the SHA-256 goes into the object's metadata (see [`Self::record_sums`]).
     async fn complete(
         &self,
         mpu: &mut Option<MultipartUpload>,
         parts: Vec<CompletedPart>,
         mark: u64,
+        sums: Option<FileSums>,
     ) -> Result<(), Failure> {
         self.gate.check(mark)?;
         let upload = mpu
             .take()
             .ok_or_else(|| Failure::Other("multipart upload vanished".into()))?;
-        upload.complete(parts).await
+        let full_object = sums.as_ref().and_then(|s| s.full_object.as_ref());
+        let committed = upload
+            .complete_checked(parts, full_object, self.crc64_report)
+            .await?;
+        check_crc64_report(committed.reported, sums.as_ref())?;
+        if let Some(s) = sums.filter(|s| s.bytes <= SUMS_IN_PLACE_MAX) {
+            self.record_sums(&s, committed.etag.as_deref()).await;
+        }
+        Ok(())
+    }
+
+    /// Writes a committed multipart object's SHA-256 into its user metadata: S3 takes
+    /// metadata only when an upload starts, before the hash is known, so the object is
+    /// copied onto itself with the new metadata, pinned to the ETag just committed (a newer
+    /// write in between is left alone). The file is stored either way: a failure here only
+    /// means `HASH` reads the file instead, and is logged.
+    async fn record_sums(&self, sums: &FileSums, etag: Option<&str>) {
+        let copied = self
+            .client
+            .copy_object()
+            .bucket(self.bucket)
+            .key(self.key)
+            .copy_source(super::multipart::copy_source(self.bucket, self.key))
+            .set_copy_source_if_match(etag.map(str::to_owned))
+            .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+            .set_metadata(Some(sums.metadata(None)))
+            .send()
+            .await
+            .classified();
+        if let Err(f) = copied {
+            tracing::info!(key = self.key, reason = %f, "could not record the uploaded file's SHA-256 in its metadata");
+        }
     }
 }
 
@@ -525,13 +636,23 @@ impl<R: AsyncRead + Unpin> AsyncRead for IdleTimeout<R> {
     }
 }
 
+/// Uploads one part with its checksum (computed here, off the session's task: an MD5 of a
+/// grown part takes a while).
 async fn upload_part(
     req: aws_sdk_s3::operation::upload_part::builders::UploadPartFluentBuilder,
+    (body, kind): (bytes::Bytes, BodyChecksum),
     sign_payload: bool,
     number: i32,
-    bytes: u64,
     permit: OwnedSemaphorePermit,
 ) -> DataPartResult {
+    let bytes = body.len() as u64;
+    let sum = {
+        let body = body.clone();
+        tokio::task::spawn_blocking(move || BodySum::of(kind, &body))
+            .await
+            .map_err(|e| Failure::Other(Detail::caused_by("checksum task failed", e)))?
+    };
+    let req = with_part_sum(req.body(ByteStream::from(body)), &sum);
     let out = if sign_payload {
         req.send().await
     } else {
@@ -540,11 +661,56 @@ async fn upload_part(
     .classified();
     drop(permit);
     let out = out?;
-    let part = CompletedPart::builder()
+    let mut part = CompletedPart::builder()
         .part_number(number)
-        .set_e_tag(out.e_tag().map(str::to_owned))
-        .build();
-    Ok((part, bytes))
+        .set_e_tag(out.e_tag().map(str::to_owned));
+    part = match sum {
+        BodySum::Crc32c(v) => part.checksum_crc32_c(v),
+        BodySum::Crc64nvme(v) => part.checksum_crc64_nvme(v),
+        BodySum::Md5(_) => part,
+    };
+    Ok((part.build(), bytes))
+}
+
+/// A PutObject carrying `sum`.
+fn with_body_sum(
+    req: aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder,
+    sum: &BodySum,
+) -> aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder {
+    match sum {
+        BodySum::Md5(v) => req.content_md5(v),
+        BodySum::Crc32c(v) => req.checksum_crc32_c(v),
+        BodySum::Crc64nvme(v) => req.checksum_crc64_nvme(v),
+    }
+}
+
+/// An UploadPart carrying `sum`.
+fn with_part_sum(
+    req: aws_sdk_s3::operation::upload_part::builders::UploadPartFluentBuilder,
+    sum: &BodySum,
+) -> aws_sdk_s3::operation::upload_part::builders::UploadPartFluentBuilder {
+    match sum {
+        BodySum::Md5(v) => req.content_md5(v),
+        BodySum::Crc32c(v) => req.checksum_crc32_c(v),
+        BodySum::Crc64nvme(v) => req.checksum_crc64_nvme(v),
+    }
+}
+
+/// Compares the CRC-64 the store reported for the object it wrote with the upload's. A
+/// mismatch is reported (451): the object is already replaced, so the words say to upload
+/// again. No report, or no CRC of ours, passes.
+fn check_crc64_report(reported: Option<String>, sums: Option<&FileSums>) -> Result<(), Failure> {
+    let ours = sums.and_then(|s| s.crc64_xz);
+    match (reported, ours) {
+        (Some(r), Some(ours)) if super::digest::crc64_report_matches(&r, ours) == Some(false) => {
+            Err(Failure::Other(
+                "the store reports a different CRC-64 for the stored file than for the bytes \
+                 sent: the file on the store may be damaged, upload it again"
+                    .into(),
+            ))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A resume's `412` in its own words: only the kept bytes are read pinned to the ETag.
@@ -572,9 +738,9 @@ fn client_bytes(total: u64, prefix_len: u64) -> u64 {
 async fn fill<R: AsyncRead + Unpin>(
     reader: &mut R,
     buf: &mut PartBuf,
-    total: &mut u64,
-    prefix_len: u64,
+    (total, prefix_len): (&mut u64, u64),
     tracker: &mut TransferTracker,
+    mut digest: Option<&mut FileDigest>,
 ) -> Result<bool, Failure> {
     while !buf.is_full() {
         let n = reader.read(buf.room()).await.map_err(|e| {
@@ -587,6 +753,9 @@ async fn fill<R: AsyncRead + Unpin>(
         })?;
         if n == 0 {
             return Ok(true);
+        }
+        if let Some(d) = digest.as_deref_mut() {
+            d.update(&buf.room()[..n]);
         }
         buf.filled(n);
         let before = *total;
