@@ -249,6 +249,8 @@ impl S3Backend {
             gate: self.conn.tap.as_ref(),
             idle_timeout: self.shared.transfer_timeout,
             max_file_size: self.shared.max_file_size,
+            checksum: u.checksum,
+            crc64_report: u.crc64_report,
         }
         .run(input, start_pos)
         .await;
@@ -279,7 +281,28 @@ impl StorageBackend<S3User> for S3Backend {
     type Metadata = ObjectMeta;
 
     fn supported_features(&self) -> u32 {
-        ftp::FEATURE_RESTART
+        ftp::FEATURE_RESTART | ftp::FEATURE_SITEMD5
+    }
+
+    /// `SITE MD5`, and the hash commands the relay turns into it (`HASH`, `XSHA256`, …):
+    /// with the algorithm the relay left on the tap, the answer is [`HashAnswer::to_wire`];
+    /// a plain `SITE MD5` gets the MD5's hex, as libunftp expects.
+    ///
+    /// [`HashAnswer::to_wire`]: super::hash::HashAnswer::to_wire
+    async fn md5<P: AsRef<Path> + Send + Debug>(&self, u: &S3User, path: P) -> ftp::Result<String> {
+        let asked = self.conn.tap.take_hash_request();
+        let algo = asked.unwrap_or(super::hash::HashAlgo::Md5);
+        let p = parse(u, path.as_ref()).map_err(|f| self.refuse(f))?;
+        let key = if p.is_root() { String::new() } else { p.key() };
+        match self
+            .bucket(u)
+            .file_hash(&key, algo, self.shared.max_hash_size)
+            .await
+        {
+            Ok(answer) if asked.is_some() => Ok(answer.to_wire()),
+            Ok(answer) => Ok(answer.hex),
+            Err(f) => Err(self.refuse(f)),
+        }
     }
 
     async fn metadata<P: AsRef<Path> + Send + Debug>(

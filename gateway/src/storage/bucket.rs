@@ -9,6 +9,9 @@
 //!   where a store refuses it);
 //! - server-side copy (CopyObject, or UploadPartCopy above the provider's copy limit).
 
+use super::digest::{Hasher, stored_hash};
+use super::hash::{HashAlgo, HashAnswer};
+use crate::units::human_size;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
 use aws_sdk_s3::primitives::ByteStream;
@@ -135,6 +138,63 @@ impl<'a> Bucket<'a> {
                 other => Err(other),
             },
         }
+    }
+
+    /// The `algo` hash of the file at `key`: the one stored with it when there is one (see
+    /// [`stored_hash`]), else read through the hash with bounded memory, pinned to the ETag
+    /// the HEAD saw, when the file is at most `max_read` bytes. A folder, or a larger file
+    /// without a stored hash, is refused with the reason.
+    pub(super) async fn file_hash(
+        &self,
+        key: &str,
+        algo: HashAlgo,
+        max_read: u64,
+    ) -> Res<HashAnswer> {
+        if key.is_empty() {
+            return Err(Failure::WrongType(
+                "a folder has no hash; ask for a file's".into(),
+            ));
+        }
+        let head = self
+            .client
+            .head_object()
+            .bucket(self.name)
+            .key(key)
+            .send()
+            .await
+            .classified()?;
+        let size = head.content_length().unwrap_or(0).max(0) as u64;
+        let answer = |hex| HashAnswer { algo, size, hex };
+        if let Some(hex) = stored_hash(algo, head.metadata(), head.e_tag()) {
+            return Ok(answer(hex));
+        }
+        if size > max_read {
+            return Err(Failure::NotAllowed(format!(
+                "the file has no stored {algo} hash and is larger ({}) than this server reads \
+                 to compute one (max_hash_size {})",
+                human_size(size),
+                human_size(max_read)
+            )));
+        }
+        let mut req = self.client.get_object().bucket(self.name).key(key);
+        if let Some(e) = head.e_tag() {
+            req = req.if_match(e);
+        }
+        let mut body = req.send().await.classified()?.body;
+        let mut hasher = Hasher::new(algo);
+        let mut read = 0u64;
+        while let Some(chunk) = body.try_next().await.map_err(|e| {
+            Failure::Transient(Detail::caused_by(format!("reading the file: {e}"), e))
+        })? {
+            read += chunk.len() as u64;
+            hasher.update(&chunk);
+        }
+        if read != size {
+            return Err(Failure::Changed(
+                "the file changed on the store while its hash was being computed; ask again".into(),
+            ));
+        }
+        Ok(answer(hasher.finish()))
     }
 
     /// Whether anything lives under `prefix` (a folder), with the marker's time when the

@@ -172,7 +172,10 @@ mod tests {
         };
         assert_eq!(empty.range(), "0-0");
         assert_eq!(HashAnswer::parse_wire(&empty.to_wire()), Some(empty));
-        assert_eq!(HashAnswer::parse_wire("d41d8cd98f00b204e9800998ecf8427e    /a"), None);
+        assert_eq!(
+            HashAnswer::parse_wire("d41d8cd98f00b204e9800998ecf8427e    /a"),
+            None
+        );
         assert_eq!(HashAnswer::parse_wire("MD5 5-9 abc"), None);
         assert_eq!(HashAnswer::parse_wire("MD5 0-9 xyz"), None);
     }
