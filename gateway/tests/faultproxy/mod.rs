@@ -10,6 +10,10 @@
 //! store that ignores Range), and requests can be held until the test releases them (a store
 //! slow to take a part).
 //!
+//! One more damages a request on its way to the server: one byte in the middle of the body
+//! of a chosen request is flipped (a bad buffer, a broken middlebox), everything else about
+//! the request stays as the client sent it.
+//!
 //! Each client connection carries one request (the proxy asks the server to close after its
 //! reply), so every request is looked at.
 
@@ -54,6 +58,9 @@ struct State {
     redirects: AtomicUsize,
     faults: AtomicUsize,
     forwarded: AtomicUsize,
+    /// Bodies to damage: (method, piece of the target, how many more).
+    flips: Mutex<Vec<(String, String, usize)>>,
+    flipped: AtomicUsize,
     /// (method, target, `x-amz-content-sha256`) of every request, in arrival order.
     payload_hashes: Mutex<Vec<(String, String, String)>>,
 }
@@ -177,6 +184,19 @@ impl FaultProxy {
         if let Ok(mut holds) = self.state.holds.lock() {
             holds.clear();
         }
+    }
+
+    /// Flips one bit of the middle byte of the body of the next `times` requests with
+    /// `method` whose target contains `target_contains` (and a body).
+    pub(crate) fn flip_body_byte(&self, method: &str, target_contains: &str, times: usize) {
+        if let Ok(mut flips) = self.state.flips.lock() {
+            flips.push((method.to_owned(), target_contains.to_owned(), times));
+        }
+    }
+
+    /// How many request bodies were damaged so far.
+    pub(crate) fn flipped(&self) -> usize {
+        self.state.flipped.load(Ordering::SeqCst)
     }
 
     /// How many requests got the region redirect so far.
@@ -373,6 +393,27 @@ async fn serve(mut client: TcpStream, upstream: SocketAddr, state: &State) -> st
         }
     }
     out.push_str("Connection: close\r\n\r\n");
+    let flip = content_length > 0
+        && state.flips.lock().is_ok_and(|mut flips| {
+            flips
+                .iter_mut()
+                .find(|(m, t, n)| *n > 0 && matches(m, t))
+                .map(|(_, _, n)| *n -= 1)
+                .is_some()
+        });
+    if flip {
+        // The whole body, then one bit of its middle byte turned.
+        while buf.len() - head_end < content_length {
+            let mut chunk = vec![0u8; 64 * 1024];
+            let n = client.read(&mut chunk).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        buf[head_end + content_length / 2] ^= 0x01;
+        state.flipped.fetch_add(1, Ordering::SeqCst);
+    }
     let mut server = TcpStream::connect(upstream).await?;
     server.write_all(out.as_bytes()).await?;
     server.write_all(&buf[head_end..]).await?;

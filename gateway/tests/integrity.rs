@@ -1,0 +1,380 @@
+//! Integrity end to end, on each selected store: every request body carries a checksum the
+//! store verifies, so a byte flipped on the way (by `faultproxy`, between the gateway and
+//! the real store) fails the upload with 451 and the reason, the old object stays and no
+//! multipart upload is left; each uploaded file's SHA-256 is kept in its metadata; and
+//! `HASH`, `XSHA256`, `XMD5`, `XSHA1`, `XCRC` answer what `sha256sum`, `md5sum`… say of the
+//! bytes sent, for small, multipart and resumed (REST, APPE) uploads and for objects put by
+//! another tool, read through the hash up to `max_hash_size`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod faultproxy;
+mod ftpops;
+mod rawftp;
+#[macro_use]
+mod support;
+
+use faultproxy::FaultProxy;
+use gateway::s3::BodyChecksum;
+use gateway::{GatewayHandle, S3Settings};
+use md5::Md5;
+use rawftp::{Raw, data};
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
+use support::{S3Kind, TestS3};
+
+const BUCKET: &str = "integrity-bucket";
+const MIB: usize = 1024 * 1024;
+
+struct Env {
+    s3: TestS3,
+    proxy: FaultProxy,
+    gw: GatewayHandle,
+}
+
+impl Env {
+    async fn start(kind: S3Kind, checksum: Option<BodyChecksum>, max_hash_size: u64) -> Env {
+        let s3 = TestS3::start(kind).await;
+        s3.create_bucket(BUCKET).await;
+        let proxy = FaultProxy::start(&s3.endpoint).await;
+        let mut settings = S3Settings::custom(proxy.endpoint.clone(), s3.region.clone());
+        settings.checksum = checksum;
+        let gw = support::start_gateway(settings, |c| {
+            c.limits = support::small_parts(2);
+            c.max_hash_size = max_hash_size;
+        })
+        .await;
+        Env { s3, proxy, gw }
+    }
+
+    async fn raw(&self) -> Raw {
+        let mut raw = Raw::connect(self.gw.local_addr()).await;
+        raw.login(
+            &format!("{}/{BUCKET}", self.s3.access_key),
+            &self.s3.secret_key,
+        )
+        .await;
+        raw
+    }
+
+    /// `cmd` (a STOR or APPE) sending `body`; returns the final reply.
+    async fn send(&self, raw: &mut Raw, cmd: &str, body: &[u8]) -> (u32, String) {
+        let mut dc = raw.data(cmd).await;
+        for chunk in body.chunks(MIB) {
+            assert!(
+                dc.write(chunk).await,
+                "the gateway closed the data connection"
+            );
+        }
+        dc.finish().await;
+        raw.reply().await
+    }
+
+    async fn stor(&self, key: &str, body: &[u8]) -> (u32, String) {
+        let mut raw = self.raw().await;
+        self.send(&mut raw, &format!("STOR {key}"), body).await
+    }
+
+    async fn metadata(&self, key: &str) -> std::collections::HashMap<String, String> {
+        let head = self
+            .s3
+            .client
+            .head_object()
+            .bucket(BUCKET)
+            .key(key)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("HEAD {key}: {e}"));
+        head.metadata().cloned().unwrap_or_default()
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn sha256(b: &[u8]) -> String {
+    hex(&Sha256::digest(b))
+}
+
+fn md5(b: &[u8]) -> String {
+    hex(&Md5::digest(b))
+}
+
+/// The checksums each store is asked to verify (each is tried with a flipped byte below, so
+/// a store that ignored one would fail the test). moto 5.2.5 verifies none: it echoes
+/// `x-amz-checksum-*` and ignores `Content-MD5` (see `moto_checks_nothing`).
+fn checksums(kind: S3Kind) -> Vec<BodyChecksum> {
+    match kind {
+        S3Kind::Local => vec![
+            BodyChecksum::Md5,
+            BodyChecksum::Crc32c,
+            BodyChecksum::Crc64nvme,
+        ],
+        S3Kind::Garage => vec![BodyChecksum::Md5, BodyChecksum::Crc32c],
+        S3Kind::Moto => vec![],
+    }
+}
+
+/// moto stores a damaged part whatever checksum it carries: pinned here, so that the other
+/// stores' refusals above mean the store checked, and so that a moto that learns to check
+/// shows up (then it joins [`checksums`]).
+#[cfg_attr(
+    not(test_store = "moto"),
+    ignore = "store moto not selected (BUCKETFTP_TEST_STORES)"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moto_checks_nothing() {
+    let env = Env::start(S3Kind::Moto, Some(BodyChecksum::Md5), 1 << 30).await;
+    env.proxy.flip_body_byte("PUT", "partNumber=2", 1);
+    let body = data(12 * MIB, 1);
+    let (code, text) = env.stor("damaged.bin", &body).await;
+    assert_eq!(env.proxy.flipped(), 1, "the part was damaged");
+    assert_eq!(code, 226, "moto took the damaged part: {text}");
+    let stored = env.s3.get(BUCKET, "damaged.bin").await.expect("stored");
+    assert_ne!(stored, body, "moto stored the damaged bytes");
+}
+
+/// The stores that check request bodies (moto checks none: [`moto_checks_nothing`]).
+mod a_flipped_byte_fails_the_upload_and_the_old_file_stays {
+    use super::*;
+
+    #[cfg_attr(
+        not(test_store = "local"),
+        ignore = "store local not selected (BUCKETFTP_TEST_STORES)"
+    )]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn local() {
+        flipped_byte(S3Kind::Local).await
+    }
+
+    #[cfg_attr(
+        not(test_store = "garage"),
+        ignore = "store garage not selected (BUCKETFTP_TEST_STORES)"
+    )]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn garage() {
+        flipped_byte(S3Kind::Garage).await
+    }
+}
+
+async fn flipped_byte(kind: S3Kind) {
+    let tried = checksums(kind);
+    assert!(!tried.is_empty(), "{kind:?} checks some checksum");
+    for checksum in tried {
+        let what = format!("{kind:?} with {checksum}");
+        let env = Env::start(kind, Some(checksum), 1 << 30).await;
+        let old = b"the old content".to_vec();
+        env.s3.put(BUCKET, "kept.bin", old.clone()).await;
+
+        // One byte of one part of a multipart upload.
+        env.proxy.flip_body_byte("PUT", "partNumber=2", 1);
+        let (code, text) = env.stor("kept.bin", &data(12 * MIB, 1)).await;
+        assert_eq!(env.proxy.flipped(), 1, "{what}: the part was damaged");
+        assert_eq!(code, 451, "{what}: a damaged part fails the upload: {text}");
+        assert!(
+            text.to_ascii_lowercase().contains("digest")
+                || text.to_ascii_lowercase().contains("checksum")
+                || text.to_ascii_lowercase().contains("md5"),
+            "{what}: the reason is told: {text}"
+        );
+        assert_eq!(
+            env.s3.get(BUCKET, "kept.bin").await.as_deref(),
+            Some(&old[..]),
+            "{what}: the old object after a damaged part"
+        );
+        env.s3.assert_no_uploads_left(BUCKET, &what).await;
+
+        // One byte of a single PutObject.
+        env.proxy.flip_body_byte("PUT", "x-id=PutObject", 1);
+        let (code, text) = env.stor("kept.bin", &data(MIB, 2)).await;
+        assert_eq!(env.proxy.flipped(), 2, "{what}: the PUT was damaged");
+        assert_eq!(code, 451, "{what}: a damaged PUT fails: {text}");
+        assert_eq!(
+            env.s3.get(BUCKET, "kept.bin").await.as_deref(),
+            Some(&old[..]),
+            "{what}: the old object after a damaged PUT"
+        );
+
+        // Undamaged, both kinds go through, with the SHA-256 in the metadata.
+        for (len, seed) in [(MIB, 3), (12 * MIB, 4)] {
+            let body = data(len, seed);
+            let (code, text) = env.stor("kept.bin", &body).await;
+            assert_eq!(code, 226, "{what}: {len} bytes undamaged: {text}");
+            assert_eq!(
+                env.s3.get(BUCKET, "kept.bin").await.as_deref(),
+                Some(&body[..]),
+                "{what}: {len} bytes stored"
+            );
+            let meta = env.metadata("kept.bin").await;
+            assert_eq!(
+                meta.get("sha256"),
+                Some(&sha256(&body)),
+                "{what}: {len} bytes: the SHA-256 in the metadata ({meta:?})"
+            );
+        }
+        env.s3.assert_no_uploads_left(BUCKET, &what).await;
+    }
+}
+
+/// What `cmd` answers with: the reply code and the text after it.
+async fn ask(raw: &mut Raw, cmd: &str) -> (u32, String) {
+    let (code, text) = raw.cmd(cmd).await;
+    let text = text
+        .strip_prefix(&format!("{code} "))
+        .unwrap_or(&text)
+        .trim()
+        .to_owned();
+    (code, text)
+}
+
+each_store!(hash_commands_answer_what_the_files_hold);
+async fn hash_commands_answer_what_the_files_hold(kind: S3Kind) {
+    // max_hash_size 16 MiB: files with no stored hash are read below it.
+    let env = Env::start(kind, None, 16 * MIB as u64).await;
+    let mut raw = env.raw().await;
+
+    let feat = ask(&mut raw, "FEAT").await.1;
+    assert!(
+        feat.contains("HASH SHA-256*;SHA-1;MD5;CRC32"),
+        "{kind:?}: FEAT: {feat}"
+    );
+    for x in ["XCRC", "XMD5", "XSHA1", "XSHA256"] {
+        assert!(feat.contains(x), "{kind:?}: FEAT lists {x}: {feat}");
+    }
+
+    // Uploaded here: small, multipart, resumed with REST + STOR and with APPE.
+    let small = data(100_000, 11);
+    let big = data(12 * MIB, 12);
+    assert_eq!(env.stor("small.bin", &small).await.0, 226);
+    assert_eq!(env.stor("big.bin", &big).await.0, 226);
+    // REST: the first 7 MiB first (a cancelled upload), then the rest from 7 MiB on.
+    let resumed = data(13 * MIB, 13);
+    assert_eq!(env.stor("resumed.bin", &resumed[..7 * MIB]).await.0, 226);
+    assert_eq!(ask(&mut raw, &format!("REST {}", 7 * MIB)).await.0, 350);
+    let (code, text) = env
+        .send(&mut raw, "STOR resumed.bin", &resumed[7 * MIB..])
+        .await;
+    assert_eq!(code, 226, "{kind:?}: REST + STOR: {text}");
+    let appended = data(2 * MIB + 5, 14);
+    assert_eq!(env.stor("appended.bin", &appended[..MIB]).await.0, 226);
+    let (code, text) = env
+        .send(&mut raw, "APPE appended.bin", &appended[MIB..])
+        .await;
+    assert_eq!(code, 226, "{kind:?}: APPE: {text}");
+    // Put by another tool: no stored hash.
+    let foreign = data(2 * MIB, 15);
+    env.s3.put(BUCKET, "foreign.bin", foreign.clone()).await;
+    let too_big = data(17 * MIB, 16);
+    env.s3.put(BUCKET, "too-big.bin", too_big.clone()).await;
+
+    for (name, body) in [
+        ("small.bin", &small),
+        ("big.bin", &big),
+        ("resumed.bin", &resumed),
+        ("appended.bin", &appended),
+        ("foreign.bin", &foreign),
+    ] {
+        let last = body.len() - 1;
+        let (code, text) = ask(&mut raw, &format!("HASH {name}")).await;
+        assert_eq!(
+            (code, text.trim()),
+            (
+                213,
+                format!("SHA-256 0-{last} {} {name}", sha256(body)).as_str()
+            ),
+            "{kind:?}: HASH {name}"
+        );
+        let (code, text) = ask(&mut raw, &format!("XSHA256 {name}")).await;
+        assert_eq!(
+            (code, text.trim()),
+            (250, sha256(body).as_str()),
+            "{kind:?}: XSHA256 {name}"
+        );
+        let (code, text) = ask(&mut raw, &format!("XMD5 {name}")).await;
+        assert_eq!(
+            (code, text.trim()),
+            (250, md5(body).as_str()),
+            "{kind:?}: XMD5 {name}"
+        );
+    }
+    // The uploaded files' SHA-256 is stored, not read back.
+    for (name, body) in [("small.bin", &small), ("big.bin", &big)] {
+        assert_eq!(
+            env.metadata(name).await.get("sha256"),
+            Some(&sha256(body)),
+            "{kind:?}: {name}'s stored SHA-256"
+        );
+    }
+    assert!(
+        env.metadata("small.bin").await.contains_key("md5chksum"),
+        "{kind:?}: a single-part file keeps its MD5 as rclone names it"
+    );
+
+    // OPTS HASH selects; the other algorithms; the selection shows in FEAT.
+    assert_eq!(
+        ask(&mut raw, "OPTS HASH SHA-1").await,
+        (200, "SHA-1".into())
+    );
+    let (code, text) = ask(&mut raw, "HASH small.bin").await;
+    assert_eq!(
+        (code, text.trim()),
+        (
+            213,
+            format!("SHA-1 0-99999 {} small.bin", hex(&Sha1::digest(&small))).as_str()
+        ),
+        "{kind:?}: HASH with SHA-1"
+    );
+    assert!(
+        ask(&mut raw, "FEAT")
+            .await
+            .1
+            .contains("HASH SHA-256;SHA-1*;MD5;CRC32")
+    );
+    assert_eq!(ask(&mut raw, "OPTS HASH CRC32").await.0, 200);
+    let crc = format!("{:08x}", crc32fast_of(&small));
+    let (code, text) = ask(&mut raw, "HASH small.bin").await;
+    assert_eq!(
+        (code, text.trim()),
+        (213, format!("CRC32 0-99999 {crc} small.bin").as_str())
+    );
+    assert_eq!(ask(&mut raw, "XCRC small.bin").await, (250, crc.clone()));
+    let (code, text) = ask(&mut raw, "OPTS HASH SHA-512").await;
+    assert_eq!(code, 501, "{kind:?}: an unknown algorithm: {text}");
+    assert_eq!(ask(&mut raw, "OPTS HASH").await, (200, "CRC32".into()));
+
+    // Refusals: above max_hash_size with no stored hash; a missing file; a folder.
+    assert_eq!(ask(&mut raw, "OPTS HASH SHA-256").await.0, 200);
+    let (code, text) = ask(&mut raw, "HASH too-big.bin").await;
+    assert_eq!(code, 550, "{kind:?}: above max_hash_size: {text}");
+    assert!(
+        text.contains("max_hash_size"),
+        "{kind:?}: the reason: {text}"
+    );
+    let (code, text) = ask(&mut raw, "HASH big.bin").await;
+    assert_eq!(
+        code, 213,
+        "{kind:?}: a stored hash is answered at any size: {text}"
+    );
+    let (code, text) = ask(&mut raw, "HASH nothing-here.bin").await;
+    assert_eq!(code, 550, "{kind:?}: a missing file: {text}");
+    let (code, text) = ask(&mut raw, "XMD5").await;
+    assert_eq!(code, 501, "{kind:?}: no file name: {text}");
+    let _ = raw.cmd("QUIT").await;
+}
+
+/// CRC-32 (ISO-HDLC), bit by bit: an independent reference for `XCRC`.
+fn crc32fast_of(data: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
