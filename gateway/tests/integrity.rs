@@ -230,8 +230,9 @@ async fn ask(raw: &mut Raw, cmd: &str) -> (u32, String) {
 
 each_store!(hash_commands_answer_what_the_files_hold);
 async fn hash_commands_answer_what_the_files_hold(kind: S3Kind) {
-    // max_hash_size 16 MiB: files with no stored hash are read below it.
-    let env = Env::start(kind, None, 16 * MIB as u64).await;
+    // max_hash_size 14 MiB: files with no stored hash are read below it; big.bin (15 MiB)
+    // is above it, so its SHA-256 can only come from its metadata.
+    let env = Env::start(kind, None, 14 * MIB as u64).await;
     let mut raw = env.raw().await;
 
     let feat = ask(&mut raw, "FEAT").await.1;
@@ -245,7 +246,7 @@ async fn hash_commands_answer_what_the_files_hold(kind: S3Kind) {
 
     // Uploaded here: small, multipart, resumed with REST + STOR and with APPE.
     let small = data(100_000, 11);
-    let big = data(12 * MIB, 12);
+    let big = data(15 * MIB, 12);
     assert_eq!(env.stor("small.bin", &small).await.0, 226);
     assert_eq!(env.stor("big.bin", &big).await.0, 226);
     // REST: the first 7 MiB first (a cancelled upload), then the rest from 7 MiB on.
@@ -270,7 +271,6 @@ async fn hash_commands_answer_what_the_files_hold(kind: S3Kind) {
 
     for (name, body) in [
         ("small.bin", &small),
-        ("big.bin", &big),
         ("resumed.bin", &resumed),
         ("appended.bin", &appended),
         ("foreign.bin", &foreign),
@@ -298,6 +298,27 @@ async fn hash_commands_answer_what_the_files_hold(kind: S3Kind) {
             "{kind:?}: XMD5 {name}"
         );
     }
+    // big.bin: its SHA-256 is stored, so answered above max_hash_size; its MD5 is not (a
+    // multipart upload's ETag is no MD5), and reading it is refused.
+    let last = big.len() - 1;
+    let (code, text) = ask(&mut raw, "HASH big.bin").await;
+    assert_eq!(
+        (code, text.trim()),
+        (
+            213,
+            format!("SHA-256 0-{last} {} big.bin", sha256(&big)).as_str()
+        ),
+        "{kind:?}: HASH of a multipart upload above max_hash_size"
+    );
+    let (code, text) = ask(&mut raw, "XMD5 big.bin").await;
+    assert_eq!(
+        code, 550,
+        "{kind:?}: XMD5 of big.bin is read, above the limit: {text}"
+    );
+    assert!(
+        text.contains("max_hash_size"),
+        "{kind:?}: the reason: {text}"
+    );
     // The uploaded files' SHA-256 is stored, not read back.
     for (name, body) in [("small.bin", &small), ("big.bin", &big)] {
         assert_eq!(
@@ -350,11 +371,6 @@ async fn hash_commands_answer_what_the_files_hold(kind: S3Kind) {
     assert!(
         text.contains("max_hash_size"),
         "{kind:?}: the reason: {text}"
-    );
-    let (code, text) = ask(&mut raw, "HASH big.bin").await;
-    assert_eq!(
-        code, 213,
-        "{kind:?}: a stored hash is answered at any size: {text}"
     );
     let (code, text) = ask(&mut raw, "HASH nothing-here.bin").await;
     assert_eq!(code, 550, "{kind:?}: a missing file: {text}");

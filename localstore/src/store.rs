@@ -802,12 +802,14 @@ pub(crate) fn join_time(s: i64, ns: u32) -> SystemTime {
 }
 
 /// A stable ETag for a file that has no sidecar (dropped in by hand): derived from size and
-/// mtime, so it changes whenever the file does.
+/// mtime, so it changes whenever the file does. It ends in `-0` so that no client takes it
+/// for the file's MD5 (as a single-part upload's ETag is): it is not one.
 pub(crate) fn synthetic_etag(size: u64, mtime: SystemTime) -> String {
     let (s, ns) = split_time(mtime);
-    keys::hex(&Md5::checksum(
+    let h = keys::hex(&Md5::checksum(
         format!("localstore:{size}:{s}.{ns:09}").as_bytes(),
-    ))
+    ));
+    format!("{h}-0")
 }
 
 /// The multipart ETag: MD5 of the concatenated binary part MD5s, then `-N`.

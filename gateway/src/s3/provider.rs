@@ -5,9 +5,10 @@
 //! The checksum (see [`BodyChecksum`]): the store recomputes it over the body it received and
 //! refuses the request when they differ, so a byte changed on the way is never stored. AWS
 //! takes CRC-64/NVME on every request and, on a multipart upload, the whole object's
-//! (`FULL_OBJECT`), which it checks before the commit; MinIO takes CRC32C; the others
-//! `Content-MD5`, the one every S3-compatible store checks (OSS, COS and QingStor document only
-//! it; R2, B2 and Wasabi document the flexible headers incompletely). OSS and COS also report
+//! (`FULL_OBJECT`), which it checks before the commit; the others `Content-MD5`, the one every
+//! S3-compatible store checks (OSS, COS and QingStor document only it; R2, B2 and Wasabi
+//! document the flexible headers incompletely; MinIO knows `FULL_OBJECT` only in its 2025
+//! releases, so an older server would refuse the commits: `--checksum crc32c` for a new one). OSS and COS also report
 //! the whole object's CRC-64/XZ after a write (`x-oss-hash-crc64ecma`, `x-cos-hash-crc64ecma`),
 //! which the upload compares with its own.
 
@@ -256,7 +257,7 @@ impl Provider {
                 max_copy_object: 5 * GIB,
                 endpoint_required: true,
                 equal_parts: false,
-                checksum: BodyChecksum::Crc32c,
+                checksum: BodyChecksum::Md5,
                 object_crc64_header: None,
             },
             Provider::B2 => Preset {

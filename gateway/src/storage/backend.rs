@@ -292,6 +292,8 @@ impl StorageBackend<S3User> for S3Backend {
     async fn md5<P: AsRef<Path> + Send + Debug>(&self, u: &S3User, path: P) -> ftp::Result<String> {
         let asked = self.conn.tap.take_hash_request();
         let algo = asked.unwrap_or(super::hash::HashAlgo::Md5);
+        // A hash tells what a file holds: as much a read as RETR.
+        u.rights.check_read().map_err(|f| self.refuse(f))?;
         let p = parse(u, path.as_ref()).map_err(|f| self.refuse(f))?;
         let key = if p.is_root() { String::new() } else { p.key() };
         match self

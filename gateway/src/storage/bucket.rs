@@ -165,7 +165,13 @@ impl<'a> Bucket<'a> {
             .classified()?;
         let size = head.content_length().unwrap_or(0).max(0) as u64;
         let answer = |hex| HashAnswer { algo, size, hex };
-        if let Some(hex) = stored_hash(algo, head.metadata(), head.e_tag()) {
+        // An encrypted object's ETag (SSE-KMS, SSE-C) is no MD5 of its bytes.
+        let plain = head.sse_customer_algorithm().is_none()
+            && head
+                .server_side_encryption()
+                .is_none_or(|s| *s == aws_sdk_s3::types::ServerSideEncryption::Aes256);
+        let etag = head.e_tag().filter(|_| plain);
+        if let Some(hex) = stored_hash(algo, head.metadata(), etag) {
             return Ok(answer(hex));
         }
         if size > max_read {

@@ -573,17 +573,24 @@ impl Upload<'_> {
 
     /// Writes a committed multipart object's SHA-256 into its user metadata: S3 takes
     /// metadata only when an upload starts, before the hash is known, so the object is
-    /// copied onto itself with the new metadata, pinned to the ETag just committed (a newer
-    /// write in between is left alone). The file is stored either way: a failure here only
+    /// copied onto itself with the new metadata, pinned to the ETag just committed, as source
+    /// and as destination (a newer write in between is left alone). The file is stored either way: a failure here only
     /// means `HASH` reads the file instead, and is logged.
     async fn record_sums(&self, sums: &FileSums, etag: Option<&str>) {
+        // Without the new ETag the copy could not be pinned to this upload's object.
+        let Some(etag) = etag else {
+            return;
+        };
         let copied = self
             .client
             .copy_object()
             .bucket(self.bucket)
             .key(self.key)
             .copy_source(super::multipart::copy_source(self.bucket, self.key))
-            .set_copy_source_if_match(etag.map(str::to_owned))
+            .copy_source_if_match(etag)
+            // And not over a newer write that lands while the copy runs (where the store
+            // supports conditional writes; the others ignore it).
+            .if_match(etag)
             .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
             .set_metadata(Some(sums.metadata(None)))
             .send()
