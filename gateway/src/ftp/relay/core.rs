@@ -6,7 +6,9 @@
 //! shell's [`Input::Resumed`], holding everything that came in meanwhile.
 //!
 //! What it keeps: the commands sent to libunftp and waiting for their replies (in order; a
-//! command waits for the replies before it, except ABOR, STAT and QUIT during a transfer),
+//! command waits for the replies before it, except ABOR, STAT and QUIT during a transfer and
+//! QUIT during a hash, [`policy::interrupts`]; transfers and hashes, a client's own `SITE MD5`
+//! included, are waited for past the order wait, [`policy::runs_long`]),
 //! the user and the working directory as the client sees them, the client's unread bytes and
 //! libunftp's unfinished reply, the hash algorithm `OPTS HASH` selected. What it decides:
 //! which commands it answers itself ([`super::policy::decide`]), how libunftp's replies are
@@ -16,8 +18,11 @@
 //! memory, no I/O).
 //!
 //! Hash commands (`HASH <path>`, `XMD5`, `XSHA1`, `XSHA256`, `XCRC`) go to libunftp as
-//! `SITE MD5 <path>`, which resolves the path, checks the login and calls the backend's
-//! `md5()` off its control loop; the algorithm goes to the backend through the tap
+//! `SITE MD5 <path>` (the path in the client's own bytes; an `X…` command's may be quoted, and
+//! a byte range after a quoted one is refused, [`wire::x_hash_path`]), which resolves the
+//! path, checks the login and calls the backend's `md5()` in a task of its own (its control
+//! loop goes on: `QUIT` is answered at once, `ABOR` cannot stop the hash and waits for it);
+//! the algorithm goes to the backend through the tap
 //! ([`ControlTap::ask_hash`]), and the backend's answer ([`HashAnswer::to_wire`]) comes back
 //! in libunftp's `213 <answer>    <absolute path>`, which the core rewrites into the command's
 //! own reply.
@@ -47,7 +52,8 @@ pub(crate) enum Input<'a> {
     /// Bytes from libunftp.
     Inner(&'a [u8]),
     /// A command has waited too long for the replies before it (see [`Core::blocked_since`]):
-    /// stop waiting for them, except for transfers, which may run for hours.
+    /// stop waiting for them, except for transfers and hashes, which may run for hours
+    /// ([`policy::runs_long`]).
     OrderWaitExpired,
     /// The answer to the [`Request`] the core made last.
     Resumed(Resumed),
@@ -243,10 +249,10 @@ impl Core {
                 self.replies.extend(replies);
             }
             Input::OrderWaitExpired => {
-                // A hash of a large file may take minutes too, and its reply must not be
-                // taken for the next command's.
-                self.pending
-                    .retain(|p| policy::is_transfer(&p.cmd.verb) || p.hash.is_some());
+                // A hash of a large file may take minutes too (a hash command's or the
+                // client's own SITE MD5), and its reply must not be taken for the next
+                // command's.
+                self.pending.retain(|p| policy::runs_long(&p.cmd));
                 self.blocked_since = None;
             }
             Input::Resumed(resumed) => self.resume(resumed),
@@ -299,14 +305,13 @@ impl Core {
             data_tls: self.tap.data_tls(),
         };
         let action = policy::decide(&cmd, protection);
-        // ABOR, STAT and QUIT go at once while a transfer runs (they interrupt it);
-        // otherwise every command waits for the replies before it.
+        // ABOR, STAT and QUIT go at once while a transfer runs (they interrupt it), QUIT
+        // while a hash runs; otherwise every command waits for the replies before it.
         let interrupts = action == Action::Forward
-            && policy::is_interrupt(&cmd.verb)
             && self
                 .pending
                 .iter()
-                .any(|p| policy::is_transfer(&p.cmd.verb));
+                .any(|p| policy::interrupts(&cmd, &p.cmd));
         if !self.pending.is_empty() && !interrupts {
             self.blocked_since.get_or_insert_with(Instant::now);
             return false;
@@ -321,12 +326,15 @@ impl Core {
                 let line = self.before_forward(&cmd);
                 self.forward(cmd, line, None);
             }
-            Action::Hash(algo) => {
+            Action::Hash(algo, path) => {
                 let algo = algo.unwrap_or(self.hash_algo);
                 // The backend's md5() takes it; libunftp resolves the path (against its
                 // working directory) and checks the login, answering 530 without one.
                 self.tap.ask_hash(algo);
-                let line = format!("SITE MD5 {}\r\n", cmd.arg).into_bytes();
+                // The client's bytes, as every forwarded command's (not the lossy `arg`).
+                let mut line = b"SITE MD5 ".to_vec();
+                line.extend_from_slice(&path);
+                line.extend_from_slice(b"\r\n");
                 self.forward(cmd, line, Some(algo));
             }
             Action::SelectHash(algo) => {
@@ -478,10 +486,16 @@ impl Core {
         cmd.line.clone()
     }
 
-    /// Which waiting command a final reply answers.
+    /// Which waiting command a final reply answers: the first, but libunftp's `226` for ABOR
+    /// and its `221` for QUIT answer those at once, before the transfer or hash they passed.
     fn answered(&mut self, reply: &Reply) -> Option<Pending> {
-        if is_abor_reply(reply)
-            && let Some(i) = self.pending.iter().position(|p| p.cmd.verb == "ABOR")
+        let jumped = match reply.code {
+            _ if is_abor_reply(reply) => Some("ABOR"),
+            221 => Some("QUIT"),
+            _ => None,
+        };
+        if let Some(verb) = jumped
+            && let Some(i) = self.pending.iter().position(|p| p.cmd.verb == verb)
         {
             return self.pending.remove(i);
         }
@@ -1191,6 +1205,153 @@ mod tests {
                 client(&format!("213 SHA-256 0-0 {SHA} b\r\n")),
                 inner("NOOP\r\n")
             ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_clients_own_site_md5_outlives_the_order_wait() {
+        let (mut core, tap) = core().await;
+        let mut events = core.cfg.events.subscribe();
+        greeted(&mut core);
+        tap.ask_hash(HashAlgo::Sha1);
+        assert_eq!(
+            core.step(Input::Client(b"site md5 big.iso\r\nNOOP\r\n")),
+            vec![inner("site md5 big.iso\r\n")]
+        );
+        assert_eq!(
+            tap.take_hash_request(),
+            None,
+            "libunftp's MD5, not a left request"
+        );
+        // The backend reads the whole file: like a hash command's, its 213 must not be taken
+        // for NOOP's reply once the order wait is over.
+        assert_eq!(core.step(Input::OrderWaitExpired), vec![]);
+        let plain = format!("213 {MD5}    /big.iso\r\n");
+        assert_eq!(
+            core.step(Input::Inner(plain.as_bytes())),
+            vec![client(&plain), inner("NOOP\r\n")]
+        );
+        assert_eq!(
+            core.step(Input::Inner(b"200 OK\r\n")),
+            vec![client("200 OK\r\n")]
+        );
+        // Still reported as a SITE command.
+        let mut sites = Vec::new();
+        while let Ok(event) = events.try_recv() {
+            if let Event::Changed { command, .. } = event {
+                sites.push(command);
+            }
+        }
+        assert_eq!(sites, [Some("SITE md5 big.iso".to_owned())]);
+        // Another SITE command still expires as before.
+        core.step(Input::Client(b"SITE CHMOD 644 a\r\nNOOP\r\n"));
+        assert_eq!(core.step(Input::OrderWaitExpired), vec![inner("NOOP\r\n")]);
+    }
+
+    #[tokio::test]
+    async fn hash_commands_forward_the_clients_own_bytes() {
+        let (mut core, tap) = core().await;
+        greeted(&mut core);
+        // Latin-1 é: not UTF-8, forwarded as sent (the lossy text would be U+FFFD).
+        assert_eq!(
+            core.step(Input::Client(b"XMD5 caf\xe9.txt\r\n")),
+            vec![Out::Inner(b"SITE MD5 caf\xe9.txt\r\n".to_vec())]
+        );
+        assert_eq!(tap.take_hash_request(), Some(HashAlgo::Md5));
+        let answer = format!("213 MD5 0-9 {MD5}    /caf\u{fffd}.txt\r\n");
+        core.step(Input::Inner(answer.as_bytes()));
+        assert_eq!(
+            core.step(Input::Client(b"HASH d/\xff b\r\n")),
+            vec![Out::Inner(b"SITE MD5 d/\xff b\r\n".to_vec())]
+        );
+    }
+
+    #[tokio::test]
+    async fn x_commands_take_quoted_paths_and_refuse_byte_ranges() {
+        let (mut core, tap) = core().await;
+        greeted(&mut core);
+        let refused = "501 Byte ranges are not supported; ask for the whole file.\r\n";
+        for ranged in [
+            &b"XCRC \"name\" 0 100\r\n"[..],
+            b"xmd5 \"my file.txt\"  7 9 \r\n",
+        ] {
+            assert_eq!(
+                core.step(Input::Client(ranged)),
+                vec![client(refused)],
+                "{ranged:?}"
+            );
+        }
+        assert!(core.is_idle(), "nothing went to libunftp");
+        assert_eq!(
+            tap.take_hash_request(),
+            None,
+            "nothing asked of the backend"
+        );
+        // A quoted path without a range: the quotes go.
+        assert_eq!(
+            core.step(Input::Client(b"XMD5 \"my file.txt\"\r\n")),
+            vec![inner("SITE MD5 my file.txt\r\n")]
+        );
+        let answer = format!("213 MD5 0-9 {MD5}    /my file.txt\r\n");
+        assert_eq!(
+            core.step(Input::Inner(answer.as_bytes())),
+            vec![client(&format!("250 {MD5}\r\n"))]
+        );
+        // Unquoted, trailing digits are the file's name.
+        assert_eq!(
+            core.step(Input::Client(b"XMD5 name 0 100\r\n")),
+            vec![inner("SITE MD5 name 0 100\r\n")]
+        );
+        core.step(Input::Inner(b"550 File not found\r\n"));
+        assert_eq!(
+            core.step(Input::Client(b"XCRC \"\"\r\n")),
+            vec![client("501 XCRC needs a file name.\r\n")]
+        );
+    }
+
+    #[tokio::test]
+    async fn quit_goes_through_during_a_hash_and_abor_waits() {
+        let (mut core, tap) = core().await;
+        greeted(&mut core);
+        core.step(Input::Client(b"HASH big.iso\r\n"));
+        tap.take_hash_request();
+        // libunftp's ABOR cannot stop the hash (it runs in a task of its own): ABOR waits,
+        // and is answered after the hash.
+        assert_eq!(core.step(Input::Client(b"ABOR\r\n")), vec![]);
+        assert!(core.blocked_since().is_some());
+        let a = format!("213 SHA-256 0-49 {SHA}    /big.iso\r\n");
+        assert_eq!(
+            core.step(Input::Inner(a.as_bytes())),
+            vec![
+                client(&format!("213 SHA-256 0-49 {SHA} big.iso\r\n")),
+                inner("ABOR\r\n")
+            ]
+        );
+        assert_eq!(
+            core.step(Input::Inner(b"226 Data channel already closed\r\n")),
+            vec![client("226 Data channel already closed\r\n")]
+        );
+        // QUIT goes at once, as during a transfer; libunftp's 221 answers it, and a 213 it
+        // had queued before it still answers the hash.
+        core.step(Input::Client(b"HASH big.iso\r\n"));
+        assert_eq!(
+            core.step(Input::Client(b"QUIT\r\n")),
+            vec![inner("QUIT\r\n")]
+        );
+        assert_eq!(
+            core.step(Input::Inner(b"221 Bye!\r\n")),
+            vec![client("221 Bye!\r\n")]
+        );
+        assert_eq!(
+            core.step(Input::Inner(a.as_bytes())),
+            vec![client(&format!("213 SHA-256 0-49 {SHA} big.iso\r\n"))]
+        );
+        assert!(core.is_idle());
+        // The same during a client's own SITE MD5.
+        core.step(Input::Client(b"SITE MD5 big.iso\r\n"));
+        assert_eq!(
+            core.step(Input::Client(b"QUIT\r\n")),
+            vec![inner("QUIT\r\n")]
         );
     }
 

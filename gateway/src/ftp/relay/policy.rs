@@ -1,7 +1,7 @@
 //! The relay's command policy, pure: which commands the relay answers itself (AUTH TLS, PROT,
 //! OPTS MLST, OPTS HASH, refusals when TLS is required), which it turns into another command
-//! (the hash commands, into libunftp's `SITE MD5`) and which kinds of command open, read or
-//! interrupt a transfer.
+//! (the hash commands, into libunftp's `SITE MD5`), which kinds of command open or read a
+//! transfer, which run long (a transfer, a hash) and which may go past a running one.
 
 use super::wire;
 use super::wire::Command;
@@ -32,6 +32,33 @@ pub(crate) fn is_hash(verb: &str) -> bool {
     verb == "HASH" || HashAlgo::of_x_command(verb).is_some()
 }
 
+/// The client's own `SITE MD5 …`, as libunftp splits it: the word after `SITE` (up to a
+/// space, CR or LF) in Unicode upper case.
+pub(crate) fn is_site_md5(cmd: &Command) -> bool {
+    if cmd.verb != "SITE" {
+        return false;
+    }
+    let word = cmd.arg.split([' ', '\r', '\n']).next().unwrap_or_default();
+    word.to_uppercase() == "MD5"
+}
+
+/// Commands whose reply may take minutes or hours: transfers, and hashes (a hash command,
+/// or the client's own `SITE MD5`: the backend may read the whole file). Their replies are
+/// waited for past the order wait, and `QUIT` does not wait for them.
+pub(crate) fn runs_long(cmd: &Command) -> bool {
+    is_transfer(&cmd.verb) || is_hash(&cmd.verb) || is_site_md5(cmd)
+}
+
+/// Whether `cmd` goes to libunftp at once while `running` waits for its reply: ABOR, STAT
+/// and QUIT during a transfer (they interrupt it), and QUIT during a hash (libunftp answers
+/// `221` and closes; its hash runs in a task of its own). ABOR and STAT wait for a hash:
+/// libunftp cannot stop it (its ABOR ends data connections only), and a `226` or a `211`
+/// before the hash's `213` would only confuse the client.
+pub(crate) fn interrupts(cmd: &Command, running: &Command) -> bool {
+    (is_interrupt(&cmd.verb) && is_transfer(&running.verb))
+        || (cmd.verb == "QUIT" && runs_long(running))
+}
+
 /// What the relay does with one command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Action {
@@ -50,9 +77,9 @@ pub(crate) enum Action {
     /// `OPTS HASH [name]`: select this algorithm (`None`: keep the selection) and answer
     /// `200 <the selection>`.
     SelectHash(Option<HashAlgo>),
-    /// A hash command with its path: ask for this algorithm (`None`: the session's
-    /// selection, for `HASH`) with libunftp's `SITE MD5 <path>`.
-    Hash(Option<HashAlgo>),
+    /// A hash command: ask for this algorithm (`None`: the session's selection, for `HASH`)
+    /// with libunftp's `SITE MD5 <path>`, the path being these bytes of the client's line.
+    Hash(Option<HashAlgo>, Vec<u8>),
 }
 
 /// The session state [`decide`] looks at.
@@ -111,10 +138,21 @@ pub(crate) fn decide(cmd: &Command, p: Protection) -> Action {
             Action::Answer("534 The control connection stays encrypted.\r\n".into())
         }
         verb if is_hash(verb) => {
-            if cmd.arg.trim().is_empty() {
-                Action::Answer(format!("501 {verb} needs a file name.\r\n"))
-            } else {
-                Action::Hash(HashAlgo::of_x_command(verb))
+            // `HASH` takes its argument as the path (the draft's ranges are `RANG`'s); an
+            // `X…` command's may be quoted, or ask for a byte range ([`wire::x_hash_path`]).
+            let x = HashAlgo::of_x_command(verb);
+            let path = match x {
+                Some(_) => wire::x_hash_path(cmd.raw_arg()),
+                None => Some(cmd.raw_arg()),
+            };
+            match path {
+                None => Action::Answer(
+                    "501 Byte ranges are not supported; ask for the whole file.\r\n".into(),
+                ),
+                Some(path) if path.trim_ascii().is_empty() => {
+                    Action::Answer(format!("501 {verb} needs a file name.\r\n"))
+                }
+                Some(path) => Action::Hash(x, path.to_vec()),
             }
         }
         _ => {
@@ -216,22 +254,76 @@ mod tests {
         assert_eq!(decide(&cmd("PROT P"), no_tls), Action::Forward);
         // The hash commands: the relay's to turn into SITE MD5, or to refuse without a path;
         // their login and TLS rules are those of any command libunftp answers (530 there).
-        assert_eq!(decide(&cmd("HASH /a b.txt"), OPEN), Action::Hash(None));
+        assert_eq!(
+            decide(&cmd("HASH /a b.txt"), OPEN),
+            Action::Hash(None, b"/a b.txt".to_vec())
+        );
         assert_eq!(
             decide(&cmd("xsha256 a"), required),
-            Action::Hash(Some(HashAlgo::Sha256))
+            Action::Hash(Some(HashAlgo::Sha256), b"a".to_vec())
         );
         assert_eq!(
             decide(&cmd("XCRC a"), OPEN),
-            Action::Hash(Some(HashAlgo::Crc32))
+            Action::Hash(Some(HashAlgo::Crc32), b"a".to_vec())
         );
-        for bare in ["HASH", "HASH  ", "XMD5", "XSHA1 "] {
+        // X commands: quotes stripped, a quoted path's byte range refused, an unquoted name
+        // ending in digits left alone; HASH's argument is its path, quotes and all.
+        assert_eq!(
+            decide(&cmd("XMD5 \"my file.txt\""), OPEN),
+            Action::Hash(Some(HashAlgo::Md5), b"my file.txt".to_vec())
+        );
+        assert_eq!(
+            decide(&cmd("XCRC \"name\" 0 100"), OPEN),
+            Action::Answer("501 Byte ranges are not supported; ask for the whole file.\r\n".into())
+        );
+        assert_eq!(
+            decide(&cmd("XMD5 name 0 100"), OPEN),
+            Action::Hash(Some(HashAlgo::Md5), b"name 0 100".to_vec())
+        );
+        assert_eq!(
+            decide(&cmd("HASH \"q\" 0 1"), OPEN),
+            Action::Hash(None, b"\"q\" 0 1".to_vec())
+        );
+        for bare in [
+            "HASH",
+            "HASH  ",
+            "XMD5",
+            "XSHA1 ",
+            "XCRC \"\"",
+            "XMD5  \" \" ",
+        ] {
             assert!(
                 matches!(decide(&cmd(bare), OPEN), Action::Answer(r) if r.starts_with("501 ")),
                 "{bare:?}"
             );
         }
         assert!(is_hash("XSHA1") && !is_hash("SITE") && !is_hash("RANG"));
+        // What runs long, and what goes past it.
+        for long in [
+            "SITE MD5 a",
+            "site md5 a",
+            "SITE Md5",
+            "HASH a",
+            "XCRC a",
+            "RETR a",
+        ] {
+            assert!(runs_long(&cmd(long)), "{long:?}");
+        }
+        for short in [
+            "SITE CHMOD 644 a",
+            "SITE  MD5 a",
+            "SITE MD5X a",
+            "NOOP",
+            "SIZE a",
+        ] {
+            assert!(!runs_long(&cmd(short)), "{short:?}");
+        }
+        let (hash, retr) = (cmd("HASH a"), cmd("RETR a"));
+        assert!(interrupts(&cmd("QUIT"), &hash) && interrupts(&cmd("QUIT"), &retr));
+        assert!(interrupts(&cmd("ABOR"), &retr) && interrupts(&cmd("STAT"), &retr));
+        assert!(!interrupts(&cmd("ABOR"), &hash) && !interrupts(&cmd("STAT"), &hash));
+        assert!(!interrupts(&cmd("QUIT"), &cmd("SITE CHMOD 644 a")));
+        assert!(interrupts(&cmd("QUIT"), &cmd("SITE MD5 a")));
         assert_eq!(decide(&cmd("OPTS HASH"), OPEN), Action::SelectHash(None));
         assert_eq!(
             decide(&cmd("opts hash md5"), OPEN),

@@ -1,7 +1,8 @@
 //! The FTP text the relay reads and rewrites, as pure functions: command lines, replies
 //! assembled from a byte stream, the MLST fact selection (`OPTS MLST`, RFC 3659 §7.9), the
 //! argument of `OPTS HASH`, paths shown in replies, passive-mode addresses, and what a command
-//! looks like in a log line.
+//! looks like in a log line, and the path of an `X…` hash command (quoted, or refused for a
+//! byte range).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -14,10 +15,30 @@ use crate::path::BucketPath;
 pub struct Command {
     /// `STOR`, `OPTS`, … in upper case.
     pub verb: String,
-    /// Everything after the first space, without the line end.
+    /// Everything after the first space, without the line end (lossy UTF-8: for logs and
+    /// the relay's own decisions; [`Command::raw_arg`] is what the client sent).
     pub arg: String,
     /// The line as it goes to libunftp: without leading Telnet sequences, with its line end.
     pub line: Vec<u8>,
+}
+
+impl Command {
+    /// The argument as the client sent it (bytes, not necessarily UTF-8): what follows the
+    /// verb's separator in [`Command::line`], without the line end.
+    pub fn raw_arg(&self) -> &[u8] {
+        let Some(end) = self
+            .line
+            .iter()
+            .position(|b| matches!(b, b' ' | b'\r' | b'\n'))
+        else {
+            return &[];
+        };
+        let mut arg = self.line.get(end + 1..).unwrap_or_default();
+        while let [rest @ .., b'\r' | b'\n'] = arg {
+            arg = rest;
+        }
+        arg
+    }
 }
 
 /// Where a command starts: after Telnet sequences (IAC …, which some clients send before
@@ -104,6 +125,36 @@ pub fn opts_mlst_arg(cmd: &Command) -> Option<&str> {
 /// If `cmd` is `OPTS HASH …`, the algorithm's name after `HASH` (empty when none).
 pub fn opts_hash_arg(cmd: &Command) -> Option<&str> {
     opts_arg(cmd, "HASH")
+}
+
+/// The path of an `X…` hash command (`XMD5`, `XSHA1`, `XSHA256`, `XCRC`) from its raw
+/// argument, or `None` when it asks for a byte range. Some clients (CuteFTP, Serv-U's
+/// convention) send `XCRC "<path>" <start> <end>`; BucketFTP hashes whole files only. The rule:
+/// - a quoted path (the text between the first and the last `"`, as it is) followed by two
+///   decimal numbers separated by spaces is a range: `None`;
+/// - a quoted path followed by nothing (blanks aside) is that path, without the quotes;
+/// - anything else is the path as the client sent it, so `XMD5 name 0 100` asks for the
+///   file `name 0 100`: an unquoted name ending in digits is a legitimate file name.
+pub fn x_hash_path(raw: &[u8]) -> Option<&[u8]> {
+    let trimmed = raw.trim_ascii();
+    let Some(after_open) = trimmed.strip_prefix(b"\"") else {
+        return Some(raw);
+    };
+    let Some(close) = after_open.iter().rposition(|b| *b == b'"') else {
+        return Some(raw);
+    };
+    let (path, rest) = (&after_open[..close], &after_open[close + 1..]);
+    if rest.is_empty() {
+        return Some(path);
+    }
+    let numbers: Vec<&[u8]> = rest
+        .split(|b| *b == b' ')
+        .filter(|w| !w.is_empty())
+        .collect();
+    let is_range = rest.starts_with(b" ")
+        && numbers.len() == 2
+        && numbers.iter().all(|n| n.iter().all(u8::is_ascii_digit));
+    if is_range { None } else { Some(raw) }
 }
 
 /// One complete FTP reply: its code and its raw lines (each with its line end).
@@ -318,6 +369,40 @@ mod tests {
         let pass = parse_command(b"PASS hunter2\r\n").unwrap();
         assert_eq!(loggable(&pass), "PASS ****");
         assert_eq!(loggable(&parse_command(b"CWD /a\r\n").unwrap()), "CWD /a");
+    }
+
+    #[test]
+    fn raw_arguments() {
+        let c = parse_command(b"XMD5 caf\xe9 1.txt\r\n").unwrap();
+        assert_eq!(c.raw_arg(), b"caf\xe9 1.txt");
+        assert_eq!(c.arg, "caf\u{fffd} 1.txt", "the lossy one is for logs");
+        assert_eq!(parse_command(b"PASS\rx y\r\n").unwrap().raw_arg(), b"x y");
+        assert_eq!(parse_command(b"NOOP\r\n").unwrap().raw_arg(), b"");
+        assert_eq!(parse_command(b"PWD").unwrap().raw_arg(), b"");
+        assert_eq!(parse_command(b"HASH  a \n").unwrap().raw_arg(), b" a ");
+    }
+
+    #[test]
+    fn x_hash_paths_and_ranges() {
+        let path = |raw: &[u8]| x_hash_path(raw).map(<[u8]>::to_vec);
+        assert_eq!(path(b"\"name\" 0 100"), None);
+        assert_eq!(path(b" \"my file.txt\"   12  345 "), None);
+        assert_eq!(path(b"\"my file.txt\""), Some(b"my file.txt".to_vec()));
+        assert_eq!(path(b"\"a\"b\" "), Some(b"a\"b".to_vec()));
+        assert_eq!(path(b"\"\""), Some(b"".to_vec()));
+        // Unquoted: the name as sent, digits and all.
+        assert_eq!(path(b"name 0 100"), Some(b"name 0 100".to_vec()));
+        assert_eq!(path(b"caf\xe9"), Some(b"caf\xe9".to_vec()));
+        // Quoted but not a range (one number, a word, no space): the whole argument.
+        for odd in [
+            &b"\"a\" 5"[..],
+            b"\"a\" 0 x",
+            b"\"a\"0 1",
+            b"\"a\" 0 1 2",
+            b"\"open",
+        ] {
+            assert_eq!(path(odd), Some(odd.to_vec()), "{odd:?}");
+        }
     }
 
     #[test]
