@@ -35,8 +35,15 @@ pub fn probe_failure(f: &Failure) -> (&'static str, Vec<(&'static str, String)>)
         Failure::NoSuchBucket => ("probe.no_bucket", vec![]),
         Failure::WrongRegion(Some(r)) => ("probe.wrong_region", vec![("region", r.clone())]),
         Failure::WrongRegion(None) => ("probe.wrong_region_unknown", vec![]),
-        Failure::Transient(d) => ("probe.unreachable", vec![("detail", d.clone())]),
-        other => ("probe.other", vec![("detail", other.to_string())]),
+        // The words and their causes: a TLS or DNS failure of the endpoint is named.
+        Failure::Transient(d) => (
+            "probe.unreachable",
+            vec![("detail", gateway::error::chain(d))],
+        ),
+        other => (
+            "probe.other",
+            vec![("detail", gateway::error::chain(other))],
+        ),
     }
 }
 
