@@ -5,6 +5,13 @@
 //! `HASH`, `XSHA256`, `XMD5`, `XSHA1`, `XCRC` answer what `sha256sum`, `md5sum`… say of the
 //! bytes sent, for small, multipart and resumed (REST, APPE) uploads and for objects put by
 //! another tool, read through the hash up to `max_hash_size`.
+//!
+//! With a flexible checksum a multipart upload is `FULL_OBJECT` and its commit carries the
+//! whole object's CRC: a part damaged on the way in a way its store does not notice (its
+//! checksum header stripped, which the local store takes and Garage refuses, or computed
+//! over the damaged bytes) is still caught, by the store refusing CompleteMultipartUpload,
+//! so the old object stays. A user without the read right cannot `HASH` a file: that is a
+//! read (`teams.rs` has the test, with team users).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -14,7 +21,7 @@ mod rawftp;
 #[macro_use]
 mod support;
 
-use faultproxy::FaultProxy;
+use faultproxy::{Alteration, FaultProxy};
 use gateway::s3::BodyChecksum;
 use gateway::{GatewayHandle, S3Settings};
 use md5::Md5;
@@ -217,6 +224,197 @@ async fn flipped_byte(kind: S3Kind) {
     }
 }
 
+/// The flexible checksums each store is tried with for the commit-time refusal: a store
+/// listed here refuses a `FULL_OBJECT` commit whose CRC does not match the parts it took.
+fn full_object_checksums(kind: S3Kind) -> Vec<BodyChecksum> {
+    match kind {
+        S3Kind::Local | S3Kind::Garage => vec![BodyChecksum::Crc64nvme, BodyChecksum::Crc32c],
+        S3Kind::Moto => vec![],
+    }
+}
+
+/// The stores that refuse a `FULL_OBJECT` commit whose CRC is not the parts' (moto checks no
+/// checksum at all: [`moto_checks_nothing`]).
+mod a_damaged_part_the_store_took_fails_the_commit {
+    use super::*;
+
+    #[cfg_attr(
+        not(test_store = "local"),
+        ignore = "store local not selected (BUCKETFTP_TEST_STORES)"
+    )]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn local() {
+        commit_refused(S3Kind::Local).await
+    }
+
+    #[cfg_attr(
+        not(test_store = "garage"),
+        ignore = "store garage not selected (BUCKETFTP_TEST_STORES)"
+    )]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn garage() {
+        commit_refused(S3Kind::Garage).await
+    }
+}
+
+/// How part 2 is damaged on its way to the store, and what the commit lists.
+#[derive(Debug, Clone, Copy)]
+enum Damage {
+    /// A byte flipped and its `x-amz-checksum-*` header left out: the store has nothing to
+    /// check the part against. The commit lists the parts' CRCs (as the gateway sends it) or
+    /// not (`parts_listed: false`: taken out on the way, so only the whole object's CRC can
+    /// tell).
+    Stripped { parts_listed: bool },
+    /// A byte flipped before the part's CRC was computed (the proxy computes the header again
+    /// over the damaged body): the store finds the part sound. The commit lists no part CRC.
+    Recomputed,
+}
+
+/// The damages each store is tried with, and whether it takes the damaged part (then the
+/// commit is what refuses it). Garage 2.5 refuses a part without a checksum in an upload
+/// created with one ("Requested checksum verification without providing checksum"); the
+/// local store computes the part's CRC itself and takes it.
+fn damages(kind: S3Kind) -> Vec<(Damage, bool)> {
+    match kind {
+        S3Kind::Local => vec![
+            (Damage::Stripped { parts_listed: true }, true),
+            (
+                Damage::Stripped {
+                    parts_listed: false,
+                },
+                true,
+            ),
+            (Damage::Recomputed, true),
+        ],
+        S3Kind::Garage => vec![
+            (Damage::Stripped { parts_listed: true }, false),
+            (Damage::Recomputed, true),
+        ],
+        S3Kind::Moto => vec![],
+    }
+}
+
+/// Part 2 of a multipart upload is damaged on the way (see [`Damage`]; the proxy signs it
+/// again) so that the store takes it; the commit carries the whole object's CRC of the bytes
+/// sent, which the parts the store holds do not make: refused, 451 with the reason, the old
+/// object stays, no upload is left. Without the whole object's CRC in the commit (or without
+/// `FULL_OBJECT`), the damaged object would be committed where no part CRC is listed.
+async fn commit_refused(kind: S3Kind) {
+    let tried = full_object_checksums(kind);
+    assert!(!tried.is_empty(), "{kind:?} checks a full-object CRC");
+    for checksum in tried {
+        let (header, element) = match checksum {
+            BodyChecksum::Crc32c => ("x-amz-checksum-crc32c", "ChecksumCRC32C"),
+            BodyChecksum::Crc64nvme => ("x-amz-checksum-crc64nvme", "ChecksumCRC64NVME"),
+            BodyChecksum::Md5 => unreachable!("MD5 has no full-object checksum"),
+        };
+        let env = Env::start(kind, Some(checksum), 1 << 30).await;
+        let secret = env.s3.secret_key.clone();
+        let old = b"the old content".to_vec();
+        env.s3.put(BUCKET, "kept.bin", old.clone()).await;
+
+        for (damage, part_taken) in damages(kind) {
+            let what = format!("{kind:?} with {checksum}, {damage:?}");
+            let before = env.proxy.altered().len();
+            let parts_listed = match damage {
+                Damage::Stripped { parts_listed } => {
+                    env.proxy
+                        .strip_headers_and_flip("PUT", "partNumber=2", &[header], &secret);
+                    parts_listed
+                }
+                Damage::Recomputed => {
+                    let part = Alteration {
+                        flip_byte: true,
+                        recompute_checksum: true,
+                        ..Alteration::default()
+                    };
+                    env.proxy.alter("PUT", "partNumber=2", part, &secret, 1);
+                    false
+                }
+            };
+            // The commit goes through the proxy's hands too, so that it is seen.
+            let commit = Alteration {
+                strip_elements: if parts_listed {
+                    vec![]
+                } else {
+                    vec![element.to_owned()]
+                },
+                ..Alteration::default()
+            };
+            env.proxy.alter("POST", "uploadId=", commit, &secret, 1);
+            let (code, text) = env.stor("kept.bin", &data(12 * MIB, 1)).await;
+            let altered = env.proxy.altered()[before..].to_vec();
+            let part = altered
+                .iter()
+                .find(|(m, t, _)| m == "PUT" && t.contains("partNumber=2"))
+                .unwrap_or_else(|| panic!("{what}: part 2 was not altered: {altered:?}"));
+            if let Damage::Stripped { .. } = damage {
+                assert_eq!(
+                    part.2,
+                    [header],
+                    "{what}: part 2 carried {header}, and lost it"
+                );
+            }
+            let committed = altered
+                .iter()
+                .any(|(m, t, _)| m == "POST" && t.contains("uploadId="));
+            assert_eq!(
+                committed, part_taken,
+                "{what}: the commit is sent when (only when) the store took the damaged part"
+            );
+            assert_eq!(code, 451, "{what}: the upload fails: {text}");
+            let reason = text.to_ascii_lowercase();
+            assert!(
+                reason.contains("checksum") || reason.contains("digest"),
+                "{what}: the reason is told: {text}"
+            );
+            assert_eq!(
+                env.s3.get(BUCKET, "kept.bin").await.as_deref(),
+                Some(&old[..]),
+                "{what}: the old object stays"
+            );
+            env.s3.assert_no_uploads_left(BUCKET, &what).await;
+            // The commit's alteration is left unused when the part was refused.
+            env.proxy.clear();
+        }
+
+        // Undamaged, the same upload commits, as a FULL_OBJECT upload with the file's CRC.
+        let body = data(12 * MIB, 2);
+        let (code, text) = env.stor("kept.bin", &body).await;
+        assert_eq!(code, 226, "{kind:?} with {checksum}: undamaged: {text}");
+        let head = env
+            .s3
+            .client
+            .head_object()
+            .bucket(BUCKET)
+            .key("kept.bin")
+            .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+            .send()
+            .await
+            .expect("HEAD kept.bin");
+        let (stored, ours) = match checksum {
+            BodyChecksum::Crc32c => (
+                head.checksum_crc32_c(),
+                aws_smithy_types::base64::encode(
+                    (crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, &body) as u32)
+                        .to_be_bytes(),
+                ),
+            ),
+            _ => (
+                head.checksum_crc64_nvme(),
+                aws_smithy_types::base64::encode(
+                    crc_fast::checksum(crc_fast::CrcAlgorithm::Crc64Nvme, &body).to_be_bytes(),
+                ),
+            ),
+        };
+        assert_eq!(
+            (stored, head.checksum_type().map(|t| t.as_str())),
+            (Some(ours.as_str()), Some("FULL_OBJECT")),
+            "{kind:?} with {checksum}: the object's checksum is the whole file's CRC"
+        );
+    }
+}
+
 /// What `cmd` answers with: the reply code and the text after it.
 async fn ask(raw: &mut Raw, cmd: &str) -> (u32, String) {
     let (code, text) = raw.cmd(cmd).await;
@@ -299,7 +497,9 @@ async fn hash_commands_answer_what_the_files_hold(kind: S3Kind) {
         );
     }
     // big.bin: its SHA-256 is stored, so answered above max_hash_size; its MD5 is not (a
-    // multipart upload's ETag is no MD5), and reading it is refused.
+    // multipart upload's ETag is no MD5), and reading it is refused. Except on moto, whose
+    // CopyObject (the copy onto itself that records the SHA-256) gives the object a plain
+    // ETag, the MD5 of its bytes, as AWS's does: that ETag answers.
     let last = big.len() - 1;
     let (code, text) = ask(&mut raw, "HASH big.bin").await;
     assert_eq!(
@@ -311,14 +511,22 @@ async fn hash_commands_answer_what_the_files_hold(kind: S3Kind) {
         "{kind:?}: HASH of a multipart upload above max_hash_size"
     );
     let (code, text) = ask(&mut raw, "XMD5 big.bin").await;
-    assert_eq!(
-        code, 550,
-        "{kind:?}: XMD5 of big.bin is read, above the limit: {text}"
-    );
-    assert!(
-        text.contains("max_hash_size"),
-        "{kind:?}: the reason: {text}"
-    );
+    if kind == S3Kind::Moto {
+        assert_eq!(
+            (code, text.as_str()),
+            (250, md5(&big).as_str()),
+            "{kind:?}: XMD5 of big.bin from the ETag its copy got"
+        );
+    } else {
+        assert_eq!(
+            code, 550,
+            "{kind:?}: XMD5 of big.bin is read, above the limit: {text}"
+        );
+        assert!(
+            text.contains("max_hash_size"),
+            "{kind:?}: the reason: {text}"
+        );
+    }
     // The uploaded files' SHA-256 is stored, not read back.
     for (name, body) in [("small.bin", &small), ("big.bin", &big)] {
         assert_eq!(

@@ -1,5 +1,6 @@
 //! Team logins end to end: `[[user]]` entries (argon2id passwords, a storage, a bucket, a
-//! home folder, rights, the delete switch) against every selected store, `max_file_size`,
+//! home folder, rights, the delete switch, `HASH` as a read) against every selected store,
+//! `max_file_size`,
 //! and the `bucketftp-server --config` binary itself: a flag on the command line winning
 //! over the file, start-up errors naming file, line and key, `hash-password`, and SIGHUP
 //! reloads that keep running sessions.
@@ -7,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod ftpops;
+mod rawftp;
 #[macro_use]
 mod support;
 
@@ -136,6 +138,7 @@ async fn names(ftp: &mut AsyncFtpStream, dir: &str) -> Vec<String> {
 each_store!(homes_keep_users_apart);
 each_store!(rights_and_the_delete_switch);
 each_store!(who_may_log_in);
+each_store!(hash_needs_the_read_right);
 
 /// A home folder is the user's `/`: listings, uploads, renames and every `..` stay inside it.
 async fn homes_keep_users_apart(kind: S3Kind) {
@@ -274,6 +277,66 @@ async fn rights_and_the_delete_switch(kind: S3Kind) {
     put(&mut a, "gone.txt", b"x").await.unwrap();
     a.rm("gone.txt").await.unwrap();
     assert!(t.s3.get(BUCKET, "team/alice/gone.txt").await.is_none());
+}
+
+/// `HASH` and the `X…` hash commands tell what a file holds, so they are reads: refused to
+/// a write-only login (550, the reason), even for the file it just uploaded; answered to a
+/// login that may read, for the very same object.
+async fn hash_needs_the_read_right(kind: S3Kind) {
+    use md5::{Digest as _, Md5};
+    use sha2::Sha256;
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let t = Team::start(kind, None).await;
+    let body = b"what bob may read".to_vec();
+    t.s3.put(BUCKET, "team/bob/readme.txt", body.clone()).await;
+
+    // carol: permissions "w", home "/" (the bucket's root).
+    let mut c = rawftp::Raw::connect(t.gw.local_addr()).await;
+    c.login("carol", "team-pass").await;
+    let mut dc = c.data("STOR mine.txt").await;
+    assert!(dc.write(b"carol's own").await);
+    dc.finish().await;
+    assert_eq!(c.reply().await.0, 226, "{kind:?}: carol uploads");
+    for cmd in [
+        "HASH team/bob/readme.txt",
+        "XMD5 team/bob/readme.txt",
+        "XSHA256 team/bob/readme.txt",
+        "HASH mine.txt",
+        "XMD5 mine.txt",
+    ] {
+        let (code, text) = c.cmd(cmd).await;
+        assert_eq!(code, 550, "{kind:?}: carol (w): {cmd}: {text}");
+        assert!(
+            text.contains("may only upload"),
+            "{kind:?}: carol (w): {cmd}: the reason: {text}"
+        );
+    }
+    // Still a working session: the refusals were about reading, nothing else.
+    assert_eq!(c.cmd("NOOP").await.0, 200);
+
+    // bob: permissions "r", home team/bob: the same object.
+    let mut b = rawftp::Raw::connect(t.gw.local_addr()).await;
+    b.login("bob", "team-pass").await;
+    let last = body.len() - 1;
+    let (code, text) = b.cmd("HASH readme.txt").await;
+    assert_eq!(
+        (code, text.trim()),
+        (
+            213,
+            format!(
+                "213 SHA-256 0-{last} {} readme.txt",
+                hex(&Sha256::digest(&body))
+            )
+            .as_str()
+        ),
+        "{kind:?}: bob (r): HASH"
+    );
+    let (code, text) = b.cmd("XMD5 readme.txt").await;
+    assert_eq!(
+        (code, text.trim()),
+        (250, format!("250 {}", hex(&Md5::digest(&body))).as_str()),
+        "{kind:?}: bob (r): XMD5"
+    );
 }
 
 /// Only configured users log in (wrong password and unknown user get the same 530), unless

@@ -9,11 +9,15 @@ override with $BUCKETFTP_BIN; this script builds nothing) in two modes:
 and in each mode replays FileZilla's command sequence with ftplib (AUTH TLS, USER/PASS, SYST, FEAT,
 OPTS UTF8 ON, MKD/CWD with CJK names, EPSV + PASV transfers, MLSD facts, SIZE, MDTM, REST+RETR,
 REST+STOR, APPE, RNFR/RNTO of a file and a folder, DELE, RMD, error replies), then does the same
-kind of work with `curl` and `lftp`, comparing bytes.
+kind of work with `curl` and `lftp`, comparing bytes; and asks for files' hashes (HASH, OPTS HASH,
+XSHA256, XMD5) with ftplib and curl, for a file uploaded over FTP and for objects put by boto3
+(.venv-test's Python, so this script stays stdlib only) with no BucketFTP metadata, comparing
+them with hashlib's.
 
 Contract with the binary (parsed from its stdout):
   BucketFTP listening on 127.0.0.1:PORT
   FTP login: user "AKID/BUCKET" password "SECRET"      (local mode only)
+  Local bucket "B" stored in DIR (embedded S3 endpoint URL)   (local mode only)
 
 Usage: ftp_clients.py [--mode local|garage|all] [-v]
 Prints one line per check, then `N passed, N failed`; exits 1 on any failure. Python stdlib only.
@@ -22,6 +26,7 @@ Never prints a password (every output line is redacted).
 
 import argparse
 import ftplib
+import hashlib
 import io
 import json
 import os
@@ -48,6 +53,7 @@ LISTEN_RE = re.compile(r"BucketFTP listening on (\d+\.\d+\.\d+\.\d+):(\d+)")
 LOGIN_RE = re.compile(r'FTP login: user "([^"]+)" password "([^"]+)"')
 # Not on a terminal (as here: stdout is a pipe) the server names the file holding the secret.
 LOGIN_FILE_RE = re.compile(r'FTP login: user "([^"]+)", password: the secret_access_key in (.+)$')
+EMBEDDED_S3_RE = re.compile(r"\(embedded S3 endpoint (\S+)\)")
 MODIFY_RE = re.compile(r"^\d{14}(\.\d+)?$")
 MDTM_RE = re.compile(r"^213 \d{14}(\.\d+)?$")
 TIMEOUT = 60  # seconds for any single client operation
@@ -742,6 +748,138 @@ def _read(path):
 
 
 # ---------------------------------------------------------------------------------------------
+# HASH, OPTS HASH, XSHA256, XMD5
+# ---------------------------------------------------------------------------------------------
+
+# Puts objects with boto3, as another tool would: argv = endpoint region bucket, then key=file
+# pairs; the credentials come in the environment. The object over 5 MiB goes up in 5 MiB parts
+# (so its ETag is not its MD5). Prints each object's user metadata as JSON.
+BOTO3_PUT = r"""
+import json, sys
+import boto3
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+endpoint, region, bucket = sys.argv[1:4]
+s3 = boto3.client("s3", endpoint_url=endpoint, region_name=region,
+                  config=Config(s3={"addressing_style": "path"}))
+cfg = TransferConfig(multipart_threshold=5 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024)
+meta = {}
+for pair in sys.argv[4:]:
+    key, path = pair.split("=", 1)
+    s3.upload_file(path, bucket, key, Config=cfg)
+    meta[key] = s3.head_object(Bucket=bucket, Key=key).get("Metadata", {})
+print(json.dumps(meta))
+"""
+
+
+def boto3_put(s3, objects, work):
+    """Puts `objects` ({key: bytes}) with boto3 from .venv-test; True when every one is stored
+    without user metadata (so the server has no stored hash for it)."""
+    python = os.path.join(REPO, ".venv-test", "bin", "python")
+    if not os.access(python, os.X_OK):
+        R.check("boto3 in .venv-test (scripts/install-test-deps.sh)", False, python)
+        return False
+    pairs = []
+    for key, body in objects.items():
+        path = os.path.join(work, "boto3-" + hashlib.sha1(key.encode()).hexdigest())
+        with open(path, "wb") as f:
+            f.write(body)
+        pairs.append(f"{key}={path}")
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": s3["access_key"], "AWS_SECRET_ACCESS_KEY": s3["secret_key"]}
+    env.pop("AWS_PROFILE", None)
+    r = run([python, "-c", BOTO3_PUT, s3["endpoint"], s3["region"], s3["bucket"], *pairs], env=env)
+    try:
+        meta = json.loads(r.stdout.decode() or "null")
+    except ValueError:
+        meta = None
+    ok = r.returncode == 0 and isinstance(meta, dict) and set(meta) == set(objects) and not any(meta.values())
+    R.check(
+        f"boto3 puts {len(objects)} objects (one multipart) with no user metadata",
+        ok,
+        f"exit {r.returncode}, metadata {meta}: {r.stderr.decode(errors='replace')[-600:]}",
+    )
+    return ok
+
+
+def hash_tests(port, user, password, s3, work):
+    """ftplib's sendcmd: HASH (SHA-256 by default, then MD5 after OPTS HASH MD5), XSHA256 and
+    XMD5 of a file uploaded over FTP (its hashes stored at upload) and of two objects put by
+    boto3 (none stored: the server reads them, the multipart one's MD5 too), each equal to
+    hashlib's of the bytes; curl -v -Q 'XSHA256 …' shows the same reply."""
+    files = {
+        "/hash/ftp upload 上传.bin": secrets.token_bytes(2 * MiB + 3),
+        "/hash/boto3-small.bin": secrets.token_bytes(100_003),
+        "/hash/boto3-multipart.bin": secrets.token_bytes(6 * MiB + 11),
+    }
+    ftp, _ = connect(port, user, password)
+    try:
+        name = "/hash/ftp upload 上传.bin"
+        ftp.sendcmd("TYPE I")
+        resp = stor_via(ftp, "EPSV", f"STOR {name}", files[name])
+        R.check("STOR a file to hash -> 226", resp.startswith("226"), resp)
+        if not boto3_put(s3, {k.lstrip("/"): v for k, v in files.items() if "boto3" in k}, work):
+            files = {name: files[name]}
+
+        def ask(cmd):
+            try:
+                return ftp.sendcmd(cmd)
+            except ftplib.all_errors as e:
+                return str(e)
+
+        feat = ask("FEAT")
+        R.check("FEAT lists HASH with SHA-256 selected", "HASH SHA-256*;" in feat, feat)
+        for path, body in files.items():
+            last = len(body) - 1
+            sha256, md5 = hashlib.sha256(body).hexdigest(), hashlib.md5(body).hexdigest()
+            resp = ask(f"HASH {path}")
+            R.check(f"HASH {path} = hashlib SHA-256", resp == f"213 SHA-256 0-{last} {sha256} {path}", resp)
+            resp = ask(f"XSHA256 {path}")
+            R.check(f"XSHA256 {path} = hashlib SHA-256", resp == f"250 {sha256}", resp)
+            resp = ask(f"XMD5 {path}")
+            R.check(f"XMD5 {path} = hashlib MD5", resp == f"250 {md5}", resp)
+        resp = ask("OPTS HASH MD5")
+        R.check("OPTS HASH MD5 -> 200 MD5", resp == "200 MD5", resp)
+        for path, body in files.items():
+            md5 = hashlib.md5(body).hexdigest()
+            resp = ask(f"HASH {path}")
+            R.check(f"after OPTS HASH MD5: HASH {path} = hashlib MD5", resp == f"213 MD5 0-{len(body) - 1} {md5} {path}", resp)
+        resp = ask("HASH /hash/not there.bin")
+        R.check("HASH of a missing file -> 550", resp.startswith("550"), resp)
+    finally:
+        try:
+            ftp.quit()
+        except ftplib.all_errors:
+            ftp.close()
+
+    if not shutil.which("curl"):
+        return
+    # curl sends -Q commands before the transfer and shows their replies with -v (the whole
+    # dialogue goes to stderr, the password too: it is only ever printed redacted).
+    netrc = os.path.join(work, "netrc-hash")
+    fd = os.open(netrc, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(f"machine 127.0.0.1 login {user} password {password}\n")
+    for path, body in files.items():
+        r = run([
+            "curl", "-sS", "-v", "--netrc-file", netrc, "--max-time", str(TIMEOUT * 2),
+            "-Q", f"XSHA256 {path}", "--list-only", f"ftp://127.0.0.1:{port}/hash/",
+        ])
+        replies = [line[2:].strip() for line in r.stderr.decode("utf-8", "replace").splitlines() if line.startswith("< 250 ")]
+        want = f"250 {hashlib.sha256(body).hexdigest()}"
+        R.check(f"curl -Q 'XSHA256 {path}' replies hashlib's SHA-256", r.returncode == 0 and want in replies, f"exit {r.returncode}, 250 replies: {replies}")
+    ftp, _ = connect(port, user, password)
+    try:
+        for path in files:
+            ftp.delete(path)
+        ftp.rmd("/hash")
+    finally:
+        try:
+            ftp.quit()
+        except ftplib.all_errors:
+            ftp.close()
+
+
+# ---------------------------------------------------------------------------------------------
 # lftp
 # ---------------------------------------------------------------------------------------------
 
@@ -812,7 +950,9 @@ def lftp_tests(port, user, password, work):
 # ---------------------------------------------------------------------------------------------
 
 
-def run_clients(gw, user, password, work):
+def run_clients(gw, user, password, work, s3):
+    """Every client against `gw`; `s3` (endpoint, region, access_key, secret_key, bucket) is
+    the store behind it, for the objects put there by another tool."""
     R.section("ftplib FileZilla sequence", ftplib_filezilla, gw.port, user, password)
     R.section("ftplib wrong password", ftplib_wrong_password, gw.port, user)
     R.section("ftplib from 127.0.0.2 (relayed data connections)", relayed_client, gw.port, user, password)
@@ -824,6 +964,7 @@ def run_clients(gw, user, password, work):
         R.section("curl", curl_tests, gw.port, user, password, work)
     else:
         R.check("curl installed (scripts/install-test-deps.sh)", False)
+    R.section("HASH, XSHA256, XMD5 with ftplib and curl", hash_tests, gw.port, user, password, s3, work)
     if shutil.which("lftp"):
         R.section("lftp", lftp_tests, gw.port, user, password, work)
     else:
@@ -845,7 +986,11 @@ def mode_local(binary, work):
             not gw.secret_printed and not any(gw.login[1] in line for line in gw.stdout_lines),
         )
         user, password = gw.login
-        run_clients(gw, user, password, work)
+        endpoint = next((m.group(1) for m in map(EMBEDDED_S3_RE.search, gw.stdout_lines) if m), None)
+        R.check("local mode prints the embedded S3 endpoint", endpoint is not None, "".join(gw.stdout_lines))
+        access_key, bucket = user.split("/", 1)
+        s3 = {"endpoint": endpoint, "region": "local", "access_key": access_key, "secret_key": password, "bucket": bucket}
+        run_clients(gw, user, password, work, s3)
     finally:
         gw.stop()
 
@@ -875,7 +1020,14 @@ def mode_garage(binary, work):
             want_login=False,
         )
         try:
-            run_clients(gw, f"{garage.access_key}/{bucket}", garage.secret_key, work)
+            s3 = {
+                "endpoint": garage.endpoint,
+                "region": garage.region,
+                "access_key": garage.access_key,
+                "secret_key": garage.secret_key,
+                "bucket": bucket,
+            }
+            run_clients(gw, f"{garage.access_key}/{bucket}", garage.secret_key, work, s3)
         finally:
             gw.stop()
     finally:

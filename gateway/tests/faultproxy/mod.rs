@@ -14,6 +14,16 @@
 //! of a chosen request is flipped (a bad buffer, a broken middlebox), everything else about
 //! the request stays as the client sent it.
 //!
+//! And a request can be altered more deeply: some of its headers left out (a part's
+//! `x-amz-checksum-*`, so that the store cannot check the part itself), one byte of its body
+//! flipped (with its `x-amz-checksum-*` computed again over the damaged body, if asked: the
+//! damage then looks done before the client computed it), or XML elements taken out of its
+//! body (the parts' checksums of a CompleteMultipartUpload). Such a request is signed again
+//! (SigV4, with the secret key the test gives) so that the store takes it as the client's;
+//! before altering, the proxy checks that its signing reproduces the client's signature, so
+//! a request it cannot sign faithfully is reported ([`FaultProxy::altered`] panics) instead
+//! of being refused for its signature.
+//!
 //! Each client connection carries one request (the proxy asks the server to close after its
 //! reply), so every request is looked at.
 
@@ -23,6 +33,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use sha2::Digest as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -46,6 +57,30 @@ struct ReplyEdit {
     ignore_range: bool,
 }
 
+/// How some requests are altered (and signed again), see [`FaultProxy::alter`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Alteration {
+    /// Header names (lower case) left out of the request (and of its signed headers).
+    pub strip_headers: Vec<String>,
+    /// One bit of the body's middle byte turned.
+    pub flip_byte: bool,
+    /// XML elements (`<Name>…</Name>`, every occurrence) taken out of the body.
+    pub strip_elements: Vec<String>,
+    /// The request's `x-amz-checksum-*` header computed again over the altered body (damage
+    /// done before the client computed it: the store finds nothing wrong with the body).
+    pub recompute_checksum: bool,
+}
+
+/// An [`Alteration`] waiting for its requests.
+#[derive(Debug, Clone)]
+struct Alter {
+    method: String,
+    target_contains: String,
+    how: Alteration,
+    secret_key: String,
+    remaining: usize,
+}
+
 #[derive(Debug, Default)]
 struct State {
     rules: Mutex<Vec<Rule>>,
@@ -63,6 +98,11 @@ struct State {
     flipped: AtomicUsize,
     /// (method, target, `x-amz-content-sha256`) of every request, in arrival order.
     payload_hashes: Mutex<Vec<(String, String, String)>>,
+    alters: Mutex<Vec<Alter>>,
+    /// (method, target, headers actually left out) of each altered request.
+    altered: Mutex<Vec<(String, String, Vec<String>)>>,
+    /// Why a request could not be altered faithfully.
+    alter_errors: Mutex<Vec<String>>,
 }
 
 /// The running proxy; dropping it stops accepting.
@@ -194,6 +234,62 @@ impl FaultProxy {
         }
     }
 
+    /// Alters the next `times` requests with `method` whose target contains
+    /// `target_contains` as `how` says, and signs them again with `secret_key` (the key of the
+    /// access key the client signs with).
+    pub(crate) fn alter(
+        &self,
+        method: &str,
+        target_contains: &str,
+        how: Alteration,
+        secret_key: &str,
+        times: usize,
+    ) {
+        if let Ok(mut alters) = self.state.alters.lock() {
+            alters.push(Alter {
+                method: method.to_owned(),
+                target_contains: target_contains.to_owned(),
+                how,
+                secret_key: secret_key.to_owned(),
+                remaining: times,
+            });
+        }
+    }
+
+    /// "Strip these request headers and flip a byte of the body" of the next matching
+    /// request: [`alter`](Self::alter) with those two.
+    pub(crate) fn strip_headers_and_flip(
+        &self,
+        method: &str,
+        target_contains: &str,
+        headers: &[&str],
+        secret_key: &str,
+    ) {
+        let how = Alteration {
+            strip_headers: headers.iter().map(|h| h.to_ascii_lowercase()).collect(),
+            flip_byte: true,
+            ..Alteration::default()
+        };
+        self.alter(method, target_contains, how, secret_key, 1);
+    }
+
+    /// The requests altered so far: (method, target, the headers that were there and were
+    /// left out). Panics when one could not be altered faithfully (its signature).
+    pub(crate) fn altered(&self) -> Vec<(String, String, Vec<String>)> {
+        let errors = self
+            .state
+            .alter_errors
+            .lock()
+            .map(|e| e.clone())
+            .unwrap_or_default();
+        assert!(errors.is_empty(), "fault proxy: {errors:?}");
+        self.state
+            .altered
+            .lock()
+            .map(|a| a.clone())
+            .unwrap_or_default()
+    }
+
     /// How many request bodies were damaged so far.
     pub(crate) fn flipped(&self) -> usize {
         self.state.flipped.load(Ordering::SeqCst)
@@ -204,10 +300,14 @@ impl FaultProxy {
         self.state.redirects.load(Ordering::SeqCst)
     }
 
-    /// Forwards everything again.
+    /// Forwards everything again: no more fault replies nor alterations (those not used yet
+    /// are forgotten).
     pub(crate) fn clear(&self) {
         if let Ok(mut rules) = self.state.rules.lock() {
             rules.clear();
+        }
+        if let Ok(mut alters) = self.state.alters.lock() {
+            alters.clear();
         }
     }
 
@@ -381,6 +481,53 @@ async fn serve(mut client: TcpStream, upstream: SocketAddr, state: &State) -> st
             .cloned()
     });
 
+    let alter = state.alters.lock().ok().and_then(|mut alters| {
+        alters
+            .iter_mut()
+            .find(|a| a.remaining > 0 && matches(&a.method, &a.target_contains))
+            .map(|a| {
+                a.remaining -= 1;
+                a.clone()
+            })
+    });
+    if let Some(alter) = alter {
+        while buf.len() - head_end < content_length {
+            let mut chunk = vec![0u8; 64 * 1024];
+            let n = client.read(&mut chunk).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        let body = buf[head_end..head_end + content_length].to_vec();
+        let (out, body) = match altered_request(&request_line, &headers, body, &alter) {
+            Ok((out, body, stripped)) => {
+                if alter.how.flip_byte {
+                    state.flipped.fetch_add(1, Ordering::SeqCst);
+                }
+                if let Ok(mut done) = state.altered.lock() {
+                    done.push((method.clone(), target.clone(), stripped));
+                }
+                (out, body)
+            }
+            Err(e) => {
+                if let Ok(mut errors) = state.alter_errors.lock() {
+                    errors.push(format!("{method} {target}: {e}"));
+                }
+                let refusal = "HTTP/1.1 500 Fault Proxy\r\nContent-Length: 0\r\n\
+                               Connection: close\r\n\r\n";
+                client.write_all(refusal.as_bytes()).await?;
+                return Ok(());
+            }
+        };
+        let mut server = TcpStream::connect(upstream).await?;
+        server.write_all(out.as_bytes()).await?;
+        server.write_all(&body).await?;
+        state.forwarded.fetch_add(1, Ordering::SeqCst);
+        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+        return Ok(());
+    }
+
     // Forward: the same head with `Connection: close` (not a signed header), then the rest.
     let mut out = String::with_capacity(head.len() + 24);
     out.push_str(&request_line);
@@ -460,4 +607,239 @@ async fn serve(mut client: TcpStream, upstream: SocketAddr, state: &State) -> st
         }
     }
     Ok(())
+}
+
+/// The head (with `Connection: close`) and body of `alter`'s version of a request, signed
+/// again, and the headers that were left out. An error when the client's signature cannot be
+/// reproduced first (the request is then not one this proxy can sign faithfully).
+fn altered_request(
+    request_line: &str,
+    headers: &[&str],
+    mut body: Vec<u8>,
+    alter: &Alter,
+) -> Result<(String, Vec<u8>, Vec<String>), String> {
+    let mut parts = request_line.split(' ');
+    let method = parts.next().unwrap_or_default();
+    let target = parts.next().unwrap_or_default();
+    let mut hs: Vec<(String, String)> = headers
+        .iter()
+        .filter_map(|h| {
+            let (k, v) = h.split_once(':')?;
+            Some((k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        })
+        .filter(|(k, _)| k != "connection")
+        .collect();
+    let get = |hs: &[(String, String)], name: &str| {
+        hs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    };
+    let auth = get(&hs, "authorization").ok_or("no Authorization header")?;
+    let auth = SigV4::parse(&auth).ok_or_else(|| format!("not a SigV4 Authorization: {auth}"))?;
+    let date = get(&hs, "x-amz-date").ok_or("no x-amz-date")?;
+    let payload = get(&hs, "x-amz-content-sha256").ok_or("no x-amz-content-sha256")?;
+    let again = auth.signature(&alter.secret_key, method, target, &hs, &date, &payload);
+    if again != auth.signature {
+        return Err("the proxy's SigV4 does not reproduce the client's signature".into());
+    }
+
+    // The alteration.
+    let stripped: Vec<String> = hs
+        .iter()
+        .map(|(k, _)| k.clone())
+        .filter(|k| alter.how.strip_headers.contains(k))
+        .collect();
+    hs.retain(|(k, _)| !stripped.contains(k));
+    let mut signed = auth.clone();
+    signed.signed_headers.retain(|h| !stripped.contains(h));
+    let mut body_changed = false;
+    for name in &alter.how.strip_elements {
+        let (open, close) = (format!("<{name}>"), format!("</{name}>"));
+        let mut text = String::from_utf8(body.clone()).map_err(|_| "a body that is not text")?;
+        while let Some(start) = text.find(&open) {
+            let end = text[start..]
+                .find(&close)
+                .ok_or_else(|| format!("<{name}> not closed"))?;
+            text.replace_range(start..start + end + close.len(), "");
+            body_changed = true;
+        }
+        body = text.into_bytes();
+    }
+    if alter.how.flip_byte {
+        if body.is_empty() {
+            return Err("no body to flip a byte of".into());
+        }
+        let middle = body.len() / 2;
+        body[middle] ^= 0x01;
+        body_changed = true;
+    }
+    let mut payload = payload;
+    if body_changed {
+        for (k, v) in hs.iter_mut() {
+            match k.as_str() {
+                "content-length" => *v = body.len().to_string(),
+                // A signed payload is signed again; UNSIGNED-PAYLOAD stays.
+                "x-amz-content-sha256" if v.len() == 64 => {
+                    *v = hex(&sha2::Sha256::digest(&body));
+                    payload = v.clone();
+                }
+                "content-md5" => {
+                    *v = aws_smithy_types::base64::encode(md5::Md5::digest(&body).as_slice());
+                }
+                k if alter.how.recompute_checksum && k.starts_with("x-amz-checksum-") => {
+                    *v = checksum_of(k, &body)
+                        .ok_or_else(|| format!("{k}: an algorithm the proxy does not know"))?;
+                }
+                _ => {}
+            }
+        }
+    }
+    signed.signature = signed.signature(&alter.secret_key, method, target, &hs, &date, &payload);
+    for (k, v) in hs.iter_mut() {
+        if k == "authorization" {
+            *v = signed.header();
+        }
+    }
+    let mut out = format!("{request_line}\r\n");
+    for (k, v) in &hs {
+        out.push_str(&format!("{k}: {v}\r\n"));
+    }
+    out.push_str("Connection: close\r\n\r\n");
+    Ok((out, body, stripped))
+}
+
+/// A SigV4 `Authorization` header's parts.
+#[derive(Debug, Clone)]
+struct SigV4 {
+    /// `AK/DATE/REGION/SERVICE/aws4_request`.
+    credential: String,
+    signed_headers: Vec<String>,
+    signature: String,
+}
+
+impl SigV4 {
+    fn parse(header: &str) -> Option<SigV4> {
+        let rest = header.strip_prefix("AWS4-HMAC-SHA256")?;
+        let field = |name: &str| {
+            rest.split(',')
+                .find_map(|f| f.trim().strip_prefix(name)?.strip_prefix('='))
+                .map(str::to_owned)
+        };
+        Some(SigV4 {
+            credential: field("Credential")?,
+            signed_headers: field("SignedHeaders")?
+                .split(';')
+                .map(str::to_owned)
+                .collect(),
+            signature: field("Signature")?,
+        })
+    }
+
+    fn header(&self) -> String {
+        format!(
+            "AWS4-HMAC-SHA256 Credential={}, SignedHeaders={}, Signature={}",
+            self.credential,
+            self.signed_headers.join(";"),
+            self.signature
+        )
+    }
+
+    /// The signature of a request with these signed headers (values from `headers`).
+    fn signature(
+        &self,
+        secret_key: &str,
+        method: &str,
+        target: &str,
+        headers: &[(String, String)],
+        amz_date: &str,
+        payload_hash: &str,
+    ) -> String {
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        let mut params: Vec<String> = query
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                if p.contains('=') {
+                    p.to_owned()
+                } else {
+                    format!("{p}=")
+                }
+            })
+            .collect();
+        params.sort();
+        let mut canonical_headers = String::new();
+        for name in &self.signed_headers {
+            let values: Vec<String> = headers
+                .iter()
+                .filter(|(k, _)| k == name)
+                .map(|(_, v)| v.split_whitespace().collect::<Vec<_>>().join(" "))
+                .collect();
+            canonical_headers.push_str(&format!("{name}:{}\n", values.join(",")));
+        }
+        let canonical = format!(
+            "{method}\n{path}\n{}\n{canonical_headers}\n{}\n{payload_hash}",
+            params.join("&"),
+            self.signed_headers.join(";")
+        );
+        let scope = self
+            .credential
+            .split_once('/')
+            .map_or("", |(_, scope)| scope);
+        let mut fields = scope.split('/');
+        let (day, region, service) = (
+            fields.next().unwrap_or_default(),
+            fields.next().unwrap_or_default(),
+            fields.next().unwrap_or_default(),
+        );
+        let to_sign = format!(
+            "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
+            hex(&sha2::Sha256::digest(canonical.as_bytes()))
+        );
+        let mut key = hmac_sha256(format!("AWS4{secret_key}").as_bytes(), day.as_bytes());
+        for part in [region, service, "aws4_request"] {
+            key = hmac_sha256(&key, part.as_bytes());
+        }
+        hex(&hmac_sha256(&key, to_sign.as_bytes()))
+    }
+}
+
+/// The value of checksum header `name` (`x-amz-checksum-crc32c`…) for `body`: base64 of the
+/// big-endian digest.
+fn checksum_of(name: &str, body: &[u8]) -> Option<String> {
+    use crc_fast::CrcAlgorithm;
+    let crc32 = |algo| {
+        (crc_fast::checksum(algo, body) as u32)
+            .to_be_bytes()
+            .to_vec()
+    };
+    let digest = match name.strip_prefix("x-amz-checksum-")? {
+        "crc32" => crc32(CrcAlgorithm::Crc32IsoHdlc),
+        "crc32c" => crc32(CrcAlgorithm::Crc32Iscsi),
+        "crc64nvme" => crc_fast::checksum(CrcAlgorithm::Crc64Nvme, body)
+            .to_be_bytes()
+            .to_vec(),
+        "sha1" => sha1::Sha1::digest(body).to_vec(),
+        "sha256" => sha2::Sha256::digest(body).to_vec(),
+        _ => return None,
+    };
+    Some(aws_smithy_types::base64::encode(&digest))
+}
+
+/// HMAC-SHA256 (RFC 2104).
+fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut block = [0u8; 64];
+    if key.len() > 64 {
+        block[..32].copy_from_slice(&sha2::Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let mut inner = sha2::Sha256::new();
+    inner.update(block.map(|b| b ^ 0x36));
+    inner.update(data);
+    let mut outer = sha2::Sha256::new();
+    outer.update(block.map(|b| b ^ 0x5c));
+    outer.update(inner.finalize());
+    outer.finalize().to_vec()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
