@@ -321,6 +321,21 @@ impl FaultProxy {
         self.state.forwarded.load(Ordering::SeqCst)
     }
 
+    /// The target of every request with `method` whose target contains `target_contains`, in
+    /// arrival order.
+    pub(crate) fn targets(&self, method: &str, target_contains: &str) -> Vec<String> {
+        self.state
+            .payload_hashes
+            .lock()
+            .map(|seen| {
+                seen.iter()
+                    .filter(|(m, t, _)| m == method && t.contains(target_contains))
+                    .map(|(_, t, _)| t.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The `x-amz-content-sha256` header (empty when missing) of every request with
     /// `method` whose target contains `target_contains`, in arrival order.
     pub(crate) fn payload_hashes(&self, method: &str, target_contains: &str) -> Vec<String> {
