@@ -602,3 +602,29 @@ fn crc32fast_of(data: &[u8]) -> u32 {
     }
     !crc
 }
+
+each_store!(a_reply_header_is_read_from_a_real_reply);
+/// `ReplyHeader` (how the upload reads OSS's and COS's `x-…-hash-crc64ecma`) against a real
+/// store's reply: here its ETag header, which every store sends, equals what the SDK parsed.
+async fn a_reply_header_is_read_from_a_real_reply(kind: S3Kind) {
+    let s3 = TestS3::start(kind).await;
+    s3.create_bucket(BUCKET).await;
+    let reader = gateway::s3::reply_header::ReplyHeader::new("etag");
+    let absent = gateway::s3::reply_header::ReplyHeader::new("x-no-such-header");
+    let out = s3
+        .client
+        .put_object()
+        .bucket(BUCKET)
+        .key("reply-header.bin")
+        .body(data(1000, 21).into())
+        .customize()
+        .interceptor(reader.clone())
+        .interceptor(absent.clone())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{kind:?}: PUT: {e}"));
+    let etag = out.e_tag().map(str::to_owned);
+    assert!(etag.is_some(), "{kind:?}: the store sent an ETag");
+    assert_eq!(reader.value(), etag, "{kind:?}: the header as read");
+    assert_eq!(absent.value(), None, "{kind:?}: a header the reply lacks");
+}
