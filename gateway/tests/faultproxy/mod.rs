@@ -324,28 +324,31 @@ impl FaultProxy {
     /// The target of every request with `method` whose target contains `target_contains`, in
     /// arrival order.
     pub(crate) fn targets(&self, method: &str, target_contains: &str) -> Vec<String> {
-        self.state
-            .payload_hashes
-            .lock()
-            .map(|seen| {
-                seen.iter()
-                    .filter(|(m, t, _)| m == method && t.contains(target_contains))
-                    .map(|(_, t, _)| t.clone())
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.seen(method, target_contains)
+            .into_iter()
+            .map(|(target, _)| target)
+            .collect()
     }
 
     /// The `x-amz-content-sha256` header (empty when missing) of every request with
     /// `method` whose target contains `target_contains`, in arrival order.
     pub(crate) fn payload_hashes(&self, method: &str, target_contains: &str) -> Vec<String> {
+        self.seen(method, target_contains)
+            .into_iter()
+            .map(|(_, hash)| hash)
+            .collect()
+    }
+
+    /// (target, `x-amz-content-sha256`) of every request with `method` whose target contains
+    /// `target_contains`, in arrival order.
+    fn seen(&self, method: &str, target_contains: &str) -> Vec<(String, String)> {
         self.state
             .payload_hashes
             .lock()
             .map(|seen| {
                 seen.iter()
                     .filter(|(m, t, _)| m == method && t.contains(target_contains))
-                    .map(|(_, _, h)| h.clone())
+                    .map(|(_, t, h)| (t.clone(), h.clone()))
                     .collect()
             })
             .unwrap_or_default()
