@@ -13,6 +13,7 @@ use super::digest::{Hasher, stored_hash};
 use super::hash::{HashAlgo, HashAnswer};
 use crate::units::human_size;
 use aws_sdk_s3::Client;
+use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
@@ -117,6 +118,16 @@ impl<'a> Bucket<'a> {
 
     /// The file at `key`, or `None` when there is none (or `key` is the root).
     pub(super) async fn head(&self, key: &str) -> Res<Option<ObjectMeta>> {
+        Ok(self.head_object(key).await?.map(|h| ObjectMeta {
+            len: h.content_length().unwrap_or(0).max(0) as u64,
+            dir: false,
+            modified: to_system_time(h.last_modified()),
+        }))
+    }
+
+    /// The HeadObject reply for `key`, or `None` when there is no such object (or `key` is
+    /// the root).
+    async fn head_object(&self, key: &str) -> Res<Option<HeadObjectOutput>> {
         if key.is_empty() {
             return Ok(None);
         }
@@ -128,11 +139,7 @@ impl<'a> Bucket<'a> {
             .send()
             .await
         {
-            Ok(h) => Ok(Some(ObjectMeta {
-                len: h.content_length().unwrap_or(0).max(0) as u64,
-                dir: false,
-                modified: to_system_time(h.last_modified()),
-            })),
+            Ok(h) => Ok(Some(h)),
             Err(e) => match classify(e) {
                 Failure::NotFound => Ok(None),
                 other => Err(other),
@@ -155,14 +162,7 @@ impl<'a> Bucket<'a> {
                 "a folder has no hash; ask for a file's".into(),
             ));
         }
-        let head = self
-            .client
-            .head_object()
-            .bucket(self.name)
-            .key(key)
-            .send()
-            .await
-            .classified()?;
+        let head = self.head_object(key).await?.ok_or(Failure::NotFound)?;
         let size = head.content_length().unwrap_or(0).max(0) as u64;
         let answer = |hex| HashAnswer { algo, size, hex };
         // An encrypted object's ETag (SSE-KMS, SSE-C) is no MD5 of its bytes.
